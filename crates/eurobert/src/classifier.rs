@@ -1,0 +1,195 @@
+//! A loaded model folder: config, weights, tokenizer and the thread pool that runs them.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::EuroBert;
+use crate::tokenize::{Encoded, Tokenizer};
+use crate::weights::Weights;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Cpu,
+    Cuda(usize),
+    Metal(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype; f32 is the default and the only exact choice on CPU.
+    pub dtype: DType,
+    pub device: DeviceKind,
+    /// CPU threads for this model's pool; `None` = one per physical core.
+    pub threads: Option<usize>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { dtype: DType::F32, device: DeviceKind::Cpu, threads: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Most sequences in one forward pass.
+    pub batch_size: usize,
+    /// Most padded tokens (rows × longest row) in one forward pass, bounding attention memory.
+    pub max_batch_tokens: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { batch_size: 32, max_batch_tokens: 16_384 }
+    }
+}
+
+/// Logits of one text with the tokenization they belong to.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub encoded: Encoded,
+    /// `tokens × num_labels`, row-major, f32.
+    pub logits: Vec<f32>,
+}
+
+pub struct TokenClassifier {
+    model: EuroBert,
+    tokenizer: Tokenizer,
+    pool: rayon::ThreadPool,
+    dir: PathBuf,
+}
+
+impl TokenClassifier {
+    /// Loads `config.json`, `model.safetensors` (or its sharded index) and `tokenizer.json`.
+    pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found"),
+            });
+        }
+        let config = Config::from_file(&dir.join("config.json"))?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tokenizer_path)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(Error::Tokenizer {
+                path: tokenizer_path,
+                message: format!(
+                    "has {} tokens but config.json's vocab_size is {}",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
+            });
+        }
+        let device = make_device(options.device)?;
+        if device.is_cpu() && options.dtype == DType::BF16 {
+            return Err(Error::InvalidArgument(
+                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32 or f16".into(),
+            ));
+        }
+        if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(Error::InvalidArgument(format!("dtype {:?} is not supported; use f32, f16 or bf16", options.dtype)));
+        }
+        let threads = match options.threads {
+            Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("eurobert-{i}"))
+            .build()
+            .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
+        let weights = Weights::open_dir(dir)?;
+        let model = pool.install(|| EuroBert::load(&config, &weights, options.dtype, &device))?;
+        Ok(TokenClassifier { model, tokenizer, pool, dir: dir.to_path_buf() })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.model.config()
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.model.config().labels
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    pub fn encode(&self, texts: &[String]) -> Result<Vec<Encoded>> {
+        use rayon::prelude::*;
+        self.pool.install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
+    }
+
+    /// Tokenizes and classifies every text. Texts are sorted by length and packed into
+    /// padded batches; results come back in input order.
+    pub fn classify(&self, texts: &[String], options: &RunOptions) -> Result<Vec<Classified>> {
+        let encoded = self.encode(texts)?;
+        let logits = self.forward_encoded(&encoded, options)?;
+        Ok(encoded.into_iter().zip(logits).map(|(encoded, logits)| Classified { encoded, logits }).collect())
+    }
+
+    /// Logits for already tokenized sequences (`tokens × num_labels` each, input order).
+    pub fn forward_encoded(&self, encoded: &[Encoded], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let max = self.config().max_position_embeddings;
+        if let Some((i, e)) = encoded.iter().enumerate().find(|(_, e)| e.len() > max) {
+            return Err(Error::InvalidArgument(format!(
+                "text {i} has {} tokens; the model takes at most {max} (split long texts into windows)",
+                e.len()
+            )));
+        }
+        let num_labels = self.config().num_labels();
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
+        // Longest first, so each batch pads to its first row and similar lengths share a batch.
+        let mut order: Vec<usize> = (0..encoded.len()).filter(|&i| !encoded[i].is_empty()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+
+        let mut start = 0;
+        while start < order.len() {
+            let seq_len = encoded[order[start]].len();
+            let rows_by_tokens = (options.max_batch_tokens / seq_len).max(1);
+            let end = (start + options.batch_size.min(rows_by_tokens)).min(order.len());
+            let rows = &order[start..end];
+            let mut ids = vec![0u32; rows.len() * seq_len];
+            let mut lengths = Vec::with_capacity(rows.len());
+            for (r, &i) in rows.iter().enumerate() {
+                let e = &encoded[i];
+                ids[r * seq_len..r * seq_len + e.len()].copy_from_slice(&e.ids);
+                lengths.push(e.len());
+            }
+            let logits = self.pool.install(|| self.model.forward(&ids, &lengths, seq_len))?;
+            let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+            for (r, &i) in rows.iter().enumerate() {
+                let row = &flat[r * seq_len * num_labels..];
+                out[i] = row[..lengths[r] * num_labels].to_vec();
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+fn make_device(kind: DeviceKind) -> Result<Device> {
+    let unavailable = |name: &str, e: candle_core::Error| {
+        Error::InvalidArgument(format!("device {name} is not available: {e}"))
+    };
+    match kind {
+        DeviceKind::Cpu => Ok(Device::Cpu),
+        DeviceKind::Cuda(i) => Device::new_cuda(i).map_err(|e| unavailable("cuda", e)),
+        DeviceKind::Metal(i) => Device::new_metal(i).map_err(|e| unavailable("metal", e)),
+    }
+}

@@ -1,0 +1,138 @@
+//! `tokenizer.json` through the `tokenizers` crate, with the checkpoint's own post-processor
+//! (special tokens exactly as the checkpoint defines them). Offsets leave this module in
+//! UTF-16 code units, the unit of JavaScript strings: this is the one place they are converted.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::{Decoder, Tokenizer as HfTokenizer};
+
+use crate::error::{Error, Result};
+
+/// One tokenized text, unpadded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    /// Vocabulary strings of the tokens (`ĠOslo` for byte-level BPE).
+    pub tokens: Vec<String>,
+    /// `[start, end)` of each token in UTF-16 code units of the input; `(0, 0)` for added
+    /// special tokens.
+    pub offsets: Vec<(u32, u32)>,
+    /// 1 for tokens the post-processor added (BOS/EOS), 0 for tokens of the text.
+    pub special_tokens_mask: Vec<u8>,
+    pub attention_mask: Vec<u8>,
+    /// Index of the pre-tokenizer word each token belongs to; -1 for special tokens.
+    pub word_ids: Vec<i32>,
+}
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+pub struct Tokenizer {
+    inner: HfTokenizer,
+    path: PathBuf,
+}
+
+impl Tokenizer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::Tokenizer { path: path.to_path_buf(), message: "file not found".into() });
+        }
+        let mut inner = HfTokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
+        // Padding and truncation are decided by the caller (batches, windows), never by
+        // settings saved in the file.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(Tokenizer { inner, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the vocabulary including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The underlying `tokenizers` object (decoder, vocabulary).
+    pub fn inner(&self) -> &HfTokenizer {
+        &self.inner
+    }
+
+    /// Tokenizes with special tokens added by the checkpoint's post-processor.
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        let enc = self.inner.encode(text, true).map_err(|e| Error::Encode(e.to_string()))?;
+        let to_utf16 = Utf16Index::new(text);
+        Ok(Encoded {
+            ids: enc.get_ids().to_vec(),
+            tokens: enc.get_tokens().to_vec(),
+            offsets: enc.get_offsets().iter().map(|&(s, e)| (to_utf16.at(s), to_utf16.at(e))).collect(),
+            special_tokens_mask: enc.get_special_tokens_mask().iter().map(|&m| m as u8).collect(),
+            attention_mask: enc.get_attention_mask().iter().map(|&m| m as u8).collect(),
+            word_ids: enc.get_word_ids().iter().map(|w| w.map_or(-1, |w| w as i32)).collect(),
+        })
+    }
+
+    /// Decodes token strings with the checkpoint's decoder, as transformers'
+    /// `convert_tokens_to_string` does (`" Oslo"` from `["ĠOslo"]`).
+    pub fn decode_tokens(&self, tokens: &[String]) -> Result<String> {
+        match self.inner.get_decoder() {
+            Some(decoder) => decoder.decode(tokens.to_vec()).map_err(|e| Error::Encode(e.to_string())),
+            None => Ok(tokens.join(" ")),
+        }
+    }
+}
+
+/// Maps UTF-8 byte offsets of a string to UTF-16 code-unit offsets.
+struct Utf16Index {
+    /// `units[b]` is the UTF-16 offset of the character that starts at or contains byte `b`;
+    /// `units[len]` is the string's UTF-16 length.
+    units: Vec<u32>,
+}
+
+impl Utf16Index {
+    fn new(text: &str) -> Self {
+        let mut units = Vec::with_capacity(text.len() + 1);
+        let mut u = 0u32;
+        for c in text.chars() {
+            for _ in 0..c.len_utf8() {
+                units.push(u);
+            }
+            u += c.len_utf16() as u32;
+        }
+        units.push(u);
+        Utf16Index { units }
+    }
+
+    fn at(&self, byte: usize) -> u32 {
+        self.units[byte.min(self.units.len() - 1)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Utf16Index;
+
+    #[test]
+    fn utf16_index_counts_surrogate_pairs_and_multibyte_chars() {
+        let text = "Ø😀e\u{301}x";
+        let idx = Utf16Index::new(text);
+        // bytes: Ø=2, 😀=4, e=1, U+0301=2, x=1
+        assert_eq!(idx.at(0), 0);
+        assert_eq!(idx.at(2), 1); // 😀 starts at unit 1
+        assert_eq!(idx.at(6), 3); // e after the surrogate pair
+        assert_eq!(idx.at(7), 4);
+        assert_eq!(idx.at(9), 5);
+        assert_eq!(idx.at(10), 6);
+        assert_eq!(text.encode_utf16().count(), 6);
+    }
+}
