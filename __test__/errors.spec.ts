@@ -1,0 +1,123 @@
+// Every failure is a JavaScript Error naming what was wrong; the process and the model live on.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import { EuroBertModel } from '..'
+import { copyOfTinyModel, expected, maxAbsDiff, TINY_MODEL } from './helpers/fixtures'
+import { readSafetensors, writeSafetensors } from './helpers/safetensors'
+
+const exp = expected()
+
+function damaged(change: (dir: string) => void): string {
+  const dir = copyOfTinyModel()
+  change(dir)
+  return dir
+}
+
+function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): void {
+  const file = path.join(dir, 'config.json')
+  const c = JSON.parse(fs.readFileSync(file, 'utf8'))
+  edit(c)
+  fs.writeFileSync(file, JSON.stringify(c))
+}
+
+function editWeights(dir: string, edit: (m: ReturnType<typeof readSafetensors>) => void): void {
+  const file = path.join(dir, 'model.safetensors')
+  const tensors = readSafetensors(file)
+  edit(tensors)
+  writeSafetensors(file, tensors)
+}
+
+const cases: [string, () => string, RegExp[]][] = [
+  ['missing folder', () => path.join(TINY_MODEL, 'does-not-exist'), [/does-not-exist/, /not found/]],
+  ['missing config.json', () => damaged((d) => fs.rmSync(path.join(d, 'config.json'))), [/config\.json/, /cannot read/]],
+  ['bad JSON in config.json', () => damaged((d) => fs.writeFileSync(path.join(d, 'config.json'), '{"model_type": ')), [/config\.json/, /invalid JSON/]],
+  [
+    'unknown model_type',
+    () => damaged((d) => editConfig(d, (c) => (c.model_type = 'llama'))),
+    [/config\.json/, /unsupported model_type 'llama'/],
+  ],
+  ['missing tokenizer.json', () => damaged((d) => fs.rmSync(path.join(d, 'tokenizer.json'))), [/tokenizer\.json/, /not found/]],
+  ['missing weights', () => damaged((d) => fs.rmSync(path.join(d, 'model.safetensors'))), [/model\.safetensors/, /no model\.safetensors/]],
+  [
+    'pickle checkpoint only',
+    () =>
+      damaged((d) => {
+        fs.rmSync(path.join(d, 'model.safetensors'))
+        fs.writeFileSync(path.join(d, 'pytorch_model.bin'), 'not loaded')
+      }),
+    [/pytorch_model\.bin/, /never pickles/],
+  ],
+  [
+    'missing tensor',
+    () => damaged((d) => editWeights(d, (m) => m.delete('model.layers.2.self_attn.k_proj.weight'))),
+    [/model\.safetensors/, /missing tensor 'model\.layers\.2\.self_attn\.k_proj\.weight'/],
+  ],
+  [
+    'mis-shaped tensor',
+    () =>
+      damaged((d) =>
+        editWeights(d, (m) => {
+          const t = m.get('classifier.weight')!
+          m.set('classifier.weight', { ...t, shape: [t.shape[1], t.shape[0]] })
+        }),
+      ),
+    [/model\.safetensors/, /'classifier\.weight' has shape \[64, 19\], expected \[19, 64\]/],
+  ],
+  [
+    'wrong dtype',
+    () =>
+      damaged((d) =>
+        editWeights(d, (m) => {
+          const t = m.get('model.norm.weight')!
+          m.set('model.norm.weight', { ...t, dtype: 'I32' })
+        }),
+      ),
+    [/model\.safetensors/, /'model\.norm\.weight' has dtype I32/],
+  ],
+  [
+    'truncated weights file',
+    () => damaged((d) => fs.truncateSync(path.join(d, 'model.safetensors'), 4000)),
+    [/model\.safetensors/],
+  ],
+]
+
+for (const [name, makeDir, patterns] of cases) {
+  test(`load error: ${name}`, async (t) => {
+    const dir = makeDir()
+    const err = await t.throwsAsync(EuroBertModel.load(dir))
+    t.true(err instanceof Error)
+    for (const p of patterns) t.regex(err!.message, p)
+  })
+}
+
+test('invalid load options are rejected before any work', async (t) => {
+  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { threads: 0 }), { instanceOf: RangeError, message: /threads/ })
+  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { dtype: 'f64' as never }), { message: /invalid dtype 'f64'/ })
+  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { device: 'tpu' as never }), { message: /invalid device 'tpu'/ })
+  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { dtype: 'bf16' }), { message: /bf16 is not supported on the CPU/ })
+  await t.throwsAsync(EuroBertModel.load(''), { instanceOf: TypeError })
+})
+
+test('bad input gets a clear error and leaves the model usable', async (t) => {
+  const model = await EuroBertModel.load(TINY_MODEL, { threads: 1 })
+  await t.throwsAsync(model.logits(42 as never), { instanceOf: TypeError, message: /expected a string or an array/ })
+  await t.throwsAsync(model.logits(['ok', null as never]), { instanceOf: TypeError, message: /texts\[1\] is null/ })
+  await t.throwsAsync(model.logits('x', { batchSize: 0 }), { instanceOf: RangeError, message: /batchSize/ })
+  await t.throwsAsync(model.logits('x', { batchSize: 1.5 }), { instanceOf: RangeError })
+  await t.throwsAsync(model.logits('Oslo '.repeat(1000)), { message: /at most 256/ })
+  // Lone surrogates cannot cross into Rust as UTF-8; they arrive as U+FFFD, one unit each.
+  const [lone] = await model.logits('Oslo \uD800 Bergen')
+  t.is(lone.offsets[lone.offsets.length - 3], 'Oslo \uD800 Bergen'.length)
+  const [out] = await model.logits(exp.singles[0].text)
+  t.true(maxAbsDiff(out.logits, exp.singles[0].logits) < 1e-4)
+})
+
+test('a disposed model says so', async (t) => {
+  const model = await EuroBertModel.load(TINY_MODEL, { threads: 1 })
+  model.dispose()
+  await t.throwsAsync(async () => model.logits('Oslo'), { message: /disposed/ })
+  t.throws(() => model.decodeTokens(['a']), { message: /disposed/ })
+})

@@ -1,0 +1,46 @@
+// Paths and readers for the committed transformers fixtures (tools/make_fixtures.py).
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+export const FIXTURES = path.join(__dirname, '..', 'fixtures')
+export const TINY_MODEL = path.join(FIXTURES, 'tiny-eurobert')
+
+export interface SingleRecord {
+  text: string
+  ids: number[]
+  tokens: string[]
+  offsets_codepoint: [number, number][]
+  offsets_utf16: [number, number][]
+  special_tokens_mask: number[]
+  attention_mask: number[]
+  word_ids: number[]
+  logits: number[][]
+}
+
+export interface Expected {
+  versions: Record<string, string>
+  labels: string[]
+  singles: SingleRecord[]
+  batch: { texts: string[]; logits: number[][][] }
+}
+
+export function expected(): Expected {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny-eurobert.expected.json'), 'utf8'))
+}
+
+/** Largest |a - b| over a flat Float32Array and nested expected rows. */
+export function maxAbsDiff(actual: Float32Array, rows: number[][]): number {
+  const flat = rows.flat()
+  if (flat.length !== actual.length) throw new Error(`length ${actual.length} != expected ${flat.length}`)
+  let worst = 0
+  flat.forEach((v, i) => (worst = Math.max(worst, Math.abs(actual[i] - v))))
+  return worst
+}
+
+/** A fresh copy of the tiny model folder that a test may damage. */
+export function copyOfTinyModel(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-ner-test-'))
+  for (const f of fs.readdirSync(TINY_MODEL)) fs.copyFileSync(path.join(TINY_MODEL, f), path.join(dir, f))
+  return dir
+}
