@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// `npm test`: builds the addon and the TypeScript, runs `cargo test` and the ava suite, and
+// closes with one line `N passed, N failed` counting every test that ran.
+import { spawn, execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
+
+/** Runs a command with output streamed through, returning its exit code and output. */
+function run(cmd, args) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+      process.stdout.write(d)
+    })
+    child.stderr.on('data', (d) => {
+      out += d
+      process.stderr.write(d)
+    })
+    child.on('close', (code) => resolve({ code: code ?? 1, out }))
+    child.on('error', (e) => resolve({ code: 1, out: String(e) }))
+  })
+}
+
+let passed = 0
+let failed = 0
+let broken = false
+
+const build = await run(npm, ['run', 'build'])
+if (build.code !== 0) {
+  console.error('build failed')
+  broken = true
+} else {
+  // Same target triple as `napi build`, so the test binaries reuse its compiled crates.
+  const host = execFileSync('rustc', ['-vV'], { encoding: 'utf8' }).match(/^host: (.+)$/m)[1]
+  const cargo = await run('cargo', ['test', '--release', '--workspace', '--target', host])
+  for (const m of cargo.out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+    passed += Number(m[1])
+    failed += Number(m[2])
+  }
+  if (cargo.code !== 0 && !/test result: FAILED/.test(cargo.out)) broken = true
+
+  const ava = await run(npx, ['ava', '--tap'])
+  const pass = ava.out.match(/^# pass (\d+)$/m)
+  const fail = ava.out.match(/^# fail (\d+)$/m)
+  if (!pass) broken = true
+  passed += pass ? Number(pass[1]) : 0
+  failed += fail ? Number(fail[1]) : 0
+  if (ava.code !== 0 && !fail) broken = true
+}
+
+if (broken) failed += 1 // a step that died without reporting counts as a failure
+console.log(`\n${passed} passed, ${failed} failed`)
+process.exit(failed > 0 ? 1 : 0)
