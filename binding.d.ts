@@ -16,6 +16,11 @@ export declare class NativeModel {
   get info(): NativeModelInfo
   /** Tokenizes and classifies `texts` off the main thread. */
   classify(texts: Array<string>, options?: NativeRunOptions | undefined | null): Promise<NativeTokens[]>
+  /**
+   * Logits for id sequences that already carry their special tokens (e.g. windows of a
+   * long text), off the main thread; `tokens × numLabels` each, in input order.
+   */
+  forwardIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null): Promise<Float32Array[]>
   /** Tokenizes `texts` off the main thread (no model computation). */
   tokenize(texts: Array<string>): Promise<NativeTokens[]>
   /** Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`). */

@@ -1,7 +1,9 @@
 // A loaded EuroBERT token classifier: per-token logits and the tokenization they belong to.
 // All model work happens in the native addon, off the JavaScript thread.
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 
+import { checkOptions, textList } from './args'
 import { native, NativeModel, NativeTokens } from './native'
 
 export type DType = 'f32' | 'f16' | 'bf16'
@@ -52,6 +54,11 @@ export class EuroBertModel {
   /** Absolute path of the model folder. */
   readonly path: string
   readonly threads: number
+  /**
+   * The tokenizer's `model_max_length` (tokenizer_config.json) where it is set and smaller
+   * than `maxLength`; the window length of the NER pipeline.
+   */
+  readonly modelMaxLength: number
 
   private constructor(private handle: NativeModel) {
     const info = handle.info
@@ -59,6 +66,7 @@ export class EuroBertModel {
     this.maxLength = info.maxPositionEmbeddings
     this.path = info.dir
     this.threads = info.threads
+    this.modelMaxLength = Math.min(this.maxLength, tokenizerMaxLength(this.path) ?? Infinity)
   }
 
   /**
@@ -90,6 +98,15 @@ export class EuroBertModel {
     return out.map((t, i) => ({ ...tokenization(list[i], t), logits: t.logits!, numLabels }))
   }
 
+  /**
+   * Logits for token id sequences that already hold their special tokens (windows of a long
+   * text, say), `tokens × numLabels` each, in input order.
+   */
+  async logitsForIds(sequences: readonly Uint32Array[], options: RunOptions = {}): Promise<Float32Array[]> {
+    checkOptions('logitsForIds', options, { batchSize: 'int', maxBatchTokens: 'int' })
+    return this.handle.forwardIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens })
+  }
+
   /** Tokenizes without running the model. */
   async tokenize(texts: string | readonly string[]): Promise<Tokenization[]> {
     const list = textList('tokenize', texts)
@@ -108,6 +125,17 @@ export class EuroBertModel {
   }
 }
 
+/** `model_max_length` from tokenizer_config.json, if the file sets a usable one. */
+function tokenizerMaxLength(dir: string): number | undefined {
+  try {
+    const v = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')).model_max_length
+    // transformers writes ~1e30 for "unset".
+    return Number.isInteger(v) && v > 0 && v < 1e9 ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function tokenization(text: string, t: NativeTokens): Tokenization {
   return {
     text,
@@ -118,37 +146,4 @@ function tokenization(text: string, t: NativeTokens): Tokenization {
     attentionMask: t.attentionMask,
     wordIds: t.wordIds,
   }
-}
-
-function textList(method: string, texts: string | readonly string[]): string[] {
-  const list = typeof texts === 'string' ? [texts] : texts
-  if (!Array.isArray(list)) {
-    throw new TypeError(`${method}: expected a string or an array of strings, got ${describe(texts)}`)
-  }
-  list.forEach((t, i) => {
-    if (typeof t !== 'string') {
-      throw new TypeError(`${method}: texts[${i}] is ${describe(t)}, expected a string`)
-    }
-  })
-  return [...list]
-}
-
-function checkOptions(method: string, options: object, ints: Record<string, 'int'>): void {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError(`${method}: options must be an object, got ${describe(options)}`)
-  }
-  for (const key of Object.keys(ints)) {
-    const v = (options as Record<string, unknown>)[key]
-    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 0xffffffff)) {
-      throw new RangeError(`${method}: ${key} must be a positive integer, got ${describe(v)}`)
-    }
-  }
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)
-  if (typeof v === 'object') return 'an object'
-  return `${typeof v} ${String(v)}`
 }

@@ -12,6 +12,10 @@ Writes
         tokenization (ids, tokens, code-point and UTF-16 offsets, special-token mask, word ids)
         and logits for every text, run one at a time and as one right-padded batch, plus
         logits of the same model with its weights rounded to bf16 and f16.
+    __test__/fixtures/tiny-eurobert.pipeline.json
+        transformers' pipeline("token-classification") output for every aggregation strategy
+        over texts that exercise its sub-word heuristic and offsets, with ignore_labels
+        variants, and with `stride` windows over a long text.
 """
 from __future__ import annotations
 
@@ -50,6 +54,16 @@ TEXTS = [
     "𝔊otisk skrift 𐍈 og 北京 står i Nasjonalbiblioteket 👩‍👩‍👧.",
 ]
 EXTRA_SINGLE = [""]  # empty text: BOS/EOS only
+# More cases for the pipeline: trailing punctuation, words after newline/tab/NBSP/brackets/quotes.
+PIPELINE_EXTRA = [
+    "Jeg bor i Oslo.",
+    "Møtet i\nBergen\tvar (kort), og «Dagbladet» skrev om \"NRK\".",
+    "Erna\u00a0Solberg og Jonas Gahr Støre",
+    "  Tromsø  ",
+    "Oslo",
+    "",
+]
+STRATEGIES = ["none", "simple", "first", "average", "max"]
 
 
 def utf16_offsets(text: str, offsets):
@@ -167,10 +181,56 @@ def main() -> None:
         "batch": {"texts": TEXTS, "pad_token_id": int(hf_tok.pad_token_id), "logits": batched},
         "weight_dtype_variants": {"texts": [s["text"] for s in singles[:3]], **variants},
     }
-    with open(os.path.join(args.out, "tiny-eurobert.expected.json"), "w") as f:
-        json.dump(expected, f, ensure_ascii=False, separators=(",", ":"))
+    write_json(os.path.join(args.out, "tiny-eurobert.expected.json"), expected)
+    write_json(os.path.join(args.out, "tiny-eurobert.pipeline.json"), pipeline_fixtures(model_dir))
+    print(f"wrote {model_dir}, tiny-eurobert.expected.json and tiny-eurobert.pipeline.json")
+
+
+def entity_record(text: str, e: dict) -> dict:
+    rec = {k: (float(v) if k == "score" else int(v) if k in ("index", "start", "end") else v) for k, v in e.items()}
+    rec["start_utf16"], rec["end_utf16"] = utf16_offsets(text, [(e["start"], e["end"])])[0]
+    return rec
+
+
+def pipeline_fixtures(model_dir: str) -> dict:
+    from transformers import pipeline
+
+    ner = pipeline("token-classification", model=model_dir, tokenizer=model_dir, device=-1)
+    cases = []
+    texts = TEXTS + PIPELINE_EXTRA
+    for strategy in STRATEGIES:
+        for text in texts:
+            out = ner(text, aggregation_strategy=strategy)
+            cases.append({"text": text, "aggregation_strategy": strategy, "entities": [entity_record(text, e) for e in out]})
+    for strategy, ignore in (("simple", []), ("none", []), ("first", ["O", "PER", "B-ORG"]), ("average", ["LOC", "GPE_LOC"])):
+        for text in texts[:4]:
+            out = ner(text, aggregation_strategy=strategy, ignore_labels=ignore)
+            cases.append({"text": text, "aggregation_strategy": strategy, "ignore_labels": ignore,
+                          "entities": [entity_record(text, e) for e in out]})
+    # A list of texts in one call gives a list of lists.
+    batch_out = ner(texts[:3], aggregation_strategy="simple")
+    long_text = " ".join(f"{t} ({i})" for i in range(4) for t in TEXTS)
+    strided = []
+    for strategy in STRATEGIES[1:]:
+        for stride in (16, 100):
+            out = ner(long_text, aggregation_strategy=strategy, stride=stride)
+            strided.append({"aggregation_strategy": strategy, "stride": stride,
+                            "entities": [entity_record(long_text, e) for e in out]})
+    return {
+        "generator": "tools/make_fixtures.py",
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+        "model_max_length": ner.tokenizer.model_max_length,
+        "cases": cases,
+        "batch": {"texts": texts[:3], "aggregation_strategy": "simple",
+                  "entities": [[entity_record(t, e) for e in out] for t, out in zip(texts[:3], batch_out)]},
+        "long": {"text": long_text, "num_tokens": len(ner.tokenizer(long_text)["input_ids"]), "runs": strided},
+    }
+
+
+def write_json(path: str, value: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(value, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
-    print(f"wrote {model_dir} and tiny-eurobert.expected.json")
 
 
 if __name__ == "__main__":

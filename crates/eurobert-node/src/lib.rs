@@ -26,7 +26,10 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> eurobert::Result<T>) -> Result<T> 
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::new(Status::GenericFailure, format!("internal error while {what}: {msg}")))
+            Err(Error::new(
+                Status::GenericFailure,
+                format!("internal error while {what}: {msg}"),
+            ))
         }
     }
 }
@@ -79,7 +82,10 @@ fn parse_dtype(s: Option<&str>) -> Result<DType> {
         "f32" | "float32" => Ok(DType::F32),
         "f16" | "float16" => Ok(DType::F16),
         "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(Error::new(Status::InvalidArg, format!("invalid dtype '{other}': use 'f32', 'f16' or 'bf16'"))),
+        other => Err(Error::new(
+            Status::InvalidArg,
+            format!("invalid dtype '{other}': use 'f32', 'f16' or 'bf16'"),
+        )),
     }
 }
 
@@ -88,7 +94,12 @@ fn parse_device(s: Option<&str>) -> Result<DeviceKind> {
     let (name, index) = match s.split_once(':') {
         Some((n, i)) => match i.parse::<usize>() {
             Ok(i) => (n, i),
-            Err(_) => return Err(Error::new(Status::InvalidArg, format!("invalid device '{s}': the index must be a number"))),
+            Err(_) => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("invalid device '{s}': the index must be a number"),
+                ))
+            }
         },
         None => (s, 0),
     };
@@ -96,8 +107,31 @@ fn parse_device(s: Option<&str>) -> Result<DeviceKind> {
         "cpu" => Ok(DeviceKind::Cpu),
         "cuda" => Ok(DeviceKind::Cuda(index)),
         "metal" => Ok(DeviceKind::Metal(index)),
-        _ => Err(Error::new(Status::InvalidArg, format!("invalid device '{s}': use 'cpu', 'cuda', 'cuda:N' or 'metal'"))),
+        _ => Err(Error::new(
+            Status::InvalidArg,
+            format!("invalid device '{s}': use 'cpu', 'cuda', 'cuda:N' or 'metal'"),
+        )),
     }
+}
+
+fn run_options(options: Option<NativeRunOptions>) -> Result<eurobert::RunOptions> {
+    let defaults = eurobert::RunOptions::default();
+    let options = match options {
+        None => defaults,
+        Some(o) => eurobert::RunOptions {
+            batch_size: o.batch_size.map_or(defaults.batch_size, |b| b as usize),
+            max_batch_tokens: o
+                .max_batch_tokens
+                .map_or(defaults.max_batch_tokens, |b| b as usize),
+        },
+    };
+    if options.batch_size == 0 {
+        return Err(Error::new(
+            Status::InvalidArg,
+            "batchSize must be at least 1".to_string(),
+        ));
+    }
+    Ok(options)
 }
 
 fn tokens_to_js(e: eurobert::Encoded, logits: Option<Vec<f32>>) -> NativeTokens {
@@ -123,11 +157,15 @@ impl Task for LoadTask {
     type JsValue = NativeModel;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded("loading the model", || TokenClassifier::load(&self.dir, &self.options))
+        guarded("loading the model", || {
+            TokenClassifier::load(&self.dir, &self.options)
+        })
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeModel { inner: Some(Arc::new(output)) })
+        Ok(NativeModel {
+            inner: Some(Arc::new(output)),
+        })
     }
 }
 
@@ -142,11 +180,38 @@ impl Task for ClassifyTask {
     type JsValue = Vec<NativeTokens>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded("running the model", || self.model.classify(&self.texts, &self.options))
+        guarded("running the model", || {
+            self.model.classify(&self.texts, &self.options)
+        })
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into_iter().map(|c| tokens_to_js(c.encoded, Some(c.logits))).collect())
+        Ok(output
+            .into_iter()
+            .map(|c| tokens_to_js(c.encoded, Some(c.logits)))
+            .collect())
+    }
+}
+
+pub struct ForwardTask {
+    model: Arc<TokenClassifier>,
+    sequences: Vec<Vec<u32>>,
+    options: eurobert::RunOptions,
+}
+
+impl Task for ForwardTask {
+    type Output = Vec<Vec<f32>>;
+    type JsValue = Vec<Float32Array>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let seqs: Vec<&[u32]> = self.sequences.iter().map(Vec::as_slice).collect();
+        guarded("running the model", || {
+            self.model.forward_ids(&seqs, &self.options)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output.into_iter().map(Into::into).collect())
     }
 }
 
@@ -179,22 +244,35 @@ impl NativeModel {
     /// Loads a model folder off the main thread.
     #[napi(ts_return_type = "Promise<NativeModel>")]
     pub fn load(dir: String, options: Option<NativeLoadOptions>) -> Result<AsyncTask<LoadTask>> {
-        let o = options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None });
+        let o = options.unwrap_or(NativeLoadOptions {
+            threads: None,
+            dtype: None,
+            device: None,
+        });
         if o.threads == Some(0) {
-            return Err(Error::new(Status::InvalidArg, "threads must be at least 1".to_string()));
+            return Err(Error::new(
+                Status::InvalidArg,
+                "threads must be at least 1".to_string(),
+            ));
         }
         let options = eurobert::LoadOptions {
             dtype: parse_dtype(o.dtype.as_deref())?,
             device: parse_device(o.device.as_deref())?,
             threads: o.threads.map(|t| t as usize),
         };
-        Ok(AsyncTask::new(LoadTask { dir: PathBuf::from(dir), options }))
+        Ok(AsyncTask::new(LoadTask {
+            dir: PathBuf::from(dir),
+            options,
+        }))
     }
 
     fn model(&self) -> Result<&Arc<TokenClassifier>> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| Error::new(Status::GenericFailure, "the model has been disposed".to_string()))
+        self.inner.as_ref().ok_or_else(|| {
+            Error::new(
+                Status::GenericFailure,
+                "the model has been disposed".to_string(),
+            )
+        })
     }
 
     #[napi(getter)]
@@ -214,25 +292,44 @@ impl NativeModel {
 
     /// Tokenizes and classifies `texts` off the main thread.
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn classify(&self, texts: Vec<String>, options: Option<NativeRunOptions>) -> Result<AsyncTask<ClassifyTask>> {
-        let defaults = eurobert::RunOptions::default();
-        let options = match options {
-            None => defaults,
-            Some(o) => eurobert::RunOptions {
-                batch_size: o.batch_size.map_or(defaults.batch_size, |b| b as usize),
-                max_batch_tokens: o.max_batch_tokens.map_or(defaults.max_batch_tokens, |b| b as usize),
-            },
-        };
-        if options.batch_size == 0 {
-            return Err(Error::new(Status::InvalidArg, "batchSize must be at least 1".to_string()));
-        }
-        Ok(AsyncTask::new(ClassifyTask { model: self.model()?.clone(), texts, options }))
+    pub fn classify(
+        &self,
+        texts: Vec<String>,
+        options: Option<NativeRunOptions>,
+    ) -> Result<AsyncTask<ClassifyTask>> {
+        let options = run_options(options)?;
+        Ok(AsyncTask::new(ClassifyTask {
+            model: self.model()?.clone(),
+            texts,
+            options,
+        }))
+    }
+
+    /// Logits for id sequences that already carry their special tokens (e.g. windows of a
+    /// long text), off the main thread; `tokens × numLabels` each, in input order.
+    #[napi(ts_return_type = "Promise<Float32Array[]>")]
+    pub fn forward_ids(
+        &self,
+        sequences: Vec<Uint32Array>,
+        options: Option<NativeRunOptions>,
+    ) -> Result<AsyncTask<ForwardTask>> {
+        let options = run_options(options)?;
+        // Copied now: the JavaScript side may reuse its arrays while the task runs.
+        let sequences = sequences.iter().map(|s| s.to_vec()).collect();
+        Ok(AsyncTask::new(ForwardTask {
+            model: self.model()?.clone(),
+            sequences,
+            options,
+        }))
     }
 
     /// Tokenizes `texts` off the main thread (no model computation).
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
     pub fn tokenize(&self, texts: Vec<String>) -> Result<AsyncTask<TokenizeTask>> {
-        Ok(AsyncTask::new(TokenizeTask { model: self.model()?.clone(), texts }))
+        Ok(AsyncTask::new(TokenizeTask {
+            model: self.model()?.clone(),
+            texts,
+        }))
     }
 
     /// Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`).

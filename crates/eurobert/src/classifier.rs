@@ -28,7 +28,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { dtype: DType::F32, device: DeviceKind::Cpu, threads: None }
+        LoadOptions {
+            dtype: DType::F32,
+            device: DeviceKind::Cpu,
+            threads: None,
+        }
     }
 }
 
@@ -42,7 +46,10 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { batch_size: 32, max_batch_tokens: 16_384 }
+        RunOptions {
+            batch_size: 32,
+            max_batch_tokens: 16_384,
+        }
     }
 }
 
@@ -86,16 +93,22 @@ impl TokenClassifier {
         let device = make_device(options.device)?;
         if device.is_cpu() && options.dtype == DType::BF16 {
             return Err(Error::InvalidArgument(
-                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32 or f16".into(),
+                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32 or f16"
+                    .into(),
             ));
         }
         if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
-            return Err(Error::InvalidArgument(format!("dtype {:?} is not supported; use f32, f16 or bf16", options.dtype)));
+            return Err(Error::InvalidArgument(format!(
+                "dtype {:?} is not supported; use f32, f16 or bf16",
+                options.dtype
+            )));
         }
         let threads = match options.threads {
             Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
             Some(n) => n,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -104,7 +117,12 @@ impl TokenClassifier {
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
         let model = pool.install(|| EuroBert::load(&config, &weights, options.dtype, &device))?;
-        Ok(TokenClassifier { model, tokenizer, pool, dir: dir.to_path_buf() })
+        Ok(TokenClassifier {
+            model,
+            tokenizer,
+            pool,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -129,7 +147,8 @@ impl TokenClassifier {
 
     pub fn encode(&self, texts: &[String]) -> Result<Vec<Encoded>> {
         use rayon::prelude::*;
-        self.pool.install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
+        self.pool
+            .install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
     }
 
     /// Tokenizes and classifies every text. Texts are sorted by length and packed into
@@ -137,41 +156,63 @@ impl TokenClassifier {
     pub fn classify(&self, texts: &[String], options: &RunOptions) -> Result<Vec<Classified>> {
         let encoded = self.encode(texts)?;
         let logits = self.forward_encoded(&encoded, options)?;
-        Ok(encoded.into_iter().zip(logits).map(|(encoded, logits)| Classified { encoded, logits }).collect())
+        Ok(encoded
+            .into_iter()
+            .zip(logits)
+            .map(|(encoded, logits)| Classified { encoded, logits })
+            .collect())
     }
 
     /// Logits for already tokenized sequences (`tokens × num_labels` each, input order).
-    pub fn forward_encoded(&self, encoded: &[Encoded], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
+    pub fn forward_encoded(
+        &self,
+        encoded: &[Encoded],
+        options: &RunOptions,
+    ) -> Result<Vec<Vec<f32>>> {
+        let ids: Vec<&[u32]> = encoded.iter().map(|e| e.ids.as_slice()).collect();
+        self.forward_ids(&ids, options)
+    }
+
+    /// Logits for id sequences that already carry their special tokens (windows of a long
+    /// text, say). Sequences are sorted by length and packed into right-padded batches;
+    /// results come back in input order, `tokens × num_labels` each.
+    pub fn forward_ids(&self, sequences: &[&[u32]], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
         if options.batch_size == 0 {
-            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
         }
         let max = self.config().max_position_embeddings;
-        if let Some((i, e)) = encoded.iter().enumerate().find(|(_, e)| e.len() > max) {
+        if let Some((i, s)) = sequences.iter().enumerate().find(|(_, s)| s.len() > max) {
             return Err(Error::InvalidArgument(format!(
                 "text {i} has {} tokens; the model takes at most {max} (split long texts into windows)",
-                e.len()
+                s.len()
             )));
         }
         let num_labels = self.config().num_labels();
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); sequences.len()];
         // Longest first, so each batch pads to its first row and similar lengths share a batch.
-        let mut order: Vec<usize> = (0..encoded.len()).filter(|&i| !encoded[i].is_empty()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+        let mut order: Vec<usize> = (0..sequences.len())
+            .filter(|&i| !sequences[i].is_empty())
+            .collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
 
         let mut start = 0;
         while start < order.len() {
-            let seq_len = encoded[order[start]].len();
+            let seq_len = sequences[order[start]].len();
             let rows_by_tokens = (options.max_batch_tokens / seq_len).max(1);
             let end = (start + options.batch_size.min(rows_by_tokens)).min(order.len());
             let rows = &order[start..end];
             let mut ids = vec![0u32; rows.len() * seq_len];
             let mut lengths = Vec::with_capacity(rows.len());
             for (r, &i) in rows.iter().enumerate() {
-                let e = &encoded[i];
-                ids[r * seq_len..r * seq_len + e.len()].copy_from_slice(&e.ids);
-                lengths.push(e.len());
+                let s = sequences[i];
+                ids[r * seq_len..r * seq_len + s.len()].copy_from_slice(s);
+                lengths.push(s.len());
             }
-            let logits = self.pool.install(|| self.model.forward(&ids, &lengths, seq_len))?;
+            let logits = self
+                .pool
+                .install(|| self.model.forward(&ids, &lengths, seq_len))?;
             let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
             for (r, &i) in rows.iter().enumerate() {
                 let row = &flat[r * seq_len * num_labels..];

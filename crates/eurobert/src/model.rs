@@ -60,7 +60,11 @@ impl EuroBert {
         let linear = |prefix: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
             Ok(Linear {
                 weight: get(&format!("{prefix}.weight"), &[out, inp])?,
-                bias: if bias { Some(get(&format!("{prefix}.bias"), &[out])?) } else { None },
+                bias: if bias {
+                    Some(get(&format!("{prefix}.bias"), &[out])?)
+                } else {
+                    None
+                },
             })
         };
         let stack = |parts: Vec<Linear>| -> Result<Linear> {
@@ -71,7 +75,10 @@ impl EuroBert {
             } else {
                 None
             };
-            Ok(Linear { weight: Tensor::cat(&ws, 0)?, bias })
+            Ok(Linear {
+                weight: Tensor::cat(&ws, 0)?,
+                bias,
+            })
         };
 
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
@@ -143,10 +150,15 @@ impl EuroBert {
             )));
         }
         if let Some(bad) = ids.iter().find(|&&id| id as usize >= c.vocab_size) {
-            return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary (vocab_size {})", c.vocab_size)));
+            return Err(Error::InvalidArgument(format!(
+                "token id {bad} is outside the vocabulary (vocab_size {})",
+                c.vocab_size
+            )));
         }
         if let Some(bad) = lengths.iter().find(|&&l| l == 0 || l > seq_len) {
-            return Err(Error::InvalidArgument(format!("row length {bad} is not in 1..={seq_len}")));
+            return Err(Error::InvalidArgument(format!(
+                "row length {bad} is not in 1..={seq_len}"
+            )));
         }
 
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
@@ -206,7 +218,10 @@ impl EuroBert {
         for (row, &len) in m.chunks_mut(seq_len).zip(lengths) {
             row[len..].fill(f32::NEG_INFINITY);
         }
-        Ok(Tensor::from_vec(m, (lengths.len(), 1, 1, seq_len), &self.device)?.to_dtype(self.dtype)?)
+        Ok(
+            Tensor::from_vec(m, (lengths.len(), 1, 1, seq_len), &self.device)?
+                .to_dtype(self.dtype)?,
+        )
     }
 }
 
@@ -228,5 +243,8 @@ fn rope_tables(c: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
             sin.push(angle.sin());
         }
     }
-    Ok((Tensor::from_vec(cos, (n, half), device)?, Tensor::from_vec(sin, (n, half), device)?))
+    Ok((
+        Tensor::from_vec(cos, (n, half), device)?,
+        Tensor::from_vec(sin, (n, half), device)?,
+    ))
 }

@@ -41,17 +41,26 @@ pub struct Tokenizer {
 impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
-            return Err(Error::Tokenizer { path: path.to_path_buf(), message: "file not found".into() });
+            return Err(Error::Tokenizer {
+                path: path.to_path_buf(),
+                message: "file not found".into(),
+            });
         }
-        let mut inner = HfTokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
+        let mut inner = HfTokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         // Padding and truncation are decided by the caller (batches, windows), never by
         // settings saved in the file.
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
-        Ok(Tokenizer { inner, path: path.to_path_buf() })
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(Tokenizer {
+            inner,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -70,15 +79,30 @@ impl Tokenizer {
 
     /// Tokenizes with special tokens added by the checkpoint's post-processor.
     pub fn encode(&self, text: &str) -> Result<Encoded> {
-        let enc = self.inner.encode(text, true).map_err(|e| Error::Encode(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         let to_utf16 = Utf16Index::new(text);
         Ok(Encoded {
             ids: enc.get_ids().to_vec(),
             tokens: enc.get_tokens().to_vec(),
-            offsets: enc.get_offsets().iter().map(|&(s, e)| (to_utf16.at(s), to_utf16.at(e))).collect(),
-            special_tokens_mask: enc.get_special_tokens_mask().iter().map(|&m| m as u8).collect(),
+            offsets: enc
+                .get_offsets()
+                .iter()
+                .map(|&(s, e)| (to_utf16.at(s), to_utf16.at(e)))
+                .collect(),
+            special_tokens_mask: enc
+                .get_special_tokens_mask()
+                .iter()
+                .map(|&m| m as u8)
+                .collect(),
             attention_mask: enc.get_attention_mask().iter().map(|&m| m as u8).collect(),
-            word_ids: enc.get_word_ids().iter().map(|w| w.map_or(-1, |w| w as i32)).collect(),
+            word_ids: enc
+                .get_word_ids()
+                .iter()
+                .map(|w| w.map_or(-1, |w| w as i32))
+                .collect(),
         })
     }
 
@@ -86,7 +110,9 @@ impl Tokenizer {
     /// `convert_tokens_to_string` does (`" Oslo"` from `["ĠOslo"]`).
     pub fn decode_tokens(&self, tokens: &[String]) -> Result<String> {
         match self.inner.get_decoder() {
-            Some(decoder) => decoder.decode(tokens.to_vec()).map_err(|e| Error::Encode(e.to_string())),
+            Some(decoder) => decoder
+                .decode(tokens.to_vec())
+                .map_err(|e| Error::Encode(e.to_string())),
             None => Ok(tokens.join(" ")),
         }
     }

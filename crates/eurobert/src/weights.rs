@@ -39,17 +39,20 @@ impl Weights {
         }
         if index.is_file() {
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Json { path: index.clone(), message: e.to_string() })?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Json {
+                    path: index.clone(),
+                    message: e.to_string(),
+                })?;
             let map = value
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| Error::config(&index, "missing object 'weight_map'"))?;
             let mut files: Vec<PathBuf> = Vec::new();
             for (name, file) in map {
-                let file = file
-                    .as_str()
-                    .ok_or_else(|| Error::config(&index, format!("weight_map['{name}'] must be a file name")))?;
+                let file = file.as_str().ok_or_else(|| {
+                    Error::config(&index, format!("weight_map['{name}'] must be a file name"))
+                })?;
                 // Shard names are plain file names inside the model folder, never paths out of it.
                 if file.contains('/') || file.contains('\\') || file.starts_with('.') {
                     return Err(Error::config(&index, format!("weight_map['{name}'] = '{file}' is not a file name in the model folder")));
@@ -71,7 +74,10 @@ impl Weights {
             Some(f) => format!(" (found {f}: only safetensors are loaded, never pickles; convert it with the safetensors library)"),
             None => String::new(),
         };
-        Err(Error::weights(&single, format!("no {SINGLE_FILE} or {INDEX_FILE} in the model folder{hint}")))
+        Err(Error::weights(
+            &single,
+            format!("no {SINGLE_FILE} or {INDEX_FILE} in the model folder{hint}"),
+        ))
     }
 
     pub fn open_files(paths: &[PathBuf], describe: PathBuf) -> Result<Self> {
@@ -87,9 +93,18 @@ impl Weights {
             for name in metadata.tensors().keys() {
                 location.insert(name.clone(), i);
             }
-            shards.push(Shard { path: path.clone(), mmap, header_len, metadata });
+            shards.push(Shard {
+                path: path.clone(),
+                mmap,
+                header_len,
+                metadata,
+            });
         }
-        Ok(Weights { shards, location, describe })
+        Ok(Weights {
+            shards,
+            location,
+            describe,
+        })
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -97,17 +112,29 @@ impl Weights {
     }
 
     /// Loads `name`, checks its shape and converts it to `dtype` on `device`.
-    pub fn get(&self, name: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn get(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let &i = self
             .location
             .get(name)
             .ok_or_else(|| Error::weights(&self.describe, format!("missing tensor '{name}'")))?;
         let shard = &self.shards[i];
-        let info = shard.metadata.info(name).expect("location lists only tensors of this shard");
+        let info = shard
+            .metadata
+            .info(name)
+            .expect("location lists only tensors of this shard");
         if info.shape != shape {
             return Err(Error::weights(
                 &shard.path,
-                format!("tensor '{name}' has shape {:?}, expected {:?} from config.json", info.shape, shape),
+                format!(
+                    "tensor '{name}' has shape {:?}, expected {:?} from config.json",
+                    info.shape, shape
+                ),
             ));
         }
         let stored = match info.dtype {
@@ -123,12 +150,18 @@ impl Weights {
         };
         let (start, end) = info.data_offsets;
         let base = 8 + shard.header_len;
-        let bytes = shard
-            .mmap
-            .get(base + start..base + end)
-            .ok_or_else(|| Error::weights(&shard.path, format!("tensor '{name}' lies outside the file (truncated download?)")))?;
+        let bytes = shard.mmap.get(base + start..base + end).ok_or_else(|| {
+            Error::weights(
+                &shard.path,
+                format!("tensor '{name}' lies outside the file (truncated download?)"),
+            )
+        })?;
         let tensor = Tensor::from_raw_buffer(bytes, stored, shape, device)
             .map_err(|e| Error::weights(&shard.path, format!("tensor '{name}': {e}")))?;
-        Ok(if stored == dtype { tensor } else { tensor.to_dtype(dtype)? })
+        Ok(if stored == dtype {
+            tensor
+        } else {
+            tensor.to_dtype(dtype)?
+        })
     }
 }

@@ -1,0 +1,248 @@
+// transformers' TokenClassificationPipeline post-processing, step for step: softmax scores,
+// pre-entities without special tokens, word aggregation (first/average/max), B-/I- grouping,
+// ignore_labels after grouping, and the merge of entities from overlapping windows.
+// Scores are float32 as numpy's are (Math.fround after every float32 operation).
+import type { Label } from './labels'
+
+export type AggregationStrategy = 'none' | 'simple' | 'first' | 'average' | 'max'
+export const AGGREGATION_STRATEGIES: readonly AggregationStrategy[] = ['none', 'simple', 'first', 'average', 'max']
+
+/** Strategy 'none': one entry per token. */
+export interface TokenEntity {
+  entity: string
+  score: number
+  index: number
+  word: string
+  start: number
+  end: number
+}
+
+/** Strategies 'simple', 'first', 'average', 'max': one entry per entity. */
+export interface GroupedEntity {
+  entity_group: string
+  score: number
+  word: string
+  start: number
+  end: number
+}
+
+export type Entity = TokenEntity | GroupedEntity
+
+/** One model input (a text, or one window of a long text) with its logits. */
+export interface ScoredSequence {
+  tokens: readonly string[]
+  /** UTF-16 `[start, end)` pairs into the full text. */
+  offsets: ArrayLike<number>
+  specialTokensMask: ArrayLike<number>
+  logits: Float32Array
+  /** Added to token positions to give `index` (0 for a text processed whole). */
+  indexBase: number
+}
+
+export interface PreEntity {
+  word: string
+  scores: Float32Array
+  start: number
+  end: number
+  index: number
+  isSubword: boolean
+}
+
+/** Decides whether a token continues the previous word. */
+export type SubwordRule = (text: string, start: number, end: number, previous: PreEntity | undefined) => boolean
+
+/**
+ * transformers' fallback for tokenizers without a continuing-subword prefix (EuroBERT's
+ * byte-level BPE): a token continues a word unless an ASCII space is just before or at its
+ * start. `text[start - 1]`/`text[start]` are UTF-16 units; a space is never half of a pair.
+ */
+export const transformersSubword: SubwordRule = (text, start) =>
+  start > 0 && text[start - 1] !== ' ' && text[start] !== ' '
+
+/** Row-wise softmax, max-shifted, stored as float32. */
+export function softmax(logits: Float32Array, numLabels: number): Float32Array {
+  const out = new Float32Array(logits.length)
+  for (let row = 0; row < logits.length; row += numLabels) {
+    let max = -Infinity
+    for (let j = 0; j < numLabels; j++) max = Math.max(max, logits[row + j])
+    let sum = 0
+    for (let j = 0; j < numLabels; j++) {
+      const e = Math.fround(Math.exp(Math.fround(logits[row + j] - max)))
+      out[row + j] = e
+      sum = Math.fround(sum + e)
+    }
+    for (let j = 0; j < numLabels; j++) out[row + j] = out[row + j] / sum
+  }
+  return out
+}
+
+export function gatherPreEntities(
+  text: string,
+  seq: ScoredSequence,
+  numLabels: number,
+  isSubword: SubwordRule,
+): PreEntity[] {
+  const scores = softmax(seq.logits, numLabels)
+  const pre: PreEntity[] = []
+  for (let i = 0; i < seq.tokens.length; i++) {
+    if (seq.specialTokensMask[i]) continue
+    const start = seq.offsets[2 * i]
+    const end = seq.offsets[2 * i + 1]
+    const entity: PreEntity = {
+      word: seq.tokens[i],
+      scores: scores.subarray(i * numLabels, (i + 1) * numLabels),
+      start,
+      end,
+      index: seq.indexBase + i,
+      isSubword: false,
+    }
+    entity.isSubword = isSubword(text, start, end, pre[pre.length - 1])
+    pre.push(entity)
+  }
+  return pre
+}
+
+/** A token or word with its label, before grouping. */
+interface Labelled {
+  label: Label
+  score: number
+  word: string
+  start: number
+  end: number
+  index: number
+}
+
+export type Decode = (tokens: string[]) => string
+
+export function aggregate(
+  pre: PreEntity[],
+  strategy: AggregationStrategy,
+  labels: readonly Label[],
+  decode: Decode,
+): Entity[] {
+  if (strategy === 'none' || strategy === 'simple') {
+    const tokens: Labelled[] = pre.map((p) => {
+      const idx = argmax(p.scores)
+      return { label: labels[idx], score: p.scores[idx], word: p.word, start: p.start, end: p.end, index: p.index }
+    })
+    if (strategy === 'none') {
+      return tokens.map((t) => ({ entity: t.label.name, score: t.score, index: t.index, word: t.word, start: t.start, end: t.end }))
+    }
+    return groupEntities(tokens, decode)
+  }
+  return groupEntities(aggregateWords(pre, strategy, labels, decode), decode)
+}
+
+function aggregateWords(pre: PreEntity[], strategy: AggregationStrategy, labels: readonly Label[], decode: Decode): Labelled[] {
+  const words: Labelled[] = []
+  let group: PreEntity[] = []
+  for (const p of pre) {
+    if (group.length > 0 && !p.isSubword) {
+      words.push(aggregateWord(group, strategy, labels, decode))
+      group = []
+    }
+    group.push(p)
+  }
+  if (group.length > 0) words.push(aggregateWord(group, strategy, labels, decode))
+  return words
+}
+
+function aggregateWord(group: PreEntity[], strategy: AggregationStrategy, labels: readonly Label[], decode: Decode): Labelled {
+  let scores: Float32Array
+  if (strategy === 'first') {
+    scores = group[0].scores
+  } else if (strategy === 'max') {
+    // Python's max(): the first entity whose best score is largest.
+    let best = group[0]
+    let bestMax = maxOf(best.scores)
+    for (const p of group.slice(1)) {
+      const m = maxOf(p.scores)
+      if (m > bestMax) [best, bestMax] = [p, m]
+    }
+    scores = best.scores
+  } else {
+    // np.nanmean(axis=0) over float32 rows: rows added one after another, then divided.
+    const acc = new Float32Array(group[0].scores.length)
+    for (const p of group) for (let j = 0; j < acc.length; j++) acc[j] = acc[j] + p.scores[j]
+    for (let j = 0; j < acc.length; j++) acc[j] = acc[j] / group.length
+    scores = acc
+  }
+  const idx = argmax(scores)
+  return {
+    label: labels[idx],
+    score: scores[idx],
+    word: decode(group.map((p) => p.word)),
+    start: group[0].start,
+    end: group[group.length - 1].end,
+    index: group[0].index,
+  }
+}
+
+/** `B-X` opens a group; `I-X` or bare `X` continues one only after the same type. */
+function groupEntities(items: Labelled[], decode: Decode): GroupedEntity[] {
+  const groups: GroupedEntity[] = []
+  let current: Labelled[] = []
+  for (const item of items) {
+    const last = current[current.length - 1]
+    if (last && !(item.label.tag === last.label.tag && item.label.bi !== 'B')) {
+      groups.push(groupSubEntities(current, decode))
+      current = []
+    }
+    current.push(item)
+  }
+  if (current.length > 0) groups.push(groupSubEntities(current, decode))
+  return groups
+}
+
+function groupSubEntities(items: Labelled[], decode: Decode): GroupedEntity {
+  let sum = 0
+  for (const i of items) sum = Math.fround(sum + i.score)
+  return {
+    entity_group: items[0].label.group,
+    score: Math.fround(sum / items.length),
+    word: decode(items.map((i) => i.word)),
+    start: items[0].start,
+    end: items[items.length - 1].end,
+  }
+}
+
+/** Drops entities whose label (strategy none) or group is ignored, as transformers does after grouping. */
+export function dropIgnored<E extends Entity>(entities: E[], ignoreLabels: readonly string[]): E[] {
+  const ignored = new Set(ignoreLabels)
+  return entities.filter((e) => !ignored.has('entity' in e ? e.entity : e.entity_group))
+}
+
+/**
+ * Merges entities found in overlapping windows: sorted by start, an entity starting inside
+ * the previous one replaces it when longer, or as long and higher-scoring.
+ */
+export function mergeOverlapping<E extends Entity>(entities: E[]): E[] {
+  if (entities.length === 0) return entities
+  const sorted = [...entities].sort((a, b) => a.start - b.start)
+  const out: E[] = []
+  let prev = sorted[0]
+  for (const e of sorted) {
+    if (prev.start <= e.start && e.start < prev.end) {
+      const len = e.end - e.start
+      const prevLen = prev.end - prev.start
+      if (len > prevLen || (len === prevLen && e.score > prev.score)) prev = e
+    } else {
+      out.push(prev)
+      prev = e
+    }
+  }
+  out.push(prev)
+  return out
+}
+
+function argmax(xs: Float32Array): number {
+  let best = 0
+  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i
+  return best
+}
+
+function maxOf(xs: Float32Array): number {
+  let m = -Infinity
+  for (const x of xs) m = Math.max(m, x)
+  return m
+}

@@ -1,0 +1,35 @@
+// Argument checks shared by the public entry points: clear TypeError/RangeError messages
+// before anything reaches the native addon.
+
+export function textList(method: string, texts: string | readonly string[]): string[] {
+  const list = typeof texts === 'string' ? [texts] : texts
+  if (!Array.isArray(list)) {
+    throw new TypeError(`${method}: expected a string or an array of strings, got ${describe(texts)}`)
+  }
+  list.forEach((t, i) => {
+    if (typeof t !== 'string') {
+      throw new TypeError(`${method}: texts[${i}] is ${describe(t)}, expected a string`)
+    }
+  })
+  return [...list]
+}
+
+export function checkOptions(method: string, options: object, ints: Record<string, 'int'>): void {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`${method}: options must be an object, got ${describe(options)}`)
+  }
+  for (const key of Object.keys(ints)) {
+    const v = (options as Record<string, unknown>)[key]
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 0xffffffff)) {
+      throw new RangeError(`${method}: ${key} must be a positive integer, got ${describe(v)}`)
+    }
+  }
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)
+  if (typeof v === 'object') return 'an object'
+  return `${typeof v} ${String(v)}`
+}

@@ -1,0 +1,23 @@
+// Model labels, parsed once: the B-/I- prefix and the type, as transformers' pipeline reads them.
+
+export interface Label {
+  /** The label as in id2label, e.g. `B-GPE_LOC`. */
+  name: string
+  /** `get_tag`'s prefix: 'B' for `B-`, otherwise 'I' (bare labels continue like `I-`). */
+  bi: 'B' | 'I'
+  /** `get_tag`'s type: the name without a `B-`/`I-` prefix (`E-PER` stays `E-PER`). */
+  tag: string
+  /** The entity group a group starting with this label gets: the text after the first '-'. */
+  group: string
+}
+
+export function parseLabel(name: string): Label {
+  const bi = name.startsWith('B-') ? 'B' : 'I'
+  const tag = name.startsWith('B-') || name.startsWith('I-') ? name.slice(2) : name
+  const dash = name.indexOf('-')
+  return { name, bi, tag, group: dash >= 0 ? name.slice(dash + 1) : name }
+}
+
+export function parseLabels(names: readonly string[]): Label[] {
+  return names.map(parseLabel)
+}

@@ -1,0 +1,163 @@
+// The NER pipeline: transformers' token-classification semantics over our runtime, with
+// clean spans by default, windows over long texts and optional Unicode word grouping.
+import {
+  AGGREGATION_STRATEGIES,
+  aggregate,
+  AggregationStrategy,
+  dropIgnored,
+  Entity,
+  gatherPreEntities,
+  GroupedEntity,
+  mergeOverlapping,
+  SubwordRule,
+  TokenEntity,
+  transformersSubword,
+} from './aggregate'
+import { checkOptions, describe, textList } from './args'
+import { Label, parseLabels } from './labels'
+import { EuroBertModel, LoadOptions } from './model'
+import { makeWindows, TokenWindow } from './windows'
+import { trimSpan, unicodeSubwordRule } from './words'
+
+export type { AggregationStrategy, Entity, GroupedEntity, TokenEntity }
+
+export interface NerOptions {
+  /** 'none' (default, one result per token, as transformers), 'simple', 'first', 'average' or 'max'. */
+  aggregationStrategy?: AggregationStrategy
+  /** Labels (strategy none) or entity groups to leave out; default `['O']`. */
+  ignoreLabels?: readonly string[]
+  /**
+   * Tokens shared by consecutive windows when a text is longer than one window. Default: a
+   * quarter of the window. Long texts are always windowed, never truncated.
+   */
+  stride?: number
+  /** Most windows per forward pass (default 32). */
+  batchSize?: number
+  /** Most padded tokens per forward pass (default 16384). */
+  maxBatchTokens?: number
+  /**
+   * 'clean' (default): spans trimmed of surrounding whitespace and `word === text.slice(start, end)`.
+   * 'transformers': transformers' own fields (leading spaces in spans and words, raw token
+   * strings for strategy none), for diffing against Python.
+   */
+  output?: 'clean' | 'transformers'
+  /**
+   * How first/average/max find words. 'transformers' (default): a token continues a word
+   * unless an ASCII space precedes it. 'unicode': Unicode word boundaries, so words after a
+   * newline, tab, NBSP, bracket or quote stand alone and punctuation is its own word; clean
+   * spans are then also trimmed of punctuation at their edges.
+   */
+  words?: 'transformers' | 'unicode'
+  /** Tokens per window, special tokens included (default: the tokenizer's model_max_length). */
+  maxLength?: number
+}
+
+export interface Ner {
+  (text: string, options?: NerOptions): Promise<Entity[]>
+  (texts: readonly string[], options?: NerOptions): Promise<Entity[][]>
+  readonly model: EuroBertModel
+  /** Frees the model's weights now. */
+  dispose(): void
+}
+
+/**
+ * Loads a model folder and returns the NER function, like transformers'
+ * `pipeline("token-classification", model)`. Options given here are defaults for every call.
+ */
+export async function pipeline(modelPath: string, options: LoadOptions & NerOptions = {}): Promise<Ner> {
+  const { threads, dtype, device, ...defaults } = options
+  const model = await EuroBertModel.load(modelPath, { threads, dtype, device })
+  checkNerOptions(defaults)
+  const labels = parseLabels(model.labels)
+  const run = (texts: string | readonly string[], callOptions: NerOptions = {}) => {
+    checkNerOptions(callOptions)
+    return recognize(model, labels, texts, { ...defaults, ...callOptions })
+  }
+  return Object.assign(run, { model, dispose: () => model.dispose() }) as Ner
+}
+
+async function recognize(
+  model: EuroBertModel,
+  labels: Label[],
+  texts: string | readonly string[],
+  options: NerOptions,
+): Promise<Entity[] | Entity[][]> {
+  const list = textList('ner', texts)
+  const strategy = options.aggregationStrategy ?? 'none'
+  const clean = (options.output ?? 'clean') === 'clean'
+  const unicodeWords = options.words === 'unicode'
+  const maxLength = options.maxLength ?? model.modelMaxLength
+  if (maxLength > model.maxLength) {
+    throw new RangeError(`ner: maxLength ${maxLength} exceeds the model's ${model.maxLength} positions`)
+  }
+
+  if (options.stride !== undefined && options.stride >= maxLength) {
+    throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
+  }
+  const toks = await model.tokenize(list)
+  const windows = toks.map((tok) => {
+    const specials = countSpecials(tok.specialTokensMask)
+    const stride = options.stride ?? Math.floor((maxLength - specials) / 4)
+    return makeWindows(tok, maxLength, stride)
+  })
+  const logits = await model.logitsForIds(
+    windows.flat().map((w) => w.ids),
+    { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens },
+  )
+
+  let next = 0
+  // In clean output, words come from the text, so transformers' decoding is skipped.
+  const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
+  const results = list.map((text, t) => {
+    const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : transformersSubword
+    const perWindow = windows[t].map((w) => {
+      const seq = { ...w, logits: logits[next++] }
+      const pre = gatherPreEntities(text, seq, labels.length, rule)
+      const entities = dropIgnored(aggregate(pre, strategy, labels, decode), options.ignoreLabels ?? ['O'])
+      return windows[t].length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
+    })
+    let entities = perWindow.flat()
+    if (perWindow.length > 1 && strategy !== 'none') entities = mergeOverlapping(entities)
+    return clean ? cleanSpans(text, entities, unicodeWords) : entities
+  })
+  return typeof texts === 'string' ? results[0] : results
+}
+
+/** Strategy none over windows: each token is taken from the window where it has most context. */
+function ownTokens(entities: TokenEntity[], w: TokenWindow): TokenEntity[] {
+  return entities.filter((e) => e.index >= w.owns[0] && e.index < w.owns[1])
+}
+
+function cleanSpans(text: string, entities: Entity[], punctuation: boolean): Entity[] {
+  const out: Entity[] = []
+  for (const e of entities) {
+    const [start, end] = trimSpan(text, e.start, e.end, punctuation)
+    if (start < end) out.push({ ...e, word: text.slice(start, end), start, end })
+  }
+  return out
+}
+
+function countSpecials(mask: Uint8Array): number {
+  let n = 0
+  for (const m of mask) n += m
+  return n
+}
+
+function checkNerOptions(o: NerOptions): void {
+  checkOptions('ner', o, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int' })
+  if (o.aggregationStrategy !== undefined && !AGGREGATION_STRATEGIES.includes(o.aggregationStrategy)) {
+    throw new RangeError(`ner: aggregationStrategy must be one of ${AGGREGATION_STRATEGIES.join(', ')}, got ${describe(o.aggregationStrategy)}`)
+  }
+  if (o.stride !== undefined && !(Number.isInteger(o.stride) && o.stride >= 0)) {
+    throw new RangeError(`ner: stride must be a non-negative integer, got ${describe(o.stride)}`)
+  }
+  if (o.ignoreLabels !== undefined && !(Array.isArray(o.ignoreLabels) && o.ignoreLabels.every((l) => typeof l === 'string'))) {
+    throw new TypeError(`ner: ignoreLabels must be an array of strings, got ${describe(o.ignoreLabels)}`)
+  }
+  if (o.output !== undefined && o.output !== 'clean' && o.output !== 'transformers') {
+    throw new RangeError(`ner: output must be 'clean' or 'transformers', got ${describe(o.output)}`)
+  }
+  if (o.words !== undefined && o.words !== 'transformers' && o.words !== 'unicode') {
+    throw new RangeError(`ner: words must be 'transformers' or 'unicode', got ${describe(o.words)}`)
+  }
+}
