@@ -69,7 +69,7 @@ export async function pipeline(modelPath: string, options: LoadOptions & NerOpti
   const model = await EuroBertModel.load(modelPath, { threads, dtype, device })
   checkNerOptions(defaults)
   const labels = parseLabels(model.labels)
-  const run = (texts: string | readonly string[], callOptions: NerOptions = {}) => {
+  const run = async (texts: string | readonly string[], callOptions: NerOptions = {}) => {
     checkNerOptions(callOptions)
     return recognize(model, labels, texts, { ...defaults, ...callOptions })
   }
