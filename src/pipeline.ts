@@ -91,10 +91,42 @@ async function recognize(
     throw new RangeError(`ner: maxLength ${maxLength} exceeds the model's ${model.maxLength} positions`)
   }
 
+  const windows = await scoreWindows(model, list, { ...options, maxLength })
+
+  // In clean output, words come from the text, so transformers' decoding is skipped.
+  const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
+  const results = list.map((text, t) => {
+    const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : transformersSubword
+    const perWindow = windows[t].map((w) => {
+      const pre = gatherPreEntities(text, w, labels.length, rule)
+      const entities = dropIgnored(aggregate(pre, strategy, labels, decode), options.ignoreLabels ?? ['O'])
+      return windows[t].length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
+    })
+    let entities = perWindow.flat()
+    if (perWindow.length > 1 && strategy !== 'none') entities = mergeOverlapping(entities)
+    return clean ? cleanSpans(text, entities, unicodeWords) : entities
+  })
+  return typeof texts === 'string' ? results[0] : results
+}
+
+export interface ScoredWindow extends TokenWindow {
+  logits: Float32Array
+}
+
+/**
+ * Tokenizes each text, cuts it into windows of `maxLength` tokens sharing `stride` tokens
+ * (one window when it fits) and runs every window of every text through the model at once.
+ */
+export async function scoreWindows(
+  model: EuroBertModel,
+  texts: string[],
+  options: { maxLength?: number; stride?: number; batchSize?: number; maxBatchTokens?: number },
+): Promise<ScoredWindow[][]> {
+  const maxLength = options.maxLength ?? model.modelMaxLength
   if (options.stride !== undefined && options.stride >= maxLength) {
     throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
   }
-  const toks = await model.tokenize(list)
+  const toks = await model.tokenize(texts)
   const windows = toks.map((tok) => {
     const specials = countSpecials(tok.specialTokensMask)
     const stride = options.stride ?? Math.floor((maxLength - specials) / 4)
@@ -104,23 +136,8 @@ async function recognize(
     windows.flat().map((w) => w.ids),
     { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens },
   )
-
   let next = 0
-  // In clean output, words come from the text, so transformers' decoding is skipped.
-  const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
-  const results = list.map((text, t) => {
-    const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : transformersSubword
-    const perWindow = windows[t].map((w) => {
-      const seq = { ...w, logits: logits[next++] }
-      const pre = gatherPreEntities(text, seq, labels.length, rule)
-      const entities = dropIgnored(aggregate(pre, strategy, labels, decode), options.ignoreLabels ?? ['O'])
-      return windows[t].length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
-    })
-    let entities = perWindow.flat()
-    if (perWindow.length > 1 && strategy !== 'none') entities = mergeOverlapping(entities)
-    return clean ? cleanSpans(text, entities, unicodeWords) : entities
-  })
-  return typeof texts === 'string' ? results[0] : results
+  return windows.map((ws) => ws.map((w) => ({ ...w, logits: logits[next++] })))
 }
 
 /** Strategy none over windows: each token is taken from the window where it has most context. */

@@ -1,0 +1,71 @@
+// Entity-level evaluation of a model on CoNLL-U files with IOB2 `name=` tags (NorNE):
+// every gold token (word) takes the label the model gives its first sub-word token, and the
+// tag sequences are scored exactly as seqeval does.
+import * as fs from 'node:fs'
+
+import { ConlluSentence, parseConllu } from './conllu'
+import { EuroBertModel } from './model'
+import { scoreWindows, ScoredWindow } from './pipeline'
+import { formatReport, Mode, Report, scores } from './seqeval'
+
+export interface EvaluateOptions {
+  /** 'default' (conlleval-compatible, seqeval's default) or 'strict' (IOB2). */
+  mode?: Mode
+  /** Decimals in the printed report (seqeval's default is 2). */
+  digits?: number
+  batchSize?: number
+  maxLength?: number
+}
+
+export interface Evaluation {
+  report: Report
+  /** seqeval's classification_report text. */
+  text: string
+  sentences: number
+  tokens: number
+  /** Gold and predicted tags per sentence. */
+  yTrue: string[][]
+  yPred: string[][]
+}
+
+export function readConllu(files: string | readonly string[]): ConlluSentence[] {
+  return (typeof files === 'string' ? [files] : files).flatMap((f) => parseConllu(fs.readFileSync(f, 'utf8'), f))
+}
+
+export async function evaluate(
+  model: EuroBertModel,
+  sentences: readonly ConlluSentence[],
+  options: EvaluateOptions = {},
+): Promise<Evaluation> {
+  const windows = await scoreWindows(model, sentences.map((s) => s.text), { batchSize: options.batchSize, maxLength: options.maxLength })
+  const yTrue = sentences.map((s) => s.tokens.map((t) => t.tag))
+  const yPred = sentences.map((s, i) =>
+    s.tokens.map((t) => model.labels[firstTokenLabel(windows[i], t.start, t.end, model.labels.length)] ?? 'O'),
+  )
+  const report = scores(yTrue, yPred, options.mode ?? 'default')
+  return {
+    report,
+    text: formatReport(report, options.digits ?? 2),
+    sentences: sentences.length,
+    tokens: yTrue.reduce((n, s) => n + s.length, 0),
+    yTrue,
+    yPred,
+  }
+}
+
+/** Label id of the first model token overlapping `[start, end)`, read from the window that owns it. */
+function firstTokenLabel(windows: ScoredWindow[], start: number, end: number, numLabels: number): number {
+  for (const w of windows) {
+    for (let i = 0; i < w.tokens.length; i++) {
+      const index = w.indexBase + i
+      if (w.specialTokensMask[i] || index < w.owns[0] || index >= w.owns[1]) continue
+      if (w.offsets[2 * i] < end && w.offsets[2 * i + 1] > start) {
+        const row = w.logits.subarray(i * numLabels, (i + 1) * numLabels)
+        let best = 0
+        for (let j = 1; j < numLabels; j++) if (row[j] > row[best]) best = j
+        return best
+      }
+    }
+  }
+  return -1 // a word no token covers (not seen with byte-level BPE) is tagged O
+}
