@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Trains the compact Norwegian NER model bundled with eurobert-ner, from scratch on NorNE.
+
+A small EuroBERT (transformers' own EuroBertConfig / EuroBertForTokenClassification) with a
+byte-level BPE tokenizer built like EuroBERT's, trained on NorNE train (Bokmål + Nynorsk),
+optionally after masked-LM pretraining on the same text; epochs are chosen on NorNE dev. Not
+run by CI. Needs torch, transformers, tokenizers, seqeval from PyPI:
+
+    python tools/train_compact.py --norne ../shared/norne --out models/norne-compact
+
+Each sentence's text is rebuilt from its tokens and SpaceAfter flags; a word's label goes to
+the first model token that overlaps it, the other tokens are ignored by the loss. This is the
+same rule the package's `evaluate` uses, so the dev scores printed here and those of
+`eurobert-ner evaluate` agree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+from seqeval.metrics import classification_report, f1_score
+from safetensors.torch import save_file
+from transformers import EuroBertConfig, EuroBertForMaskedLM, EuroBertForTokenClassification
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eurobert_tokenizer import BOS, EOS, MASK, tokenizer_config, train_tokenizer  # noqa: E402
+from make_fixtures import NORNE_LABELS  # noqa: E402
+
+LABEL_ID = {l: i for i, l in enumerate(NORNE_LABELS)}
+
+
+def read_conllu(path: str) -> list[tuple[str, list[tuple[int, int]], list[str]]]:
+    """(text, word spans, tags) per sentence; text rebuilt from forms and SpaceAfter."""
+    out, forms = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in list(f) + [""]:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if forms:
+                    text, spans, tags = "", [], []
+                    for form, space, tag in forms:
+                        spans.append((len(text), len(text) + len(form)))
+                        text += form + (" " if space else "")
+                        tags.append(tag)
+                    out.append((text.rstrip(" "), spans, tags))
+                forms = []
+                continue
+            if line.startswith("#"):
+                continue
+            cols = line.split("\t")
+            if "-" in cols[0] or "." in cols[0]:
+                continue
+            misc = cols[9].split("|")
+            tag = next(m[5:] for m in misc if m.startswith("name="))
+            forms.append((cols[1], "SpaceAfter=No" not in misc, tag))
+    return out
+
+
+def load_split(norne: str, split: str):
+    return [s for lang in ("nob", "nno") for s in read_conllu(os.path.join(norne, lang, f"{split}.conllu"))]
+
+
+def encode(tok, sentences, max_len):
+    """Token ids and per-token labels (-100 except on each word's first token)."""
+    data = []
+    for text, spans, tags in sentences:
+        enc = tok.encode(text)
+        ids = enc.ids[:max_len]
+        labels = [-100] * len(ids)
+        first = []  # model token index of each word's first token
+        for (ws, we), tag in zip(spans, tags):
+            k = next((i for i, (s, e) in enumerate(enc.offsets[: len(ids)]) if not enc.special_tokens_mask[i] and s < we and e > ws), None)
+            first.append(k)
+            if k is not None and labels[k] == -100:
+                labels[k] = LABEL_ID[tag]
+        data.append((ids, labels, first))
+    return data
+
+
+def batches(data, batch_size, shuffle, rng, pad_id):
+    order = list(range(len(data)))
+    if shuffle:
+        rng.shuffle(order)
+    # Group similar lengths to waste little on padding; shuffle the batches.
+    chunks = [order[i : i + batch_size * 50] for i in range(0, len(order), batch_size * 50)]
+    out = []
+    for chunk in chunks:
+        chunk.sort(key=lambda i: len(data[i][0]))
+        out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    if shuffle:
+        rng.shuffle(out)
+    for idx in out:
+        n = max(len(data[i][0]) for i in idx)
+        ids = torch.full((len(idx), n), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), n), dtype=torch.long)
+        labels = torch.full((len(idx), n), -100, dtype=torch.long)
+        for r, i in enumerate(idx):
+            L = len(data[i][0])
+            ids[r, :L] = torch.tensor(data[i][0])
+            mask[r, :L] = 1
+            labels[r, :L] = torch.tensor(data[i][1])
+        yield idx, ids, mask, labels
+
+
+def schedule(opt, total, warmup):
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    )
+
+
+def mlm_pretrain(args, config, data, pad_id, mask_id, vocab_size, rng):
+    model = EuroBertForMaskedLM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.mlm_lr, weight_decay=0.01)
+    steps = args.mlm_epochs * math.ceil(len(data) / args.batch_size)
+    sched = schedule(opt, steps, 200)
+    model.train()
+    step, t0 = 0, time.time()
+    for epoch in range(args.mlm_epochs):
+        for _, ids, mask, _ in batches(data, args.batch_size, True, rng, pad_id):
+            labels = ids.clone()
+            special = ids < 3  # BOS, EOS, MASK are ids 0..2
+            pick = (torch.rand(ids.shape) < 0.3) & mask.bool() & ~special
+            labels[~pick] = -100
+            r = torch.rand(ids.shape)
+            inp = ids.clone()
+            inp[pick & (r < 0.8)] = mask_id
+            rand = pick & (r >= 0.8) & (r < 0.9)
+            inp[rand] = torch.randint(3, vocab_size, (int(rand.sum()),))
+            loss = model(input_ids=inp, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(); sched.step(); opt.zero_grad()
+            step += 1
+            if step % 200 == 0:
+                print(f"mlm epoch {epoch} step {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
+    return model.model.state_dict()
+
+
+@torch.no_grad()
+def predict(model, data, pad_id, batch_size=64):
+    model.eval()
+    preds = [None] * len(data)
+    for idx, ids, mask, _ in batches(data, batch_size, False, None, pad_id):
+        best = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
+        for r, i in enumerate(idx):
+            preds[i] = [NORNE_LABELS[int(best[r, k])] if k is not None else "O" for k in data[i][2]]
+    return preds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--norne", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--vocab-size", type=int, default=8000)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--intermediate", type=int, default=768)
+    ap.add_argument("--max-len", type=int, default=512)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--mlm-epochs", type=int, default=0)
+    ap.add_argument("--mlm-lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+
+    train, dev = load_split(args.norne, "train"), load_split(args.norne, "dev")
+    print(f"train {len(train)} sentences, dev {len(dev)}", flush=True)
+    tok = train_tokenizer((t for t, _, _ in train), args.vocab_size)
+    pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
+    train_data, dev_data = encode(tok, train, args.max_len), encode(tok, dev, args.max_len)
+    dev_gold = [tags for _, _, tags in dev]
+
+    config = EuroBertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=args.hidden, intermediate_size=args.intermediate,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+        head_dim=args.hidden // args.heads, max_position_embeddings=args.max_len, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 250000.0},
+        bos_token_id=tok.token_to_id(BOS), eos_token_id=pad_id, pad_token_id=pad_id, mask_token_id=mask_id,
+        id2label=dict(enumerate(NORNE_LABELS)), label2id=LABEL_ID,
+    )
+    model = EuroBertForTokenClassification(config)
+    if args.mlm_epochs > 0:
+        model.model.load_state_dict(mlm_pretrain(args, config, train_data, pad_id, mask_id, tok.get_vocab_size(), rng))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{n_params / 1e6:.2f}M parameters", flush=True)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    steps = args.epochs * math.ceil(len(train_data) / args.batch_size)
+    sched = schedule(opt, steps, 300)
+    best, history, t0, step = -1.0, [], time.time(), 0
+    for epoch in range(args.epochs):
+        model.train()
+        for _, ids, mask, labels in batches(train_data, args.batch_size, True, rng, pad_id):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(); sched.step(); opt.zero_grad()
+            step += 1
+            if step % 200 == 0:
+                print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
+        f1 = f1_score(dev_gold, predict(model, dev_data, pad_id))
+        history.append({"epoch": epoch + 1, "dev_f1": f1, "seconds": round(time.time() - t0)})
+        print(f"epoch {epoch + 1}: dev micro F1 {f1:.4f} ({time.time() - t0:.0f}s)", flush=True)
+        if f1 > best:
+            best = f1
+            save(model, tok, args, history, config, dev_gold, predict(model, dev_data, pad_id), n_params)
+    print(f"best dev micro F1 {best:.4f}")
+
+
+def save(model, tok, args, history, config, gold, pred, n_params):
+    dtype = getattr(torch, args.save_dtype)
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
+    config_dict = config.to_dict()
+    config_dict["architectures"] = ["EuroBertForTokenClassification"]
+    config_dict["dtype"] = args.save_dtype
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump(config_dict, f, indent=2, sort_keys=True)
+    tok.save(os.path.join(args.out, "tokenizer.json"))
+    with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
+        json.dump(tokenizer_config(args.max_len), f, indent=2)
+    report = classification_report(gold, pred, digits=4)
+    with open(os.path.join(args.out, "training.json"), "w") as f:
+        json.dump({"script": "tools/train_compact.py", "args": vars(args), "parameters": n_params,
+                   "torch": torch.__version__, "history": history, "dev_report": report}, f, indent=2)
+    print(report, flush=True)
+
+
+if __name__ == "__main__":
+    main()
