@@ -14,6 +14,7 @@ import {
   transformersSubword,
 } from './aggregate'
 import { checkOptions, describe, textList } from './args'
+import { BUNDLED_MODEL } from './bundled'
 import { Label, parseLabels } from './labels'
 import { EuroBertModel, LoadOptions } from './model'
 import { makeWindows, TokenWindow } from './windows'
@@ -61,10 +62,11 @@ export interface Ner {
 }
 
 /**
- * Loads a model folder and returns the NER function, like transformers'
- * `pipeline("token-classification", model)`. Options given here are defaults for every call.
+ * Loads a model folder (default: the bundled compact NorNE model) and returns the NER
+ * function, like transformers' `pipeline("token-classification", model)`. Options given here
+ * are defaults for every call.
  */
-export async function pipeline(modelPath: string, options: LoadOptions & NerOptions = {}): Promise<Ner> {
+export async function pipeline(modelPath: string = BUNDLED_MODEL, options: LoadOptions & NerOptions = {}): Promise<Ner> {
   const { threads, dtype, device, ...defaults } = options
   const model = await EuroBertModel.load(modelPath, { threads, dtype, device })
   checkNerOptions(defaults)

@@ -1,0 +1,160 @@
+// The `eurobert-ner` command as a subprocess: every input and output mode, streaming, errors.
+import { spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import { classificationReport, EuroBertModel, evaluate, readConllu } from '..'
+import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const MODEL = ['--model', TINY_MODEL, '--threads', '1']
+const TEXTS = ['Erna Solberg besøkte Universitetet i Oslo.', 'Eg budde i Bergen då NRK sende «Nytt på nytt».', 'Kari 😀 jobber hos DNB i Trondheim.']
+
+function cli(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8' })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+function tmp(name: string, content: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-cli-'))
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, content)
+  return file
+}
+
+function jsonl(stdout: string): { text: string; entities: { entity_group: string; start: number; end: number; word: string }[] }[] {
+  return stdout.trim().split('\n').map((l) => JSON.parse(l))
+}
+
+test('a text argument prints the text with entities marked (plain when not a TTY)', (t) => {
+  const r = cli([...MODEL, TEXTS[0]])
+  t.is(r.code, 0, r.stderr)
+  const line = r.stdout.trimEnd()
+  t.regex(line, /\[[^\]]+\]\([A-Z_]+\)/)
+  t.is(line.replace(/\[([^\]]+)\]\([A-Z_]+\)/g, '$1'), TEXTS[0], 'removing the marks gives the text back')
+  t.false(line.includes('\x1b['), 'no color codes in a pipe')
+})
+
+test('jsonl: one record per input line from stdin, in input order, entities sliced from the text', (t) => {
+  const r = cli([...MODEL, '--format', 'jsonl'], TEXTS.join('\n') + '\n\n')
+  t.is(r.code, 0, r.stderr)
+  const recs = jsonl(r.stdout)
+  t.deepEqual(recs.map((x) => x.text), TEXTS)
+  for (const rec of recs) for (const e of rec.entities) t.is(e.word, rec.text.slice(e.start, e.end))
+})
+
+test('--whole reads stdin or a .txt file as one document', (t) => {
+  const input = TEXTS.join('\n')
+  const r = cli([...MODEL, '--format', 'jsonl', '--whole'], input)
+  t.deepEqual(jsonl(r.stdout).map((x) => x.text), [input])
+  const file = tmp('doc.txt', input)
+  t.deepEqual(jsonl(cli([...MODEL, '--format', 'jsonl', '--whole', '-f', file]).stdout).map((x) => x.text), [input])
+  t.deepEqual(jsonl(cli([...MODEL, '--format', 'jsonl', '-f', file]).stdout).map((x) => x.text), TEXTS)
+})
+
+test('.jsonl files: the text field (or --field)', (t) => {
+  const file = tmp('docs.jsonl', TEXTS.map((text, i) => JSON.stringify({ id: i, body: text })).join('\n') + '\n')
+  const r = cli([...MODEL, '--format', 'jsonl', '--field', 'body', '-f', file])
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(jsonl(r.stdout).map((x) => x.text), TEXTS)
+  const bad = cli([...MODEL, '-f', file])
+  t.is(bad.code, 2)
+  t.regex(bad.stderr, /docs\.jsonl:1: no string field "text"/)
+})
+
+test('json: one array for all documents; tsv: a header and one row per entity', (t) => {
+  const json = JSON.parse(cli([...MODEL, '--format', 'json', ...TEXTS]).stdout)
+  t.is(json.length, 3)
+  const tsv = cli([...MODEL, '--format', 'tsv', ...TEXTS]).stdout.trim().split('\n')
+  t.is(tsv[0], 'doc\tstart\tend\tlabel\tscore\tword')
+  const entities = json.reduce((n: number, d: { entities: unknown[] }) => n + d.entities.length, 0)
+  t.is(tsv.length - 1, entities)
+  for (const row of tsv.slice(1)) {
+    const [doc, start, end, label, score, word] = row.split('\t')
+    t.is(TEXTS[Number(doc)].slice(Number(start), Number(end)), word)
+    t.regex(label, /^[A-Z_]+$/)
+    t.regex(score, /^\d\.\d{4}$/)
+  }
+})
+
+test('CoNLL-U input with --format conll: one line per CoNLL-U token with an IOB2 tag', (t) => {
+  const r = cli([...MODEL, '--format', 'conll', '-f', path.join(FIXTURES, 'sample.conllu')])
+  t.is(r.code, 0, r.stderr)
+  const blocks = r.stdout.trim().split('\n\n')
+  const sentences = readConllu(path.join(FIXTURES, 'sample.conllu'))
+  t.is(blocks.length, sentences.length)
+  blocks.forEach((b, i) => {
+    const rows = b.split('\n').map((l) => l.split('\t'))
+    t.deepEqual(rows.map((x) => x[0]), sentences[i].tokens.map((x) => x.form))
+    for (const [, tag] of rows) t.regex(tag, /^(O|[BI]-[A-Z_]+)$/)
+  })
+})
+
+test('evaluate prints seqeval’s report, and --json the numbers', async (t) => {
+  const file = path.join(FIXTURES, 'sample.conllu')
+  const r = cli(['evaluate', ...MODEL, file])
+  t.is(r.code, 0, r.stderr)
+  const model = await EuroBertModel.load(TINY_MODEL, { threads: 1 })
+  const ev = await evaluate(model, readConllu(file))
+  t.is(r.stdout, classificationReport(ev.yTrue, ev.yPred, { digits: 4 }))
+  const j = JSON.parse(cli(['evaluate', ...MODEL, '--json', '--mode', 'strict', file]).stdout)
+  t.is(j.sentences, 2)
+  t.is(j.mode, 'strict')
+  t.is(typeof j.micro.f1, 'number')
+})
+
+test('jsonl streams: the first record comes out before the last input line goes in', async (t) => {
+  t.timeout(120_000)
+  const child = spawn(process.execPath, [CLI, ...MODEL, '--format', 'jsonl', '--batch-size', '16'])
+  const lines = Array.from({ length: 10_000 }, (_, i) => `${TEXTS[i % 3]} ${i}`)
+  let out = ''
+  const firstOutput = new Promise<void>((resolve) => child.stdout.on('data', (d) => ((out += d), resolve())))
+  child.stdin.write(lines.slice(0, 5000).join('\n') + '\n')
+  await firstOutput
+  const before = out.split('\n').filter(Boolean).length
+  child.stdin.end(lines.slice(5000).join('\n') + '\n')
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.is(code, 0)
+  t.true(before > 0 && before < 10_000, `${before} records before the input ended`)
+  const recs = out.trim().split('\n').map((l) => JSON.parse(l).text)
+  t.deepEqual(recs, lines)
+})
+
+test('user errors: one line on stderr, exit code 2, no stack trace', (t) => {
+  const cases: [string[], string | undefined, RegExp][] = [
+    [['--frobnicate', 'x'], undefined, /Unknown option '--frobnicate'/],
+    [[...MODEL, '-f', '/no/such/file.txt'], undefined, /file not found: \/no\/such\/file\.txt/],
+    [[...MODEL], '', /no input/],
+    [[...MODEL, '--format', 'xml', 'x'], undefined, /--format must be one of/],
+    [[...MODEL, '--batch-size', '0', 'x'], undefined, /--batch-size must be an integer/],
+    [['--model', '/no/such/model', 'x'], undefined, /model folder not found/],
+    [['evaluate', ...MODEL], undefined, /evaluate needs at least one CoNLL-U file/],
+  ]
+  for (const [args, input, message] of cases) {
+    const r = cli(args, input)
+    t.is(r.code, 2, args.join(' '))
+    t.regex(r.stderr, message)
+    t.false(/\n\s+at /.test(r.stderr), 'no stack trace')
+  }
+})
+
+test('an unreadable model: one line on stderr, exit code 1', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-cli-model-'))
+  fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": "gpt2"}')
+  const r = cli(['--model', dir, 'Oslo'])
+  t.is(r.code, 1)
+  t.is(r.stderr.trim().split('\n').length, 1)
+  t.regex(r.stderr, /config\.json: unsupported model_type 'gpt2'/)
+})
+
+test('--help and --version', (t) => {
+  const help = cli(['--help'])
+  t.is(help.code, 0)
+  t.regex(help.stdout, /Exit codes:/)
+  t.regex(help.stdout, /--format FORMAT/)
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'))
+  t.is(cli(['--version']).stdout.trim(), pkg.version)
+})

@@ -1,0 +1,366 @@
+#!/usr/bin/env node
+// The `eurobert-ner` command: NER over arguments, stdin or files, and `evaluate` on CoNLL-U.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import * as readline from 'node:readline'
+import { parseArgs } from 'node:util'
+
+import type { Entity } from './aggregate'
+import { BUNDLED_MODEL } from './bundled'
+import { parseConllu } from './conllu'
+import { evaluate, readConllu } from './evaluate'
+import { DType, Device } from './model'
+import { Ner, NerOptions, pipeline } from './pipeline'
+import { formatReport } from './seqeval'
+
+const EXIT_USAGE = 2
+const EXIT_FAILURE = 1
+
+const HELP = `Usage:
+  eurobert-ner [options] [TEXT...]         tag texts, stdin or files
+  eurobert-ner evaluate [options] FILE...  score a model on CoNLL-U files with name= tags
+
+Input (one document per TEXT argument; without TEXT or --file, stdin, one document per line):
+  -f, --file PATH           read documents from PATH (repeatable): .txt one per line,
+                            .jsonl one JSON object per line, .conllu one per sentence
+      --whole               a .txt file or stdin is one document, not one per line
+      --field NAME          the text field of .jsonl records (default: text)
+
+Output:
+      --format FORMAT       pretty (default), json, jsonl, conll or tsv
+      --progress / --no-progress
+                            progress bar on stderr (default: on for files when stderr is a TTY)
+
+Model and pipeline:
+  -m, --model PATH          model folder (default: the bundled compact NorNE model)
+  -a, --aggregation-strategy S
+                            none, simple, first (default), average or max
+      --ignore-labels L,L   labels or groups to leave out (default: O)
+      --words W             transformers or unicode (default: unicode)
+      --output O            clean (default) or transformers
+      --stride N            tokens shared by windows of long texts
+      --batch-size N        documents per forward pass (default: 32)
+      --threads N           CPU threads (default: all cores)
+      --device D            cpu (default), cuda, cuda:N or metal
+      --dtype T             f32 (default), f16 or bf16
+
+evaluate:
+      --json                print the scores as JSON
+      --mode M              default (conlleval, seqeval's default) or strict (IOB2)
+      --digits N            decimals in the report (default: 4)
+
+  -h, --help                this help
+  -v, --version             the package version
+
+Formats:
+  pretty  the text with entities marked: colored when stdout is a terminal, else [text](LABEL)
+  json    one JSON array of {text, entities} for all documents
+  jsonl   one {text, entities} object per line, written as soon as each document is done
+  conll   one word per line with its IOB2 tag, a blank line after each document
+  tsv     doc, start, end, label, score, word: one row per entity, with a header row
+Entities have transformers' fields (entity_group, score, word, start, end); start and end
+index the document's JavaScript string.
+
+Exit codes: 0 success; 1 the model or a document failed; 2 bad usage (unknown option,
+missing file, empty input).`
+
+class UsageError extends Error {}
+
+const FORMATS = ['pretty', 'json', 'jsonl', 'conll', 'tsv'] as const
+type Format = (typeof FORMATS)[number]
+
+interface Doc {
+  text: string
+  /** CoNLL-U tokens, used by --format conll. */
+  words?: { start: number; end: number }[]
+}
+
+async function main(argv: string[]): Promise<number> {
+  const evaluating = argv[0] === 'evaluate'
+  const { values, positionals } = parseArgs({
+    args: evaluating ? argv.slice(1) : argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      file: { type: 'string', short: 'f', multiple: true },
+      whole: { type: 'boolean' },
+      field: { type: 'string' },
+      format: { type: 'string' },
+      progress: { type: 'boolean' },
+      'no-progress': { type: 'boolean' },
+      model: { type: 'string', short: 'm' },
+      'aggregation-strategy': { type: 'string', short: 'a' },
+      'ignore-labels': { type: 'string' },
+      words: { type: 'string' },
+      output: { type: 'string' },
+      stride: { type: 'string' },
+      'batch-size': { type: 'string' },
+      threads: { type: 'string' },
+      device: { type: 'string' },
+      dtype: { type: 'string' },
+      json: { type: 'boolean' },
+      mode: { type: 'string' },
+      digits: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(HELP + '\n')
+    return 0
+  }
+  if (values.version) {
+    process.stdout.write(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version + '\n')
+    return 0
+  }
+  if (values.dtype !== undefined && !['f32', 'f16', 'bf16'].includes(values.dtype)) {
+    throw new UsageError(`--dtype must be f32, f16 or bf16, got ${values.dtype}`)
+  }
+  if (values.device !== undefined && !/^(cpu|cuda(:\d+)?|metal)$/.test(values.device)) {
+    throw new UsageError(`--device must be cpu, cuda, cuda:N or metal, got ${values.device}`)
+  }
+  const load = {
+    threads: int(values.threads, '--threads'),
+    device: values.device as Device | undefined,
+    dtype: values.dtype as DType | undefined,
+  }
+  const modelPath = values.model ?? BUNDLED_MODEL
+  if (!fs.existsSync(modelPath)) throw new UsageError(`model folder not found: ${modelPath}`)
+
+  if (evaluating) {
+    if (positionals.length === 0) throw new UsageError('evaluate needs at least one CoNLL-U file')
+    for (const f of positionals) if (!fs.existsSync(f)) throw new UsageError(`file not found: ${f}`)
+    const mode = values.mode ?? 'default'
+    if (mode !== 'default' && mode !== 'strict') throw new UsageError(`--mode must be default or strict, got ${mode}`)
+    const sentences = readConllu(positionals)
+    if (sentences.length === 0) throw new UsageError('the CoNLL-U files hold no sentences')
+    const ner = await pipeline(modelPath, load)
+    const ev = await evaluate(ner.model, sentences, { mode, batchSize: int(values['batch-size'], '--batch-size') })
+    if (values.json) {
+      process.stdout.write(JSON.stringify({ sentences: ev.sentences, tokens: ev.tokens, mode, ...ev.report }, null, 2) + '\n')
+    } else {
+      process.stdout.write(formatReport(ev.report, int(values.digits, '--digits') ?? 4))
+    }
+    return 0
+  }
+
+  const format = (values.format ?? 'pretty') as Format
+  if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got ${values.format}`)
+  const files = values.file ?? []
+  for (const f of files) if (!fs.existsSync(f)) throw new UsageError(`file not found: ${f}`)
+  if (positionals.length > 0 && files.length > 0) throw new UsageError('give texts as arguments or with --file, not both')
+  const options: NerOptions = {
+    aggregationStrategy: (values['aggregation-strategy'] ?? 'first') as NerOptions['aggregationStrategy'],
+    ignoreLabels: values['ignore-labels']?.split(',').map((s) => s.trim()).filter(Boolean),
+    words: (values.words ?? 'unicode') as NerOptions['words'],
+    output: values.output as NerOptions['output'],
+    stride: int(values.stride, '--stride', 0),
+    batchSize: int(values['batch-size'], '--batch-size'),
+  }
+  const batchSize = options.batchSize ?? 32
+
+  const docs: AsyncIterable<Doc> =
+    positionals.length > 0 ? fromArray(positionals) : files.length > 0 ? fromFiles(files, values) : fromStdin(values.whole ?? false)
+  const total = files.length > 0 ? await countDocs(files, values) : undefined
+  const wantProgress = values['no-progress'] ? false : (values.progress ?? files.length > 0)
+  const showProgress = wantProgress && process.stderr.isTTY === true
+  const progress = showProgress ? new Progress(total) : undefined
+
+  const ner = await pipeline(modelPath, { ...load, ...options })
+  const writer = new Writer(format, process.stdout.isTTY === true)
+  let seen = 0
+  let batch: Doc[] = []
+  const flush = async () => {
+    if (batch.length === 0) return
+    const results = await (ner as Ner)(batch.map((d) => d.text))
+    batch.forEach((d, i) => writer.write(d, results[i], seen + i))
+    seen += batch.length
+    progress?.update(seen)
+    batch = []
+  }
+  for await (const doc of docs) {
+    batch.push(doc)
+    if (batch.length >= batchSize) await flush()
+  }
+  await flush()
+  progress?.done()
+  if (seen === 0) throw new UsageError('no input: give texts as arguments, --file, or lines on stdin')
+  writer.end()
+  return 0
+}
+
+function int(v: string | undefined, flag: string, min = 1): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got ${v}`)
+  return n
+}
+
+async function* fromArray(texts: string[]): AsyncIterable<Doc> {
+  for (const text of texts) yield { text }
+}
+
+async function* lines(stream: NodeJS.ReadableStream): AsyncIterable<string> {
+  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity })
+  for await (const line of rl) yield line
+}
+
+async function* fromStdin(whole: boolean): AsyncIterable<Doc> {
+  if (whole) {
+    let text = ''
+    for await (const chunk of process.stdin) text += chunk
+    if (text.length > 0) yield { text }
+    return
+  }
+  for await (const line of lines(process.stdin)) if (line.trim() !== '') yield { text: line }
+}
+
+type Values = { whole?: boolean; field?: string }
+
+async function* fromFiles(files: string[], values: Values): AsyncIterable<Doc> {
+  for (const file of files) {
+    if (file.endsWith('.conllu')) {
+      for (const s of parseConllu(fs.readFileSync(file, 'utf8'), file)) yield { text: s.text, words: s.tokens }
+    } else if (file.endsWith('.jsonl')) {
+      const field = values.field ?? 'text'
+      let n = 0
+      for await (const line of lines(fs.createReadStream(file, 'utf8'))) {
+        n++
+        if (line.trim() === '') continue
+        let record: unknown
+        try {
+          record = JSON.parse(line)
+        } catch (e) {
+          throw new UsageError(`${file}:${n}: invalid JSON (${(e as Error).message})`)
+        }
+        const text = (record as Record<string, unknown> | null)?.[field]
+        if (typeof text !== 'string') throw new UsageError(`${file}:${n}: no string field "${field}"`)
+        yield { text }
+      }
+    } else if (values.whole) {
+      yield { text: fs.readFileSync(file, 'utf8') }
+    } else {
+      for await (const line of lines(fs.createReadStream(file, 'utf8'))) if (line.trim() !== '') yield { text: line }
+    }
+  }
+}
+
+/** Documents in the files, for the progress bar's ETA (a quick pass that holds no text). */
+async function countDocs(files: string[], values: Values): Promise<number> {
+  let n = 0
+  for (const f of files) {
+    if (f.endsWith('.conllu')) n += parseConllu(fs.readFileSync(f, 'utf8'), f).length
+    else if (values.whole && !f.endsWith('.jsonl')) n += 1
+    else for await (const line of lines(fs.createReadStream(f, 'utf8'))) if (line.trim() !== '') n++
+  }
+  return n
+}
+
+class Progress {
+  private start = Date.now()
+  constructor(private total?: number) {}
+  update(done: number): void {
+    const secs = (Date.now() - this.start) / 1000
+    const rate = done / Math.max(secs, 1e-3)
+    const width = 30
+    const frac = this.total ? Math.min(1, done / this.total) : 0
+    const bar = this.total ? '█'.repeat(Math.round(frac * width)).padEnd(width, '░') : ''
+    const eta = this.total ? ` ETA ${fmtTime((this.total - done) / Math.max(rate, 1e-9))}` : ''
+    process.stderr.write(`\r${bar} ${done}${this.total ? '/' + this.total : ''} docs ${rate.toFixed(1)} docs/s${eta}   `)
+  }
+  done(): void {
+    process.stderr.write('\n')
+  }
+}
+
+function fmtTime(s: number): string {
+  const m = Math.floor(s / 60)
+  return `${m}:${String(Math.round(s % 60)).padStart(2, '0')}`
+}
+
+const COLORS: Record<string, string> = { PER: '31', ORG: '34', LOC: '32', GPE_LOC: '36', GPE_ORG: '35', PROD: '33', EVT: '91', DRV: '94', MISC: '90' }
+
+class Writer {
+  private all: unknown[] = []
+  constructor(
+    private format: Format,
+    private tty: boolean,
+  ) {
+    if (format === 'tsv') this.out('doc\tstart\tend\tlabel\tscore\tword')
+  }
+
+  write(doc: Doc, entities: Entity[], index: number): void {
+    switch (this.format) {
+      case 'json':
+        this.all.push({ text: doc.text, entities })
+        break
+      case 'jsonl':
+        this.out(JSON.stringify({ text: doc.text, entities }))
+        break
+      case 'tsv':
+        for (const e of entities) this.out([index, e.start, e.end, label(e), e.score.toFixed(4), e.word.replace(/[\t\r\n]/g, ' ')].join('\t'))
+        break
+      case 'conll':
+        this.out(conll(doc, entities) + '\n')
+        break
+      default:
+        this.out(this.pretty(doc.text, entities))
+    }
+  }
+
+  end(): void {
+    if (this.format === 'json') this.out(JSON.stringify(this.all, null, 2))
+  }
+
+  private pretty(text: string, entities: Entity[]): string {
+    let out = ''
+    let at = 0
+    for (const e of [...entities].sort((a, b) => a.start - b.start)) {
+      if (e.start < at) continue
+      const span = text.slice(e.start, e.end)
+      out += text.slice(at, e.start)
+      out += this.tty ? `\x1b[1;${COLORS[label(e)] ?? '35'}m${span}\x1b[0m\x1b[2m ${label(e)}\x1b[0m` : `[${span}](${label(e)})`
+      at = e.end
+    }
+    return out + text.slice(at)
+  }
+
+  private out(line: string): void {
+    process.stdout.write(line + '\n')
+  }
+}
+
+function label(e: Entity): string {
+  return 'entity_group' in e ? e.entity_group : e.entity
+}
+
+/** One word per line with IOB2 tags from the entities; words are the CoNLL-U tokens or whitespace-separated. */
+function conll(doc: Doc, entities: Entity[]): string {
+  const words = doc.words ?? [...doc.text.matchAll(/\S+/g)].map((m) => ({ start: m.index!, end: m.index! + m[0].length }))
+  const tags = words.map(() => 'O')
+  for (const e of entities) {
+    const type = 'entity_group' in e ? e.entity_group : e.entity.replace(/^[BI]-/, '')
+    let first = true
+    words.forEach((w, i) => {
+      if (w.start < e.end && w.end > e.start && tags[i] === 'O') {
+        tags[i] = `${first ? 'B' : 'I'}-${type}`
+        first = false
+      }
+    })
+  }
+  return words.map((w, i) => `${doc.text.slice(w.start, w.end)}\t${tags[i]}`).join('\n')
+}
+
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0) // `| head` closed the pipe
+})
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (e: Error & { code?: string }) => {
+    const usage = e instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS') || e instanceof RangeError || e instanceof TypeError
+    process.stderr.write(`eurobert-ner: ${usage ? '' : 'error: '}${e.message.split('\n')[0]}\n`)
+    if (usage && !(e instanceof UsageError)) process.stderr.write('Run eurobert-ner --help for usage.\n')
+    process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE
+  },
+)
