@@ -1,11 +1,10 @@
-// Per-token labels from a model folder (default: the tiny test model, whose weights are random).
+// Per-token labels and logits from a model folder (default: the bundled compact NorNE model).
 // Usage: node examples/logits.js [text] [model folder]
-const path = require('node:path')
 const { EuroBertModel } = require('..')
 
 async function main() {
   const text = process.argv[2] ?? 'Erna Solberg besøkte Universitetet i Oslo forrige uke.'
-  const dir = process.argv[3] ?? path.join(__dirname, '..', '__test__', 'fixtures', 'tiny-eurobert')
+  const dir = process.argv[3] ?? require('..').BUNDLED_MODEL
   const model = await EuroBertModel.load(dir)
   const [out] = await model.logits(text)
   for (let i = 0; i < out.tokens.length; i++) {

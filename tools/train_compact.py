@@ -168,6 +168,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--token-dropout", type=float, default=0.0,
+                    help="share of input tokens replaced by <|mask|> while training (a regularizer)")
     ap.add_argument("--mlm-epochs", type=int, default=0)
     ap.add_argument("--mlm-lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
@@ -207,6 +209,9 @@ def main() -> None:
     for epoch in range(args.epochs):
         model.train()
         for _, ids, mask, labels in batches(train_data, args.batch_size, True, rng, pad_id):
+            if args.token_dropout > 0:
+                drop = (torch.rand(ids.shape) < args.token_dropout) & mask.bool() & (ids > 2)
+                ids = ids.masked_fill(drop, mask_id)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,60 @@
+// The bundled compact NorNE model: loaded by default, exact against transformers, and useful.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import { BUNDLED_MODEL, GroupedEntity, pipeline } from '..'
+import { FIXTURES, maxAbsDiff } from './helpers/fixtures'
+
+interface Rec {
+  text: string
+  ids: number[]
+  logits: number[][]
+  first: { entity_group: string; score: number; word: string; start: number; end: number }[]
+  simple: Rec['first']
+}
+const fx: { sentences: Rec[] } = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'norne-compact.expected.json'), 'utf8'))
+const nerPromise = pipeline(undefined, { threads: 2 })
+
+test('the bundled model is the default and fits the size budget (≤ 15 MB)', async (t) => {
+  const ner = await nerPromise
+  t.is(ner.model.path, BUNDLED_MODEL)
+  t.is(ner.model.labels.length, 19)
+  const bytes = fs.readdirSync(BUNDLED_MODEL).reduce((n, f) => n + fs.statSync(path.join(BUNDLED_MODEL, f)).size, 0)
+  t.true(bytes <= 15 * 1024 * 1024, `${(bytes / 1048576).toFixed(1)} MB`)
+  t.log(`bundled model: ${(bytes / 1048576).toFixed(2)} MB`)
+})
+
+test('its logits equal transformers within 1e-4', async (t) => {
+  const ner = await nerPromise
+  const outs = await ner.model.logits(fx.sentences.map((s) => s.text))
+  let worst = 0
+  outs.forEach((o, i) => {
+    t.deepEqual([...o.ids], fx.sentences[i].ids)
+    worst = Math.max(worst, maxAbsDiff(o.logits, fx.sentences[i].logits))
+  })
+  t.true(worst < 1e-4, `max abs diff ${worst}`)
+  t.log(`max abs diff ${worst.toExponential(2)}`)
+})
+
+test("its entities equal transformers' pipeline (first and simple)", async (t) => {
+  const ner = await nerPromise
+  for (const s of fx.sentences) {
+    for (const strategy of ['first', 'simple'] as const) {
+      const got = (await ner(s.text, { aggregationStrategy: strategy, output: 'transformers' })) as GroupedEntity[]
+      t.deepEqual(got.map(({ score: _s, ...e }) => e), s[strategy].map(({ score: _s, ...e }) => e), `${strategy}: ${s.text}`)
+      got.forEach((g, i) => t.true(Math.abs(g.score - s[strategy][i].score) < 1e-4))
+    }
+  }
+})
+
+test('it tags "Erna Solberg" as one PER entity', async (t) => {
+  const ner = await nerPromise
+  const text = 'Erna Solberg besøkte Universitetet i Oslo forrige uke.'
+  const entities = (await ner(text, { aggregationStrategy: 'first' })) as GroupedEntity[]
+  t.log(JSON.stringify(entities))
+  const per = entities.filter((e) => e.entity_group === 'PER')
+  t.is(per.length, 1)
+  t.like(per[0], { word: 'Erna Solberg', start: 0, end: 12 })
+})

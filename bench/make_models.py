@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Benchmark models: a EuroBERT-610m-shaped checkpoint with random weights (not committed) and
+ONNX exports (fp32 and dynamic-int8 "q8") of it and of the bundled compact model, all from the
+very same safetensors, with ORT's logits checked against PyTorch's on a padded batch.
+
+    python bench/make_models.py [--out bench/out] [--skip-610m]
+
+Writes bench/out/<name>/{config.json, model.safetensors, tokenizer*.json, onnx/model.onnx,
+onnx/model_quantized.onnx}. Needs torch, transformers, onnx, onnxruntime (PyPI).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, EuroBertConfig, EuroBertForTokenClassification
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPACT = os.path.join(ROOT, "models", "norne-compact")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def make_610m(out: str) -> None:
+    """26 layers, hidden 1152, 18/6 heads, head_dim 64, intermediate 4096, vocab 128256."""
+    if os.path.exists(os.path.join(out, "model.safetensors")):
+        return
+    labels = json.load(open(os.path.join(COMPACT, "config.json")))["id2label"]
+    config = EuroBertConfig(
+        vocab_size=128256, hidden_size=1152, intermediate_size=4096, num_hidden_layers=26,
+        num_attention_heads=18, num_key_value_heads=6, head_dim=64, max_position_embeddings=8192,
+        rope_parameters={"rope_type": "default", "rope_theta": 250000.0}, rms_norm_eps=1e-5,
+        id2label={int(k): v for k, v in labels.items()}, label2id={v: int(k) for k, v in labels.items()},
+        bos_token_id=0, eos_token_id=1, pad_token_id=1, mask_token_id=2,
+    )
+    torch.manual_seed(0)
+    model = EuroBertForTokenClassification(config)
+    model.save_pretrained(out, safe_serialization=True)
+    # The compact model's tokenizer: its ids are a subset of the 128256-entry vocabulary.
+    for f in TOKENIZER_FILES:
+        shutil.copy(os.path.join(COMPACT, f), os.path.join(out, f))
+    cfg = json.load(open(os.path.join(out, "tokenizer_config.json")))
+    cfg["model_max_length"] = 8192
+    json.dump(cfg, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+
+
+def export(model_dir: str) -> None:
+    onnx_dir = os.path.join(model_dir, "onnx")
+    os.makedirs(onnx_dir, exist_ok=True)
+    path = os.path.join(onnx_dir, "model.onnx")
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    batch = tok(["Erna Solberg besøkte Universitetet i Oslo forrige uke.", "Oslo."], padding=True, return_tensors="pt")
+    if not os.path.exists(path):
+        # Real padding in the dummy batch keeps the attention mask in the traced graph.
+        torch.onnx.export(
+            model, (batch["input_ids"], batch["attention_mask"]), path,
+            input_names=["input_ids", "attention_mask"], output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch_size", 1: "sequence_length"},
+                          "attention_mask": {0: "batch_size", 1: "sequence_length"},
+                          "logits": {0: "batch_size", 1: "sequence_length"}},
+            opset_version=17, dynamo=False,
+        )
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    large = os.path.getsize(path) < 1e6  # weights went to external data
+    q8 = os.path.join(onnx_dir, "model_quantized.onnx")
+    if not os.path.exists(q8):
+        quantize_dynamic(path, q8, weight_type=QuantType.QInt8, use_external_data_format=large)
+    with torch.no_grad():
+        ref = model(**batch).logits.numpy()
+    mask = batch["attention_mask"].numpy().astype(bool)
+    report = {}
+    for name in ("model.onnx", "model_quantized.onnx"):
+        sess = ort.InferenceSession(os.path.join(onnx_dir, name), providers=["CPUExecutionProvider"])
+        got = sess.run(["logits"], {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy()})[0]
+        report[name] = float(np.abs(got - ref)[mask].max())
+    json.dump({"max_abs_diff_vs_torch_on_real_tokens": report}, open(os.path.join(onnx_dir, "check.json"), "w"), indent=2)
+    print(model_dir, report, flush=True)
+    if report["model.onnx"] > 1e-3:
+        raise SystemExit(f"ONNX fp32 disagrees with PyTorch: {report}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
+    ap.add_argument("--skip-610m", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    compact = os.path.join(args.out, "norne-compact")
+    os.makedirs(compact, exist_ok=True)
+    for f in os.listdir(COMPACT):
+        shutil.copy(os.path.join(COMPACT, f), os.path.join(compact, f))
+    export(compact)
+    if not args.skip_610m:
+        big = os.path.join(args.out, "eurobert-610m-random")
+        make_610m(big)
+        export(big)
+
+
+if __name__ == "__main__":
+    main()

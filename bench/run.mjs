@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// `npm run bench [-- --quick] [-- --norne DIR] [-- --python PATH]`: the same workload through
+// this project, transformers.js (fp32 and q8), onnxruntime-node directly, and Python
+// transformers on PyTorch when a Python with torch is given; each system in its own process
+// so its load time and peak RSS are its own. Writes bench/RESULTS.md and bench/results/*.json.
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.dirname(here)
+const require = createRequire(import.meta.url)
+const { readConllu } = require('../dist/index.js')
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    norne: { type: 'string', default: path.join(root, '..', 'shared', 'norne') },
+    python: { type: 'string', default: process.env.BENCH_PYTHON },
+    threads: { type: 'string', default: '2' },
+    out: { type: 'string', default: path.join(here, 'out') },
+  },
+})
+const threads = values.threads
+const quick = values.quick ?? false
+
+// Workload: every NorNE dev sentence (both standards) as raw text, 50 documents of ~2,000
+// characters, and single short sentences for latency. --quick takes a subset per model size.
+const sentences = readConllu(['nob', 'nno'].map((l) => path.join(values.norne, l, 'dev.conllu'))).map((s) => s.text)
+function docs(n) {
+  const out = []
+  let i = 0
+  while (out.length < n) {
+    let d = ''
+    while (d.length < 2000) d += sentences[i++ % sentences.length] + ' '
+    out.push(d.slice(0, 2000))
+  }
+  return out
+}
+const MODELS = [
+  { name: 'norne-compact', dir: path.join(values.out, 'norne-compact'), short: quick ? 1000 : sentences.length, long: 50, latency: quick ? 50 : 200, maxLength: 512, stride: 128 },
+  { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: quick ? 10 : 30, maxLength: 8192, stride: 128 },
+]
+
+function child(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: here, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, RAYON_NUM_THREADS: threads, OMP_NUM_THREADS: threads } })
+  const line = r.stdout.trim().split('\n').pop()
+  if (r.status !== 0 || !line?.startsWith('{')) return { error: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') }
+  return JSON.parse(line)
+}
+
+function flopsPerToken(cfg, avgLen) {
+  const h = cfg.hidden_size, hd = cfg.head_dim, nh = cfg.num_attention_heads, kv = cfg.num_key_value_heads
+  const perLayer = 2 * (h * (nh + 2 * kv) * hd + nh * hd * h + 3 * h * cfg.intermediate_size) + 4 * avgLen * nh * hd
+  return cfg.num_hidden_layers * perLayer + 2 * h * Object.keys(cfg.id2label).length
+}
+
+const probe = JSON.parse(
+  execFileSync('cargo', ['run', '-q', '--release', '-p', 'eurobert', '--example', 'matmul_probe', '--', threads, '2048'], { cwd: root, encoding: 'utf8' }).trim(),
+)
+if (values.python && !MODELS.every((m) => fs.existsSync(path.join(m.dir, 'onnx', 'model.onnx')))) {
+  execFileSync(values.python, [path.join(here, 'make_models.py'), '--out', values.out], { stdio: 'inherit' })
+}
+const results = []
+for (const m of MODELS) {
+  if (!fs.existsSync(path.join(m.dir, 'onnx', 'model.onnx'))) {
+    console.error(`skipping ${m.name}: run python bench/make_models.py first`)
+    continue
+  }
+  const work = { short: sentences.slice(0, m.short), long: docs(m.long), latency: sentences.slice(0, m.latency).filter((s) => s.length < 120) }
+  const workFile = path.join(os.tmpdir(), `bench-${m.name}.json`)
+  fs.writeFileSync(workFile, JSON.stringify(work))
+  const check = child('node', ['systems/check.mjs', '--model', m.dir, '--threads', threads])
+  if (check.error || check.maxAbsDiffOursVsOrt > 1e-3) throw new Error(`${m.name}: logits disagree before timing: ${JSON.stringify(check)}`)
+  const cfg = JSON.parse(fs.readFileSync(path.join(m.dir, 'config.json'), 'utf8'))
+  const count = child('node', ['-e', `require('../dist').EuroBertModel.load(${JSON.stringify(m.dir)},{threads:1}).then(async m=>{const c=async t=>(await m.tokenize(t)).reduce((n,x)=>n+x.ids.length,0);console.log(JSON.stringify({short:await c(${JSON.stringify(work.short)}),long:await c(${JSON.stringify(work.long)})}))})`])
+  const common = ['--model', m.dir, '--work', workFile, '--threads', threads, '--batch-size', '32']
+  const systems = [
+    () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride)]),
+    () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength)]),
+    () => child('node', ['systems/ort.mjs', ...common, '--file', 'model_quantized.onnx', '--max-length', String(m.maxLength)]),
+    () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'fp32']),
+    () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'q8']),
+  ]
+  if (values.python) systems.push(() => child(values.python, ['systems/torch_peer.py', ...common, '--stride', String(m.stride)]))
+  const avgLen = count.short / work.short.length
+  const fpt = flopsPerToken(cfg, avgLen)
+  for (const run of systems) {
+    const r = run()
+    const row = { model: m.name, sentences: work.short.length, tokens: count.short, longDocs: work.long.length, longTokens: count.long, ...r }
+    if (!r.error) {
+      row.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
+      row.tokensPerSecond = count.short / (r.shortMs / 1000)
+      row.longTokensPerSecond = count.long / (r.longMs / 1000)
+      row.peakShare = (fpt * row.tokensPerSecond) / (probe.gflops * 1e9)
+    }
+    row.checkMaxAbsDiff = check.maxAbsDiffOursVsOrt
+    results.push(row)
+    console.error(JSON.stringify(row))
+  }
+}
+
+const pkg = (p) => { try { return require(p + '/package.json').version } catch { return 'n/a' } }
+const machine = {
+  cpu: (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model,
+  cores: os.cpus().length,
+  memoryGB: +(os.totalmem() / 2 ** 30).toFixed(1),
+  threads: Number(threads),
+  node: process.version,
+  onnxruntimeNode: pkg(path.join(here, 'node_modules', 'onnxruntime-node')),
+  transformersJs: pkg(path.join(here, 'node_modules', '@huggingface/transformers')),
+  fp32PeakGflops: probe.gflops,
+}
+const command = `npm run bench${quick ? ' -- --quick' : ''}${values.python ? ' -- --python ' + values.python : ''}`
+const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+fs.mkdirSync(path.join(here, 'results'), { recursive: true })
+fs.writeFileSync(path.join(here, 'results', `${stamp}.json`), JSON.stringify({ command, machine, results }, null, 2) + '\n')
+
+const f = (x, d = 1) => (x === undefined ? '–' : Number(x).toFixed(d))
+let md = `# Benchmark results\n\nCommand: \`${command}\` (${new Date().toISOString().slice(0, 10)}).\n\n`
+md += `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GiB; every system uses ${threads} threads. `
+md += `Node ${machine.node}, onnxruntime-node ${machine.onnxruntimeNode}, transformers.js ${machine.transformersJs}. `
+md += `FP32 peak from a ${probe.n}³ matmul probe (Candle's GEMM): ${probe.gflops} GFLOP/s.\n\n`
+md += 'Workload: NorNE dev sentences as raw text (batch 32), long documents of 2,000 characters (windows with stride 128 where the system has them), single sentences for latency. "× ours" is the peer\'s sentences/s divided into ours.\n\n'
+for (const m of MODELS) {
+  const rows = results.filter((r) => r.model === m.name)
+  if (rows.length === 0) continue
+  const ours = rows[0]
+  md += `## ${m.name} (${rows[0].sentences} sentences, ${rows[0].tokens} tokens; logits ours vs ORT max abs diff ${rows[0].checkMaxAbsDiff?.toExponential(1)})\n\n`
+  md += '| system | sentences/s | tokens/s | long docs tokens/s | p50 ms | p95 ms | load ms | peak RSS MB | share of FP32 peak | ours ÷ peer |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+  for (const r of rows) {
+    if (r.error) {
+      md += `| ${r.system ?? 'failed'} | error: ${r.error.slice(0, 120)} |||||||||\n`
+      continue
+    }
+    md += `| ${r.system}${r.longTruncated ? ' ¹' : ''} | ${f(r.sentencesPerSecond)} | ${f(r.tokensPerSecond, 0)} | ${f(r.longTokensPerSecond, 0)} | ${f(r.p50)} | ${f(r.p95)} | ${f(r.loadMs, 0)} | ${f(r.peakRssMB, 0)} | ${f(100 * r.peakShare)}% | ${r === ours ? '1.00' : f(ours.sentencesPerSecond / r.sentencesPerSecond, 2)} |\n`
+  }
+  md += '\n'
+}
+md += '¹ transformers.js has no stride: long documents are truncated to `model_max_length`, so it processes fewer tokens than the others there.\n'
+fs.writeFileSync(path.join(here, 'RESULTS.md'), md)
+console.log(md)

@@ -1,0 +1,53 @@
+// onnxruntime-node directly on the exported graph: tokenize (our Rust tokenizer), pad, run.
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import ort from 'onnxruntime-node'
+import { args, latencies, report, timed, workload } from './common.mjs'
+
+const require = createRequire(import.meta.url)
+const { EuroBertModel } = require('../../dist/index.js')
+const a = args()
+const w = workload(a.work)
+const batchSize = Number(a['batch-size'])
+const threads = Number(a.threads)
+const maxLength = Number(a['max-length'])
+
+const load = await timed(async () => {
+  const session = await ort.InferenceSession.create(path.join(a.model, 'onnx', a.file), {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionProviders: ['cpu'],
+  })
+  // Only for tokenization: the weights are the ORT session's.
+  const tok = await EuroBertModel.load(a.model, { threads: 1 })
+  return { session, tok }
+})
+const { session, tok } = load.value
+
+async function run(seqs) {
+  const n = Math.max(...seqs.map((s) => s.length))
+  const ids = new BigInt64Array(seqs.length * n).fill(1n)
+  const mask = new BigInt64Array(seqs.length * n)
+  seqs.forEach((s, r) => s.forEach((id, j) => ((ids[r * n + j] = BigInt(id)), (mask[r * n + j] = 1n))))
+  const feeds = { input_ids: new ort.Tensor('int64', ids, [seqs.length, n]), attention_mask: new ort.Tensor('int64', mask, [seqs.length, n]) }
+  return (await session.run(feeds)).logits
+}
+
+async function texts(list) {
+  const toks = await tok.tokenize(list)
+  // Windows of maxLength without overlap for long texts; sorted by length like our batches.
+  const seqs = toks.flatMap((t) => {
+    const ids = [...t.ids]
+    const out = []
+    for (let i = 0; i < ids.length; i += maxLength) out.push(ids.slice(i, i + maxLength))
+    return out
+  })
+  seqs.sort((x, y) => y.length - x.length)
+  for (let i = 0; i < seqs.length; i += batchSize) await run(seqs.slice(i, i + batchSize))
+}
+
+await texts(w.short.slice(0, 8))
+const short = await timed(() => texts(w.short))
+const long = await timed(() => texts(w.long))
+const lat = await latencies(w.latency, (t) => texts([t]))
+report({ system: `onnxruntime-node ${a.file === 'model.onnx' ? 'fp32' : 'q8'}`, loadMs: load.ms, shortMs: short.ms, longMs: long.ms, ...lat })

@@ -1,0 +1,19 @@
+// This project: the NER pipeline (batched, windows for long texts, off the main thread).
+import { createRequire } from 'node:module'
+import { args, latencies, report, timed, workload } from './common.mjs'
+
+const require = createRequire(import.meta.url)
+const { pipeline } = require('../../dist/index.js')
+const a = args()
+const w = workload(a.work)
+const threads = Number(a.threads)
+const batchSize = Number(a['batch-size'])
+const opts = { aggregationStrategy: 'simple', batchSize }
+
+const load = await timed(() => pipeline(a.model, { threads }))
+const ner = load.value
+await ner(w.short.slice(0, 8), opts) // warm-up
+const short = await timed(() => ner(w.short, opts))
+const long = await timed(() => ner(w.long, { ...opts, stride: Number(a.stride) }))
+const lat = await latencies(w.latency, (t) => ner(t, opts))
+report({ system: 'eurobert-ner', loadMs: load.ms, shortMs: short.ms, longMs: long.ms, ...lat })
