@@ -158,3 +158,9 @@ test('--help and --version', (t) => {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'))
   t.is(cli(['--version']).stdout.trim(), pkg.version)
 })
+
+test('without --model the bundled NorNE model tags the sentence', (t) => {
+  const r = cli(['Erna Solberg besøkte Universitetet i Oslo forrige uke.'])
+  t.is(r.code, 0, r.stderr)
+  t.regex(r.stdout, /\[Erna Solberg\]\(PER\)/)
+})

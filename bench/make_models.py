@@ -14,21 +14,33 @@ import argparse
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, EuroBertConfig, EuroBertForTokenClassification
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from make_fixtures import NORNE_LABELS  # noqa: E402
 COMPACT = os.path.join(ROOT, "models", "norne-compact")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 def make_610m(out: str) -> None:
     """26 layers, hidden 1152, 18/6 heads, head_dim 64, intermediate 4096, vocab 128256."""
-    if os.path.exists(os.path.join(out, "model.safetensors")):
-        return
-    labels = json.load(open(os.path.join(COMPACT, "config.json")))["id2label"]
+    if not os.path.exists(os.path.join(out, "model.safetensors")):
+        random_weights(out)
+    # The compact model's tokenizer: its ids are a subset of the 128256-entry vocabulary.
+    for f in TOKENIZER_FILES:
+        shutil.copy(os.path.join(COMPACT, f), os.path.join(out, f))
+    cfg = json.load(open(os.path.join(out, "tokenizer_config.json")))
+    cfg["model_max_length"] = 8192
+    json.dump(cfg, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+
+
+def random_weights(out: str) -> None:
+    labels = {str(i): l for i, l in enumerate(NORNE_LABELS)}
     config = EuroBertConfig(
         vocab_size=128256, hidden_size=1152, intermediate_size=4096, num_hidden_layers=26,
         num_attention_heads=18, num_key_value_heads=6, head_dim=64, max_position_embeddings=8192,
@@ -39,12 +51,6 @@ def make_610m(out: str) -> None:
     torch.manual_seed(0)
     model = EuroBertForTokenClassification(config)
     model.save_pretrained(out, safe_serialization=True)
-    # The compact model's tokenizer: its ids are a subset of the 128256-entry vocabulary.
-    for f in TOKENIZER_FILES:
-        shutil.copy(os.path.join(COMPACT, f), os.path.join(out, f))
-    cfg = json.load(open(os.path.join(out, "tokenizer_config.json")))
-    cfg["model_max_length"] = 8192
-    json.dump(cfg, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
 
 
 def export(model_dir: str) -> None:
@@ -68,7 +74,16 @@ def export(model_dir: str) -> None:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    large = os.path.getsize(path) < 1e6  # weights went to external data
+    large = os.path.getsize(path) < 1e8  # the weights went to external data
+    data = os.path.join(onnx_dir, "model.onnx_data")
+    if large and not os.path.exists(data):
+        # One external-data file, as transformers.js expects for models over 2 GB.
+        m = onnx.load(path)
+        onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data")
+        del m
+        for f in os.listdir(onnx_dir):
+            if f not in ("model.onnx", "model.onnx_data", "model_quantized.onnx", "check.json"):
+                os.remove(os.path.join(onnx_dir, f))
     q8 = os.path.join(onnx_dir, "model_quantized.onnx")
     if not os.path.exists(q8):
         quantize_dynamic(path, q8, weight_type=QuantType.QInt8, use_external_data_format=large)

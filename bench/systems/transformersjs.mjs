@@ -1,4 +1,5 @@
 // transformers.js (@huggingface/transformers) token-classification pipeline on onnxruntime-node.
+import fs from 'node:fs'
 import path from 'node:path'
 import { env, pipeline } from '@huggingface/transformers'
 import { args, latencies, report, timed, workload } from './common.mjs'
@@ -13,6 +14,8 @@ const threads = Number(a.threads)
 const load = await timed(() =>
   pipeline('token-classification', path.basename(a.model), {
     dtype: a.dtype,
+    // Models over 2 GB keep their weights in onnx/model.onnx_data.
+    use_external_data_format: a.dtype === 'fp32' && fs.existsSync(path.join(a.model, 'onnx', 'model.onnx_data')),
     device: 'cpu',
     session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
   }),
