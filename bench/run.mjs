@@ -48,6 +48,7 @@ const MODELS = [
 
 function child(cmd, args) {
   const r = spawnSync(cmd, args, { cwd: here, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, RAYON_NUM_THREADS: threads, OMP_NUM_THREADS: threads } })
+  if (r.error) return { error: String(r.error) }
   const line = r.stdout.trim().split('\n').pop()
   if (r.status !== 0 || !line?.startsWith('{')) return { error: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') }
   return JSON.parse(line)
@@ -77,7 +78,7 @@ for (const m of MODELS) {
   const check = child('node', ['systems/check.mjs', '--model', m.dir, '--threads', threads])
   if (check.error || check.maxAbsDiffOursVsOrt > 1e-3) throw new Error(`${m.name}: logits disagree before timing: ${JSON.stringify(check)}`)
   const cfg = JSON.parse(fs.readFileSync(path.join(m.dir, 'config.json'), 'utf8'))
-  const count = child('node', ['-e', `require('../dist').EuroBertModel.load(${JSON.stringify(m.dir)},{threads:1}).then(async m=>{const c=async t=>(await m.tokenize(t)).reduce((n,x)=>n+x.ids.length,0);console.log(JSON.stringify({short:await c(${JSON.stringify(work.short)}),long:await c(${JSON.stringify(work.long)})}))})`])
+  const count = child('node', ['systems/count.mjs', '--model', m.dir, '--work', workFile])
   const common = ['--model', m.dir, '--work', workFile, '--threads', threads, '--batch-size', '32']
   const systems = [
     () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride)]),
@@ -115,7 +116,8 @@ const machine = {
   transformersJs: pkg(path.join(here, 'node_modules', '@huggingface/transformers')),
   fp32PeakGflops: probe.gflops,
 }
-const command = `npm run bench${quick ? ' -- --quick' : ''}${values.python ? ' -- --python ' + values.python : ''}`
+const flags = [quick ? '--quick' : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
+const command = `npm run bench${flags ? ' -- ' + flags : ''}`
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 fs.mkdirSync(path.join(here, 'results'), { recursive: true })
 fs.writeFileSync(path.join(here, 'results', `${stamp}.json`), JSON.stringify({ command, machine, results }, null, 2) + '\n')
@@ -125,7 +127,7 @@ let md = `# Benchmark results\n\nCommand: \`${command}\` (${new Date().toISOStri
 md += `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GiB; every system uses ${threads} threads. `
 md += `Node ${machine.node}, onnxruntime-node ${machine.onnxruntimeNode}, transformers.js ${machine.transformersJs}. `
 md += `FP32 peak from a ${probe.n}³ matmul probe (Candle's GEMM): ${probe.gflops} GFLOP/s.\n\n`
-md += 'Workload: NorNE dev sentences as raw text (batch 32), long documents of 2,000 characters (windows with stride 128 where the system has them), single sentences for latency. "× ours" is the peer\'s sentences/s divided into ours.\n\n'
+md += 'Workload: NorNE dev sentences as raw text (batch 32), long documents of 2,000 characters (windows with stride 128 where the system has them), single sentences for latency. "ours ÷ peer" is our sentences/s divided by the peer\'s (above 1: we are faster). Share of FP32 peak = FLOPs per token (from the config) × tokens/s ÷ the probe\'s peak.\n\n'
 for (const m of MODELS) {
   const rows = results.filter((r) => r.model === m.name)
   if (rows.length === 0) continue
@@ -141,6 +143,7 @@ for (const m of MODELS) {
   }
   md += '\n'
 }
+md += 'q8 rows run int8 matrix products, so their share of the FP32 peak can exceed 100%.\n\n'
 md += '¹ transformers.js has no stride: long documents are truncated to `model_max_length`, so it processes fewer tokens than the others there.\n'
 fs.writeFileSync(path.join(here, 'RESULTS.md'), md)
 console.log(md)
