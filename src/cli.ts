@@ -161,9 +161,10 @@ async function main(argv: string[]): Promise<number> {
 
   const docs: AsyncIterable<Doc> =
     positionals.length > 0 ? fromArray(positionals) : files.length > 0 ? fromFiles(files, values) : fromStdin(values.whole ?? false)
-  const total = files.length > 0 ? await countDocs(files, values) : undefined
   const wantProgress = values['no-progress'] ? false : (values.progress ?? files.length > 0)
   const showProgress = wantProgress && process.stderr.isTTY === true
+  // Counting documents for the ETA reads the files once more: only when a bar is shown.
+  const total = showProgress && files.length > 0 ? await countDocs(files, values) : undefined
   const progress = showProgress ? new Progress(total) : undefined
 
   const ner = await pipeline(modelPath, { ...load, ...options })

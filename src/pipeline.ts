@@ -129,11 +129,7 @@ export async function scoreWindows(
     throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
   }
   const toks = await model.tokenize(texts)
-  const windows = toks.map((tok) => {
-    const specials = countSpecials(tok.specialTokensMask)
-    const stride = options.stride ?? Math.floor((maxLength - specials) / 4)
-    return makeWindows(tok, maxLength, stride)
-  })
+  const windows = toks.map((tok) => makeWindows(tok, maxLength, options.stride))
   const logits = await model.logitsForIds(
     windows.flat().map((w) => w.ids),
     { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens },
@@ -154,12 +150,6 @@ function cleanSpans(text: string, entities: Entity[], punctuation: boolean): Ent
     if (start < end) out.push({ ...e, word: text.slice(start, end), start, end })
   }
   return out
-}
-
-function countSpecials(mask: Uint8Array): number {
-  let n = 0
-  for (const m of mask) n += m
-  return n
 }
 
 function checkNerOptions(o: NerOptions): void {

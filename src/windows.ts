@@ -30,9 +30,10 @@ export function windowRanges(length: number, budget: number, stride: number): [n
 
 /**
  * Splits a tokenization into windows of at most `maxLength` tokens (special tokens
- * included). `stride` is how many tokens consecutive windows share.
+ * included). `stride` is how many tokens consecutive windows share; by default a quarter of
+ * the text tokens a window holds.
  */
-export function makeWindows(tok: Tokenization, maxLength: number, stride: number): TokenWindow[] {
+export function makeWindows(tok: Tokenization, maxLength: number, stride?: number): TokenWindow[] {
   const n = tok.ids.length
   let prefix = 0
   while (prefix < n && tok.specialTokensMask[prefix]) prefix++
@@ -53,6 +54,7 @@ export function makeWindows(tok: Tokenization, maxLength: number, stride: number
     ]
   }
   if (budget < 1) throw new RangeError(`maxLength ${maxLength} leaves no room for text beside ${prefix + suffix} special tokens`)
+  stride ??= Math.floor(budget / 4)
   if (!(stride >= 0 && stride < budget)) {
     throw new RangeError(`stride must be less than the ${budget} text tokens a window holds, got ${stride}`)
   }
