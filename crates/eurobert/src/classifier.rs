@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 
+use crate::batching::{self, Layout};
+use crate::candle_encoder::CandleEncoder;
 use crate::config::Config;
+use crate::cpu::{Batch, CpuEncoder};
 use crate::error::{Error, Result};
-use crate::model::EuroBert;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::weights::Weights;
 
@@ -40,7 +42,8 @@ impl Default for LoadOptions {
 pub struct RunOptions {
     /// Most sequences in one forward pass.
     pub batch_size: usize,
-    /// Most padded tokens (rows × longest row) in one forward pass, bounding attention memory.
+    /// Most tokens in one forward pass (on GPUs, padded tokens: rows × longest row); bounds
+    /// activation memory, which grows linearly with it.
     pub max_batch_tokens: usize,
 }
 
@@ -61,8 +64,15 @@ pub struct Classified {
     pub logits: Vec<f32>,
 }
 
+/// The forward pass: our own f32 CPU encoder, or Candle's for GPUs and f16/bf16.
+enum Encoder {
+    Cpu(CpuEncoder),
+    Candle(CandleEncoder),
+}
+
 pub struct TokenClassifier {
-    model: EuroBert,
+    config: Config,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
     dir: PathBuf,
@@ -116,9 +126,14 @@ impl TokenClassifier {
             .build()
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
-        let model = pool.install(|| EuroBert::load(&config, &weights, options.dtype, &device))?;
+        let encoder = if device.is_cpu() && options.dtype == DType::F32 {
+            Encoder::Cpu(pool.install(|| CpuEncoder::load(&config, &weights))?)
+        } else {
+            Encoder::Candle(pool.install(|| CandleEncoder::load(&config, &weights, options.dtype, &device))?)
+        };
         Ok(TokenClassifier {
-            model,
+            config,
+            encoder,
             tokenizer,
             pool,
             dir: dir.to_path_buf(),
@@ -126,11 +141,11 @@ impl TokenClassifier {
     }
 
     pub fn config(&self) -> &Config {
-        self.model.config()
+        &self.config
     }
 
     pub fn labels(&self) -> &[String] {
-        &self.model.config().labels
+        &self.config.labels
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -174,51 +189,58 @@ impl TokenClassifier {
     }
 
     /// Logits for id sequences that already carry their special tokens (windows of a long
-    /// text, say). Sequences are sorted by length and packed into right-padded batches;
-    /// results come back in input order, `tokens × num_labels` each.
+    /// text, say), `tokens × num_labels` each, in input order. Sequences are grouped into
+    /// batches longest first under `options`' caps.
     pub fn forward_ids(&self, sequences: &[&[u32]], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
         if options.batch_size == 0 {
-            return Err(Error::InvalidArgument(
-                "batch size must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
-        let max = self.config().max_position_embeddings;
+        if options.max_batch_tokens == 0 {
+            return Err(Error::InvalidArgument("max batch tokens must be at least 1".into()));
+        }
+        let max = self.config.max_position_embeddings;
         if let Some((i, s)) = sequences.iter().enumerate().find(|(_, s)| s.len() > max) {
             return Err(Error::InvalidArgument(format!(
                 "text {i} has {} tokens; the model takes at most {max} (split long texts into windows)",
                 s.len()
             )));
         }
-        let num_labels = self.config().num_labels();
+        let num_labels = self.config.num_labels();
+        let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
+        let layout = match self.encoder {
+            Encoder::Cpu(_) => Layout::Packed,
+            Encoder::Candle(_) => Layout::Padded,
+        };
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); sequences.len()];
-        // Longest first, so each batch pads to its first row and similar lengths share a batch.
-        let mut order: Vec<usize> = (0..sequences.len())
-            .filter(|&i| !sequences[i].is_empty())
-            .collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
-
-        let mut start = 0;
-        while start < order.len() {
-            let seq_len = sequences[order[start]].len();
-            let rows_by_tokens = (options.max_batch_tokens / seq_len).max(1);
-            let end = (start + options.batch_size.min(rows_by_tokens)).min(order.len());
-            let rows = &order[start..end];
-            let mut ids = vec![0u32; rows.len() * seq_len];
-            let mut lengths = Vec::with_capacity(rows.len());
-            for (r, &i) in rows.iter().enumerate() {
-                let s = sequences[i];
-                ids[r * seq_len..r * seq_len + s.len()].copy_from_slice(s);
-                lengths.push(s.len());
+        for rows in batching::plan(&lengths, options.batch_size, options.max_batch_tokens, layout) {
+            let logits = match &self.encoder {
+                Encoder::Cpu(enc) => {
+                    let seqs: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
+                    let batch = Batch::pack(&seqs);
+                    self.pool.install(|| enc.forward(&batch))?
+                }
+                Encoder::Candle(enc) => {
+                    let seq_len = lengths[rows[0]];
+                    let mut ids = vec![0u32; rows.len() * seq_len];
+                    for (r, &i) in rows.iter().enumerate() {
+                        ids[r * seq_len..r * seq_len + lengths[i]].copy_from_slice(sequences[i]);
+                    }
+                    let lens: Vec<usize> = rows.iter().map(|&i| lengths[i]).collect();
+                    let padded = self.pool.install(|| enc.forward(&ids, &lens, seq_len))?;
+                    let padded: Vec<f32> = padded.flatten_all()?.to_vec1()?;
+                    // Drop each row's padding so both encoders hand back packed rows.
+                    rows.iter()
+                        .enumerate()
+                        .flat_map(|(r, &i)| padded[r * seq_len * num_labels..][..lengths[i] * num_labels].to_vec())
+                        .collect()
+                }
+            };
+            let mut at = 0;
+            for &i in &rows {
+                let n = lengths[i] * num_labels;
+                out[i] = logits[at..at + n].to_vec();
+                at += n;
             }
-            let logits = self
-                .pool
-                .install(|| self.model.forward(&ids, &lengths, seq_len))?;
-            let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-            for (r, &i) in rows.iter().enumerate() {
-                let row = &flat[r * seq_len * num_labels..];
-                out[i] = row[..lengths[r] * num_labels].to_vec();
-            }
-            start = end;
         }
         Ok(out)
     }

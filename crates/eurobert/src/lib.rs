@@ -1,11 +1,15 @@
-//! EuroBERT token classification on Candle, with no dependency on Node: reads a Hugging Face
-//! model folder (`config.json`, safetensors weights, `tokenizer.json`) and computes per-token
-//! logits exactly as transformers' `EuroBertForTokenClassification`.
+//! EuroBERT token classification with no dependency on Node: reads a Hugging Face model
+//! folder (`config.json`, safetensors weights, `tokenizer.json`) and computes per-token logits
+//! exactly as transformers' `EuroBertForTokenClassification`.
 
+mod batching;
+pub mod candle_encoder;
 pub mod classifier;
 pub mod config;
+mod cpu;
 pub mod error;
-pub mod model;
+mod files;
+mod rope;
 pub mod tokenize;
 pub mod weights;
 

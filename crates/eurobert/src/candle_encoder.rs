@@ -1,5 +1,5 @@
-//! The EuroBERT encoder (a bidirectional Llama) and its token-classification head, computed
-//! as transformers' `EuroBertForTokenClassification` does.
+//! The EuroBERT encoder on Candle, for GPU devices (CUDA, Metal) and f16/bf16 compute: right-
+//! padded batches with a key mask. The f32 CPU path is `cpu`, which packs batches instead.
 //!
 //! Activations stay 2-D `(tokens, features)` between layers so every projection is one GEMM
 //! over the whole padded batch; Q/K/V and gate/up are fused into single matrices at load.
@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::rope::Rope;
 use crate::weights::Weights;
 
 struct Linear {
@@ -37,7 +38,7 @@ struct Layer {
     down: Linear,
 }
 
-pub struct EuroBert {
+pub struct CandleEncoder {
     config: Config,
     device: Device,
     dtype: DType,
@@ -45,18 +46,19 @@ pub struct EuroBert {
     layers: Vec<Layer>,
     norm: Tensor,
     classifier: Linear,
-    /// RoPE tables `(max_position_embeddings, head_dim / 2)` in f32, built once as transformers does.
-    cos: Tensor,
-    sin: Tensor,
+    rope: Rope,
 }
 
-impl EuroBert {
+impl CandleEncoder {
     pub fn load(config: &Config, weights: &Weights, dtype: DType, device: &Device) -> Result<Self> {
         let c = config;
         let (h, d) = (c.hidden_size, c.head_dim);
         let q_out = c.num_attention_heads * d;
         let kv_out = c.num_key_value_heads * d;
-        let get = |name: &str, shape: &[usize]| weights.get(name, shape, dtype, device);
+        let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let v = weights.read_f32(name, shape)?;
+            Ok(Tensor::from_vec(v, shape, device)?.to_dtype(dtype)?)
+        };
         let linear = |prefix: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
             Ok(Linear {
                 weight: get(&format!("{prefix}.weight"), &[out, inp])?,
@@ -102,8 +104,7 @@ impl EuroBert {
                 down: linear(&format!("{p}.mlp.down_proj"), h, c.intermediate_size, mb)?,
             });
         }
-        let (cos, sin) = rope_tables(c, device)?;
-        Ok(EuroBert {
+        Ok(CandleEncoder {
             config: c.clone(),
             device: device.clone(),
             dtype,
@@ -111,8 +112,7 @@ impl EuroBert {
             layers,
             norm: get("model.norm.weight", &[h])?,
             classifier: linear("classifier", c.num_labels(), h, true)?,
-            cos,
-            sin,
+            rope: Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings),
         })
     }
 
@@ -169,8 +169,10 @@ impl EuroBert {
         let ids_t = Tensor::from_slice(ids, batch * seq_len, dev)?;
         let mut x = self.embed_tokens.index_select(&ids_t, 0)?; // (N, H)
 
-        let cos = self.cos.narrow(0, 0, seq_len)?.to_dtype(self.dtype)?;
-        let sin = self.sin.narrow(0, 0, seq_len)?.to_dtype(self.dtype)?;
+        let table = self.rope.table(seq_len);
+        let half = table.half;
+        let cos = Tensor::from_slice(&table.cos[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?;
+        let sin = Tensor::from_slice(&table.sin[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?;
         let mask = self.key_mask(lengths, seq_len)?; // (B, 1, 1, T)
         let scale = (hd as f64).powf(-0.5);
 
@@ -223,28 +225,4 @@ impl EuroBert {
                 .to_dtype(self.dtype)?,
         )
     }
-}
-
-/// cos/sin of `position * inv_freq`, each step rounded to f32 as transformers computes it
-/// (`inv_freq = 1 / theta^(arange(0, d, 2) / d)`; `freqs = pos.float() * inv_freq`).
-fn rope_tables(c: &Config, device: &Device) -> Result<(Tensor, Tensor)> {
-    let half = c.head_dim / 2;
-    let theta = c.rope_theta as f32;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / c.head_dim as f32))
-        .collect();
-    let n = c.max_position_embeddings;
-    let mut cos = Vec::with_capacity(n * half);
-    let mut sin = Vec::with_capacity(n * half);
-    for pos in 0..n {
-        for &f in &inv_freq {
-            let angle = pos as f32 * f;
-            cos.push(angle.cos());
-            sin.push(angle.sin());
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (n, half), device)?,
-        Tensor::from_vec(sin, (n, half), device)?,
-    ))
 }

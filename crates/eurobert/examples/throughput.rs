@@ -1,0 +1,66 @@
+//! Forward-pass timing without Node, for profiling the Rust side alone:
+//! `cargo run --release -p eurobert --example throughput -- MODEL_DIR CONLLU [threads] [sentences]`
+//! prints load time, sentences/s over batches of 32, single-sentence p50 and tokens/s over
+//! ~500-token documents. `EUROBERT_PROFILE=1` adds per-operation times.
+use std::path::Path;
+use std::time::Instant;
+
+use eurobert::{LoadOptions, RunOptions, TokenClassifier};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = Path::new(&args[0]);
+    let text = std::fs::read_to_string(&args[1]).expect("conllu");
+    let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let count: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let sentences: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# text = "))
+        .map(str::to_string)
+        .take(count)
+        .collect();
+    let t = Instant::now();
+    let model = TokenClassifier::load(dir, &LoadOptions { threads: Some(threads), ..Default::default() }).expect("load");
+    println!("load {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let opts = RunOptions::default();
+    model.classify(&sentences[..8.min(sentences.len())], &opts).unwrap();
+
+    let enc = model.encode(&sentences).unwrap();
+    let tokens: usize = enc.iter().map(|e| e.len()).sum();
+    let t = Instant::now();
+    model.classify(&sentences, &opts).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    println!("sentences: {} in {:.3} s = {:.1} sentences/s, {:.0} tokens/s", sentences.len(), s, sentences.len() as f64 / s, tokens as f64 / s);
+
+    let mut lat: Vec<f64> = sentences
+        .iter()
+        .filter(|s| s.len() < 120)
+        .take(30)
+        .map(|s| {
+            let t = Instant::now();
+            model.classify(std::slice::from_ref(s), &opts).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("single sentence p50 {:.2} ms", lat[lat.len() / 2]);
+
+    let mut docs = Vec::new();
+    let mut d = String::new();
+    for s in sentences.iter().cycle().take(2000) {
+        d.push_str(s);
+        d.push(' ');
+        if d.len() >= 1500 {
+            docs.push(std::mem::take(&mut d));
+            if docs.len() == 8 {
+                break;
+            }
+        }
+    }
+    let enc = model.encode(&docs).unwrap();
+    let tokens: usize = enc.iter().map(|e| e.len()).sum();
+    let t = Instant::now();
+    model.classify(&docs, &opts).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    println!("documents: {} of {} tokens avg, {:.0} tokens/s", docs.len(), tokens / docs.len(), tokens as f64 / s);
+}

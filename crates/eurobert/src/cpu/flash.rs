@@ -1,0 +1,221 @@
+//! Bidirectional grouped-query attention over packed sequences, blocked as FlashAttention:
+//! keys are visited in blocks with an online softmax, so memory is `O(block²)` per task
+//! whatever the sequence length, and the `T × T` score matrix never exists.
+//!
+//! Work is split into tasks of (sequence, KV head, block of query rows); each task runs the
+//! query heads that share its KV head one after another over the same K/V rows (grouped-
+//! query attention without copying K/V). Sequences never see each other: each one attends
+//! over its own token range, so packed batches need no mask. Accumulation is f32.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::simd;
+
+/// Query rows per task.
+const QUERY_BLOCK: usize = 64;
+/// Keys per online-softmax step.
+const KEY_BLOCK: usize = 256;
+
+/// Where the heads live in the fused QKV rows and in the output rows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Heads {
+    pub query: usize,
+    pub kv: usize,
+    pub dim: usize,
+}
+
+impl Heads {
+    /// Width of one fused QKV row: query heads, then key heads, then value heads.
+    pub fn qkv_width(&self) -> usize {
+        (self.query + 2 * self.kv) * self.dim
+    }
+    pub fn out_width(&self) -> usize {
+        self.query * self.dim
+    }
+}
+
+/// A raw pointer that tasks write through, each into rows and columns no other task touches.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint (rows, head) regions; see `attention`.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `out[t, h]` = softmax(q_h(t) · K_g(seq)ᵀ · scale) · V_g(seq) for every token `t` of every
+/// sequence, with `g = h / (query / kv)`. `qkv` is `(tokens, heads.qkv_width())`, `out` is
+/// `(tokens, heads.out_width())`, and `sequences` are disjoint token ranges covering both.
+pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>], heads: Heads, scale: f32) {
+    let (qw, ow) = (heads.qkv_width(), heads.out_width());
+    let tokens = out.len() / ow;
+    assert_eq!(qkv.len(), tokens * qw, "qkv rows");
+    assert!(sequences.iter().all(|s| s.start < s.end && s.end <= tokens), "sequence ranges");
+    let mut tasks = Vec::new();
+    for seq in sequences {
+        for g in 0..heads.kv {
+            let mut q0 = seq.start;
+            while q0 < seq.end {
+                let q1 = (q0 + QUERY_BLOCK).min(seq.end);
+                tasks.push((seq.clone(), g, q0..q1));
+                q0 = q1;
+            }
+        }
+    }
+    let dst = SharedOut(out.as_mut_ptr());
+    // Short tasks are grouped so that rayon's per-task overhead stays small.
+    let min_len = (4096 / sequences.iter().map(|s| s.len()).max().unwrap_or(1).pow(2)).max(1);
+    tasks.par_iter().with_min_len(min_len).for_each(|(seq, g, rows)| {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            // SAFETY: the task's output block (its query rows, the columns of its KV group's
+            // query heads) is written by this task only, and `out` outlives the parallel loop.
+            unsafe { attend(qkv, dst, seq.clone(), *g, rows.clone(), heads, scale, &mut s) }
+        })
+    });
+}
+
+/// One task: the query heads of KV head `g` for query rows `rows` of sequence `seq`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend(
+    qkv: &[f32],
+    out: SharedOut,
+    seq: Range<usize>,
+    g: usize,
+    rows: Range<usize>,
+    heads: Heads,
+    scale: f32,
+    scratch: &mut Vec<f32>,
+) {
+    let (d, qw, ow) = (heads.dim, heads.qkv_width() as isize, heads.out_width() as isize);
+    let n_rep = heads.query / heads.kv;
+    let m = rows.len();
+    let kb = KEY_BLOCK.min(seq.len());
+    scratch.resize(m * kb + 2 * m, 0.0);
+    let (scores, stats) = scratch.split_at_mut(m * kb);
+    let (row_max, row_sum) = stats.split_at_mut(m);
+    let k_col = (heads.query + g) * d;
+    let v_col = (heads.query + heads.kv + g) * d;
+    for r in 0..n_rep {
+        let h = g * n_rep + r;
+        let q = qkv.as_ptr().add(rows.start * qw as usize + h * d);
+        let o = out.0.offset(rows.start as isize * ow + (h * d) as isize);
+        let mut k0 = seq.start;
+        while k0 < seq.end {
+            let n = (k0 + kb).min(seq.end) - k0;
+            let s = &mut scores[..m * n];
+            let k = qkv.as_ptr().add(k0 * qw as usize + k_col);
+            let v = qkv.as_ptr().add(k0 * qw as usize + v_col);
+            // S = scale · Q Kᵀ  (m × n)
+            gemm::gemm(
+                m, n, d,
+                s.as_mut_ptr(), 1, n as isize, false,
+                q, 1, qw,
+                k, qw, 1,
+                0.0, scale,
+                false, false, false,
+                gemm::Parallelism::None,
+            );
+            let first = k0 == seq.start;
+            for i in 0..m {
+                let row = &mut s[i * n..(i + 1) * n];
+                let block_max = simd::max(row);
+                let new_max = if first { block_max } else { row_max[i].max(block_max) };
+                let sum = simd::exp_shifted(row, new_max);
+                if first {
+                    row_sum[i] = sum;
+                } else {
+                    // Rescale what earlier key blocks accumulated to the new maximum.
+                    let c = (row_max[i] - new_max).exp();
+                    row_sum[i] = row_sum[i] * c + sum;
+                    simd::scale(std::slice::from_raw_parts_mut(o.offset(i as isize * ow), d), c);
+                }
+                row_max[i] = new_max;
+            }
+            // O = O + P V  (m × d); the first block overwrites.
+            gemm::gemm(
+                m, d, n,
+                o, 1, ow, !first,
+                s.as_ptr(), 1, n as isize,
+                v, 1, qw,
+                1.0, 1.0,
+                false, false, false,
+                gemm::Parallelism::None,
+            );
+            k0 += n;
+        }
+        for i in 0..m {
+            simd::scale(std::slice::from_raw_parts_mut(o.offset(i as isize * ow), d), 1.0 / row_sum[i]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plain softmax attention in f64, one sequence at a time.
+    fn reference(qkv: &[f32], seqs: &[Range<usize>], h: Heads, scale: f32) -> Vec<f32> {
+        let (qw, ow, d) = (h.qkv_width(), h.out_width(), h.dim);
+        let tokens = qkv.len() / qw;
+        let mut out = vec![0f32; tokens * ow];
+        let n_rep = h.query / h.kv;
+        for seq in seqs {
+            for head in 0..h.query {
+                let g = head / n_rep;
+                for t in seq.clone() {
+                    let q = &qkv[t * qw + head * d..][..d];
+                    let scores: Vec<f64> = seq
+                        .clone()
+                        .map(|j| {
+                            let k = &qkv[j * qw + (h.query + g) * d..][..d];
+                            q.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale as f64
+                        })
+                        .collect();
+                    let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for c in 0..d {
+                        let mut acc = 0f64;
+                        for (p, j) in e.iter().zip(seq.clone()) {
+                            acc += p / z * qkv[j * qw + (h.query + h.kv + g) * d + c] as f64;
+                        }
+                        out[t * ow + head * d + c] = acc as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn blocked_attention_equals_plain_softmax_attention_on_packed_sequences() {
+        let heads = Heads { query: 6, kv: 2, dim: 16 };
+        // Lengths around the block sizes: one key block, several, and a ragged tail.
+        let lens = [1usize, 7, 64, 65, 300, 530];
+        let mut seqs = Vec::new();
+        let mut t = 0;
+        for l in lens {
+            seqs.push(t..t + l);
+            t += l;
+        }
+        let mut state = 12345u64;
+        let qkv: Vec<f32> = (0..t * heads.qkv_width())
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
+            })
+            .collect();
+        let mut out = vec![f32::NAN; t * heads.out_width()];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25));
+        let want = reference(&qkv, &seqs, heads, 0.25);
+        let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 2e-5, "max abs diff {worst}");
+    }
+}

@@ -1,0 +1,252 @@
+//! Element-wise kernels of the CPU encoder, written as plain loops that LLVM vectorizes, each
+//! compiled three times (AVX-512, AVX2+FMA, baseline) and picked once per process by CPUID,
+//! so one x86-64 binary runs the widest code every CPU allows.
+//!
+//! Reductions keep 16 independent partial sums: without fast-math LLVM will not reorder a
+//! single float accumulator, and 16 lanes fill one AVX-512 or two AVX2 registers.
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Baseline = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn level() -> Level {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static LEVEL: AtomicU8 = AtomicU8::new(0);
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Baseline,
+        2 => Level::Avx2,
+        3 => Level::Avx512,
+        _ => {
+            let l = if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("fma")
+            {
+                Level::Avx512
+            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                Level::Avx2
+            } else {
+                Level::Baseline
+            };
+            LEVEL.store(l as u8, Ordering::Relaxed);
+            l
+        }
+    }
+}
+
+/// Defines a function whose body is compiled for each SIMD level and dispatched at run time.
+macro_rules! simd_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? { imp($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { imp($($arg),*) }
+                match $crate::cpu::simd::level() {
+                    // SAFETY: the CPU has every feature the function was compiled for.
+                    $crate::cpu::simd::Level::Avx512 => return unsafe { v4($($arg),*) },
+                    $crate::cpu::simd::Level::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::cpu::simd::Level::Baseline => {}
+                }
+            }
+            imp($($arg),*)
+        }
+    };
+}
+
+const LANES: usize = 16;
+
+/// `e^x` for f32, within 2 ulp on the range softmax and SiLU use (Cephes' `expf` polynomial
+/// with Cody-Waite range reduction); branch-free so it vectorizes. Inputs are clamped to
+/// [-87.3, 88.3]: below, the result is ~1e-38 instead of 0, which no sum here can see.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * LOG2E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[inline(always)]
+fn sum_squares(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i] * c[i];
+        }
+    }
+    let mut s = tail.iter().map(|v| v * v).sum::<f32>();
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+simd_fn! {
+    /// RMSNorm of each `width`-wide row of `x` into `out`, as transformers computes it in f32:
+    /// `w * (x / sqrt(mean(x²) + eps))`.
+    pub(crate) fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+        let width = w.len();
+        for (row, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            let inv = 1.0 / (sum_squares(row) / width as f32 + eps).sqrt();
+            for ((o, &v), &g) in o.iter_mut().zip(row).zip(w) {
+                *o = g * (v * inv);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// In each row, the first half (`gate`) becomes `silu(gate) * up`, `up` being the second half.
+    pub(crate) fn silu_mul(rows: &mut [f32], width: usize) {
+        for row in rows.chunks_exact_mut(2 * width) {
+            let (gate, up) = row.split_at_mut(width);
+            for (g, &u) in gate.iter_mut().zip(up.iter()) {
+                *g = *g / (1.0 + exp(-*g)) * u;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// Rotary embedding in place (transformers' `rotate_half` form) on `heads` consecutive
+    /// heads of `x`; `cos`/`sin` hold the half-width table row of this position.
+    pub(crate) fn rope(x: &mut [f32], heads: usize, cos: &[f32], sin: &[f32]) {
+        let half = cos.len();
+        for head in x.chunks_exact_mut(2 * half).take(heads) {
+            let (a, b) = head.split_at_mut(half);
+            for i in 0..half {
+                let (x1, x2) = (a[i], b[i]);
+                a[i] = x1 * cos[i] - x2 * sin[i];
+                b[i] = x2 * cos[i] + x1 * sin[i];
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// One online-softmax step over a row of scores: with `max` the new running maximum,
+    /// replaces each score `s` by `e^(s - max)` and returns their sum.
+    pub(crate) fn exp_shifted(s: &mut [f32], max: f32) -> f32 {
+        let mut acc = [0f32; LANES];
+        let mut chunks = s.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                c[i] = exp(c[i] - max);
+                acc[i] += c[i];
+            }
+        }
+        let mut sum = 0f32;
+        for v in chunks.into_remainder() {
+            *v = exp(*v - max);
+            sum += *v;
+        }
+        for a in acc {
+            sum += a;
+        }
+        sum
+    }
+}
+
+simd_fn! {
+    /// Largest value of a row (`-inf` for an empty one).
+    pub(crate) fn max(s: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; LANES];
+        let chunks = s.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for i in 0..LANES {
+                acc[i] = acc[i].max(c[i]);
+            }
+        }
+        acc.into_iter().chain(tail.iter().copied()).fold(f32::NEG_INFINITY, f32::max)
+    }
+}
+
+simd_fn! {
+    /// `x *= k` element-wise.
+    pub(crate) fn scale(x: &mut [f32], k: f32) {
+        for v in x {
+            *v *= k;
+        }
+    }
+}
+
+/// `e^x`, exposed for the tests that compare it with the standard library.
+#[cfg(test)]
+pub(crate) fn exp_scalar(x: f32) -> f32 {
+    exp(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_two_ulp_of_the_standard_library() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp_scalar(x), (x as f64).exp() as f32);
+            let ulp = (got.to_bits() as i64 - want.to_bits() as i64).abs() as f32;
+            worst = worst.max(ulp);
+            x += 0.0137;
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        let mut row = [0.5f32, -1.0, 3.0, 0.0, 2.5, -30.0, 1.0, 1.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, -0.9];
+        let m = max(&row);
+        assert_eq!(m, 3.0);
+        let want: f64 = row.iter().map(|&v| ((v - m) as f64).exp()).sum();
+        let got = exp_shifted(&mut row, m);
+        assert!(((got as f64) - want).abs() < 1e-6 * want, "{got} vs {want}");
+    }
+
+    #[test]
+    fn rms_norm_and_silu_mul_follow_their_definitions() {
+        let x: Vec<f32> = (0..40).map(|i| (i as f32 - 17.0) * 0.37).collect();
+        let w: Vec<f32> = (0..20).map(|i| 1.0 + i as f32 * 0.01).collect();
+        let mut out = vec![0f32; 40];
+        rms_norm(&x, &w, 1e-5, &mut out);
+        for r in 0..2 {
+            let row = &x[r * 20..(r + 1) * 20];
+            let ms: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 20.0;
+            for i in 0..20 {
+                let want = w[i] as f64 * row[i] as f64 / (ms + 1e-5).sqrt();
+                assert!((out[r * 20 + i] as f64 - want).abs() < 1e-6 * want.abs().max(1.0));
+            }
+        }
+        let mut gu: Vec<f32> = (0..36).map(|i| (i as f32 - 20.0) * 0.5).collect();
+        let orig = gu.clone();
+        silu_mul(&mut gu, 9);
+        for r in 0..2 {
+            for i in 0..9 {
+                let (g, u) = (orig[r * 18 + i] as f64, orig[r * 18 + 9 + i] as f64);
+                let want = g / (1.0 + (-g).exp()) * u;
+                assert!((gu[r * 18 + i] as f64 - want).abs() < 1e-5 * want.abs().max(1.0));
+            }
+        }
+    }
+}

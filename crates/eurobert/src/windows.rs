@@ -1,0 +1,89 @@
+//! Overlapping windows over a long text's tokens, as the tokenizers library makes them for
+//! transformers' `stride`: the content tokens (without the special tokens the post-processor
+//! adds at either end) are cut into pieces of `max_length - specials` tokens, each starting
+//! `budget - stride` after the previous one, until a piece reaches the end; every piece gets
+//! the special tokens.
+
+use crate::error::{Error, Result};
+
+/// Most window tokens per content token a stride may cause: a stride near the window length
+/// makes a window per token and a cost quadratic in the text (`stride` close to `budget`).
+pub const MAX_WINDOW_FACTOR: usize = 8;
+
+/// One window: content tokens `[from, to)` (positions in the whole tokenization), and the
+/// positions `[owns.0, owns.1)` it is the reference for where windows overlap (the half of
+/// each overlap nearer its own middle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub from: usize,
+    pub to: usize,
+    pub owns: (usize, usize),
+}
+
+/// Windows over a tokenization of `n` tokens whose first `prefix` and last `suffix` are
+/// special tokens. `stride` defaults to a quarter of the content a window holds.
+pub fn windows(n: usize, prefix: usize, suffix: usize, max_length: usize, stride: Option<usize>) -> Result<Vec<Window>> {
+    let content = n - prefix - suffix;
+    let budget = max_length.saturating_sub(prefix + suffix);
+    if content <= budget {
+        return Ok(vec![Window { from: prefix, to: prefix + content, owns: (prefix, prefix + content) }]);
+    }
+    if budget < 1 {
+        return Err(Error::InvalidArgument(format!(
+            "maxLength {max_length} leaves no room for text beside {} special tokens",
+            prefix + suffix
+        )));
+    }
+    let stride = stride.unwrap_or(budget / 4);
+    if stride >= budget {
+        return Err(Error::InvalidArgument(format!(
+            "stride must be less than the {budget} text tokens a window holds, got {stride}"
+        )));
+    }
+    let step = budget - stride;
+    let count = (content - budget).div_ceil(step) + 1;
+    if count.saturating_mul(budget) > MAX_WINDOW_FACTOR * content {
+        let limit = budget - (budget / MAX_WINDOW_FACTOR).max(1);
+        return Err(Error::InvalidArgument(format!(
+            "stride {stride} makes {count} windows of {budget} text tokens for a text of {content} tokens, \
+             over {MAX_WINDOW_FACTOR} times its length; use a stride of at most {limit}"
+        )));
+    }
+    let ranges: Vec<(usize, usize)> = (0..count)
+        .map(|k| (k * step, (k * step + budget).min(content)))
+        .collect();
+    Ok(ranges
+        .iter()
+        .enumerate()
+        .map(|(k, &(from, to))| {
+            let own_from = if k == 0 { 0 } else { (from + ranges[k - 1].1) / 2 };
+            let own_to = if k == count - 1 { content } else { (ranges[k + 1].0 + to) / 2 };
+            Window { from: prefix + from, to: prefix + to, owns: (prefix + own_from, prefix + own_to) }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_follow_the_tokenizers_overflow_rule() {
+        // 1 BOS + 10 content + 1 EOS, windows of 6 tokens (4 content), stride 1: step 3.
+        let w = windows(12, 1, 1, 6, Some(1)).unwrap();
+        let spans: Vec<(usize, usize)> = w.iter().map(|w| (w.from, w.to)).collect();
+        assert_eq!(spans, vec![(1, 5), (4, 8), (7, 11)]);
+        // Ownership splits each overlap and covers every content token exactly once.
+        let owns: Vec<(usize, usize)> = w.iter().map(|w| w.owns).collect();
+        assert_eq!(owns, vec![(1, 4), (4, 7), (7, 11)]);
+        // A text that fits is one window owning everything.
+        assert_eq!(windows(5, 1, 0, 8, None).unwrap(), vec![Window { from: 1, to: 5, owns: (1, 5) }]);
+    }
+
+    #[test]
+    fn strides_that_multiply_the_work_are_refused() {
+        assert!(windows(1102, 1, 0, 512, Some(509)).unwrap_err().to_string().contains("use a stride of at most"));
+        assert!(windows(1102, 1, 0, 512, Some(511)).unwrap_err().to_string().contains("less than the 511"));
+        assert!(windows(1102, 1, 0, 512, Some(400)).is_ok());
+    }
+}
