@@ -14,13 +14,18 @@ export declare class NativeModel {
   /** Loads a model folder off the main thread. */
   static load(dir: string, options?: NativeLoadOptions | undefined | null): Promise<NativeModel>
   get info(): NativeModelInfo
-  /** Tokenizes and classifies `texts` off the main thread. */
-  classify(texts: Array<string>, options?: NativeRunOptions | undefined | null): Promise<NativeTokens[]>
+  /** Tokenizes and runs `texts` whole, off the main thread. */
+  logits(texts: Array<string>, options?: NativeRunOptions | undefined | null): Promise<NativeTokens[]>
   /**
    * Logits for id sequences that already carry their special tokens (e.g. windows of a
    * long text), off the main thread; `tokens × numLabels` each, in input order.
    */
-  forwardIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null): Promise<Float32Array[]>
+  logitsForIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null): Promise<Float32Array[]>
+  /**
+   * The NER pipeline's native half in one round trip, off the main thread: tokenizes,
+   * cuts long texts into windows and scores every window.
+   */
+  scoreWindows(texts: Array<string>, options?: NativeWindowOptions | undefined | null): Promise<NativeScoredText[]>
   /** Tokenizes `texts` off the main thread (no model computation). */
   tokenize(texts: Array<string>): Promise<NativeTokens[]>
   /** Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`). */
@@ -50,11 +55,24 @@ export interface NativeModelInfo {
   numHiddenLayers: number
   vocabSize: number
   threads: number
+  /** Window length of the NER pipeline: the tokenizer's model_max_length, capped by the positions. */
+  modelMaxLength: number
+  /** Bytes of weights held in memory. */
+  weightBytes: number
 }
 
 export interface NativeRunOptions {
   batchSize?: number
   maxBatchTokens?: number
+}
+
+/** A text's whole tokenization (what the pipeline reads of it) and its scored windows. */
+export interface NativeScoredText {
+  /** `[start0, end0, start1, end1, ...]` in UTF-16 code units of the input string. */
+  offsets: Uint32Array
+  /** Vocabulary strings, only when asked for. */
+  tokens?: Array<string>
+  windows: Array<NativeWindow>
 }
 
 /** One tokenized text; `logits` is present for `classify`. */
@@ -70,4 +88,28 @@ export interface NativeTokens {
   wordIds: Int32Array
   /** `tokens × numLabels` row-major. */
   logits?: Float32Array
+}
+
+/**
+ * One window of a text: content tokens `[from, to)` of the whole tokenization, the positions
+ * `[ownsFrom, ownsTo)` it is the reference for, and the logits of its content rows.
+ */
+export interface NativeWindow {
+  from: number
+  to: number
+  ownsFrom: number
+  ownsTo: number
+  /** `(to - from) × numLabels`, row-major. */
+  logits: Float32Array
+}
+
+export interface NativeWindowOptions {
+  batchSize?: number
+  maxBatchTokens?: number
+  /** Tokens per window, special tokens included (default: the model's modelMaxLength). */
+  maxLength?: number
+  /** Tokens shared by consecutive windows (default: a quarter of a window's text). */
+  stride?: number
+  /** Also return the token strings (for transformers-style words); off by default. */
+  tokens?: boolean
 }

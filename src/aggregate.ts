@@ -30,13 +30,15 @@ export type Entity = TokenEntity | GroupedEntity
 
 /** One model input (a text, or one window of a long text) with its logits. */
 export interface ScoredSequence {
-  tokens: readonly string[]
-  /** UTF-16 `[start, end)` pairs into the full text. */
+  /** Token strings of the whole tokenization; only transformers-style words read them. */
+  tokens?: readonly string[]
+  /** UTF-16 `[start, end)` pairs of the whole tokenization, into the full text. */
   offsets: ArrayLike<number>
-  specialTokensMask: ArrayLike<number>
+  /** Content tokens `[from, to)` of the tokenization (special tokens are never entities). */
+  from: number
+  to: number
+  /** Row r holds the logits of token `from + r`. */
   logits: Float32Array
-  /** Added to token positions to give `index` (0 for a text processed whole). */
-  indexBase: number
 }
 
 export interface PreEntity {
@@ -84,16 +86,17 @@ export function gatherPreEntities(
 ): PreEntity[] {
   const scores = softmax(seq.logits, numLabels)
   const pre: PreEntity[] = []
-  for (let i = 0; i < seq.tokens.length; i++) {
-    if (seq.specialTokensMask[i]) continue
+  for (let i = seq.from; i < seq.to; i++) {
     const start = seq.offsets[2 * i]
     const end = seq.offsets[2 * i + 1]
+    const row = i - seq.from
     const entity: PreEntity = {
-      word: seq.tokens[i],
-      scores: scores.subarray(i * numLabels, (i + 1) * numLabels),
+      word: seq.tokens?.[i] ?? '',
+      scores: scores.subarray(row * numLabels, (row + 1) * numLabels),
       start,
       end,
-      index: seq.indexBase + i,
+      // The token's position in the whole tokenization, as transformers reports it.
+      index: i,
       isSubword: false,
     }
     entity.isSubword = isSubword(text, start, end, pre[pre.length - 1])

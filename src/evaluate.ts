@@ -4,8 +4,7 @@
 import * as fs from 'node:fs'
 
 import { ConlluSentence, parseConllu } from './conllu'
-import { EuroBertModel } from './model'
-import { scoreWindows, ScoredWindow } from './pipeline'
+import { EuroBertModel, ScoredText } from './model'
 import { formatReport, Mode, Report, scores } from './seqeval'
 
 export interface EvaluateOptions {
@@ -37,7 +36,7 @@ export async function evaluate(
   sentences: readonly ConlluSentence[],
   options: EvaluateOptions = {},
 ): Promise<Evaluation> {
-  const windows = await scoreWindows(model, sentences.map((s) => s.text), { batchSize: options.batchSize, maxLength: options.maxLength })
+  const windows = await model.scoreWindows(sentences.map((s) => s.text), { batchSize: options.batchSize, maxLength: options.maxLength })
   const yTrue = sentences.map((s) => s.tokens.map((t) => t.tag))
   const yPred = sentences.map((s, i) =>
     s.tokens.map((t) => model.labels[firstTokenLabel(windows[i], t.start, t.end, model.labels.length)] ?? 'O'),
@@ -54,13 +53,13 @@ export async function evaluate(
 }
 
 /** Label id of the first model token overlapping `[start, end)`, read from the window that owns it. */
-function firstTokenLabel(windows: ScoredWindow[], start: number, end: number, numLabels: number): number {
-  for (const w of windows) {
-    for (let i = 0; i < w.tokens.length; i++) {
-      const index = w.indexBase + i
-      if (w.specialTokensMask[i] || index < w.owns[0] || index >= w.owns[1]) continue
-      if (w.offsets[2 * i] < end && w.offsets[2 * i + 1] > start) {
-        const row = w.logits.subarray(i * numLabels, (i + 1) * numLabels)
+function firstTokenLabel(text: ScoredText, start: number, end: number, numLabels: number): number {
+  const { offsets } = text
+  for (const w of text.windows) {
+    for (let i = w.owns[0]; i < w.owns[1]; i++) {
+      if (offsets[2 * i] < end && offsets[2 * i + 1] > start) {
+        const r = i - w.from
+        const row = w.logits.subarray(r * numLabels, (r + 1) * numLabels)
         let best = 0
         for (let j = 1; j < numLabels; j++) if (row[j] > row[best]) best = j
         return best

@@ -1,6 +1,6 @@
 // eurobert-ner: EuroBERT token classification for Node.js.
 export { EuroBertModel } from './model'
-export type { DType, Device, LoadOptions, RunOptions, Tokenization, TokenLogits } from './model'
+export type { DType, Device, LoadOptions, RunOptions, ScoredText, ScoredWindow, Tokenization, TokenLogits, WindowOptions } from './model'
 export { pipeline } from './pipeline'
 export type { AggregationStrategy, Entity, GroupedEntity, Ner, NerOptions, TokenEntity } from './pipeline'
 export { evaluate, readConllu } from './evaluate'

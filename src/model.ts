@@ -1,10 +1,9 @@
 // A loaded EuroBERT token classifier: per-token logits and the tokenization they belong to.
 // All model work happens in the native addon, off the JavaScript thread.
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import { checkOptions, textList } from './args'
-import { native, NativeModel, NativeTokens } from './native'
+import { checkOptions, describe, textList } from './args'
+import { native, NativeModel, NativeScoredText, NativeTokens } from './native'
 
 export type DType = 'f32' | 'f16' | 'bf16'
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal'
@@ -21,8 +20,37 @@ export interface LoadOptions {
 export interface RunOptions {
   /** Most texts in one forward pass (default 32). Texts are sorted by length into batches. */
   batchSize?: number
-  /** Most padded tokens in one forward pass (default 16384); bounds attention memory. */
+  /**
+   * Most tokens in one forward pass (default 16384; on GPUs, padded tokens). Activation
+   * memory grows linearly with it: attention never holds a tokens × tokens matrix.
+   */
   maxBatchTokens?: number
+}
+
+export interface WindowOptions extends RunOptions {
+  /** Tokens per window, special tokens included (default: `modelMaxLength`). */
+  maxLength?: number
+  /** Tokens shared by consecutive windows (default: a quarter of a window's text). */
+  stride?: number
+  /** Also return the token strings (default false). */
+  tokens?: boolean
+}
+
+/** One window of a text: its content tokens `[from, to)` and their logits. */
+export interface ScoredWindow {
+  from: number
+  to: number
+  /** Token positions `[owns[0], owns[1])` this window is the reference for where windows overlap. */
+  owns: [number, number]
+  /** `(to - from) × numLabels`: row r holds the logits of token `from + r`. */
+  logits: Float32Array
+}
+
+/** A text's tokenization (offsets, and token strings when asked) with its scored windows. */
+export interface ScoredText {
+  offsets: Uint32Array
+  tokens?: string[]
+  windows: ScoredWindow[]
 }
 
 /** One text's tokens; offsets index the JavaScript string (UTF-16 code units). */
@@ -59,6 +87,8 @@ export class EuroBertModel {
    * than `maxLength`; the window length of the NER pipeline.
    */
   readonly modelMaxLength: number
+  /** Bytes of weights held in memory. */
+  readonly weightBytes: number
 
   private constructor(private handle: NativeModel) {
     const info = handle.info
@@ -66,7 +96,8 @@ export class EuroBertModel {
     this.maxLength = info.maxPositionEmbeddings
     this.path = info.dir
     this.threads = info.threads
-    this.modelMaxLength = Math.min(this.maxLength, tokenizerMaxLength(this.path) ?? Infinity)
+    this.modelMaxLength = info.modelMaxLength
+    this.weightBytes = info.weightBytes
   }
 
   /**
@@ -90,7 +121,7 @@ export class EuroBertModel {
   async logits(texts: string | readonly string[], options: RunOptions = {}): Promise<TokenLogits[]> {
     const list = textList('logits', texts)
     checkOptions('logits', options, { batchSize: 'int', maxBatchTokens: 'int' })
-    const out = await this.handle.classify(list, {
+    const out = await this.handle.logits(list, {
       batchSize: options.batchSize,
       maxBatchTokens: options.maxBatchTokens,
     })
@@ -104,7 +135,26 @@ export class EuroBertModel {
    */
   async logitsForIds(sequences: readonly Uint32Array[], options: RunOptions = {}): Promise<Float32Array[]> {
     checkOptions('logitsForIds', options, { batchSize: 'int', maxBatchTokens: 'int' })
-    return this.handle.forwardIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens })
+    return this.handle.logitsForIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens })
+  }
+
+  /**
+   * The NER pipeline's native half in one call: tokenizes each text, cuts it into windows
+   * of `maxLength` tokens sharing `stride` (one window when it fits) and scores every window
+   * of every text together. Logits cover each window's content tokens only.
+   */
+  async scoreWindows(texts: string | readonly string[], options: WindowOptions = {}): Promise<ScoredText[]> {
+    const list = textList('scoreWindows', texts)
+    checkOptions('scoreWindows', options, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int' })
+    if (options.stride !== undefined && !(Number.isInteger(options.stride) && options.stride >= 0 && options.stride <= 0xffffffff)) {
+      throw new RangeError(`scoreWindows: stride must be a non-negative integer, got ${describe(options.stride)}`)
+    }
+    const out = await this.handle.scoreWindows(list, options)
+    return out.map((t: NativeScoredText) => ({
+      offsets: t.offsets,
+      tokens: t.tokens ?? undefined,
+      windows: t.windows.map((w) => ({ from: w.from, to: w.to, owns: [w.ownsFrom, w.ownsTo], logits: w.logits })),
+    }))
   }
 
   /** Tokenizes without running the model. */
@@ -122,17 +172,6 @@ export class EuroBertModel {
   /** Frees the weights now rather than at garbage collection; the model is unusable after. */
   dispose(): void {
     this.handle.dispose()
-  }
-}
-
-/** `model_max_length` from tokenizer_config.json, if the file sets a usable one. */
-function tokenizerMaxLength(dir: string): number | undefined {
-  try {
-    const v = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')).model_max_length
-    // transformers writes ~1e30 for "unset".
-    return Number.isInteger(v) && v > 0 && v < 1e9 ? v : undefined
-  } catch {
-    return undefined
   }
 }
 

@@ -5,6 +5,7 @@ import type * as Binding from '../binding'
 
 export type NativeModel = Binding.NativeModel
 export type NativeTokens = Binding.NativeTokens
+export type NativeScoredText = Binding.NativeScoredText
 export type NativeLoadOptions = Binding.NativeLoadOptions
 export type NativeRunOptions = Binding.NativeRunOptions
 

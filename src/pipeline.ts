@@ -16,8 +16,7 @@ import {
 import { checkOptions, describe, textList } from './args'
 import { BUNDLED_MODEL } from './bundled'
 import { Label, parseLabels } from './labels'
-import { EuroBertModel, LoadOptions } from './model'
-import { makeWindows, TokenWindow } from './windows'
+import { EuroBertModel, LoadOptions, ScoredWindow } from './model'
 import { trimSpan, unicodeSubwordRule } from './words'
 
 export type { AggregationStrategy, Entity, GroupedEntity, TokenEntity }
@@ -34,7 +33,7 @@ export interface NerOptions {
   stride?: number
   /** Most windows per forward pass (default 32). */
   batchSize?: number
-  /** Most padded tokens per forward pass (default 16384). */
+  /** Most tokens per forward pass (default 16384); memory grows linearly with it. */
   maxBatchTokens?: number
   /**
    * 'clean' (default): spans trimmed of surrounding whitespace and `word === text.slice(start, end)`.
@@ -92,17 +91,27 @@ async function recognize(
   if (maxLength > model.maxLength) {
     throw new RangeError(`ner: maxLength ${maxLength} exceeds the model's ${model.maxLength} positions`)
   }
+  if (options.stride !== undefined && options.stride >= maxLength) {
+    throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
+  }
 
-  const windows = await scoreWindows(model, list, { ...options, maxLength })
+  const scored = await model.scoreWindows(list, {
+    maxLength,
+    stride: options.stride,
+    batchSize: options.batchSize,
+    maxBatchTokens: options.maxBatchTokens,
+    tokens: !clean,
+  })
 
   // In clean output, words come from the text, so transformers' decoding is skipped.
   const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
   const results = list.map((text, t) => {
     const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : transformersSubword
-    const perWindow = windows[t].map((w) => {
-      const pre = gatherPreEntities(text, w, labels.length, rule)
+    const { offsets, tokens, windows } = scored[t]
+    const perWindow = windows.map((w) => {
+      const pre = gatherPreEntities(text, { ...w, offsets, tokens }, labels.length, rule)
       const entities = dropIgnored(aggregate(pre, strategy, labels, decode), options.ignoreLabels ?? ['O'])
-      return windows[t].length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
+      return windows.length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
     })
     let entities = perWindow.flat()
     if (perWindow.length > 1 && strategy !== 'none') entities = mergeOverlapping(entities)
@@ -111,35 +120,8 @@ async function recognize(
   return typeof texts === 'string' ? results[0] : results
 }
 
-export interface ScoredWindow extends TokenWindow {
-  logits: Float32Array
-}
-
-/**
- * Tokenizes each text, cuts it into windows of `maxLength` tokens sharing `stride` tokens
- * (one window when it fits) and runs every window of every text through the model at once.
- */
-export async function scoreWindows(
-  model: EuroBertModel,
-  texts: string[],
-  options: { maxLength?: number; stride?: number; batchSize?: number; maxBatchTokens?: number },
-): Promise<ScoredWindow[][]> {
-  const maxLength = options.maxLength ?? model.modelMaxLength
-  if (options.stride !== undefined && options.stride >= maxLength) {
-    throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
-  }
-  const toks = await model.tokenize(texts)
-  const windows = toks.map((tok) => makeWindows(tok, maxLength, options.stride))
-  const logits = await model.logitsForIds(
-    windows.flat().map((w) => w.ids),
-    { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens },
-  )
-  let next = 0
-  return windows.map((ws) => ws.map((w) => ({ ...w, logits: logits[next++] })))
-}
-
 /** Strategy none over windows: each token is taken from the window where it has most context. */
-function ownTokens(entities: TokenEntity[], w: TokenWindow): TokenEntity[] {
+function ownTokens(entities: TokenEntity[], w: ScoredWindow): TokenEntity[] {
   return entities.filter((e) => e.index >= w.owns[0] && e.index < w.owns[1])
 }
 

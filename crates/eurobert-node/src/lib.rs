@@ -6,7 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use eurobert::{DType, DeviceKind, TokenClassifier};
 use napi::bindgen_prelude::*;
@@ -50,6 +50,40 @@ pub struct NativeRunOptions {
     pub max_batch_tokens: Option<u32>,
 }
 
+#[napi(object)]
+pub struct NativeWindowOptions {
+    pub batch_size: Option<u32>,
+    pub max_batch_tokens: Option<u32>,
+    /// Tokens per window, special tokens included (default: the model's modelMaxLength).
+    pub max_length: Option<u32>,
+    /// Tokens shared by consecutive windows (default: a quarter of a window's text).
+    pub stride: Option<u32>,
+    /// Also return the token strings (for transformers-style words); off by default.
+    pub tokens: Option<bool>,
+}
+
+/// One window of a text: content tokens `[from, to)` of the whole tokenization, the positions
+/// `[ownsFrom, ownsTo)` it is the reference for, and the logits of its content rows.
+#[napi(object, object_from_js = false)]
+pub struct NativeWindow {
+    pub from: u32,
+    pub to: u32,
+    pub owns_from: u32,
+    pub owns_to: u32,
+    /// `(to - from) × numLabels`, row-major.
+    pub logits: Float32Array,
+}
+
+/// A text's whole tokenization (what the pipeline reads of it) and its scored windows.
+#[napi(object, object_from_js = false)]
+pub struct NativeScoredText {
+    /// `[start0, end0, start1, end1, ...]` in UTF-16 code units of the input string.
+    pub offsets: Uint32Array,
+    /// Vocabulary strings, only when asked for.
+    pub tokens: Option<Vec<String>>,
+    pub windows: Vec<NativeWindow>,
+}
+
 /// One tokenized text; `logits` is present for `classify`.
 #[napi(object, object_from_js = false)]
 pub struct NativeTokens {
@@ -75,6 +109,10 @@ pub struct NativeModelInfo {
     pub num_hidden_layers: u32,
     pub vocab_size: u32,
     pub threads: u32,
+    /// Window length of the NER pipeline: the tokenizer's model_max_length, capped by the positions.
+    pub model_max_length: u32,
+    /// Bytes of weights held in memory.
+    pub weight_bytes: f64,
 }
 
 fn parse_dtype(s: Option<&str>) -> Result<DType> {
@@ -114,22 +152,17 @@ fn parse_device(s: Option<&str>) -> Result<DeviceKind> {
     }
 }
 
-fn run_options(options: Option<NativeRunOptions>) -> Result<eurobert::RunOptions> {
+fn run_options(batch_size: Option<u32>, max_batch_tokens: Option<u32>) -> Result<eurobert::RunOptions> {
     let defaults = eurobert::RunOptions::default();
-    let options = match options {
-        None => defaults,
-        Some(o) => eurobert::RunOptions {
-            batch_size: o.batch_size.map_or(defaults.batch_size, |b| b as usize),
-            max_batch_tokens: o
-                .max_batch_tokens
-                .map_or(defaults.max_batch_tokens, |b| b as usize),
-        },
+    let options = eurobert::RunOptions {
+        batch_size: batch_size.map_or(defaults.batch_size, |b| b as usize),
+        max_batch_tokens: max_batch_tokens.map_or(defaults.max_batch_tokens, |b| b as usize),
     };
     if options.batch_size == 0 {
-        return Err(Error::new(
-            Status::InvalidArg,
-            "batchSize must be at least 1".to_string(),
-        ));
+        return Err(Error::new(Status::InvalidArg, "batchSize must be at least 1".to_string()));
+    }
+    if options.max_batch_tokens == 0 {
+        return Err(Error::new(Status::InvalidArg, "maxBatchTokens must be at least 1".to_string()));
     }
     Ok(options)
 }
@@ -164,25 +197,23 @@ impl Task for LoadTask {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(NativeModel {
-            inner: Some(Arc::new(output)),
+            inner: Mutex::new(Some(Arc::new(output))),
         })
     }
 }
 
-pub struct ClassifyTask {
+pub struct LogitsTask {
     model: Arc<TokenClassifier>,
     texts: Vec<String>,
     options: eurobert::RunOptions,
 }
 
-impl Task for ClassifyTask {
+impl Task for LogitsTask {
     type Output = Vec<eurobert::Classified>;
     type JsValue = Vec<NativeTokens>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded("running the model", || {
-            self.model.classify(&self.texts, &self.options)
-        })
+        guarded("running the model", || self.model.logits(&self.texts, &self.options))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -193,25 +224,64 @@ impl Task for ClassifyTask {
     }
 }
 
-pub struct ForwardTask {
+pub struct LogitsForIdsTask {
     model: Arc<TokenClassifier>,
     sequences: Vec<Vec<u32>>,
     options: eurobert::RunOptions,
 }
 
-impl Task for ForwardTask {
+impl Task for LogitsForIdsTask {
     type Output = Vec<Vec<f32>>;
     type JsValue = Vec<Float32Array>;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let seqs: Vec<&[u32]> = self.sequences.iter().map(Vec::as_slice).collect();
-        guarded("running the model", || {
-            self.model.forward_ids(&seqs, &self.options)
-        })
+        guarded("running the model", || self.model.logits_for_ids(&seqs, &self.options))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(output.into_iter().map(Into::into).collect())
+    }
+}
+
+pub struct ScoreWindowsTask {
+    model: Arc<TokenClassifier>,
+    texts: Vec<String>,
+    options: eurobert::WindowOptions,
+    tokens: bool,
+}
+
+impl Task for ScoreWindowsTask {
+    type Output = Vec<eurobert::ScoredText>;
+    type JsValue = Vec<NativeScoredText>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guarded("running the model", || self.model.score_windows(&self.texts, &self.options))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let tokens = self.tokens;
+        Ok(output
+            .into_iter()
+            .map(|t| {
+                let offsets: Vec<u32> = t.encoded.offsets.iter().flat_map(|&(s, e)| [s, e]).collect();
+                NativeScoredText {
+                    offsets: offsets.into(),
+                    tokens: tokens.then_some(t.encoded.tokens),
+                    windows: t
+                        .windows
+                        .into_iter()
+                        .map(|w| NativeWindow {
+                            from: w.window.from as u32,
+                            to: w.window.to as u32,
+                            owns_from: w.window.owns.0 as u32,
+                            owns_to: w.window.owns.1 as u32,
+                            logits: w.logits.into(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect())
     }
 }
 
@@ -225,7 +295,7 @@ impl Task for TokenizeTask {
     type JsValue = Vec<NativeTokens>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded("tokenizing", || self.model.encode(&self.texts))
+        guarded("tokenizing", || self.model.tokenize(&self.texts))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -236,7 +306,9 @@ impl Task for TokenizeTask {
 /// A loaded EuroBERT token classifier.
 #[napi]
 pub struct NativeModel {
-    inner: Option<Arc<TokenClassifier>>,
+    /// `None` once disposed. Calls clone the `Arc`, so a dispose while they run frees the
+    /// weights when the last of them finishes.
+    inner: Mutex<Option<Arc<TokenClassifier>>>,
 }
 
 #[napi]
@@ -266,8 +338,9 @@ impl NativeModel {
         }))
     }
 
-    fn model(&self) -> Result<&Arc<TokenClassifier>> {
-        self.inner.as_ref().ok_or_else(|| {
+    fn model(&self) -> Result<Arc<TokenClassifier>> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.clone().ok_or_else(|| {
             Error::new(
                 Status::GenericFailure,
                 "the model has been disposed".to_string(),
@@ -287,39 +360,64 @@ impl NativeModel {
             num_hidden_layers: c.num_hidden_layers as u32,
             vocab_size: c.vocab_size as u32,
             threads: m.threads() as u32,
+            model_max_length: m.model_max_length() as u32,
+            weight_bytes: m.weight_bytes() as f64,
         })
     }
 
-    /// Tokenizes and classifies `texts` off the main thread.
+    /// Tokenizes and runs `texts` whole, off the main thread.
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn classify(
-        &self,
-        texts: Vec<String>,
-        options: Option<NativeRunOptions>,
-    ) -> Result<AsyncTask<ClassifyTask>> {
-        let options = run_options(options)?;
-        Ok(AsyncTask::new(ClassifyTask {
-            model: self.model()?.clone(),
+    pub fn logits(&self, texts: Vec<String>, options: Option<NativeRunOptions>) -> Result<AsyncTask<LogitsTask>> {
+        let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
+        Ok(AsyncTask::new(LogitsTask {
+            model: self.model()?,
             texts,
-            options,
+            options: run_options(o.batch_size, o.max_batch_tokens)?,
         }))
     }
 
     /// Logits for id sequences that already carry their special tokens (e.g. windows of a
     /// long text), off the main thread; `tokens × numLabels` each, in input order.
     #[napi(ts_return_type = "Promise<Float32Array[]>")]
-    pub fn forward_ids(
+    pub fn logits_for_ids(
         &self,
         sequences: Vec<Uint32Array>,
         options: Option<NativeRunOptions>,
-    ) -> Result<AsyncTask<ForwardTask>> {
-        let options = run_options(options)?;
+    ) -> Result<AsyncTask<LogitsForIdsTask>> {
+        let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         // Copied now: the JavaScript side may reuse its arrays while the task runs.
         let sequences = sequences.iter().map(|s| s.to_vec()).collect();
-        Ok(AsyncTask::new(ForwardTask {
-            model: self.model()?.clone(),
+        Ok(AsyncTask::new(LogitsForIdsTask {
+            model: self.model()?,
             sequences,
-            options,
+            options: run_options(o.batch_size, o.max_batch_tokens)?,
+        }))
+    }
+
+    /// The NER pipeline's native half in one round trip, off the main thread: tokenizes,
+    /// cuts long texts into windows and scores every window.
+    #[napi(ts_return_type = "Promise<NativeScoredText[]>")]
+    pub fn score_windows(
+        &self,
+        texts: Vec<String>,
+        options: Option<NativeWindowOptions>,
+    ) -> Result<AsyncTask<ScoreWindowsTask>> {
+        let o = options.unwrap_or(NativeWindowOptions {
+            batch_size: None,
+            max_batch_tokens: None,
+            max_length: None,
+            stride: None,
+            tokens: None,
+        });
+        Ok(AsyncTask::new(ScoreWindowsTask {
+            model: self.model()?,
+            texts,
+            options: eurobert::WindowOptions {
+                max_length: o.max_length.map(|m| m as usize),
+                stride: o.stride.map(|s| s as usize),
+                run: run_options(o.batch_size, o.max_batch_tokens)?,
+            },
+            tokens: o.tokens.unwrap_or(false),
         }))
     }
 
@@ -327,7 +425,7 @@ impl NativeModel {
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
     pub fn tokenize(&self, texts: Vec<String>) -> Result<AsyncTask<TokenizeTask>> {
         Ok(AsyncTask::new(TokenizeTask {
-            model: self.model()?.clone(),
+            model: self.model()?,
             texts,
         }))
     }
@@ -342,12 +440,12 @@ impl NativeModel {
     /// Releases the weights now instead of at garbage collection. Calls already running
     /// finish first; later calls fail with a clear error.
     #[napi]
-    pub fn dispose(&mut self) {
-        self.inner = None;
+    pub fn dispose(&self) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
-        self.inner.is_none()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 }

@@ -23,12 +23,12 @@ fn main() {
     let model = TokenClassifier::load(dir, &LoadOptions { threads: Some(threads), ..Default::default() }).expect("load");
     println!("load {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
     let opts = RunOptions::default();
-    model.classify(&sentences[..8.min(sentences.len())], &opts).unwrap();
+    model.logits(&sentences[..8.min(sentences.len())], &opts).unwrap();
 
-    let enc = model.encode(&sentences).unwrap();
+    let enc = model.tokenize(&sentences).unwrap();
     let tokens: usize = enc.iter().map(|e| e.len()).sum();
     let t = Instant::now();
-    model.classify(&sentences, &opts).unwrap();
+    model.logits(&sentences, &opts).unwrap();
     let s = t.elapsed().as_secs_f64();
     println!("sentences: {} in {:.3} s = {:.1} sentences/s, {:.0} tokens/s", sentences.len(), s, sentences.len() as f64 / s, tokens as f64 / s);
 
@@ -38,7 +38,7 @@ fn main() {
         .take(30)
         .map(|s| {
             let t = Instant::now();
-            model.classify(std::slice::from_ref(s), &opts).unwrap();
+            model.logits(std::slice::from_ref(s), &opts).unwrap();
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
@@ -57,10 +57,10 @@ fn main() {
             }
         }
     }
-    let enc = model.encode(&docs).unwrap();
+    let enc = model.tokenize(&docs).unwrap();
     let tokens: usize = enc.iter().map(|e| e.len()).sum();
     let t = Instant::now();
-    model.classify(&docs, &opts).unwrap();
+    model.logits(&docs, &opts).unwrap();
     let s = t.elapsed().as_secs_f64();
     println!("documents: {} of {} tokens avg, {:.0} tokens/s", docs.len(), tokens / docs.len(), tokens as f64 / s);
 }

@@ -47,6 +47,7 @@ pub struct CandleEncoder {
     norm: Tensor,
     classifier: Linear,
     rope: Rope,
+    bytes: usize,
 }
 
 impl CandleEncoder {
@@ -55,8 +56,10 @@ impl CandleEncoder {
         let (h, d) = (c.hidden_size, c.head_dim);
         let q_out = c.num_attention_heads * d;
         let kv_out = c.num_key_value_heads * d;
+        let bytes = std::cell::Cell::new(0usize);
         let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
             let v = weights.read_f32(name, shape)?;
+            bytes.set(bytes.get() + v.len() * dtype.size_in_bytes());
             Ok(Tensor::from_vec(v, shape, device)?.to_dtype(dtype)?)
         };
         let linear = |prefix: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
@@ -104,16 +107,25 @@ impl CandleEncoder {
                 down: linear(&format!("{p}.mlp.down_proj"), h, c.intermediate_size, mb)?,
             });
         }
+        let embed_tokens = get("model.embed_tokens.weight", &[c.vocab_size, h])?;
+        let norm = get("model.norm.weight", &[h])?;
+        let classifier = linear("classifier", c.num_labels(), h, true)?;
         Ok(CandleEncoder {
             config: c.clone(),
             device: device.clone(),
             dtype,
-            embed_tokens: get("model.embed_tokens.weight", &[c.vocab_size, h])?,
+            embed_tokens,
             layers,
-            norm: get("model.norm.weight", &[h])?,
-            classifier: linear("classifier", c.num_labels(), h, true)?,
+            norm,
+            classifier,
+            bytes: bytes.get(),
             rope: Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings),
         })
+    }
+
+    /// Bytes of weights held on the device.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn config(&self) -> &Config {

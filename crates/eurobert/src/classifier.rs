@@ -11,6 +11,7 @@ use crate::cpu::{Batch, CpuEncoder};
 use crate::error::{Error, Result};
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::weights::Weights;
+use crate::windows::{self, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
@@ -64,6 +65,31 @@ pub struct Classified {
     pub logits: Vec<f32>,
 }
 
+/// Windows of the NER pipeline and the batches they run in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowOptions {
+    /// Tokens per window, special tokens included (default: `model_max_length`).
+    pub max_length: Option<usize>,
+    /// Tokens shared by consecutive windows (default: a quarter of a window's text).
+    pub stride: Option<usize>,
+    pub run: RunOptions,
+}
+
+/// One window of a text and its logits.
+#[derive(Debug, Clone)]
+pub struct ScoredWindow {
+    pub window: Window,
+    /// `(window.to - window.from) × num_labels`: rows of the window's content tokens only.
+    pub logits: Vec<f32>,
+}
+
+/// A text's whole tokenization and its windows.
+#[derive(Debug, Clone)]
+pub struct ScoredText {
+    pub encoded: Encoded,
+    pub windows: Vec<ScoredWindow>,
+}
+
 /// The forward pass: our own f32 CPU encoder, or Candle's for GPUs and f16/bf16.
 enum Encoder {
     Cpu(CpuEncoder),
@@ -88,11 +114,10 @@ impl TokenClassifier {
             });
         }
         let config = Config::from_file(&dir.join("config.json"))?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tokenizer_path)?;
+        let tokenizer = Tokenizer::from_dir(dir)?;
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(Error::Tokenizer {
-                path: tokenizer_path,
+                path: tokenizer.path().to_path_buf(),
                 message: format!(
                     "has {} tokens but config.json's vocab_size is {}",
                     tokenizer.vocab_size(),
@@ -160,17 +185,33 @@ impl TokenClassifier {
         self.pool.current_num_threads()
     }
 
-    pub fn encode(&self, texts: &[String]) -> Result<Vec<Encoded>> {
+    /// Longest window of the NER pipeline: the tokenizer's `model_max_length` where it is
+    /// set and smaller than the model's positions.
+    pub fn model_max_length(&self) -> usize {
+        self.tokenizer
+            .model_max_length()
+            .map_or(self.config.max_position_embeddings, |m| m.min(self.config.max_position_embeddings))
+    }
+
+    /// Bytes of weights the model holds in memory.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.encoder {
+            Encoder::Cpu(e) => e.bytes(),
+            Encoder::Candle(e) => e.bytes(),
+        }
+    }
+
+    pub fn tokenize(&self, texts: &[String]) -> Result<Vec<Encoded>> {
         use rayon::prelude::*;
         self.pool
             .install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
     }
 
-    /// Tokenizes and classifies every text. Texts are sorted by length and packed into
-    /// padded batches; results come back in input order.
-    pub fn classify(&self, texts: &[String], options: &RunOptions) -> Result<Vec<Classified>> {
-        let encoded = self.encode(texts)?;
-        let logits = self.forward_encoded(&encoded, options)?;
+    /// Tokenizes and classifies every text whole (no windows); results in input order.
+    pub fn logits(&self, texts: &[String], options: &RunOptions) -> Result<Vec<Classified>> {
+        let encoded = self.tokenize(texts)?;
+        let ids: Vec<&[u32]> = encoded.iter().map(|e| e.ids.as_slice()).collect();
+        let logits = self.logits_for_ids(&ids, options)?;
         Ok(encoded
             .into_iter()
             .zip(logits)
@@ -178,20 +219,59 @@ impl TokenClassifier {
             .collect())
     }
 
-    /// Logits for already tokenized sequences (`tokens × num_labels` each, input order).
-    pub fn forward_encoded(
-        &self,
-        encoded: &[Encoded],
-        options: &RunOptions,
-    ) -> Result<Vec<Vec<f32>>> {
-        let ids: Vec<&[u32]> = encoded.iter().map(|e| e.ids.as_slice()).collect();
-        self.forward_ids(&ids, options)
+    /// What the NER pipeline needs in one call: tokenizes every text, cuts it into windows
+    /// of `max_length` tokens sharing `stride` (one window when it fits) and runs all windows
+    /// of all texts through the model together.
+    pub fn score_windows(&self, texts: &[String], options: &WindowOptions) -> Result<Vec<ScoredText>> {
+        let max_length = options.max_length.unwrap_or_else(|| self.model_max_length());
+        if max_length > self.config.max_position_embeddings {
+            return Err(Error::InvalidArgument(format!(
+                "maxLength {max_length} exceeds the model's {} positions",
+                self.config.max_position_embeddings
+            )));
+        }
+        let encoded = self.tokenize(texts)?;
+        let mut plans = Vec::with_capacity(encoded.len());
+        let mut sequences: Vec<Vec<u32>> = Vec::new();
+        for e in &encoded {
+            let n = e.len();
+            let prefix = e.special_tokens_mask.iter().take_while(|&&m| m != 0).count();
+            let suffix = e.special_tokens_mask[prefix..].iter().rev().take_while(|&&m| m != 0).count();
+            let ws = windows::windows(n, prefix, suffix, max_length, options.stride)?;
+            for w in &ws {
+                let mut ids = Vec::with_capacity(prefix + (w.to - w.from) + suffix);
+                ids.extend_from_slice(&e.ids[..prefix]);
+                ids.extend_from_slice(&e.ids[w.from..w.to]);
+                ids.extend_from_slice(&e.ids[n - suffix..]);
+                sequences.push(ids);
+            }
+            plans.push((prefix, ws));
+        }
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let mut logits = self.logits_for_ids(&refs, &options.run)?.into_iter();
+        let l = self.config.num_labels();
+        Ok(encoded
+            .into_iter()
+            .zip(plans)
+            .map(|(encoded, (prefix, ws))| {
+                let windows = ws
+                    .into_iter()
+                    .map(|window| {
+                        let all = logits.next().unwrap_or_default();
+                        // Keep the content rows only: special tokens never become entities.
+                        let logits = all[prefix * l..(prefix + window.to - window.from) * l].to_vec();
+                        ScoredWindow { window, logits }
+                    })
+                    .collect();
+                ScoredText { encoded, windows }
+            })
+            .collect())
     }
 
     /// Logits for id sequences that already carry their special tokens (windows of a long
     /// text, say), `tokens × num_labels` each, in input order. Sequences are grouped into
     /// batches longest first under `options`' caps.
-    pub fn forward_ids(&self, sequences: &[&[u32]], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
+    pub fn logits_for_ids(&self, sequences: &[&[u32]], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
         if options.batch_size == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }

@@ -28,7 +28,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::read_text(path, 16 << 20)?;
         Self::from_json_str(&text, path)
     }
 

@@ -12,9 +12,10 @@ mod files;
 mod rope;
 pub mod tokenize;
 pub mod weights;
+pub mod windows;
 
 pub use candle_core::DType;
-pub use classifier::{Classified, DeviceKind, LoadOptions, RunOptions, TokenClassifier};
+pub use classifier::{Classified, DeviceKind, LoadOptions, RunOptions, ScoredText, ScoredWindow, TokenClassifier, WindowOptions};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use tokenize::{Encoded, Tokenizer};

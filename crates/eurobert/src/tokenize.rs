@@ -33,23 +33,40 @@ impl Encoded {
     }
 }
 
+/// Largest `tokenizer.json` read (EuroBERT's Llama-3 vocabulary makes ~9 MB).
+const MAX_TOKENIZER_JSON: u64 = 256 << 20;
+/// Largest `tokenizer_config.json` read.
+const MAX_TOKENIZER_CONFIG: u64 = 16 << 20;
+
 pub struct Tokenizer {
     inner: HfTokenizer,
     path: PathBuf,
+    model_max_length: Option<usize>,
 }
 
 impl Tokenizer {
+    /// `tokenizer.json` of a model folder, with `model_max_length` from
+    /// `tokenizer_config.json` when that file sets a usable one.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut t = Self::from_file(&dir.join("tokenizer.json"))?;
+        t.model_max_length = read_model_max_length(&dir.join("tokenizer_config.json"))?;
+        Ok(t)
+    }
+
     pub fn from_file(path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::Tokenizer {
-                path: path.to_path_buf(),
-                message: "file not found".into(),
-            });
-        }
-        let mut inner = HfTokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+        let fail = |message: String| Error::Tokenizer {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let text = match crate::files::read_text(path, MAX_TOKENIZER_JSON) {
+            Ok(t) => t,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(fail("file not found".into()))
+            }
+            Err(Error::Io { source, .. }) => return Err(fail(source.to_string())),
+            Err(e) => return Err(e),
+        };
+        let mut inner: HfTokenizer = text.parse().map_err(|e: tokenizers::Error| fail(e.to_string()))?;
         // Padding and truncation are decided by the caller (batches, windows), never by
         // settings saved in the file.
         inner.with_padding(None);
@@ -60,7 +77,13 @@ impl Tokenizer {
         Ok(Tokenizer {
             inner,
             path: path.to_path_buf(),
+            model_max_length: None,
         })
+    }
+
+    /// The tokenizer's `model_max_length`, if `tokenizer_config.json` sets one.
+    pub fn model_max_length(&self) -> Option<usize> {
+        self.model_max_length
     }
 
     pub fn path(&self) -> &Path {
@@ -116,6 +139,24 @@ impl Tokenizer {
             None => Ok(tokens.join(" ")),
         }
     }
+}
+
+/// `model_max_length` of a `tokenizer_config.json`; `None` when the file is absent or leaves
+/// it unset (transformers writes ~1e30 for "unset").
+fn read_model_max_length(path: &Path) -> Result<Option<usize>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = crate::files::read_text(path, MAX_TOKENIZER_CONFIG)?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(value
+        .get("model_max_length")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|&m| m > 0 && m < 1_000_000_000)
+        .map(|m| m as usize))
 }
 
 /// Maps UTF-8 byte offsets of a string to UTF-16 code-unit offsets.

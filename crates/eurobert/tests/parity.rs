@@ -71,7 +71,7 @@ fn logits_match_transformers_one_text_at_a_time() {
     for s in exp["singles"].as_array().unwrap() {
         let text = s["text"].as_str().unwrap().to_string();
         let out = model
-            .classify(&[text.clone()], &RunOptions::default())
+            .logits(&[text.clone()], &RunOptions::default())
             .unwrap();
         let d = max_abs_diff(&out[0].logits, &flat(&s["logits"]));
         assert!(d < TOL, "{text:?}: max abs diff {d}");
@@ -87,7 +87,7 @@ fn padded_batch_matches_transformers_and_padding_changes_nothing() {
     let batch_texts = texts(&exp["batch"]["texts"]);
     // One forward over the whole padded batch.
     let out = model
-        .classify(
+        .logits(
             &batch_texts,
             &RunOptions {
                 batch_size: 64,
@@ -115,7 +115,7 @@ fn tokenization_matches_the_python_tokenizer() {
     let exp = expected();
     for s in exp["singles"].as_array().unwrap() {
         let text = s["text"].as_str().unwrap().to_string();
-        let enc = &model.encode(&[text.clone()]).unwrap()[0];
+        let enc = &model.tokenize(&[text.clone()]).unwrap()[0];
         let ids: Vec<u32> = s["ids"]
             .as_array()
             .unwrap()
@@ -233,7 +233,7 @@ fn bf16_and_f16_checkpoints_load_and_match_transformers() {
             (dtype, data)
         });
         let model = load(&dir);
-        let out = model.classify(&texts, &RunOptions::default()).unwrap();
+        let out = model.logits(&texts, &RunOptions::default()).unwrap();
         for (i, o) in out.iter().enumerate() {
             let d = max_abs_diff(&o.logits, &flat(&variants[name][i]));
             assert!(d < TOL, "{name} text {i}: max abs diff {d}");
@@ -252,7 +252,7 @@ fn sharded_checkpoint_loads_through_its_index() {
     let model = load(&dir);
     let exp = expected();
     let text = exp["singles"][0]["text"].as_str().unwrap().to_string();
-    let out = model.classify(&[text], &RunOptions::default()).unwrap();
+    let out = model.logits(&[text], &RunOptions::default()).unwrap();
     assert!(max_abs_diff(&out[0].logits, &flat(&exp["singles"][0]["logits"])) < TOL);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -270,7 +270,7 @@ fn f16_compute_runs_close_to_f32() {
     .unwrap();
     let exp = expected();
     let text = exp["singles"][0]["text"].as_str().unwrap().to_string();
-    let out = model.classify(&[text], &RunOptions::default()).unwrap();
+    let out = model.logits(&[text], &RunOptions::default()).unwrap();
     let d = max_abs_diff(&out[0].logits, &flat(&exp["singles"][0]["logits"]));
     assert!(d < 0.05, "f16 compute drifted by {d}");
 }
@@ -398,7 +398,7 @@ fn folder_and_file_errors_are_named() {
 fn bad_run_arguments_are_errors_and_the_model_stays_usable() {
     let model = load(&model_dir());
     let err = model
-        .classify(
+        .logits(
             &["Oslo".into()],
             &RunOptions {
                 batch_size: 0,
@@ -408,10 +408,10 @@ fn bad_run_arguments_are_errors_and_the_model_stays_usable() {
         .unwrap_err();
     assert!(err.to_string().contains("batch size"), "{err}");
     let long = "Oslo ".repeat(400);
-    let err = model.classify(&[long], &RunOptions::default()).unwrap_err();
+    let err = model.logits(&[long], &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("at most 256"), "{err}");
     let out = model
-        .classify(&["Oslo".into()], &RunOptions::default())
+        .logits(&["Oslo".into()], &RunOptions::default())
         .unwrap();
     assert_eq!(out[0].logits.len(), out[0].encoded.len() * 19);
 }
