@@ -43,7 +43,7 @@ function docs(n) {
 }
 const MODELS = [
   { name: 'norne-compact', dir: path.join(values.out, 'norne-compact'), short: quick ? 1000 : sentences.length, long: 50, latency: quick ? 50 : 200, maxLength: 512, stride: 128 },
-  { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: quick ? 10 : 30, maxLength: 8192, stride: 128 },
+  { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: quick ? 10 : 30, maxLength: 8192, stride: 128, window: 8192 },
 ]
 
 function child(cmd, args) {
@@ -67,6 +67,7 @@ if (values.python && !MODELS.every((m) => fs.existsSync(path.join(m.dir, 'onnx',
   execFileSync(values.python, [path.join(here, 'make_models.py'), '--out', values.out], { stdio: 'inherit' })
 }
 const results = []
+const windows = []
 for (const m of MODELS) {
   if (!fs.existsSync(path.join(m.dir, 'onnx', 'model.onnx'))) {
     console.error(`skipping ${m.name}: run python bench/make_models.py first`)
@@ -83,6 +84,7 @@ for (const m of MODELS) {
   const systems = [
     () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride)]),
     () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength)]),
+    () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength), '--spin', '0']),
     () => child('node', ['systems/ort.mjs', ...common, '--file', 'model_quantized.onnx', '--max-length', String(m.maxLength)]),
     () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'fp32']),
     () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'q8']),
@@ -103,6 +105,11 @@ for (const m of MODELS) {
     results.push(row)
     console.error(JSON.stringify(row))
   }
+  if (m.window) {
+    const r = child('node', ['systems/ours_window.mjs', '--model', m.dir, '--work', workFile, '--threads', threads, '--tokens', String(m.window)])
+    windows.push({ model: m.name, ...r })
+    console.error(JSON.stringify(windows.at(-1)))
+  }
 }
 
 const pkg = (p) => { try { return require(p + '/package.json').version } catch { return 'n/a' } }
@@ -120,26 +127,34 @@ const flags = [quick ? '--quick' : '', values.python ? `--python ${values.python
 const command = `npm run bench${flags ? ' -- ' + flags : ''}`
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 fs.mkdirSync(path.join(here, 'results'), { recursive: true })
-fs.writeFileSync(path.join(here, 'results', `${stamp}.json`), JSON.stringify({ command, machine, results }, null, 2) + '\n')
+fs.writeFileSync(path.join(here, 'results', `${stamp}.json`), JSON.stringify({ command, machine, results, windows }, null, 2) + '\n')
 
 const f = (x, d = 1) => (x === undefined ? '–' : Number(x).toFixed(d))
 let md = `# Benchmark results\n\nCommand: \`${command}\` (${new Date().toISOString().slice(0, 10)}).\n\n`
 md += `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GiB; every system uses ${threads} threads. `
 md += `Node ${machine.node}, onnxruntime-node ${machine.onnxruntimeNode}, transformers.js ${machine.transformersJs}. `
-md += `FP32 peak from a ${probe.n}³ matmul probe (Candle's GEMM): ${probe.gflops} GFLOP/s.\n\n`
+md += `FP32 peak from a ${probe.n}³ matmul probe (best of the gemm crate with AVX-512 kernels and rten-gemm): ${probe.gflops} GFLOP/s.\n\n`
 md += 'Workload: NorNE dev sentences as raw text (batch 32), long documents of 2,000 characters (windows with stride 128 where the system has them), single sentences for latency. "ours ÷ peer" is our sentences/s divided by the peer\'s (above 1: we are faster). Share of FP32 peak = FLOPs per token (from the config) × tokens/s ÷ the probe\'s peak.\n\n'
 for (const m of MODELS) {
   const rows = results.filter((r) => r.model === m.name)
   if (rows.length === 0) continue
   const ours = rows[0]
   md += `## ${m.name} (${rows[0].sentences} sentences, ${rows[0].tokens} tokens; logits ours vs ORT max abs diff ${rows[0].checkMaxAbsDiff?.toExponential(1)})\n\n`
-  md += '| system | sentences/s | tokens/s | long docs tokens/s | p50 ms | p95 ms | load ms | peak RSS MB | share of FP32 peak | ours ÷ peer |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+  md += '| system | sentences/s | tokens/s | long docs tokens/s | p50 ms | p95 ms | load ms | RSS after load MB | peak RSS MB | share of FP32 peak | ours ÷ peer | ours ÷ peer, long docs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
   for (const r of rows) {
     if (r.error) {
-      md += `| ${r.system ?? 'failed'} | error: ${r.error.slice(0, 120)} |||||||||\n`
+      md += `| ${r.system ?? 'failed'} | error: ${r.error.slice(0, 120)} |||||||||||\n`
       continue
     }
-    md += `| ${r.system}${r.longTruncated ? ' ¹' : ''} | ${f(r.sentencesPerSecond)} | ${f(r.tokensPerSecond, 0)} | ${f(r.longTokensPerSecond, 0)} | ${f(r.p50)} | ${f(r.p95)} | ${f(r.loadMs, 0)} | ${f(r.peakRssMB, 0)} | ${f(100 * r.peakShare)}% | ${r === ours ? '1.00' : f(ours.sentencesPerSecond / r.sentencesPerSecond, 2)} |\n`
+    const longRatio = r.longTruncated ? '–' : r === ours ? '1.00' : f(ours.longTokensPerSecond / r.longTokensPerSecond, 2)
+    md += `| ${r.system}${r.longTruncated ? ' ¹' : ''} | ${f(r.sentencesPerSecond)} | ${f(r.tokensPerSecond, 0)} | ${f(r.longTokensPerSecond, 0)} | ${f(r.p50)} | ${f(r.p95)} | ${f(r.loadMs, 0)} | ${f(r.loadRssMB, 0)} | ${f(r.peakRssMB, 0)} | ${f(100 * r.peakShare)}% | ${r === ours ? '1.00' : f(ours.sentencesPerSecond / r.sentencesPerSecond, 2)} | ${longRatio} |\n`
+  }
+  if (ours.weightMB) md += `\nOur weights in memory: ${f(ours.weightMB, 0)} MB; RSS after load ÷ weights: ${f(ours.loadRssMB / ours.weightMB, 2)}.\n`
+  const w = windows.find((x) => x.model === m.name)
+  if (w) {
+    md += w.error
+      ? `\nOne ${m.window}-token window: error: ${w.error.slice(0, 200)}\n`
+      : `\nOne window of ${w.windowTokens} tokens (ours): ${f(w.windowMs / 1000, 1)} s, peak memory ${f(w.aboveWeightsMB, 0)} MB above the loaded model (RSS after load ${f(w.rssAfterLoadMB, 0)} MB).\n`
   }
   md += '\n'
 }

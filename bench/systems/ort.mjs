@@ -17,12 +17,16 @@ const load = await timed(async () => {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionProviders: ['cpu'],
+    // ORT's threads spin after each run by default, burning the cores other work needs;
+    // '--spin 0' turns that off (session.intra_op.allow_spinning).
+    ...(a.spin === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   })
   // Only for tokenization: the weights are the ORT session's.
   const tok = await EuroBertModel.load(a.model, { threads: 1 })
   return { session, tok }
 })
 const { session, tok } = load.value
+const loadRssMB = process.memoryUsage().rss / 2 ** 20
 
 async function run(seqs) {
   const n = Math.max(...seqs.map((s) => s.length))
@@ -50,4 +54,5 @@ await texts(w.short.slice(0, 8))
 const short = await timed(() => texts(w.short))
 const long = await timed(() => texts(w.long))
 const lat = await latencies(w.latency, (t) => texts([t]))
-report({ system: `onnxruntime-node ${a.file === 'model.onnx' ? 'fp32' : 'q8'}`, loadMs: load.ms, shortMs: short.ms, longMs: long.ms, ...lat })
+const name = `onnxruntime-node ${a.file === 'model.onnx' ? 'fp32' : 'q8'}${a.spin === '0' ? ', spinning off' : ''}`
+report({ system: name, loadMs: load.ms, loadRssMB, shortMs: short.ms, longMs: long.ms, ...lat })

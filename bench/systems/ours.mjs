@@ -12,8 +12,9 @@ const opts = { aggregationStrategy: 'simple', batchSize }
 
 const load = await timed(() => pipeline(a.model, { threads }))
 const ner = load.value
+const loadRssMB = process.memoryUsage().rss / 2 ** 20
 await ner(w.short.slice(0, 8), opts) // warm-up
 const short = await timed(() => ner(w.short, opts))
 const long = await timed(() => ner(w.long, { ...opts, stride: Number(a.stride) }))
 const lat = await latencies(w.latency, (t) => ner(t, opts))
-report({ system: 'eurobert-ner', loadMs: load.ms, shortMs: short.ms, longMs: long.ms, ...lat })
+report({ system: 'eurobert-ner', loadMs: load.ms, loadRssMB, weightMB: ner.model.weightBytes / 2 ** 20, shortMs: short.ms, longMs: long.ms, ...lat })

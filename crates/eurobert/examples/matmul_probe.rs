@@ -1,26 +1,50 @@
-//! Measures the machine's FP32 matrix-multiply peak with Candle's GEMM (the kernel our forward
-//! pass uses): `cargo run --release -p eurobert --example matmul_probe -- [threads] [n]`.
-use candle_core::{Device, Tensor};
+//! Measures the machine's FP32 matrix-multiply peak: the best of a square matmul through the
+//! `gemm` crate (AVX-512 kernels on) and through rten-gemm with a prepacked B (the kernel of
+//! our projections): `cargo run --release -p eurobert --example matmul_probe -- [threads] [n]`.
+use std::time::Instant;
 
-fn main() -> candle_core::Result<()> {
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB};
+use rten_tensor::Matrix;
+
+fn best_of<F: FnMut()>(mut f: F, flops: f64) -> f64 {
+    f(); // warm-up
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            flops / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+fn main() {
     let mut args = std::env::args().skip(1);
     let threads: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2048);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let a = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
-    let mut best = 0f64;
-    pool.install(|| -> candle_core::Result<()> {
-        a.matmul(&b)?; // warm-up
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            let c = a.matmul(&b)?;
-            let secs = t.elapsed().as_secs_f64();
-            drop(c);
-            best = best.max(2.0 * (n as f64).powi(3) / secs / 1e9);
-        }
-        Ok(())
-    })?;
-    println!("{{\"threads\":{threads},\"n\":{n},\"gflops\":{best:.1}}}");
-    Ok(())
+    let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let mut c = vec![0f32; n * n];
+    let flops = 2.0 * (n as f64).powi(3);
+    let (g, r) = pool.install(|| {
+        let g = best_of(
+            || unsafe {
+                gemm::gemm(
+                    n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize,
+                    b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false,
+                    gemm::Parallelism::Rayon(threads),
+                )
+            },
+            flops,
+        );
+        let exec = GemmExecutor::<f32, f32, f32>::default();
+        let packed = exec.prepack_b(Matrix::from_data([n, n], b.as_slice()));
+        let am = Matrix::from_data([n, n], a.as_slice());
+        let r = best_of(
+            || exec.gemm(&mut c, GemmInputA::Unpacked(am), GemmInputB::Packed(&packed), Default::default()).unwrap(),
+            flops,
+        );
+        (g, r)
+    });
+    println!("{{\"threads\":{threads},\"n\":{n},\"gflops\":{:.1},\"gemmGflops\":{g:.1},\"rtenGflops\":{r:.1}}}", g.max(r));
 }
