@@ -19,6 +19,7 @@ const QUERY_BLOCK: usize = 64;
 /// Keys per online-softmax step.
 const KEY_BLOCK: usize = 256;
 
+
 /// Where the heads live in the fused QKV rows and in the output rows.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Heads {
@@ -80,7 +81,9 @@ pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>]
     });
 }
 
-/// One task: the query heads of KV head `g` for query rows `rows` of sequence `seq`.
+/// One task: the query heads of KV head `g` for query rows `rows` of sequence `seq`. The
+/// rows of all those heads are gathered into one matrix (head-major), so each key block costs
+/// two GEMM calls however many query heads share the KV head.
 #[allow(clippy::too_many_arguments)]
 unsafe fn attend(
     qkv: &[f32],
@@ -92,65 +95,76 @@ unsafe fn attend(
     scale: f32,
     scratch: &mut Vec<f32>,
 ) {
-    let (d, qw, ow) = (heads.dim, heads.qkv_width() as isize, heads.out_width() as isize);
+    let (d, qw, ow) = (heads.dim, heads.qkv_width(), heads.out_width());
     let n_rep = heads.query / heads.kv;
-    let m = rows.len();
+    let m = rows.len() * n_rep;
     let kb = KEY_BLOCK.min(seq.len());
-    scratch.resize(m * kb + 2 * m, 0.0);
-    let (scores, stats) = scratch.split_at_mut(m * kb);
+    scratch.resize(m * (kb + 2 * d + 2), 0.0);
+    let (scores, rest) = scratch.split_at_mut(m * kb);
+    let (q, rest) = rest.split_at_mut(m * d);
+    let (o, stats) = rest.split_at_mut(m * d);
     let (row_max, row_sum) = stats.split_at_mut(m);
-    let k_col = (heads.query + g) * d;
-    let v_col = (heads.query + heads.kv + g) * d;
+    // Row r·len + i of `q`/`o` is query head g·n_rep + r at token rows.start + i.
     for r in 0..n_rep {
         let h = g * n_rep + r;
-        let q = qkv.as_ptr().add(rows.start * qw as usize + h * d);
-        let o = out.0.offset(rows.start as isize * ow + (h * d) as isize);
-        let mut k0 = seq.start;
-        while k0 < seq.end {
-            let n = (k0 + kb).min(seq.end) - k0;
-            let s = &mut scores[..m * n];
-            let k = qkv.as_ptr().add(k0 * qw as usize + k_col);
-            let v = qkv.as_ptr().add(k0 * qw as usize + v_col);
-            // S = scale · Q Kᵀ  (m × n)
-            gemm::gemm(
-                m, n, d,
-                s.as_mut_ptr(), 1, n as isize, false,
-                q, 1, qw,
-                k, qw, 1,
-                0.0, scale,
-                false, false, false,
-                gemm::Parallelism::None,
-            );
-            let first = k0 == seq.start;
-            for i in 0..m {
-                let row = &mut s[i * n..(i + 1) * n];
-                let block_max = simd::max(row);
-                let new_max = if first { block_max } else { row_max[i].max(block_max) };
-                let sum = simd::exp_shifted(row, new_max);
-                if first {
-                    row_sum[i] = sum;
-                } else {
-                    // Rescale what earlier key blocks accumulated to the new maximum.
-                    let c = (row_max[i] - new_max).exp();
-                    row_sum[i] = row_sum[i] * c + sum;
-                    simd::scale(std::slice::from_raw_parts_mut(o.offset(i as isize * ow), d), c);
-                }
-                row_max[i] = new_max;
-            }
-            // O = O + P V  (m × d); the first block overwrites.
-            gemm::gemm(
-                m, d, n,
-                o, 1, ow, !first,
-                s.as_ptr(), 1, n as isize,
-                v, 1, qw,
-                1.0, 1.0,
-                false, false, false,
-                gemm::Parallelism::None,
-            );
-            k0 += n;
+        for (i, t) in rows.clone().enumerate() {
+            q[(r * rows.len() + i) * d..][..d].copy_from_slice(&qkv[t * qw + h * d..][..d]);
         }
+    }
+    let k_col = (heads.query + g) * d;
+    let v_col = (heads.query + heads.kv + g) * d;
+    let mut k0 = seq.start;
+    while k0 < seq.end {
+        let n = (k0 + kb).min(seq.end) - k0;
+        let s = &mut scores[..m * n];
+        let k = qkv.as_ptr().add(k0 * qw + k_col);
+        let v = qkv.as_ptr().add(k0 * qw + v_col);
+        // S = scale · Q Kᵀ  (m × n)
+        gemm::gemm(
+            m, n, d,
+            s.as_mut_ptr(), 1, n as isize, false,
+            q.as_ptr(), 1, d as isize,
+            k, qw as isize, 1,
+            0.0, scale,
+            false, false, false,
+            gemm::Parallelism::None,
+        );
+        let first = k0 == seq.start;
         for i in 0..m {
-            simd::scale(std::slice::from_raw_parts_mut(o.offset(i as isize * ow), d), 1.0 / row_sum[i]);
+            let row = &mut s[i * n..(i + 1) * n];
+            let block_max = simd::max(row);
+            let new_max = if first { block_max } else { row_max[i].max(block_max) };
+            let sum = simd::exp_shifted(row, new_max);
+            if first {
+                row_sum[i] = sum;
+            } else {
+                // Rescale what earlier key blocks accumulated to the new maximum.
+                let c = (row_max[i] - new_max).exp();
+                row_sum[i] = row_sum[i] * c + sum;
+                simd::scale(&mut o[i * d..(i + 1) * d], c);
+            }
+            row_max[i] = new_max;
+        }
+        // O = O + P V  (m × d); the first block overwrites.
+        gemm::gemm(
+            m, d, n,
+            o.as_mut_ptr(), 1, d as isize, !first,
+            s.as_ptr(), 1, n as isize,
+            v, 1, qw as isize,
+            1.0, 1.0,
+            false, false, false,
+            gemm::Parallelism::None,
+        );
+        k0 += n;
+    }
+    for r in 0..n_rep {
+        let h = g * n_rep + r;
+        for (i, t) in rows.clone().enumerate() {
+            let row = r * rows.len() + i;
+            let dst = std::slice::from_raw_parts_mut(out.0.add(t * ow + h * d), d);
+            for (x, &y) in dst.iter_mut().zip(&o[row * d..(row + 1) * d]) {
+                *x = y / row_sum[row];
+            }
         }
     }
 }
@@ -197,7 +211,7 @@ mod tests {
     fn blocked_attention_equals_plain_softmax_attention_on_packed_sequences() {
         let heads = Heads { query: 6, kv: 2, dim: 16 };
         // Lengths around the block sizes: one key block, several, and a ragged tail.
-        let lens = [1usize, 7, 64, 65, 300, 530];
+        let lens = [1usize, 7, 48, 49, 64, 65, 300, 530];
         let mut seqs = Vec::new();
         let mut t = 0;
         for l in lens {
@@ -217,5 +231,34 @@ mod tests {
         let want = reference(&qkv, &seqs, heads, 0.25);
         let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 2e-5, "max abs diff {worst}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p eurobert attention_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn attention_timing() {
+        for (len, heads) in [(22usize, Heads { query: 8, kv: 4, dim: 32 }), (22, Heads { query: 18, kv: 6, dim: 64 }), (400, Heads { query: 8, kv: 4, dim: 32 })] {
+            let count = 32;
+            let seqs: Vec<Range<usize>> = (0..count).map(|i| i * len..(i + 1) * len).collect();
+            let t = count * len;
+            let qkv: Vec<f32> = (0..t * heads.qkv_width()).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
+            let mut out = vec![0f32; t * heads.out_width()];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let reps = 200;
+            let start = std::time::Instant::now();
+            pool.install(|| {
+                for _ in 0..reps {
+                    attention(&qkv, &mut out, &seqs, heads, 0.2)
+                }
+            });
+            let per = start.elapsed().as_secs_f64() / reps as f64;
+            let flops = 4.0 * (count * len * len * heads.query * heads.dim) as f64;
+            eprintln!("len {len} heads {heads:?}: {:.3} ms per batch of {count}, {:.1} GFLOP/s", per * 1e3, flops / per / 1e9);
+        }
     }
 }

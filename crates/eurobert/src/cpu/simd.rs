@@ -85,7 +85,10 @@ fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from the bits of (n + 127) + 2^23, whose low mantissa bits hold n + 127 in [1, 254]:
+    // integer work on the bits vectorizes, where `n as i32` (saturating) does not.
+    let biased = (n + 127.0 + 8_388_608.0).to_bits().wrapping_sub(0x4B00_0000);
+    y * f32::from_bits(biased << 23)
 }
 
 #[inline(always)]
@@ -151,39 +154,49 @@ simd_fn! {
     /// One online-softmax step over a row of scores: with `max` the new running maximum,
     /// replaces each score `s` by `e^(s - max)` and returns their sum.
     pub(crate) fn exp_shifted(s: &mut [f32], max: f32) -> f32 {
-        let mut acc = [0f32; LANES];
-        let mut chunks = s.chunks_exact_mut(LANES);
-        for c in &mut chunks {
-            for i in 0..LANES {
-                c[i] = exp(c[i] - max);
-                acc[i] += c[i];
-            }
-        }
-        let mut sum = 0f32;
-        for v in chunks.into_remainder() {
-            *v = exp(*v - max);
-            sum += *v;
-        }
-        for a in acc {
-            sum += a;
-        }
-        sum
+        exp_shifted_sum(s, max)
     }
 }
 
 simd_fn! {
     /// Largest value of a row (`-inf` for an empty one).
     pub(crate) fn max(s: &[f32]) -> f32 {
-        let mut acc = [f32::NEG_INFINITY; LANES];
-        let chunks = s.chunks_exact(LANES);
-        let tail = chunks.remainder();
-        for c in chunks {
-            for i in 0..LANES {
-                acc[i] = acc[i].max(c[i]);
-            }
-        }
-        acc.into_iter().chain(tail.iter().copied()).fold(f32::NEG_INFINITY, f32::max)
+        max_of(s)
     }
+}
+
+#[inline(always)]
+fn max_of(s: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = s.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.into_iter().chain(tail.iter().copied()).fold(f32::NEG_INFINITY, f32::max)
+}
+
+#[inline(always)]
+fn exp_shifted_sum(s: &mut [f32], max: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = s.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            c[i] = exp(c[i] - max);
+            acc[i] += c[i];
+        }
+    }
+    let mut sum = 0f32;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        sum += *v;
+    }
+    for a in acc {
+        sum += a;
+    }
+    sum
 }
 
 simd_fn! {
