@@ -47,7 +47,7 @@ function assertSame(t: import('ava').ExecutionContext, got: Entity[], exp: PyEnt
   )
   let worst = 0
   got.forEach((g, i) => (worst = Math.max(worst, Math.abs(g.score - (exp[i]?.score ?? NaN)))))
-  t.true(worst < 1e-4, `${what}: score diff ${worst}`)
+  t.true(worst < 1e-6, `${what}: score diff ${worst}`)
   return worst
 }
 
@@ -99,7 +99,7 @@ test('clean output: the same entities, trimmed, with word === text.slice(start, 
       t.is(g.word, g.word.trim())
       t.is(g.word, c.text.slice(e.start_utf16, e.end_utf16).trim())
       t.is('entity' in g ? g.entity : g.entity_group, e.entity ?? e.entity_group)
-      t.true(Math.abs(g.score - e.score) < 1e-4)
+      t.true(Math.abs(g.score - e.score) < 1e-6)
       if (g.start !== e.start_utf16) trimmed++
     })
   }

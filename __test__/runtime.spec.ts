@@ -4,7 +4,7 @@ import test from 'ava'
 import { EuroBertModel } from '..'
 import { expected, maxAbsDiff, TINY_MODEL } from './helpers/fixtures'
 
-const TOL = 1e-4
+const TOL = 1e-5
 const exp = expected()
 const modelPromise = EuroBertModel.load(TINY_MODEL, { threads: 2 })
 
@@ -16,7 +16,7 @@ test('metadata comes from config.json', async (t) => {
   t.is(model.path, TINY_MODEL)
 })
 
-test('logits equal transformers within 1e-4, one text at a time', async (t) => {
+test('logits equal transformers within 1e-5, one text at a time', async (t) => {
   const model = await modelPromise
   let worst = 0
   for (const s of exp.singles) {
@@ -29,7 +29,7 @@ test('logits equal transformers within 1e-4, one text at a time', async (t) => {
   t.log(`max abs diff (single): ${worst.toExponential(2)}`)
 })
 
-test('logits of one padded batch equal transformers within 1e-4', async (t) => {
+test('logits of one padded batch equal transformers within 1e-5', async (t) => {
   const model = await modelPromise
   const out = await model.logits(exp.batch.texts, { batchSize: 64 })
   t.is(out.length, exp.batch.texts.length)

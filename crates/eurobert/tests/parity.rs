@@ -8,7 +8,7 @@ use eurobert::{DType, LoadOptions, RunOptions, TokenClassifier};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde_json::Value;
 
-const TOL: f32 = 1e-4;
+const TOL: f32 = 1e-5;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures")
