@@ -9,6 +9,7 @@ import type { Entity } from './aggregate'
 import { BUNDLED_MODEL } from './bundled'
 import { parseConllu } from './conllu'
 import { evaluate, readConllu } from './evaluate'
+import { DownloadProgress, parseHubId } from './hub'
 import { DType, Device } from './model'
 import { Ner, NerOptions, pipeline } from './pipeline'
 import { formatReport } from './seqeval'
@@ -32,7 +33,10 @@ Output:
                             progress bar on stderr (default: on for files when stderr is a TTY)
 
 Model and pipeline:
-  -m, --model PATH          model folder (default: the bundled compact NorNE model)
+  -m, --model MODEL         model folder, or Hub id owner/name[@revision], downloaded once
+                            into the Hugging Face cache (default: the bundled NorNE model)
+      --revision REV        Hub branch, tag or commit (default: main)
+      --offline             use the Hugging Face cache only (same as HF_HUB_OFFLINE=1)
   -a, --aggregation-strategy S
                             none, simple, first (default), average or max
       --ignore-labels L,L   labels or groups to leave out (default: O)
@@ -89,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
       progress: { type: 'boolean' },
       'no-progress': { type: 'boolean' },
       model: { type: 'string', short: 'm' },
+      revision: { type: 'string' },
+      offline: { type: 'boolean' },
       'aggregation-strategy': { type: 'string', short: 'a' },
       'ignore-labels': { type: 'string' },
       words: { type: 'string' },
@@ -119,13 +125,19 @@ async function main(argv: string[]): Promise<number> {
   if (values.device !== undefined && !/^(cpu|cuda(:\d+)?|metal)$/.test(values.device)) {
     throw new UsageError(`--device must be cpu, cuda, cuda:N or metal, got ${values.device}`)
   }
+  const modelPath = values.model ?? BUNDLED_MODEL
+  if (!fs.existsSync(modelPath) && !parseHubId(modelPath)) {
+    throw new UsageError(`--model: no folder ${modelPath}, and it is not a Hub id of the form owner/name`)
+  }
+  const download = process.stderr.isTTY && !values['no-progress'] ? new DownloadBar() : undefined
   const load = {
     threads: int(values.threads, '--threads'),
     device: values.device as Device | undefined,
     dtype: values.dtype as DType | undefined,
+    revision: values.revision,
+    localFilesOnly: values.offline ? true : undefined,
+    onProgress: download?.update.bind(download),
   }
-  const modelPath = values.model ?? BUNDLED_MODEL
-  if (!fs.existsSync(modelPath)) throw new UsageError(`model folder not found: ${modelPath}`)
 
   if (evaluating) {
     if (positionals.length === 0) throw new UsageError('evaluate needs at least one CoNLL-U file')
@@ -273,6 +285,31 @@ class Progress {
     process.stderr.write('\n')
   }
 }
+
+/** Bytes, rate and ETA of the file being downloaded, on one stderr line. */
+class DownloadBar {
+  private start = Date.now()
+  private file = ''
+  update(p: DownloadProgress): void {
+    if (p.file !== this.file) {
+      if (this.file) process.stderr.write('\n')
+      this.file = p.file
+      this.start = Date.now()
+    }
+    const secs = Math.max((Date.now() - this.start) / 1000, 1e-3)
+    const rate = p.loaded / secs
+    const frac = p.total > 0 ? p.loaded / p.total : 1
+    const bar = '█'.repeat(Math.round(frac * 30)).padEnd(30, '░')
+    const eta = rate > 0 ? fmtTime((p.total - p.loaded) / rate) : '?'
+    process.stderr.write(`\r${p.file} ${bar} ${mb(p.loaded)}/${mb(p.total)} MB ${mb(rate)} MB/s ETA ${eta}   `)
+    if (p.loaded >= p.total) {
+      process.stderr.write('\n')
+      this.file = ''
+    }
+  }
+}
+
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1)
 
 function fmtTime(s: number): string {
   const m = Math.floor(s / 60)

@@ -3,12 +3,13 @@
 import * as path from 'node:path'
 
 import { checkOptions, describe, textList } from './args'
+import { HubOptions, resolveModel } from './hub'
 import { native, NativeModel, NativeScoredText, NativeTokens } from './native'
 
 export type DType = 'f32' | 'f16' | 'bf16'
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal'
 
-export interface LoadOptions {
+export interface LoadOptions extends HubOptions {
   /** CPU threads for this model's computations (default: all available cores). */
   threads?: number
   /** Compute dtype: 'f32' (default; exact), 'f16', or 'bf16' (GPU only). */
@@ -101,15 +102,17 @@ export class EuroBertModel {
   }
 
   /**
-   * Loads a Hugging Face model folder: `config.json`, `model.safetensors` (or a sharded
-   * index) and `tokenizer.json`. Safetensors only: pickled checkpoints are refused.
+   * Loads a Hugging Face model folder (`config.json`, `model.safetensors` or a sharded index,
+   * `tokenizer.json`), or a Hub repo `owner/name[@revision]`, downloaded once into the cache
+   * Python's huggingface_hub shares. Safetensors only: pickled checkpoints are refused.
    */
-  static async load(modelPath: string, options: LoadOptions = {}): Promise<EuroBertModel> {
-    if (typeof modelPath !== 'string' || modelPath.length === 0) {
-      throw new TypeError('EuroBertModel.load: modelPath must be a non-empty string')
+  static async load(model: string, options: LoadOptions = {}): Promise<EuroBertModel> {
+    if (typeof model !== 'string' || model.length === 0) {
+      throw new TypeError('EuroBertModel.load: model must be a non-empty string (a folder or a Hub id)')
     }
     checkOptions('EuroBertModel.load', options, { threads: 'int' })
-    const handle = await native().NativeModel.load(path.resolve(modelPath), {
+    const dir = await resolveModel(model, options)
+    const handle = await native().NativeModel.load(path.resolve(dir), {
       threads: options.threads,
       dtype: options.dtype,
       device: options.device,

@@ -1,5 +1,7 @@
 // The NER pipeline: transformers' token-classification semantics over our runtime, with
 // clean spans by default, windows over long texts and optional Unicode word grouping.
+import * as fs from 'node:fs'
+
 import {
   AGGREGATION_STRATEGIES,
   aggregate,
@@ -16,7 +18,7 @@ import {
 import { checkOptions, describe, textList } from './args'
 import { BUNDLED_MODEL } from './bundled'
 import { Label, parseLabels } from './labels'
-import { EuroBertModel, LoadOptions, ScoredWindow } from './model'
+import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
 import { trimSpan, unicodeSubwordRule } from './words'
 
 export type { AggregationStrategy, Entity, GroupedEntity, TokenEntity }
@@ -60,21 +62,65 @@ export interface Ner {
   dispose(): void
 }
 
+/** transformers.js' load options, accepted so code ported from it keeps working. */
+export interface TransformersJsOptions {
+  dtype?: 'fp32' | 'fp16' | DType
+  revision?: string
+  cache_dir?: string
+  local_files_only?: boolean
+  progress_callback?: (info: { status: string; name: string; file: string; progress: number; loaded: number; total: number }) => void
+}
+
+type PortedOptions = Omit<LoadOptions, 'dtype'> & NerOptions & TransformersJsOptions
+
+const TASKS = ['token-classification', 'ner']
+
 /**
- * Loads a model folder (default: the bundled compact NorNE model) and returns the NER
- * function, like transformers' `pipeline("token-classification", model)`. Options given here
- * are defaults for every call.
+ * Loads a model (default: the bundled compact NorNE model) and returns the NER function,
+ * like transformers' `pipeline("token-classification", model)`. `model` is a folder or a Hub
+ * id `owner/name[@revision]`. Options given here are defaults for every call. The call shape
+ * of transformers.js, `pipeline('token-classification', model, options)`, works too.
  */
-export async function pipeline(modelPath: string = BUNDLED_MODEL, options: LoadOptions & NerOptions = {}): Promise<Ner> {
-  const { threads, dtype, device, ...defaults } = options
-  const model = await EuroBertModel.load(modelPath, { threads, dtype, device })
+export async function pipeline(model?: string, options?: LoadOptions & NerOptions): Promise<Ner>
+export async function pipeline(task: 'token-classification' | 'ner', model?: string, options?: PortedOptions): Promise<Ner>
+export async function pipeline(...args: unknown[]): Promise<Ner> {
+  let [model, options] = args as [string | undefined, (LoadOptions & NerOptions) | undefined]
+  if (typeof model === 'string' && TASKS.includes(model) && !isFolder(model)) {
+    model = args[1] as string | undefined
+    options = fromTransformersJs(model, (args[2] as PortedOptions | undefined) ?? {})
+  }
+  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, ...defaults } = options ?? {}
+  const model_ = await EuroBertModel.load(model ?? BUNDLED_MODEL, { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress })
   checkNerOptions(defaults)
-  const labels = parseLabels(model.labels)
+  const labels = parseLabels(model_.labels)
   const run = async (texts: string | readonly string[], callOptions: NerOptions = {}) => {
     checkNerOptions(callOptions)
-    return recognize(model, labels, texts, { ...defaults, ...callOptions })
+    return recognize(model_, labels, texts, { ...defaults, ...callOptions })
   }
-  return Object.assign(run, { model, dispose: () => model.dispose() }) as Ner
+  return Object.assign(run, { model: model_, dispose: () => model_.dispose() }) as Ner
+}
+
+function fromTransformersJs(model: string | undefined, o: PortedOptions): LoadOptions & NerOptions {
+  const { dtype, revision, cache_dir, local_files_only, progress_callback, ...rest } = o
+  const mapped: LoadOptions = { ...rest }
+  if (dtype !== undefined) mapped.dtype = ({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)
+  mapped.revision = revision ?? o.revision
+  mapped.cacheDir = cache_dir ?? o.cacheDir
+  mapped.localFilesOnly = local_files_only ?? o.localFilesOnly
+  if (progress_callback) {
+    mapped.onProgress = ({ file, loaded, total }) =>
+      progress_callback({ status: 'progress', name: model ?? '', file, progress: total > 0 ? (100 * loaded) / total : 100, loaded, total })
+  }
+  for (const k of Object.keys(mapped) as (keyof LoadOptions)[]) if (mapped[k] === undefined) delete mapped[k]
+  return mapped
+}
+
+function isFolder(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory()
+  } catch {
+    return false
+  }
 }
 
 async function recognize(
