@@ -187,7 +187,7 @@ test('404s name the repo, the revision, or the missing safetensors', async (t) =
   t.regex((await t.throwsAsync(EuroBertModel.load('test/tiny@nope', o)))!.message, /revision 'nope' not found/)
   const pickles = await t.throwsAsync(EuroBertModel.load('test/pickles', o))
   t.regex(pickles!.message, /no model\.safetensors.*It has pytorch_model\.bin: pickled checkpoints can run code and are never loaded/)
-  t.regex((await t.throwsAsync(EuroBertModel.load('not a folder', o)))!.message, /neither a folder nor a Hub id/)
+  t.regex((await t.throwsAsync(EuroBertModel.load('not a folder', o)))!.message, /model folder not found: not a folder \(nor is it a Hub id/)
   await hub.close()
 })
 

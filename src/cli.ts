@@ -127,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const modelPath = values.model ?? BUNDLED_MODEL
   if (!fs.existsSync(modelPath) && !parseHubId(modelPath)) {
-    throw new UsageError(`--model: no folder ${modelPath}, and it is not a Hub id of the form owner/name`)
+    throw new UsageError(`model folder not found: ${modelPath} (nor is it a Hub id of the form owner/name)`)
   }
   const download = process.stderr.isTTY && !values['no-progress'] ? new DownloadBar() : undefined
   const load = {

@@ -62,7 +62,7 @@ export async function resolveModel(model: string, options: HubOptions = {}): Pro
   if (isDirectory(model)) return path.resolve(model)
   const id = parseHubId(model)
   if (!id) {
-    throw new Error(`model '${model}' is neither a folder nor a Hub id of the form owner/name`)
+    throw new Error(`model folder not found: ${model} (nor is it a Hub id of the form owner/name)`)
   }
   if (id.revision && options.revision && id.revision !== options.revision) {
     throw new RangeError(`model '${model}' names revision '${id.revision}' but the revision option is '${options.revision}'`)
