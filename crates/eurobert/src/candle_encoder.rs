@@ -86,7 +86,7 @@ impl CandleEncoder {
             })
         };
 
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let mut layers = Vec::new();
         for i in 0..c.num_hidden_layers {
             let p = format!("model.layers.{i}");
             let ab = c.attention_bias;

@@ -99,6 +99,8 @@ enum Encoder {
 pub struct TokenClassifier {
     config: Config,
     encoder: Encoder,
+    /// What the load noticed but accepted (tensors the model does not use).
+    warnings: Vec<String>,
     tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
     dir: PathBuf,
@@ -138,12 +140,17 @@ impl TokenClassifier {
                 options.dtype
             )));
         }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = match options.threads {
             Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
+            Some(n) if n > max_threads() => {
+                return Err(Error::InvalidArgument(format!(
+                    "threads {n} is more than {} (4 per available core)",
+                    max_threads()
+                )))
+            }
             Some(n) => n,
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            None => cores,
         };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -151,6 +158,7 @@ impl TokenClassifier {
             .build()
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
+        let warnings = check_tensors(&config, &weights)?;
         let encoder = if device.is_cpu() && options.dtype == DType::F32 {
             Encoder::Cpu(pool.install(|| CpuEncoder::load(&config, &weights))?)
         } else {
@@ -159,6 +167,7 @@ impl TokenClassifier {
         Ok(TokenClassifier {
             config,
             encoder,
+            warnings,
             tokenizer,
             pool,
             dir: dir.to_path_buf(),
@@ -167,6 +176,11 @@ impl TokenClassifier {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What the load accepted but a user may want to know (tensors the model ignores).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn labels(&self) -> &[String] {
@@ -324,6 +338,69 @@ impl TokenClassifier {
         }
         Ok(out)
     }
+}
+
+/// Compares the checkpoint's tensor names with the ones the config implies, before any tensor
+/// is read: layers past `num_hidden_layers` are an error (a config that silently drops layers
+/// computes garbage), tensors the token classifier does not use (an `lm_head`, a pooler) load
+/// with a warning that names them, as transformers does.
+fn check_tensors(c: &Config, weights: &Weights) -> Result<Vec<String>> {
+    let mut layers_seen = 0usize;
+    let mut extra_layer: Option<usize> = None;
+    let mut unused: Vec<&str> = Vec::new();
+    let per_layer = |rest: &str| {
+        let attn = ["q_proj", "k_proj", "v_proj", "o_proj"];
+        let mlp = ["gate_proj", "up_proj", "down_proj"];
+        matches!(rest, "input_layernorm.weight" | "post_attention_layernorm.weight")
+            || attn.iter().any(|p| rest == format!("self_attn.{p}.weight") || (c.attention_bias && rest == format!("self_attn.{p}.bias")))
+            || mlp.iter().any(|p| rest == format!("mlp.{p}.weight") || (c.mlp_bias && rest == format!("mlp.{p}.bias")))
+    };
+    for name in weights.names() {
+        if let Some(rest) = name.strip_prefix("model.layers.") {
+            let (index, tail) = rest.split_once('.').unwrap_or((rest, ""));
+            if let Ok(i) = index.parse::<usize>() {
+                layers_seen = layers_seen.max(i + 1);
+                if i >= c.num_hidden_layers {
+                    extra_layer = Some(extra_layer.map_or(i, |e| e.min(i)));
+                } else if !per_layer(tail) {
+                    unused.push(name);
+                }
+                continue;
+            }
+        }
+        if !matches!(name, "model.embed_tokens.weight" | "model.norm.weight" | "classifier.weight" | "classifier.bias") {
+            unused.push(name);
+        }
+    }
+    if let Some(i) = extra_layer {
+        return Err(Error::InvalidArgument(format!(
+            "the checkpoint has tensors of model.layers.{i} but config.json's num_hidden_layers is {}: the config does not describe these weights",
+            c.num_hidden_layers
+        )));
+    }
+    if layers_seen < c.num_hidden_layers {
+        return Err(Error::InvalidArgument(format!(
+            "config.json's num_hidden_layers is {} but the checkpoint has tensors for {layers_seen} layers (no model.layers.{layers_seen})",
+            c.num_hidden_layers
+        )));
+    }
+    if unused.is_empty() {
+        return Ok(Vec::new());
+    }
+    unused.sort();
+    let shown: Vec<&str> = unused.iter().take(8).copied().collect();
+    let more = if unused.len() > 8 { format!(" and {} more", unused.len() - 8) } else { String::new() };
+    Ok(vec![format!(
+        "{} tensor(s) of the checkpoint are not used by EuroBertForTokenClassification and were ignored: {}{more}",
+        unused.len(),
+        shown.join(", ")
+    )])
+}
+
+/// Most threads a model's pool may have: more only adds contention, and an absurd count
+/// would spawn thousands of threads before failing.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn make_device(kind: DeviceKind) -> Result<Device> {

@@ -7,6 +7,13 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// Largest size any config field may claim (a model file from the Hub must never make us
+/// allocate from an absurd number); real EuroBERTs are far below (vocab 128,256).
+const MAX_SIZE: usize = 1 << 24;
+const MAX_LAYERS: usize = 4096;
+/// Most labels generated as `LABEL_i` when the config has `num_labels` but no `id2label`.
+const MAX_LABELS: usize = 1 << 16;
+
 /// Absent fields take `transformers.EuroBertConfig`'s defaults, as `from_pretrained` does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -118,6 +125,36 @@ impl Config {
                 "hidden_size, intermediate_size and vocab_size must be positive",
             ));
         }
+        for (name, v, max) in [
+            ("vocab_size", config.vocab_size, MAX_SIZE),
+            ("hidden_size", config.hidden_size, MAX_SIZE),
+            ("intermediate_size", config.intermediate_size, MAX_SIZE),
+            ("num_hidden_layers", config.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", config.num_attention_heads, 1 << 12),
+            ("num_key_value_heads", config.num_key_value_heads, 1 << 12),
+            ("head_dim", config.head_dim, 1 << 12),
+            // RoPE tables grow with the longest sequence run, so a large claim costs nothing.
+            ("max_position_embeddings", config.max_position_embeddings, 1 << 30),
+        ] {
+            if v > max {
+                return Err(Error::config(path, format!("{name} {v} is out of range (at most {max})")));
+            }
+        }
+        if config.max_position_embeddings == 0 {
+            return Err(Error::config(path, "max_position_embeddings must be positive"));
+        }
+        if !(config.rms_norm_eps.is_finite() && config.rms_norm_eps > 0.0 && config.rms_norm_eps < 1.0) {
+            return Err(Error::config(
+                path,
+                format!("rms_norm_eps must be a small positive number, got {}", config.rms_norm_eps),
+            ));
+        }
+        if !((config.rope_theta as f32).is_finite() && config.rope_theta >= 1.0) {
+            return Err(Error::config(
+                path,
+                format!("rope_theta must be a finite number of at least 1 (in f32), got {}", config.rope_theta),
+            ));
+        }
         Ok(config)
     }
 
@@ -170,6 +207,12 @@ fn labels(f: &Fields) -> Result<Vec<String>> {
     let num_labels = f.usize_opt("num_labels")?;
     let Some(map) = f.obj.get("id2label").filter(|v| !v.is_null()) else {
         let n = num_labels.unwrap_or(2);
+        if n == 0 || n > MAX_LABELS {
+            return Err(Error::config(
+                f.path,
+                format!("num_labels {n} without id2label is out of range (1..={MAX_LABELS})"),
+            ));
+        }
         return Ok((0..n).map(|i| format!("LABEL_{i}")).collect());
     };
     let map = map
@@ -190,12 +233,12 @@ fn labels(f: &Fields) -> Result<Vec<String>> {
         let name = value
             .as_str()
             .ok_or_else(|| Error::config(f.path, format!("id2label['{key}'] must be a string")))?;
-        labels[id] = Some(name.to_string());
+        if labels[id].replace(name.to_string()).is_some() {
+            return Err(Error::config(f.path, format!("id2label gives id {id} twice (key '{key}')")));
+        }
     }
-    let labels: Vec<String> = labels
-        .into_iter()
-        .map(|l| l.expect("ids are unique keys in 0..len"))
-        .collect();
+    // Each key took a distinct id in 0..len, so every slot is filled.
+    let labels: Vec<String> = labels.into_iter().flatten().collect();
     if labels.is_empty() {
         return Err(Error::config(f.path, "'id2label' is empty"));
     }
@@ -350,6 +393,28 @@ mod tests {
             (
                 with(r#"{"id2label":{"0":"O","7":"B-PER"}}"#),
                 "id2label key '7'",
+            ),
+            (
+                with(r#"{"id2label":{"0":"O","00":"B-PER","1":"I-PER"}}"#),
+                "id2label gives id 0 twice",
+            ),
+            (
+                r#"{"model_type":"eurobert","num_labels":1099511627776}"#.to_string(),
+                "num_labels 1099511627776 without id2label is out of range",
+            ),
+            (
+                with(r#"{"num_hidden_layers":1099511627776}"#),
+                "num_hidden_layers 1099511627776 is out of range",
+            ),
+            (
+                with(r#"{"max_position_embeddings":4294967552}"#),
+                "max_position_embeddings 4294967552 is out of range",
+            ),
+            (with(r#"{"rms_norm_eps":0}"#), "rms_norm_eps must be a small positive number"),
+            (with(r#"{"rms_norm_eps":-1e-5}"#), "rms_norm_eps must be a small positive number"),
+            (
+                with(r#"{"rope_parameters":{"rope_type":"default","rope_theta":1e308}}"#),
+                "rope_theta must be a finite number",
             ),
             ("{not json".to_string(), "invalid JSON"),
             ("[1,2]".to_string(), "expected a JSON object"),

@@ -50,6 +50,27 @@ impl Tokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let mut t = Self::from_file(&dir.join("tokenizer.json"))?;
         t.model_max_length = read_model_max_length(&dir.join("tokenizer_config.json"))?;
+        // A post-processor naming special tokens the vocabulary lacks fails on every text;
+        // say so now, with the file, rather than on each call.
+        // The tokenizers crate panics (an unchecked map lookup) rather than erring here.
+        let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.inner.encode("Oslo", true)));
+        let failure = match probe {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(
+                panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into()),
+            ),
+        };
+        if let Some(why) = failure {
+            return Err(Error::Tokenizer {
+                path: t.path.clone(),
+                message: format!("its post-processor cannot encode a text ({why}); are the special tokens it adds listed in its special_tokens?"),
+            });
+        }
         Ok(t)
     }
 
