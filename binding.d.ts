@@ -30,6 +30,8 @@ export declare class NativeModel {
   tokenize(texts: Array<string>): Promise<NativeTokens[]>
   /** Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`). */
   decodeTokens(tokens: Array<string>): string
+  /** Most threads a model's pool may have (4 per available core). */
+  static maxThreads(): number
   /**
    * Releases the weights now instead of at garbage collection. Calls already running
    * finish first; later calls fail with a clear error.
@@ -59,6 +61,8 @@ export interface NativeModelInfo {
   modelMaxLength: number
   /** Bytes of weights held in memory. */
   weightBytes: number
+  /** What the load accepted but a user may want to know (tensors the model ignores). */
+  warnings: Array<string>
 }
 
 export interface NativeRunOptions {

@@ -109,6 +109,7 @@ test('evaluate prints seqeval’s report, and --json the numbers', async (t) => 
 test('jsonl streams: the first record comes out before the last input line goes in', async (t) => {
   t.timeout(120_000)
   const child = spawn(process.execPath, [CLI, ...MODEL, '--format', 'jsonl', '--batch-size', '16'])
+  child.stdout.setEncoding('utf8') // a character may straddle two chunks
   const lines = Array.from({ length: 10_000 }, (_, i) => `${TEXTS[i % 3]} ${i}`)
   let out = ''
   const firstOutput = new Promise<void>((resolve) => child.stdout.on('data', (d) => ((out += d), resolve())))
@@ -132,13 +133,26 @@ test('user errors: one line on stderr, exit code 2, no stack trace', (t) => {
     [[...MODEL, '--batch-size', '0', 'x'], undefined, /--batch-size must be an integer/],
     [['--model', '/no/such/model', 'x'], undefined, /model folder not found/],
     [['evaluate', ...MODEL], undefined, /evaluate needs at least one CoNLL-U file/],
+    [[...MODEL, '--threads', '100000', 'x'], undefined, /threads must be at most/],
   ]
   for (const [args, input, message] of cases) {
     const r = cli(args, input)
     t.is(r.code, 2, args.join(' '))
     t.regex(r.stderr, message)
+    t.is(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`)
     t.false(/\n\s+at /.test(r.stderr), 'no stack trace')
   }
+})
+
+// /dev/full exists on Linux and the BSDs; elsewhere the test is reported as skipped.
+const withDevFull = fs.existsSync('/dev/full') ? test : test.skip
+withDevFull('output that cannot be written (/dev/full) fails with exit code 1 and one line', (t) => {
+  const full = fs.openSync('/dev/full', 'w')
+  const r = spawnSync(process.execPath, [CLI, ...MODEL, '--format', 'jsonl', TEXTS[0]], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' })
+  fs.closeSync(full)
+  t.is(r.status, 1)
+  t.regex(r.stderr, /^eurobert-ner: error: cannot write the output: .*ENOSPC/)
+  t.is(r.stderr.trimEnd().split('\n').length, 1)
 })
 
 test('an unreadable model: one line on stderr, exit code 1', (t) => {

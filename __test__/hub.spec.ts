@@ -144,7 +144,11 @@ test('a connection dropped mid-file resumes with a Range request; nothing partia
   const cacheDir = tmp('resume')
   const model = await EuroBertModel.load('test/tiny', { endpoint: hub.url, cacheDir })
   const ranges = hub.requests.filter((r) => r.server === 'cdn').map((r) => r.range)
-  t.deepEqual(ranges, [undefined, 'bytes=300000-'])
+  t.is(ranges.length, 2)
+  t.is(ranges[0], undefined)
+  // It resumes from what arrived before the drop (up to the 300,000 bytes the server sent).
+  const from = Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])
+  t.true(from > 0 && from <= 300_000, String(ranges[1]))
   const blob = fs.realpathSync(path.join(model.path, 'model.safetensors'))
   t.true(fs.readFileSync(blob).equals(fs.readFileSync(path.join(TINY_MODEL, 'model.safetensors'))))
   t.false(fs.readdirSync(path.dirname(blob)).some((f) => f.endsWith('.incomplete')))

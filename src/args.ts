@@ -6,12 +6,13 @@ export function textList(method: string, texts: string | readonly string[]): str
   if (!Array.isArray(list)) {
     throw new TypeError(`${method}: expected a string or an array of strings, got ${describe(texts)}`)
   }
-  list.forEach((t, i) => {
-    if (typeof t !== 'string') {
-      throw new TypeError(`${method}: texts[${i}] is ${describe(t)}, expected a string`)
+  // An index loop, not forEach: forEach skips the holes of a sparse array (['a', , 'c']).
+  for (let i = 0; i < list.length; i++) {
+    if (typeof list[i] !== 'string') {
+      throw new TypeError(`${method}: texts[${i}] is ${describe(list[i])}, expected a string`)
     }
-  })
-  return [...list]
+  }
+  return Array.from(list)
 }
 
 export function checkOptions(method: string, options: object, ints: Record<string, 'int'>): void {
@@ -26,8 +27,19 @@ export function checkOptions(method: string, options: object, ints: Record<strin
   }
 }
 
+/** `value` must be one of `allowed` (a RangeError naming the option otherwise). */
+export function checkChoice(method: string, name: string, value: unknown, allowed: readonly string[] | RegExp): void {
+  if (value === undefined) return
+  const ok = typeof value === 'string' && (Array.isArray(allowed) ? allowed.includes(value) : (allowed as RegExp).test(value))
+  if (!ok) {
+    const want = Array.isArray(allowed) ? allowed.map((a) => `'${a}'`).join(', ') : String(allowed)
+    throw new RangeError(`${method}: ${name} must be ${want}, got ${describe(value)}`)
+  }
+}
+
 export function describe(v: unknown): string {
   if (v === null) return 'null'
+  if (v === undefined) return 'undefined'
   if (Array.isArray(v)) return 'an array'
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)
   if (typeof v === 'object') return 'an object'

@@ -219,6 +219,8 @@ async function* lines(stream: NodeJS.ReadableStream): AsyncIterable<string> {
 }
 
 async function* fromStdin(whole: boolean): AsyncIterable<Doc> {
+  // Decode as a stream: a character split across two chunks must not become two U+FFFD.
+  process.stdin.setEncoding('utf8')
   if (whole) {
     let text = ''
     for await (const chunk of process.stdin) text += chunk
@@ -391,14 +393,17 @@ function conll(doc: Doc, entities: Entity[]): string {
 
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0) // `| head` closed the pipe
+  // Any other failure to write (a full disk, /dev/full) loses output: say so and fail.
+  process.stderr.write(`eurobert-ner: error: cannot write the output: ${e.message}\n`)
+  process.exit(EXIT_FAILURE)
 })
 
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: Error & { code?: string }) => {
     const usage = e instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS') || e instanceof RangeError || e instanceof TypeError
-    process.stderr.write(`eurobert-ner: ${usage ? '' : 'error: '}${e.message.split('\n')[0]}\n`)
-    if (usage && !(e instanceof UsageError)) process.stderr.write('Run eurobert-ner --help for usage.\n')
+    const hint = usage && !(e instanceof UsageError) ? ' (see eurobert-ner --help)' : ''
+    process.stderr.write(`eurobert-ner: ${usage ? '' : 'error: '}${e.message.split('\n')[0]}${hint}\n`)
     process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE
   },
 )

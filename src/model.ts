@@ -2,11 +2,12 @@
 // All model work happens in the native addon, off the JavaScript thread.
 import * as path from 'node:path'
 
-import { checkOptions, describe, textList } from './args'
+import { checkChoice, checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
 import { native, NativeModel, NativeScoredText, NativeTokens } from './native'
 
 export type DType = 'f32' | 'f16' | 'bf16'
+const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16']
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal'
 
 export interface LoadOptions extends HubOptions {
@@ -99,6 +100,7 @@ export class EuroBertModel {
     this.threads = info.threads
     this.modelMaxLength = info.modelMaxLength
     this.weightBytes = info.weightBytes
+    for (const w of info.warnings) process.emitWarning(`${info.dir}: ${w}`, 'EuroBertWarning')
   }
 
   /**
@@ -111,6 +113,12 @@ export class EuroBertModel {
       throw new TypeError('EuroBertModel.load: model must be a non-empty string (a folder or a Hub id)')
     }
     checkOptions('EuroBertModel.load', options, { threads: 'int' })
+    checkChoice('EuroBertModel.load', 'dtype', options.dtype, DTYPES)
+    checkChoice('EuroBertModel.load', 'device', options.device, /^(cpu|cuda(:\d+)?|metal)$/)
+    const maxThreads = native().NativeModel.maxThreads()
+    if (options.threads !== undefined && options.threads > maxThreads) {
+      throw new RangeError(`EuroBertModel.load: threads must be at most ${maxThreads} (4 per available core), got ${options.threads}`)
+    }
     const dir = await resolveModel(model, options)
     const handle = await native().NativeModel.load(path.resolve(dir), {
       threads: options.threads,

@@ -113,6 +113,8 @@ pub struct NativeModelInfo {
     pub model_max_length: u32,
     /// Bytes of weights held in memory.
     pub weight_bytes: f64,
+    /// What the load accepted but a user may want to know (tensors the model ignores).
+    pub warnings: Vec<String>,
 }
 
 fn parse_dtype(s: Option<&str>) -> Result<DType> {
@@ -321,11 +323,13 @@ impl NativeModel {
             dtype: None,
             device: None,
         });
-        if o.threads == Some(0) {
-            return Err(Error::new(
-                Status::InvalidArg,
-                "threads must be at least 1".to_string(),
-            ));
+        if let Some(t) = o.threads {
+            if t == 0 || t as usize > eurobert::classifier::max_threads() {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("threads must be in 1..={}, got {t}", eurobert::classifier::max_threads()),
+                ));
+            }
         }
         let options = eurobert::LoadOptions {
             dtype: parse_dtype(o.dtype.as_deref())?,
@@ -362,6 +366,7 @@ impl NativeModel {
             threads: m.threads() as u32,
             model_max_length: m.model_max_length() as u32,
             weight_bytes: m.weight_bytes() as f64,
+            warnings: m.warnings().to_vec(),
         })
     }
 
@@ -435,6 +440,12 @@ impl NativeModel {
     pub fn decode_tokens(&self, tokens: Vec<String>) -> Result<String> {
         let m = self.model()?;
         guarded("decoding tokens", || m.tokenizer().decode_tokens(&tokens))
+    }
+
+    /// Most threads a model's pool may have (4 per available core).
+    #[napi]
+    pub fn max_threads() -> u32 {
+        eurobert::classifier::max_threads() as u32
     }
 
     /// Releases the weights now instead of at garbage collection. Calls already running
