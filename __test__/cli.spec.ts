@@ -6,7 +6,7 @@ import * as path from 'node:path'
 
 import test from 'ava'
 
-import { classificationReport, EuroBertModel, evaluate, readConllu } from '..'
+import { readConllu } from '..'
 import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
@@ -80,7 +80,7 @@ test('json: one array for all documents; tsv: a header and one row per entity', 
   }
 })
 
-test('CoNLL-U input with --format conll: one line per CoNLL-U token with an IOB2 tag', (t) => {
+test('CoNLL-U input with --format conll: one line per CoNLL-U token, in order', (t) => {
   const r = cli([...MODEL, '--format', 'conll', '-f', path.join(FIXTURES, 'sample.conllu')])
   t.is(r.code, 0, r.stderr)
   const blocks = r.stdout.trim().split('\n\n')
@@ -89,21 +89,49 @@ test('CoNLL-U input with --format conll: one line per CoNLL-U token with an IOB2
   blocks.forEach((b, i) => {
     const rows = b.split('\n').map((l) => l.split('\t'))
     t.deepEqual(rows.map((x) => x[0]), sentences[i].tokens.map((x) => x.form))
-    for (const [, tag] of rows) t.regex(tag, /^(O|[BI]-[A-Z_]+)$/)
   })
 })
 
-test('evaluate prints seqeval’s report, and --json the numbers', async (t) => {
-  const file = path.join(FIXTURES, 'sample.conllu')
-  const r = cli(['evaluate', ...MODEL, file])
+test("--format conll: each word's IOB2 tag from transformers' entities (bundled model, strategy first)", (t) => {
+  const fx: { sentences: { text: string; first: { entity_group: string; start: number; end: number }[] }[] } = JSON.parse(
+    fs.readFileSync(path.join(FIXTURES, 'norne-compact.expected.json'), 'utf8'),
+  )
+  for (const s of fx.sentences) {
+    // Expected: whitespace words, B- on the first word an entity of transformers touches, I- after.
+    const words = [...s.text.matchAll(/\S+/g)].map((m) => ({ form: m[0], start: m.index!, end: m.index! + m[0].length }))
+    const tags = words.map(() => 'O')
+    for (const e of s.first) {
+      let first = true
+      words.forEach((w, i) => {
+        if (w.start < e.end && w.end > e.start) {
+          tags[i] = `${first ? 'B' : 'I'}-${e.entity_group}`
+          first = false
+        }
+      })
+    }
+    const r = cli(['--threads', '2', '-a', 'first', '--format', 'conll', s.text])
+    t.is(r.code, 0, r.stderr)
+    t.deepEqual(
+      r.stdout.trim().split('\n').map((l) => l.split('\t')),
+      words.map((w, i) => [w.form, tags[i]]),
+      s.text,
+    )
+  }
+})
+
+test('evaluate prints the report seqeval printed (tools/evaluate_seqeval.py), and --json the numbers', (t) => {
+  const rec = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'eval.seqeval.json'), 'utf8'))
+  const file = path.join(FIXTURES, 'eval.conllu')
+  const r = cli(['evaluate', '--threads', '2', file])
   t.is(r.code, 0, r.stderr)
-  const model = await EuroBertModel.load(TINY_MODEL, { threads: 1 })
-  const ev = await evaluate(model, readConllu(file))
-  t.is(r.stdout, classificationReport(ev.yTrue, ev.yPred, { digits: 4 }))
-  const j = JSON.parse(cli(['evaluate', ...MODEL, '--json', '--mode', 'strict', file]).stdout)
-  t.is(j.sentences, 2)
-  t.is(j.mode, 'strict')
-  t.is(typeof j.micro.f1, 'number')
+  t.is(r.stdout, rec.report.default_4)
+  t.is(cli(['evaluate', '--threads', '2', '--digits', '2', file]).stdout, rec.report.default_2)
+  t.is(cli(['evaluate', '--threads', '2', '--mode', 'strict', file]).stdout, rec.report.strict_4)
+  const j = JSON.parse(cli(['evaluate', '--threads', '2', '--json', file]).stdout)
+  t.is(j.sentences, 12)
+  t.is(j.mode, 'default')
+  t.is(j.micro.f1, rec.micro.f1)
+  t.is(j.micro.precision, rec.micro.precision)
 })
 
 test('jsonl streams: the first record comes out before the last input line goes in', async (t) => {

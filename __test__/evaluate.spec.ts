@@ -4,7 +4,7 @@ import * as path from 'node:path'
 
 import test from 'ava'
 
-import { classificationReport, EuroBertModel, evaluate, parseConllu, readConllu, scores } from '..'
+import { BUNDLED_MODEL, classificationReport, EuroBertModel, evaluate, parseConllu, readConllu, scores } from '..'
 import { formatFixed } from '../dist/pyformat'
 import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
 
@@ -123,4 +123,18 @@ test('evaluate: each word takes its first token’s label; the report is seqeval
   t.deepEqual(ev.yTrue, sentences.map((s) => s.tokens.map((x) => x.tag)))
   t.deepEqual(ev.report, scores(ev.yTrue, ev.yPred))
   t.is(ev.text, classificationReport(ev.yTrue, ev.yPred, { digits: 4 }))
+})
+
+test("evaluate() on the bundled model gives seqeval's numbers as tools/evaluate_seqeval.py recorded them", async (t) => {
+  const rec = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'eval.seqeval.json'), 'utf8'))
+  const model = await EuroBertModel.load(BUNDLED_MODEL, { threads: 2 })
+  const sentences = readConllu(path.join(FIXTURES, 'eval.conllu'))
+  const ev = await evaluate(model, sentences, { digits: 4 })
+  t.deepEqual(ev.yPred, rec.y_pred, 'the same tags as transformers + the first-token rule')
+  t.is(ev.text, rec.report.default_4)
+  t.is((await evaluate(model, sentences, { digits: 2 })).text, rec.report.default_2)
+  t.is((await evaluate(model, sentences, { digits: 4, mode: 'strict' })).text, rec.report.strict_4)
+  t.is(ev.report.micro.precision, rec.micro.precision)
+  t.is(ev.report.micro.recall, rec.micro.recall)
+  t.is(ev.report.micro.f1, rec.micro.f1)
 })
