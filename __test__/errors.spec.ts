@@ -122,6 +122,11 @@ test('bad input gets a clear error and leaves the model usable', async (t) => {
 
 test('ner() names itself in argument errors, also for a sparse array', async (t) => {
   const ner = await pipeline(TINY_MODEL, { threads: 1 })
+  // A stride near the window once made a window per token (minutes for a page of text):
+  // refused, with the largest stride that keeps the work within 8× the text's tokens.
+  const long = 'Oslo og Bergen. '.repeat(150)
+  await t.throwsAsync(ner(long, { stride: 250 }), { instanceOf: RangeError, message: /stride 250 makes \d+ windows .* use a stride of at most \d+/ })
+  t.true(Array.isArray(await ner(long, { stride: 200 })), 'a stride within the bound works')
   // eslint-disable-next-line no-sparse-arrays
   await t.throwsAsync(ner(['a', , 'c'] as never), { instanceOf: TypeError, message: /^ner: texts\[1\] is undefined, expected a string/ })
 })

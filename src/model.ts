@@ -4,7 +4,7 @@ import * as path from 'node:path'
 
 import { checkChoice, checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
-import { native, NativeModel, NativeScoredText, NativeTokens } from './native'
+import { call, native, NativeModel, NativeScoredText, NativeTokens } from './native'
 
 export type DType = 'f32' | 'f16' | 'bf16'
 const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16']
@@ -120,11 +120,11 @@ export class EuroBertModel {
       throw new RangeError(`EuroBertModel.load: threads must be at most ${maxThreads} (4 per available core), got ${options.threads}`)
     }
     const dir = await resolveModel(model, options)
-    const handle = await native().NativeModel.load(path.resolve(dir), {
+    const handle = await call(native().NativeModel.load(path.resolve(dir), {
       threads: options.threads,
       dtype: options.dtype,
       device: options.device,
-    })
+    }))
     return new EuroBertModel(handle)
   }
 
@@ -132,10 +132,10 @@ export class EuroBertModel {
   async logits(texts: string | readonly string[], options: RunOptions = {}): Promise<TokenLogits[]> {
     const list = textList('logits', texts)
     checkOptions('logits', options, { batchSize: 'int', maxBatchTokens: 'int' })
-    const out = await this.handle.logits(list, {
+    const out = await call(this.handle.logits(list, {
       batchSize: options.batchSize,
       maxBatchTokens: options.maxBatchTokens,
-    })
+    }))
     const numLabels = this.labels.length
     return out.map((t, i) => ({ ...tokenization(list[i], t), logits: t.logits!, numLabels }))
   }
@@ -146,7 +146,7 @@ export class EuroBertModel {
    */
   async logitsForIds(sequences: readonly Uint32Array[], options: RunOptions = {}): Promise<Float32Array[]> {
     checkOptions('logitsForIds', options, { batchSize: 'int', maxBatchTokens: 'int' })
-    return this.handle.logitsForIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens })
+    return call(this.handle.logitsForIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens }))
   }
 
   /**
@@ -160,7 +160,7 @@ export class EuroBertModel {
     if (options.stride !== undefined && !(Number.isInteger(options.stride) && options.stride >= 0 && options.stride <= 0xffffffff)) {
       throw new RangeError(`scoreWindows: stride must be a non-negative integer, got ${describe(options.stride)}`)
     }
-    const out = await this.handle.scoreWindows(list, options)
+    const out = await call(this.handle.scoreWindows(list, options))
     return out.map((t: NativeScoredText) => ({
       offsets: t.offsets,
       tokens: t.tokens ?? undefined,
@@ -171,7 +171,7 @@ export class EuroBertModel {
   /** Tokenizes without running the model. */
   async tokenize(texts: string | readonly string[]): Promise<Tokenization[]> {
     const list = textList('tokenize', texts)
-    const out = await this.handle.tokenize(list)
+    const out = await call(this.handle.tokenize(list))
     return out.map((t, i) => tokenization(list[i], t))
   }
 

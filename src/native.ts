@@ -27,3 +27,17 @@ export function native(): typeof Binding {
   }
   return binding
 }
+
+/**
+ * Awaits a native call, turning the addon's argument errors (status `InvalidArg`) into the
+ * `RangeError`s the API promises; other failures stay `Error`s.
+ */
+export async function call<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise
+  } catch (e) {
+    const err = e as Error & { code?: string }
+    if (err.code === 'InvalidArg') throw new RangeError(err.message.replace(/^invalid argument: /, ''))
+    throw e
+  }
+}

@@ -12,8 +12,13 @@ use eurobert::{DType, DeviceKind, TokenClassifier};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+/// Bad arguments keep their status, so the TypeScript layer can throw them as `RangeError`.
 fn js_error(e: eurobert::Error) -> Error {
-    Error::new(Status::GenericFailure, e.to_string())
+    let status = match e {
+        eurobert::Error::InvalidArgument(_) => Status::InvalidArg,
+        _ => Status::GenericFailure,
+    };
+    Error::new(status, e.to_string())
 }
 
 /// Runs `f`, turning a panic into an error so it cannot take the host process down.

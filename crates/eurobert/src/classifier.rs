@@ -158,7 +158,7 @@ impl TokenClassifier {
             .build()
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
-        let warnings = check_tensors(&config, &weights)?;
+        let warnings = check_tensors(&config, &weights, &dir.join("config.json"))?;
         let encoder = if device.is_cpu() && options.dtype == DType::F32 {
             Encoder::Cpu(pool.install(|| CpuEncoder::load(&config, &weights))?)
         } else {
@@ -344,7 +344,7 @@ impl TokenClassifier {
 /// is read: layers past `num_hidden_layers` are an error (a config that silently drops layers
 /// computes garbage), tensors the token classifier does not use (an `lm_head`, a pooler) load
 /// with a warning that names them, as transformers does.
-fn check_tensors(c: &Config, weights: &Weights) -> Result<Vec<String>> {
+fn check_tensors(c: &Config, weights: &Weights, config_path: &Path) -> Result<Vec<String>> {
     let mut layers_seen = 0usize;
     let mut extra_layer: Option<usize> = None;
     let mut unused: Vec<&str> = Vec::new();
@@ -373,16 +373,22 @@ fn check_tensors(c: &Config, weights: &Weights) -> Result<Vec<String>> {
         }
     }
     if let Some(i) = extra_layer {
-        return Err(Error::InvalidArgument(format!(
-            "the checkpoint has tensors of model.layers.{i} but config.json's num_hidden_layers is {}: the config does not describe these weights",
-            c.num_hidden_layers
-        )));
+        return Err(Error::config(
+            config_path,
+            format!(
+                "the checkpoint has tensors of model.layers.{i} but num_hidden_layers is {}: the config does not describe these weights",
+                c.num_hidden_layers
+            ),
+        ));
     }
     if layers_seen < c.num_hidden_layers {
-        return Err(Error::InvalidArgument(format!(
-            "config.json's num_hidden_layers is {} but the checkpoint has tensors for {layers_seen} layers (no model.layers.{layers_seen})",
-            c.num_hidden_layers
-        )));
+        return Err(Error::config(
+            config_path,
+            format!(
+                "num_hidden_layers is {} but the checkpoint has tensors for {layers_seen} layers (no model.layers.{layers_seen})",
+                c.num_hidden_layers
+            ),
+        ));
     }
     if unused.is_empty() {
         return Ok(Vec::new());
