@@ -39,3 +39,9 @@ pub(crate) fn read_text(path: &Path, cap: u64) -> Result<String> {
     }
     Ok(text)
 }
+
+/// Whether anything (even a dangling or looping symlink) is at `path`: such a link is an
+/// error to report when read, not a file to treat as absent.
+pub(crate) fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

@@ -165,7 +165,7 @@ impl Tokenizer {
 /// `model_max_length` of a `tokenizer_config.json`; `None` when the file is absent or leaves
 /// it unset (transformers writes ~1e30 for "unset").
 fn read_model_max_length(path: &Path) -> Result<Option<usize>> {
-    if !path.exists() {
+    if !crate::files::present(path) {
         return Ok(None);
     }
     let text = crate::files::read_text(path, MAX_TOKENIZER_CONFIG)?;

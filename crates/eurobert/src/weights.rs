@@ -58,10 +58,10 @@ impl Weights {
     pub fn open_dir(dir: &Path) -> Result<Self> {
         let single = dir.join(SINGLE_FILE);
         let index = dir.join(INDEX_FILE);
-        if single.exists() {
+        if crate::files::present(&single) {
             return Self::open_files(&[single.clone()], single);
         }
-        if index.exists() {
+        if crate::files::present(&index) {
             let text = crate::files::read_text(&index, MAX_INDEX)?;
             let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json {
                 path: index.clone(),
