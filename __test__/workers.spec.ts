@@ -1,0 +1,79 @@
+// The addon in worker_threads, as Electron utility processes and Node worker pools use it:
+// four workers load and run ner() at once, are terminated mid-call and again after, and the
+// main thread's model is unaffected; the process exits cleanly afterwards.
+import { spawnSync } from 'node:child_process'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import { TINY_MODEL } from './helpers/fixtures'
+
+const ROOT = path.join(__dirname, '..')
+
+// Run in a child process so that a crash at exit (napi instance data, thread pools torn down
+// twice) shows up as a signal or a bad exit code rather than killing the test runner.
+const SCRIPT = `
+const { Worker } = require('node:worker_threads')
+const { pipeline } = require('./dist/index.js')
+const model = process.argv[1]
+const text = 'Erna Solberg besøkte Universitetet i Oslo. '.repeat(40)
+
+const workerCode = \`
+  const { parentPort, workerData } = require('node:worker_threads')
+  const { pipeline } = require(workerData.index)
+  pipeline(workerData.model, { threads: 1 }).then(async (ner) => {
+    parentPort.postMessage({ ready: true })
+    for (;;) {
+      const out = await ner(workerData.text, { aggregationStrategy: 'simple' })
+      parentPort.postMessage({ entities: out.length })
+    }
+  })
+\`
+
+function start() {
+  const w = new Worker(workerCode, { eval: true, workerData: { index: require.resolve('./dist/index.js'), model, text } })
+  const results = []
+  const firstResult = new Promise((resolve, reject) => {
+    w.on('message', (m) => { if (m.entities !== undefined) { results.push(m.entities); resolve() } })
+    w.on('error', reject)
+  })
+  return { w, results, firstResult }
+}
+
+;(async () => {
+  const ner = await pipeline(model, { threads: 1 })
+  const before = JSON.stringify(await ner(text, { aggregationStrategy: 'simple' }))
+  const workers = [start(), start(), start(), start()]
+  // Main-thread calls run while the workers compute.
+  const during = await Promise.all([1, 2, 3].map(() => ner(text, { aggregationStrategy: 'simple' })))
+  await Promise.all(workers.map((x) => x.firstResult))
+  // Terminate mid-call: every worker is inside a ner() call in its loop.
+  await Promise.all(workers.slice(0, 2).map((x) => x.w.terminate()))
+  // And the others after a few more results.
+  await new Promise((r) => setTimeout(r, 200))
+  await Promise.all(workers.slice(2).map((x) => x.w.terminate()))
+  // A fresh worker after the others died still works.
+  const late = start()
+  await late.firstResult
+  await late.w.terminate()
+  const after = JSON.stringify(await ner(text, { aggregationStrategy: 'simple' }))
+  console.log(JSON.stringify({
+    sameBefore: during.every((d) => JSON.stringify(d) === before),
+    sameAfter: after === before,
+    workerResults: workers.map((x) => x.results.length),
+    workerEntities: [...new Set(workers.flatMap((x) => x.results))],
+    mainEntities: JSON.parse(before).length,
+  }))
+})()
+`
+
+test('four worker_threads run ner() at once, are terminated mid-call and after; the main model is unaffected and exit is clean', (t) => {
+  const r = spawnSync(process.execPath, ['-e', SCRIPT, TINY_MODEL], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  t.is(r.signal, null, `died with ${r.signal}: ${r.stderr}`)
+  t.is(r.status, 0, r.stderr)
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!)
+  t.true(res.sameBefore, 'main-thread results while workers ran')
+  t.true(res.sameAfter, 'main-thread results after the workers were terminated')
+  t.true(res.workerResults.every((n: number) => n >= 1))
+  t.deepEqual(res.workerEntities, [res.mainEntities], 'workers computed what the main thread computes')
+})
