@@ -63,6 +63,10 @@ export interface NativeModelInfo {
   weightBytes: number
   /** What the load accepted but a user may want to know (tensors the model ignores). */
   warnings: Array<string>
+  /** The tokenizer's continuing-subword prefix (`##`), if it has one. */
+  continuingSubwordPrefix?: string
+  /** The tokenizer's unknown-token id, if it has one. */
+  unkTokenId?: number
 }
 
 export interface NativeRunOptions {
@@ -72,6 +76,7 @@ export interface NativeRunOptions {
 
 /** A text's whole tokenization (what the pipeline reads of it) and its scored windows. */
 export interface NativeScoredText {
+  ids: Uint32Array
   /** `[start0, end0, start1, end1, ...]` in UTF-16 code units of the input string. */
   offsets: Uint32Array
   /** Vocabulary strings, only when asked for. */

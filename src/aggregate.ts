@@ -32,6 +32,8 @@ export type Entity = TokenEntity | GroupedEntity
 export interface ScoredSequence {
   /** Token strings of the whole tokenization; only transformers-style words read them. */
   tokens?: readonly string[]
+  /** Token ids of the whole tokenization (to spot the unknown token). */
+  ids?: ArrayLike<number>
   /** UTF-16 `[start, end)` pairs of the whole tokenization, into the full text. */
   offsets: ArrayLike<number>
   /** Content tokens `[from, to)` of the tokenization (special tokens are never entities). */
@@ -50,8 +52,8 @@ export interface PreEntity {
   isSubword: boolean
 }
 
-/** Decides whether a token continues the previous word. */
-export type SubwordRule = (text: string, start: number, end: number, previous: PreEntity | undefined) => boolean
+/** Decides whether a token continues the previous word; `token` is its vocabulary string. */
+export type SubwordRule = (text: string, start: number, end: number, previous: PreEntity | undefined, token: string) => boolean
 
 /**
  * transformers' fallback for tokenizers without a continuing-subword prefix (EuroBERT's
@@ -61,6 +63,24 @@ export type SubwordRule = (text: string, start: number, end: number, previous: P
 export const transformersSubword: SubwordRule = (text, start) =>
   start > 0 && text[start - 1] !== ' ' && text[start] !== ' '
 
+/**
+ * transformers' rule for tokenizers with a continuing-subword prefix (`##`): a token continues
+ * a word when its string is not as long as the text it covers, counted in code points as
+ * Python's `len` counts.
+ */
+export const wordAwareSubword: SubwordRule = (text, start, end, _previous, token) =>
+  codePoints(token) !== codePoints(text.slice(start, end))
+
+function codePoints(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    // A high surrogate followed by a low one is one code point; lone halves count one each.
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
+    n++
+  }
+  return n
+}
 /** Row-wise softmax, max-shifted, stored as float32. */
 export function softmax(logits: Float32Array, numLabels: number): Float32Array {
   const out = new Float32Array(logits.length)
@@ -83,6 +103,7 @@ export function gatherPreEntities(
   seq: ScoredSequence,
   numLabels: number,
   isSubword: SubwordRule,
+  unkTokenId?: number,
 ): PreEntity[] {
   const scores = softmax(seq.logits, numLabels)
   const pre: PreEntity[] = []
@@ -99,7 +120,12 @@ export function gatherPreEntities(
       index: i,
       isSubword: false,
     }
-    entity.isSubword = isSubword(text, start, end, pre[pre.length - 1])
+    if (unkTokenId !== undefined && seq.ids?.[i] === unkTokenId) {
+      // transformers: an unknown token's word is the text it covers, and starts a word.
+      entity.word = text.slice(start, end)
+    } else {
+      entity.isSubword = isSubword(text, start, end, pre[pre.length - 1], entity.word)
+    }
     pre.push(entity)
   }
   return pre

@@ -50,6 +50,7 @@ export interface ScoredWindow {
 
 /** A text's tokenization (offsets, and token strings when asked) with its scored windows. */
 export interface ScoredText {
+  ids: Uint32Array
   offsets: Uint32Array
   tokens?: string[]
   windows: ScoredWindow[]
@@ -91,6 +92,10 @@ export class EuroBertModel {
   readonly modelMaxLength: number
   /** Bytes of weights held in memory. */
   readonly weightBytes: number
+  /** The tokenizer's continuing-subword prefix (`##`), if it has one (not byte-level BPE). */
+  readonly continuingSubwordPrefix?: string
+  /** The tokenizer's unknown-token id, if it has one. */
+  readonly unkTokenId?: number
 
   private constructor(private handle: NativeModel) {
     const info = handle.info
@@ -100,6 +105,8 @@ export class EuroBertModel {
     this.threads = info.threads
     this.modelMaxLength = info.modelMaxLength
     this.weightBytes = info.weightBytes
+    this.continuingSubwordPrefix = info.continuingSubwordPrefix ?? undefined
+    this.unkTokenId = info.unkTokenId ?? undefined
     for (const w of info.warnings) process.emitWarning(`${info.dir}: ${w}`, 'EuroBertWarning')
   }
 
@@ -162,6 +169,7 @@ export class EuroBertModel {
     }
     const out = await call(this.handle.scoreWindows(list, options))
     return out.map((t: NativeScoredText) => ({
+      ids: t.ids,
       offsets: t.offsets,
       tokens: t.tokens ?? undefined,
       windows: t.windows.map((w) => ({ from: w.from, to: w.to, owns: [w.ownsFrom, w.ownsTo], logits: w.logits })),

@@ -14,6 +14,7 @@ import {
   SubwordRule,
   TokenEntity,
   transformersSubword,
+  wordAwareSubword,
 } from './aggregate'
 import { checkOptions, describe, textList } from './args'
 import { BUNDLED_MODEL } from './bundled'
@@ -146,16 +147,17 @@ async function recognize(
     stride: options.stride,
     batchSize: options.batchSize,
     maxBatchTokens: options.maxBatchTokens,
-    tokens: !clean,
+    // Word-aware tokenizers decide subwords from token strings, even for clean output.
+    tokens: !clean || model.continuingSubwordPrefix !== undefined,
   })
 
   // In clean output, words come from the text, so transformers' decoding is skipped.
   const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
   const results = list.map((text, t) => {
-    const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : transformersSubword
-    const { offsets, tokens, windows } = scored[t]
+    const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : model.continuingSubwordPrefix !== undefined ? wordAwareSubword : transformersSubword
+    const { ids, offsets, tokens, windows } = scored[t]
     const perWindow = windows.map((w) => {
-      const pre = gatherPreEntities(text, { ...w, offsets, tokens }, labels.length, rule)
+      const pre = gatherPreEntities(text, { ...w, ids, offsets, tokens }, labels.length, rule, model.unkTokenId)
       const entities = dropIgnored(aggregate(pre, strategy, labels, decode), options.ignoreLabels ?? ['O'])
       return windows.length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
     })

@@ -82,6 +82,7 @@ pub struct NativeWindow {
 /// A text's whole tokenization (what the pipeline reads of it) and its scored windows.
 #[napi(object, object_from_js = false)]
 pub struct NativeScoredText {
+    pub ids: Uint32Array,
     /// `[start0, end0, start1, end1, ...]` in UTF-16 code units of the input string.
     pub offsets: Uint32Array,
     /// Vocabulary strings, only when asked for.
@@ -120,6 +121,10 @@ pub struct NativeModelInfo {
     pub weight_bytes: f64,
     /// What the load accepted but a user may want to know (tensors the model ignores).
     pub warnings: Vec<String>,
+    /// The tokenizer's continuing-subword prefix (`##`), if it has one.
+    pub continuing_subword_prefix: Option<String>,
+    /// The tokenizer's unknown-token id, if it has one.
+    pub unk_token_id: Option<u32>,
 }
 
 fn parse_dtype(s: Option<&str>) -> Result<DType> {
@@ -273,6 +278,7 @@ impl Task for ScoreWindowsTask {
             .map(|t| {
                 let offsets: Vec<u32> = t.encoded.offsets.iter().flat_map(|&(s, e)| [s, e]).collect();
                 NativeScoredText {
+                    ids: t.encoded.ids.into(),
                     offsets: offsets.into(),
                     tokens: tokens.then_some(t.encoded.tokens),
                     windows: t
@@ -372,6 +378,8 @@ impl NativeModel {
             model_max_length: m.model_max_length() as u32,
             weight_bytes: m.weight_bytes() as f64,
             warnings: m.warnings().to_vec(),
+            continuing_subword_prefix: m.tokenizer().continuing_subword_prefix(),
+            unk_token_id: m.tokenizer().unk_token_id(),
         })
     }
 

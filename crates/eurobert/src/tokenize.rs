@@ -116,6 +116,32 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The prefix of tokens that continue a word (`##`), for tokenizers that have one. With
+    /// it, transformers' pipeline decides "is a subword" by comparing a token's string with
+    /// the text it covers, instead of by the space before it.
+    pub fn continuing_subword_prefix(&self) -> Option<String> {
+        use tokenizers::models::ModelWrapper;
+        match self.inner.get_model() {
+            ModelWrapper::BPE(b) => b.get_continuing_subword_prefix().clone(),
+            ModelWrapper::WordPiece(w) => Some(w.continuing_subword_prefix.clone()),
+            _ => None,
+        }
+        .filter(|p| !p.is_empty())
+    }
+
+    /// Id of the unknown token, where the tokenizer's model has one.
+    pub fn unk_token_id(&self) -> Option<u32> {
+        use tokenizers::models::ModelWrapper;
+        let unk = match self.inner.get_model() {
+            ModelWrapper::BPE(b) => b.get_unk_token().clone(),
+            ModelWrapper::WordPiece(w) => Some(w.unk_token.clone()),
+            ModelWrapper::WordLevel(w) => Some(w.unk_token.clone()),
+            // Unigram keeps its unknown id private; its checkpoints name the token `<unk>`.
+            ModelWrapper::Unigram(_) => Some("<unk>".to_string()),
+        };
+        unk.and_then(|t| self.inner.token_to_id(&t))
+    }
+
     /// The underlying `tokenizers` object (decoder, vocabulary).
     pub fn inner(&self) -> &HfTokenizer {
         &self.inner
