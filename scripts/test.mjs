@@ -12,7 +12,9 @@ const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
 /** Runs a command with output streamed through, returning its exit code and output. */
 function run(cmd, args) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Node refuses to spawn npm.cmd/npx.cmd without a shell (EINVAL since the 2024 fix for
+    // CVE-2024-27980), so Windows goes through one; our arguments need no quoting.
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], shell: process.platform === 'win32' })
     let out = ''
     child.stdout.on('data', (d) => {
       out += d
