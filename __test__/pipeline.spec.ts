@@ -5,19 +5,8 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { Entity, pipeline } from '..'
-import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
+import { FIXTURES, PyEntity, TINY_MODEL } from './helpers/fixtures'
 
-interface PyEntity {
-  entity?: string
-  entity_group?: string
-  score: number
-  index?: number
-  word: string
-  start: number
-  end: number
-  start_utf16: number
-  end_utf16: number
-}
 interface Case {
   text: string
   aggregation_strategy: 'none' | 'simple' | 'first' | 'average' | 'max'

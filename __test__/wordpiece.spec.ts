@@ -8,17 +8,8 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { Entity, pipeline } from '..'
-import { FIXTURES } from './helpers/fixtures'
+import { FIXTURES, PyEntity } from './helpers/fixtures'
 
-interface PyEntity {
-  entity?: string
-  entity_group?: string
-  score: number
-  index?: number
-  word: string
-  start_utf16: number
-  end_utf16: number
-}
 const fx: { unk_token_id: number; cases: { text: string; aggregation_strategy: 'none' | 'simple' | 'first' | 'average' | 'max'; entities: PyEntity[] }[] } = JSON.parse(
   fs.readFileSync(path.join(FIXTURES, 'tiny-wordpiece.pipeline.json'), 'utf8'),
 )

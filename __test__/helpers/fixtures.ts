@@ -44,3 +44,16 @@ export function copyOfTinyModel(): string {
   for (const f of fs.readdirSync(TINY_MODEL)) fs.copyFileSync(path.join(TINY_MODEL, f), path.join(dir, f))
   return dir
 }
+
+/** An entity as transformers' pipeline returned it, with offsets also in UTF-16 units. */
+export interface PyEntity {
+  entity?: string
+  entity_group?: string
+  score: number
+  index?: number
+  word: string
+  start: number
+  end: number
+  start_utf16: number
+  end_utf16: number
+}
