@@ -43,7 +43,7 @@ export declare class NativeModel {
 export interface NativeLoadOptions {
   /** CPU threads of the model's pool (default: available cores). */
   threads?: number
-  /** "f32" (default), "f16" or "bf16". */
+  /** "f32" (default), "q8" (CPU), "f16" or "bf16" (GPU). */
   dtype?: string
   /** "cpu" (default), "cuda", "cuda:N" or "metal". */
   device?: string

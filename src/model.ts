@@ -6,14 +6,17 @@ import { checkChoice, checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
 import { call, native, NativeModel, NativeScoredText, NativeTokens } from './native'
 
-export type DType = 'f32' | 'f16' | 'bf16'
-const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16']
+export type DType = 'f32' | 'q8' | 'f16' | 'bf16'
+const DTYPES: readonly DType[] = ['f32', 'q8', 'f16', 'bf16']
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal'
 
 export interface LoadOptions extends HubOptions {
   /** CPU threads for this model's computations (default: all available cores). */
   threads?: number
-  /** Compute dtype: 'f32' (default; exact), 'f16', or 'bf16' (GPU only). */
+  /**
+   * Compute dtype: 'f32' (default; exact), 'q8' (CPU: int8 projections quantized at load, the
+   * rest f32), 'f16', or 'bf16' (GPU only).
+   */
   dtype?: DType
   /** 'cpu' (default), 'cuda', 'cuda:N' or 'metal', where the binary was built with it. */
   device?: Device

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use eurobert::{DType, DeviceKind, TokenClassifier};
+use eurobert::{DeviceKind, Dtype, TokenClassifier};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -43,7 +43,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> eurobert::Result<T>) -> Result<T> 
 pub struct NativeLoadOptions {
     /// CPU threads of the model's pool (default: available cores).
     pub threads: Option<u32>,
-    /// "f32" (default), "f16" or "bf16".
+    /// "f32" (default), "q8" (CPU), "f16" or "bf16" (GPU).
     pub dtype: Option<String>,
     /// "cpu" (default), "cuda", "cuda:N" or "metal".
     pub device: Option<String>,
@@ -127,14 +127,15 @@ pub struct NativeModelInfo {
     pub unk_token_id: Option<u32>,
 }
 
-fn parse_dtype(s: Option<&str>) -> Result<DType> {
+fn parse_dtype(s: Option<&str>) -> Result<Dtype> {
     match s.unwrap_or("f32") {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
+        "f32" | "float32" => Ok(Dtype::F32),
+        "f16" | "float16" => Ok(Dtype::F16),
+        "bf16" | "bfloat16" => Ok(Dtype::BF16),
+        "q8" | "int8" => Ok(Dtype::Q8),
         other => Err(Error::new(
             Status::InvalidArg,
-            format!("invalid dtype '{other}': use 'f32', 'f16' or 'bf16'"),
+            format!("invalid dtype '{other}': use 'f32', 'q8', 'f16' or 'bf16'"),
         )),
     }
 }

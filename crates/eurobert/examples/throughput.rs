@@ -1,7 +1,8 @@
 //! Forward-pass timing without Node, for profiling the Rust side alone:
 //! `cargo run --release -p eurobert --example throughput -- MODEL_DIR CONLLU [threads] [sentences]`
 //! prints load time, sentences/s over batches of 32, single-sentence p50 and tokens/s over
-//! ~500-token documents. `EUROBERT_PROFILE=1` adds per-operation times.
+//! ~500-token documents. `EUROBERT_PROFILE=1` adds per-operation times; `EUROBERT_DTYPE=q8`
+//! runs the int8 path.
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,7 +21,8 @@ fn main() {
         .take(count)
         .collect();
     let t = Instant::now();
-    let model = TokenClassifier::load(dir, &LoadOptions { threads: Some(threads), ..Default::default() }).expect("load");
+    let dtype = if std::env::var("EUROBERT_DTYPE").is_ok_and(|v| v == "q8") { eurobert::Dtype::Q8 } else { eurobert::Dtype::F32 };
+    let model = TokenClassifier::load(dir, &LoadOptions { threads: Some(threads), dtype, ..Default::default() }).expect("load");
     println!("load {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
     let opts = RunOptions::default();
     model.logits(&sentences[..8.min(sentences.len())], &opts).unwrap();

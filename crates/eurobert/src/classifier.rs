@@ -20,10 +20,32 @@ pub enum DeviceKind {
     Metal(usize),
 }
 
+/// What a model computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    /// Exact (transformers' own precision); the default.
+    F32,
+    F16,
+    /// GPUs only: the CPU has no bf16 matrix multiply here.
+    BF16,
+    /// CPU only: int8 projections (per-channel weights, per-token activations), the rest f32.
+    Q8,
+}
+
+impl Dtype {
+    fn candle(self) -> DType {
+        match self {
+            Dtype::F32 | Dtype::Q8 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Compute dtype; f32 is the default and the only exact choice on CPU.
-    pub dtype: DType,
+    pub dtype: Dtype,
     pub device: DeviceKind,
     /// CPU threads for this model's pool; `None` = one per physical core.
     pub threads: Option<usize>,
@@ -32,7 +54,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            dtype: DType::F32,
+            dtype: Dtype::F32,
             device: DeviceKind::Cpu,
             threads: None,
         }
@@ -128,17 +150,16 @@ impl TokenClassifier {
             });
         }
         let device = make_device(options.device)?;
-        if device.is_cpu() && options.dtype == DType::BF16 {
+        if device.is_cpu() && options.dtype == Dtype::BF16 {
             return Err(Error::InvalidArgument(
-                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32 or f16"
+                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32, q8 or f16"
                     .into(),
             ));
         }
-        if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
-            return Err(Error::InvalidArgument(format!(
-                "dtype {:?} is not supported; use f32, f16 or bf16",
-                options.dtype
-            )));
+        if !device.is_cpu() && options.dtype == Dtype::Q8 {
+            return Err(Error::InvalidArgument(
+                "dtype q8 runs on the CPU only; use f16 or bf16 on a GPU".into(),
+            ));
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = match options.threads {
@@ -159,10 +180,11 @@ impl TokenClassifier {
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
         let warnings = check_tensors(&config, &weights, &dir.join("config.json"))?;
-        let encoder = if device.is_cpu() && options.dtype == DType::F32 {
-            Encoder::Cpu(pool.install(|| CpuEncoder::load(&config, &weights))?)
+        let encoder = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) {
+            let q8 = options.dtype == Dtype::Q8;
+            Encoder::Cpu(pool.install(|| CpuEncoder::load(&config, &weights, q8))?)
         } else {
-            Encoder::Candle(pool.install(|| CandleEncoder::load(&config, &weights, options.dtype, &device))?)
+            Encoder::Candle(pool.install(|| CandleEncoder::load(&config, &weights, options.dtype.candle(), &device))?)
         };
         Ok(TokenClassifier {
             config,

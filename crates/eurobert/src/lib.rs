@@ -14,8 +14,7 @@ pub mod tokenize;
 pub mod weights;
 pub mod windows;
 
-pub use candle_core::DType;
-pub use classifier::{Classified, DeviceKind, LoadOptions, RunOptions, ScoredText, ScoredWindow, TokenClassifier, WindowOptions};
+pub use classifier::{Classified, DeviceKind, Dtype, LoadOptions, RunOptions, ScoredText, ScoredWindow, TokenClassifier, WindowOptions};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use tokenize::{Encoded, Tokenizer};

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use eurobert::{DType, LoadOptions, RunOptions, TokenClassifier};
+use eurobert::{Dtype, LoadOptions, RunOptions, TokenClassifier};
 use safetensors::tensor::{SafeTensors, TensorView};
 use serde_json::Value;
 
@@ -174,7 +174,7 @@ fn absurd_thread_counts_are_refused() {
 fn padded_f16_batches_on_the_candle_path_stay_close_to_transformers() {
     let exp: Value = serde_json::from_str(&std::fs::read_to_string(fixture().join("../tiny-eurobert.expected.json")).unwrap()).unwrap();
     let texts: Vec<String> = exp["batch"]["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
-    let model = TokenClassifier::load(&fixture(), &LoadOptions { dtype: DType::F16, threads: Some(2), ..Default::default() }).unwrap();
+    let model = TokenClassifier::load(&fixture(), &LoadOptions { dtype: Dtype::F16, threads: Some(2), ..Default::default() }).unwrap();
     // One padded batch and many small ones: padding must not move any real token's logits.
     let one = model.logits(&texts, &RunOptions { batch_size: 64, max_batch_tokens: 1 << 20 }).unwrap();
     let small = model.logits(&texts, &RunOptions { batch_size: 3, max_batch_tokens: 64 }).unwrap();

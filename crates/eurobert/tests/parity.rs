@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use eurobert::{DType, LoadOptions, RunOptions, TokenClassifier};
+use eurobert::{LoadOptions, RunOptions, TokenClassifier};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde_json::Value;
 
@@ -262,7 +262,7 @@ fn f16_compute_runs_close_to_f32() {
     let model = TokenClassifier::load(
         &model_dir(),
         &LoadOptions {
-            dtype: DType::F16,
+            dtype: eurobert::Dtype::F16,
             threads: Some(1),
             ..Default::default()
         },

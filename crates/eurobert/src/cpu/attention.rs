@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::flash::{self, Heads};
-use super::linear::{Linear, Rows};
+use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
 use super::{simd, Batch, Scratch, Source};
 use crate::config::Config;
@@ -13,8 +13,8 @@ use crate::rope::RopeTable;
 
 pub(crate) struct Attention {
     /// q, k and v projections stacked along the output dimension.
-    qkv: Linear,
-    o: Linear,
+    qkv: Projection,
+    o: Projection,
     heads: Heads,
     scale: f32,
 }
@@ -34,7 +34,7 @@ impl Attention {
                 h,
                 c.attention_bias,
             )?,
-            o: src.linear(&p("o_proj"), h, q_out, c.attention_bias)?,
+            o: src.projection(&p("o_proj"), h, q_out, c.attention_bias)?,
             heads,
             scale: (c.head_dim as f32).powf(-0.5),
         })

@@ -4,6 +4,46 @@
 use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::{Matrix, NdTensorView};
 
+use super::qlinear::QLinear;
+
+/// A projection of the encoder blocks, in f32 or int8 (`dtype: 'q8'`).
+pub(crate) enum Projection {
+    F32(Linear),
+    Q8(QLinear),
+}
+
+impl Projection {
+    pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, q8: bool) -> Self {
+        if q8 {
+            Projection::Q8(QLinear::new(weight, outputs, inputs, bias))
+        } else {
+            Projection::F32(Linear::new(weight, outputs, inputs, bias))
+        }
+    }
+
+    pub fn outputs(&self) -> usize {
+        match self {
+            Projection::F32(l) => l.outputs(),
+            Projection::Q8(l) => l.outputs(),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        match self {
+            Projection::F32(l) => l.bytes(),
+            Projection::Q8(l) => l.bytes(),
+        }
+    }
+
+    /// `out = x Wᵀ + b`, or `out += x Wᵀ + b` with `accumulate` (a fused residual add).
+    pub fn forward(&self, x: Rows, out: &mut [f32], accumulate: bool) {
+        match self {
+            Projection::F32(l) => l.forward(x, out, accumulate),
+            Projection::Q8(l) => l.forward(x, out, accumulate),
+        }
+    }
+}
+
 thread_local! {
     /// The f32 GEMM, its kernel chosen by CPUID (AVX-512, AVX2+FMA, NEON, ...); per thread
     /// because the executor is not `Send`. Every thread picks the same kernel, so weights

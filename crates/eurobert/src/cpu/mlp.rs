@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::linear::{Linear, Rows};
+use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
 use super::{simd, Scratch, Source};
 use crate::config::Config;
@@ -14,8 +14,8 @@ const CHUNK_BYTES: usize = 8 << 20;
 
 pub(crate) struct Mlp {
     /// gate and up projections stacked along the output dimension.
-    gate_up: Linear,
-    down: Linear,
+    gate_up: Projection,
+    down: Projection,
     intermediate: usize,
 }
 
@@ -28,7 +28,7 @@ impl Mlp {
                 h,
                 c.mlp_bias,
             )?,
-            down: src.linear(&format!("{prefix}.down_proj"), h, i, c.mlp_bias)?,
+            down: src.projection(&format!("{prefix}.down_proj"), h, i, c.mlp_bias)?,
             intermediate: i,
         })
     }

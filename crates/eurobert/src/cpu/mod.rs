@@ -9,6 +9,7 @@ mod flash;
 mod linear;
 mod mlp;
 mod profile;
+mod qlinear;
 pub(crate) mod simd;
 
 use std::ops::Range;
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::rope::Rope;
 use crate::weights::Weights;
 use attention::Attention;
-use linear::{Linear, Rows};
+use linear::{Linear, Projection, Rows};
 use mlp::Mlp;
 use profile::{span, Op};
 
@@ -65,6 +66,8 @@ pub(crate) struct Scratch {
 /// Reads tensors of the checkpoint into the layouts the blocks keep.
 pub(crate) struct Source<'a> {
     weights: &'a Weights,
+    /// Block projections in int8 (`dtype: 'q8'`); the classifier always stays f32.
+    q8: bool,
 }
 
 impl Source<'_> {
@@ -72,15 +75,20 @@ impl Source<'_> {
         self.weights.read_f32(name, &[len])
     }
 
-    /// `{prefix}.weight` `(out, inp)` and, with `bias`, `{prefix}.bias`.
+    /// `{prefix}.weight` `(out, inp)` and, with `bias`, `{prefix}.bias`, in f32.
     fn linear(&self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let w = self.weights.read_f32(&format!("{prefix}.weight"), &[out, inp])?;
         let b = if bias { Some(self.vector(&format!("{prefix}.bias"), out)?) } else { None };
         Ok(Linear::new(&w, out, inp, b))
     }
 
-    /// Several linears of the same input stacked along the output dimension (one GEMM).
-    fn stacked(&self, parts: &[(String, usize)], inp: usize, bias: bool) -> Result<Linear> {
+    /// A block projection: as `linear`, in the encoder's precision.
+    fn projection(&self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Projection> {
+        self.stacked(&[(prefix.to_string(), out)], inp, bias)
+    }
+
+    /// Several projections of the same input stacked along the output dimension (one GEMM).
+    fn stacked(&self, parts: &[(String, usize)], inp: usize, bias: bool) -> Result<Projection> {
         let out: usize = parts.iter().map(|p| p.1).sum();
         let mut w = Vec::with_capacity(out * inp);
         let mut b = bias.then(|| Vec::with_capacity(out));
@@ -90,7 +98,7 @@ impl Source<'_> {
                 b.extend(self.vector(&format!("{prefix}.bias"), *rows)?);
             }
         }
-        Ok(Linear::new(&w, out, inp, b))
+        Ok(Projection::new(&w, out, inp, b, self.q8))
     }
 }
 
@@ -142,9 +150,10 @@ pub(crate) struct CpuEncoder {
 }
 
 impl CpuEncoder {
-    pub fn load(config: &Config, weights: &Weights) -> Result<Self> {
+    /// With `q8`, the block projections run in int8 (`qlinear`).
+    pub fn load(config: &Config, weights: &Weights, q8: bool) -> Result<Self> {
         let c = config;
-        let src = Source { weights };
+        let src = Source { weights, q8 };
         let layers = (0..c.num_hidden_layers)
             .map(|i| Layer::load(&src, i, c))
             .collect::<Result<Vec<_>>>()?;

@@ -65,6 +65,8 @@ macro_rules! simd_fn {
     };
 }
 
+pub(crate) use simd_fn;
+
 const LANES: usize = 16;
 
 /// `e^x` for f32, within 2 ulp on the range softmax and SiLU use (Cephes' `expf` polynomial

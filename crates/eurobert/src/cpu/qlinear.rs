@@ -1,0 +1,225 @@
+//! `y = x Wᵀ + b` in int8 (`dtype: 'q8'`): weights quantized once at load, symmetric per
+//! output channel; activations quantized per token at run time, symmetric, as u8 around a
+//! zero point of 128; products accumulated in i32 by rten-gemm's u8×i8 kernels (AVX-512
+//! VNNI, AVX2, NEON dot product / i8mm, chosen at run time) and scaled back to f32.
+//!
+//! Every row shares the zero point 128: rten-gemm 0.27's A packing reads the zero points of
+//! the first MR rows for every full panel (`pack_a_impl` indexes `zp[r]`, not
+//! `zp[row_tile * MR + r]`), so per-row zero points would be wrong past row MR.
+//!
+//! Where the kernel may saturate (AVX2 `vpmaddubsw` sums two u8×i8 products in i16), weights
+//! keep 7 bits so that no pair can overflow.
+
+use rayon::prelude::*;
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, PackedBMatrix, QuantParams};
+use rten_tensor::{Matrix, NdTensorView};
+
+use super::linear::Rows;
+
+thread_local! {
+    static EXEC: GemmExecutor<u8, i8, i32> = GemmExecutor::default();
+}
+
+pub(crate) struct QLinear {
+    weight: PackedBMatrix<i8>,
+    /// `w[c, k] ≈ scale[c] · q[c, k]`.
+    scale: Vec<f32>,
+    /// Zero point of each weight column (all 0: symmetric), as the kernel takes them.
+    zero: Vec<i8>,
+    bias: Option<Vec<f32>>,
+    inputs: usize,
+    outputs: usize,
+}
+
+/// Per-token u8 activations: `x[r, k] ≈ scale[r] · (q[r, k] - zero[r])`, `zero[r] = 128`.
+struct Quantized {
+    q: Vec<u8>,
+    scale: Vec<f32>,
+    zero: Vec<u8>,
+}
+
+impl QLinear {
+    /// `weight` is `(outputs, inputs)` row-major f32.
+    pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
+        assert_eq!(weight.len(), outputs * inputs, "weight size");
+        let qmax = if EXEC.with(|e| e.may_saturate()) { 63.0 } else { 127.0 };
+        let mut q = vec![0i8; outputs * inputs];
+        let mut scale = vec![0f32; outputs];
+        q.par_chunks_mut(inputs)
+            .zip(weight.par_chunks(inputs))
+            .zip(scale.par_iter_mut())
+            .for_each(|((q, w), s)| {
+                let m = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+                *s = if m > 0.0 { m / qmax } else { 1.0 };
+                let inv = 1.0 / *s;
+                for (q, &v) in q.iter_mut().zip(w) {
+                    *q = (v * inv).round().clamp(-qmax, qmax) as i8;
+                }
+            });
+        let wt = NdTensorView::from_data_with_strides([inputs, outputs], q.as_slice(), [1, inputs])
+            .expect("a transposed view of a full matrix is valid");
+        QLinear {
+            weight: EXEC.with(|e| e.prepack_b(wt)),
+            scale,
+            zero: vec![0; outputs],
+            bias,
+            inputs,
+            outputs,
+        }
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    pub fn bytes(&self) -> usize {
+        let cols = self.outputs.next_multiple_of(32);
+        cols * self.inputs.next_multiple_of(4) + 5 * self.outputs + 4 * self.bias.as_ref().map_or(0, Vec::len)
+    }
+
+    /// `out = x Wᵀ + b`, or `out += ...` with `accumulate`.
+    pub fn forward(&self, x: Rows, out: &mut [f32], accumulate: bool) {
+        assert_eq!(x.cols, self.inputs, "linear input width");
+        assert_eq!(out.len(), x.rows * self.outputs, "linear output size");
+        if x.rows == 0 {
+            return;
+        }
+        let a = quantize_rows(x);
+        // The GEMM writes every element, so the accumulator is not zeroed first.
+        let mut acc: Vec<std::mem::MaybeUninit<i32>> = Vec::with_capacity(x.rows * self.outputs);
+        // SAFETY: MaybeUninit needs no initialization; gemm_uninit initializes all of it.
+        unsafe { acc.set_len(x.rows * self.outputs) };
+        let am = Matrix::from_data([x.rows, x.cols], a.q.as_slice());
+        let opts = GemmUninitOptions {
+            a_quant: Some(QuantParams { zero_point: &a.zero }),
+            b_quant: Some(QuantParams { zero_point: &self.zero }),
+            ..Default::default()
+        };
+        let acc: &[i32] = EXEC
+            .with(|e| e.gemm_uninit(&mut acc, GemmInputA::Unpacked(am), GemmInputB::Packed(&self.weight), opts))
+            .expect("shapes were checked above");
+        let n = self.outputs;
+        out.par_chunks_mut(n)
+            .zip(acc.par_chunks(n))
+            .zip(a.scale.par_iter())
+            .with_min_len(16)
+            .for_each(|((o, acc), &sa)| dequantize(o, acc, sa, &self.scale, self.bias.as_deref(), accumulate));
+    }
+}
+
+fn quantize_rows(x: Rows) -> Quantized {
+    let mut q = Quantized {
+        q: vec![0u8; x.rows * x.cols],
+        scale: vec![0f32; x.rows],
+        zero: vec![0u8; x.rows],
+    };
+    q.q.par_chunks_mut(x.cols)
+        .zip(q.scale.par_iter_mut())
+        .zip(q.zero.par_iter_mut())
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(r, ((q, s), z))| {
+            let row = &x.data[r * x.stride..r * x.stride + x.cols];
+            (*s, *z) = quantize_row(row, q);
+        });
+    q
+}
+
+/// The zero point of every activation row (see the module note).
+const ZERO: f32 = 128.0;
+
+super::simd::simd_fn! {
+    /// Quantizes one row symmetrically to u8 around 128; returns its scale and zero point.
+    /// Written to vectorize: 16 running maxima, and the rounding and u8 conversion done on
+    /// float bits (a saturating `as u8` would stay scalar).
+    fn quantize_row(row: &[f32], q: &mut [u8]) -> (f32, u8) {
+        const L: usize = 16;
+        let mut m = [0f32; L];
+        let chunks = row.chunks_exact(L);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for i in 0..L {
+                m[i] = m[i].max(c[i].abs());
+            }
+        }
+        let m = m.iter().chain(tail).fold(0f32, |a, &b| a.max(b.abs()));
+        let scale = if m > 0.0 { m / 127.0 } else { 1.0 };
+        let inv = 1.0 / scale;
+        for (q, &v) in q.iter_mut().zip(row) {
+            // In [1, 255] and integral after the floor, so 2^23 + y holds y in its low bits.
+            let y = (v * inv + (ZERO + 0.5)).floor().clamp(1.0, 255.0);
+            *q = (y + 8_388_608.0).to_bits() as u8;
+        }
+        (scale, ZERO as u8)
+    }
+}
+
+super::simd::simd_fn! {
+    /// One output row back to f32: `o (+)= acc · sa · sw + bias`.
+    fn dequantize(o: &mut [f32], acc: &[i32], sa: f32, sw: &[f32], bias: Option<&[f32]>, accumulate: bool) {
+        match (bias, accumulate) {
+            (Some(b), true) => for i in 0..o.len() { o[i] += acc[i] as f32 * sa * sw[i] + b[i] },
+            (Some(b), false) => for i in 0..o.len() { o[i] = acc[i] as f32 * sa * sw[i] + b[i] },
+            (None, true) => for i in 0..o.len() { o[i] += acc[i] as f32 * sa * sw[i] },
+            (None, false) => for i in 0..o.len() { o[i] = acc[i] as f32 * sa * sw[i] },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_linear_stays_close_to_f32_and_accumulates() {
+        let (rows, inp, outp) = (29, 96, 40);
+        let w: Vec<f32> = (0..outp * inp).map(|i| (((i * 7919) % 201) as f32 - 100.0) * 0.003).collect();
+        let b: Vec<f32> = (0..outp).map(|i| i as f32 * 0.05).collect();
+        let x: Vec<f32> = (0..rows * inp).map(|i| (((i * 104729) % 97) as f32 - 40.0) * 0.02).collect();
+        let lin = QLinear::new(&w, outp, inp, Some(b.clone()));
+        let mut out = vec![1f32; rows * outp];
+        lin.forward(Rows::dense(&x, inp), &mut out, true);
+        let mut worst = 0f64;
+        let mut scale = 0f64;
+        for r in 0..rows {
+            for o in 0..outp {
+                let want: f64 = 1.0 + b[o] as f64 + (0..inp).map(|k| x[r * inp + k] as f64 * w[o * inp + k] as f64).sum::<f64>();
+                worst = worst.max((out[r * outp + o] as f64 - want).abs());
+                scale = scale.max(want.abs());
+            }
+        }
+        assert!(worst < 0.01 * scale, "max error {worst} on values up to {scale}");
+    }
+}
+
+#[cfg(test)]
+mod shapes {
+    use super::*;
+
+    #[test]
+    fn int8_linear_at_model_shapes() {
+        for (rows, inp, outp, stride) in [(37usize, 256usize, 512usize, 256usize), (300, 768, 256, 1536), (70, 1152, 1920, 1152), (5, 4096, 1152, 8192)] {
+            let mut worst_rel = 0f64;
+            let w: Vec<f32> = (0..outp * inp).map(|i| (((i * 7919) % 201) as f32 - 100.0) * 0.001).collect();
+            // Rows of very different magnitudes and offsets: each token has its own scale.
+            let x: Vec<f32> = (0..rows * stride)
+                .map(|i| ((((i * 104729) % 97) as f32 - 40.0) * 0.02 + (i / stride % 3) as f32) * (1 + (i / stride) % 7 * 13) as f32)
+                .collect();
+            let lin = QLinear::new(&w, outp, inp, None);
+            let mut out = vec![0f32; rows * outp];
+            lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, false);
+            for r in 0..rows {
+                let (mut worst, mut scale) = (0f64, 0f64);
+                for o in 0..outp {
+                    let want: f64 = (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum();
+                    worst = worst.max((out[r * outp + o] as f64 - want).abs());
+                    scale = scale.max(want.abs());
+                }
+                worst_rel = worst_rel.max(worst / scale);
+            }
+            eprintln!("{rows}x{inp}x{outp}: worst row error {:.2}% of the row's largest output", 100.0 * worst_rel);
+            // Measured up to 2.1%; a wrong zero point or scale for any row is off by 100% or more.
+            assert!(worst_rel < 0.03, "{rows}x{inp}x{outp}: a row's error is {worst_rel} of its outputs");
+        }
+    }
+}
