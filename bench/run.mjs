@@ -68,6 +68,7 @@ if (values.python && !MODELS.every((m) => fs.existsSync(path.join(m.dir, 'onnx',
 }
 const results = []
 const windows = []
+const accuracy = []
 for (const m of MODELS) {
   if (!fs.existsSync(path.join(m.dir, 'onnx', 'model.onnx'))) {
     console.error(`skipping ${m.name}: run python bench/make_models.py first`)
@@ -83,6 +84,7 @@ for (const m of MODELS) {
   const common = ['--model', m.dir, '--work', workFile, '--threads', threads, '--batch-size', '32']
   const systems = [
     () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride)]),
+    () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride), '--dtype', 'q8']),
     () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength)]),
     () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength), '--spin', '0']),
     () => child('node', ['systems/ort.mjs', ...common, '--file', 'model_quantized.onnx', '--max-length', String(m.maxLength)]),
@@ -105,6 +107,11 @@ for (const m of MODELS) {
     results.push(row)
     console.error(JSON.stringify(row))
   }
+  // q8 accuracy, ours next to ORT's: NorNE dev F1 where the model has real labels.
+  const acc = child('node', ['systems/accuracy.mjs', '--model', m.dir, '--threads', threads, '--labels', m.name === 'norne-compact' ? 'real' : 'random',
+    '--conllu', ['nob', 'nno'].map((l) => path.join(values.norne, l, 'dev.conllu')).join(','), '--limit', String(m.name === 'norne-compact' ? 1e9 : m.short)])
+  accuracy.push({ model: m.name, ...acc })
+  console.error(JSON.stringify(accuracy.at(-1)))
   if (m.window) {
     const r = child('node', ['systems/ours_window.mjs', '--model', m.dir, '--work', workFile, '--threads', threads, '--tokens', String(m.window)])
     windows.push({ model: m.name, ...r })
@@ -127,7 +134,7 @@ const flags = [quick ? '--quick' : '', values.python ? `--python ${values.python
 const command = `npm run bench${flags ? ' -- ' + flags : ''}`
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 fs.mkdirSync(path.join(here, 'results'), { recursive: true })
-fs.writeFileSync(path.join(here, 'results', `${stamp}.json`), JSON.stringify({ command, machine, results, windows }, null, 2) + '\n')
+fs.writeFileSync(path.join(here, 'results', `${stamp}.json`), JSON.stringify({ command, machine, results, windows, accuracy }, null, 2) + '\n')
 
 const f = (x, d = 1) => (x === undefined ? '–' : Number(x).toFixed(d))
 let md = `# Benchmark results\n\nCommand: \`${command}\` (${new Date().toISOString().slice(0, 10)}).\n\n`
@@ -150,6 +157,19 @@ for (const m of MODELS) {
     md += `| ${r.system}${r.longTruncated ? ' ¹' : ''} | ${f(r.sentencesPerSecond)} | ${f(r.tokensPerSecond, 0)} | ${f(r.longTokensPerSecond, 0)} | ${f(r.p50)} | ${f(r.p95)} | ${f(r.loadMs, 0)} | ${f(r.loadRssMB, 0)} | ${f(r.peakRssMB, 0)} | ${f(100 * r.peakShare)}% | ${r === ours ? '1.00' : f(ours.sentencesPerSecond / r.sentencesPerSecond, 2)} | ${longRatio} |\n`
   }
   if (ours.weightMB) md += `\nOur weights in memory: ${f(ours.weightMB, 0)} MB; RSS after load ÷ weights: ${f(ours.loadRssMB / ours.weightMB, 2)}.\n`
+  const oq = rows.find((r) => r.system === 'eurobert-ner q8' && !r.error)
+  if (oq) {
+    const ratio = (name, key) => {
+      const p = rows.find((r) => r.system === name && !r.error)
+      return p ? f(oq[key] / p[key], 2) + '×' : '–'
+    }
+    md += `\nq8: ours q8 ÷ ORT q8 ${ratio('onnxruntime-node q8', 'sentencesPerSecond')} (long docs ${ratio('onnxruntime-node q8', 'longTokensPerSecond')}), ÷ transformers.js q8 ${ratio('transformers.js q8', 'sentencesPerSecond')}, ÷ our f32 ${ratio('eurobert-ner', 'sentencesPerSecond')} (long docs ${ratio('eurobert-ner', 'longTokensPerSecond')}); weights ${f(oq.weightMB, 0)} MB, RSS after load ${f(oq.loadRssMB, 0)} MB, load (with quantization) ${f(oq.loadMs, 0)} ms.\n`
+  }
+  const ac = accuracy.find((x) => x.model === m.name)
+  if (ac && !ac.error) {
+    const g = (x) => `argmax agreement ${f(100 * x.argmaxAgreement, 2)}%, cosine min ${f(x.minCosine, 4)} / mean ${f(x.meanCosine, 5)}` + (x.f1F32 !== undefined ? `, dev F1 ${f(x.f1Q8, 4)} (f32 ${f(x.f1F32, 4)}, Δ ${f(100 * (x.f1Q8 - x.f1F32), 2)} points)` : '')
+    md += `\nq8 accuracy against each system's own f32 (${ac.sentences} NorNE dev sentences): ours: ${g(ac.ours)}; ORT q8: ${g(ac.ort)}.\n`
+  }
   const w = windows.find((x) => x.model === m.name)
   if (w) {
     md += w.error

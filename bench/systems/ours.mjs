@@ -10,11 +10,12 @@ const threads = Number(a.threads)
 const batchSize = Number(a['batch-size'])
 const opts = { aggregationStrategy: 'simple', batchSize }
 
-const load = await timed(() => pipeline(a.model, { threads }))
+const dtype = a.dtype ?? 'f32'
+const load = await timed(() => pipeline(a.model, { threads, dtype }))
 const ner = load.value
 const loadRssMB = process.memoryUsage().rss / 2 ** 20
 await ner(w.short.slice(0, 8), opts) // warm-up
 const short = await timed(() => ner(w.short, opts))
 const long = await timed(() => ner(w.long, { ...opts, stride: Number(a.stride) }))
 const lat = await latencies(w.latency, (t) => ner(t, opts))
-report({ system: 'eurobert-ner', loadMs: load.ms, loadRssMB, weightMB: ner.model.weightBytes / 2 ** 20, shortMs: short.ms, longMs: long.ms, ...lat })
+report({ system: dtype === 'f32' ? 'eurobert-ner' : `eurobert-ner ${dtype}`, loadMs: load.ms, loadRssMB, weightMB: ner.model.weightBytes / 2 ** 20, shortMs: short.ms, longMs: long.ms, ...lat })
