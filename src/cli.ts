@@ -9,6 +9,7 @@ import type { Entity } from './aggregate'
 import { BUNDLED_MODEL } from './bundled'
 import { parseConllu } from './conllu'
 import { evaluate, readConllu } from './evaluate'
+import { serveCommand, workerCommand } from './commands'
 import { DownloadProgress, parseHubId } from './hub'
 import { DType, Device } from './model'
 import { Ner, NerOptions, pipeline } from './pipeline'
@@ -20,6 +21,8 @@ const EXIT_FAILURE = 1
 const HELP = `Usage:
   eurobert-ner [options] [TEXT...]         tag texts, stdin or files
   eurobert-ner evaluate [options] FILE...  score a model on CoNLL-U files with name= tags
+  eurobert-ner serve [options]             HTTP server (see eurobert-ner serve --help)
+  eurobert-ner worker [options]            BullMQ queue worker (see eurobert-ner worker --help)
 
 Input (one document per TEXT argument; without TEXT or --file, stdin, one document per line):
   -f, --file PATH           read documents from PATH (repeatable): .txt one per line,
@@ -80,7 +83,9 @@ interface Doc {
   words?: { start: number; end: number }[]
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === 'serve') return serveCommand(argv.slice(1), (m) => new UsageError(m))
+  if (argv[0] === 'worker') return workerCommand(argv.slice(1), (m) => new UsageError(m))
   const evaluating = argv[0] === 'evaluate'
   const { values, positionals } = parseArgs({
     args: evaluating ? argv.slice(1) : argv,
@@ -400,7 +405,9 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 })
 
 main(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
+  (code) => {
+    if (code !== undefined) process.exitCode = code
+  },
   (e: Error & { code?: string }) => {
     const usage = e instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS') || e instanceof RangeError || e instanceof TypeError
     const hint = usage && !(e instanceof UsageError) ? ' (see eurobert-ner --help)' : ''

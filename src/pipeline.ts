@@ -17,6 +17,7 @@ import {
   wordAwareSubword,
 } from './aggregate'
 import { checkOptions, describe, textList } from './args'
+import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
 import { Label, parseLabels } from './labels'
 import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
@@ -55,10 +56,23 @@ export interface NerOptions {
   maxLength?: number
 }
 
+/** Options of the pipeline itself (not of each call). */
+export interface PipelineOptions {
+  /**
+   * How long a call waits for others to share its forward pass (default 2 ms). Calls that
+   * arrive while a batch runs always join the next one.
+   */
+  maxWaitMs?: number
+  /** Called with the texts, calls and tokens of each merged batch (for metrics). */
+  onBatch?: (texts: number, calls: number, tokens: number) => void
+}
+
 export interface Ner {
   (text: string, options?: NerOptions): Promise<Entity[]>
   (texts: readonly string[], options?: NerOptions): Promise<Entity[][]>
   readonly model: EuroBertModel
+  /** Texts waiting for the next batch. */
+  readonly queueDepth: number
   /** Frees the model's weights now. */
   dispose(): void
 }
@@ -82,23 +96,29 @@ const TASKS = ['token-classification', 'ner']
  * id `owner/name[@revision]`. Options given here are defaults for every call. The call shape
  * of transformers.js, `pipeline('token-classification', model, options)`, works too.
  */
-export async function pipeline(model?: string, options?: LoadOptions & NerOptions): Promise<Ner>
+export async function pipeline(model?: string, options?: LoadOptions & NerOptions & PipelineOptions): Promise<Ner>
 export async function pipeline(task: 'token-classification' | 'ner', model?: string, options?: PortedOptions): Promise<Ner>
 export async function pipeline(...args: unknown[]): Promise<Ner> {
-  let [model, options] = args as [string | undefined, (LoadOptions & NerOptions) | undefined]
+  let [model, options] = args as [string | undefined, (LoadOptions & NerOptions & PipelineOptions) | undefined]
   if (typeof model === 'string' && TASKS.includes(model) && !isFolder(model)) {
     model = args[1] as string | undefined
     options = fromTransformersJs(model, (args[2] as PortedOptions | undefined) ?? {})
   }
-  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, ...defaults } = options ?? {}
+  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, maxWaitMs, onBatch, ...defaults } = options ?? {}
+  if (maxWaitMs !== undefined && !(Number.isFinite(maxWaitMs) && maxWaitMs >= 0)) {
+    throw new RangeError(`pipeline: maxWaitMs must be a non-negative number, got ${describe(maxWaitMs)}`)
+  }
   const model_ = await EuroBertModel.load(model ?? BUNDLED_MODEL, { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress })
   checkNerOptions(defaults)
   const labels = parseLabels(model_.labels)
+  const batcher = new Batcher(model_, maxWaitMs ?? 2, { onBatch })
   const run = async (texts: string | readonly string[], callOptions: NerOptions = {}) => {
     checkNerOptions(callOptions)
-    return recognize(model_, labels, texts, { ...defaults, ...callOptions })
+    return recognize(model_, labels, texts, { ...defaults, ...callOptions }, batcher)
   }
-  return Object.assign(run, { model: model_, dispose: () => model_.dispose() }) as Ner
+  return Object.defineProperties(Object.assign(run, { model: model_, dispose: () => model_.dispose() }), {
+    queueDepth: { get: () => batcher.depth },
+  }) as unknown as Ner
 }
 
 function fromTransformersJs(model: string | undefined, o: PortedOptions): LoadOptions & NerOptions {
@@ -129,6 +149,7 @@ async function recognize(
   labels: Label[],
   texts: string | readonly string[],
   options: NerOptions,
+  batcher: Batcher,
 ): Promise<Entity[] | Entity[][]> {
   const list = textList('ner', texts)
   const strategy = options.aggregationStrategy ?? 'none'
@@ -142,7 +163,7 @@ async function recognize(
     throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
   }
 
-  const scored = await model.scoreWindows(list, {
+  const scored = await batcher.score(list, {
     maxLength,
     stride: options.stride,
     batchSize: options.batchSize,

@@ -1,0 +1,159 @@
+// The long-running subcommands of the CLI: `serve` (HTTP) and `worker` (BullMQ). Each prints
+// one JSON line per event on stdout and, on SIGTERM or SIGINT, drains and exits 0.
+import { parseArgs } from 'node:util'
+
+import type { Device, DType } from './model'
+
+export const SERVE_HELP = `Usage: eurobert-ner serve [options]
+
+  -m, --model MODEL               folder or Hub id (default: the bundled NorNE model)
+      --port N                    default 8080 (0: any free port)
+      --host H                    default 127.0.0.1
+      --max-batch-tokens N        tokens per forward pass (default 16384)
+      --max-concurrent-requests N NER requests at once; more get 429 (default 64)
+      --payload-limit BYTES       largest request body, e.g. 2mb (default); more gets 413
+      --max-wait-ms N             dynamic batching wait (default 2)
+      --threads N, --dtype T, --device D, --revision REV, --offline
+
+Routes: POST / (Hugging Face Inference API shape), POST /ner, GET /health, /info, /metrics.`
+
+export const WORKER_HELP = `Usage: eurobert-ner worker [options]
+
+      --redis URL                 redis://host:port[/db] (default redis://127.0.0.1:6379)
+      --queue NAME                default ner
+  -m, --model MODEL               folder or Hub id (default: the bundled NorNE model)
+      --concurrency N             jobs at once, sharing forward passes (default 8)
+      --lock-ms N                 job lock; a dead worker's jobs return after it (default 30000)
+      --stalled-ms N              how often stalled jobs are looked for (default 30000)
+      --threads N, --dtype T, --device D, --revision REV, --offline
+
+Jobs: {"text": str} or {"texts": [str]} with optional "options" (ner()'s); the entities are
+the job's result. Produce with nerQueue() from eurobert-ner/queue.`
+
+type Usage = (message: string) => Error
+
+const common = {
+  model: { type: 'string', short: 'm' },
+  threads: { type: 'string' },
+  dtype: { type: 'string' },
+  device: { type: 'string' },
+  revision: { type: 'string' },
+  offline: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+function int(v: string | undefined, flag: string, usage: Usage, min = 1): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min) throw usage(`${flag} must be an integer ≥ ${min}, got ${v}`)
+  return n
+}
+
+function bytes(v: string | undefined, usage: Usage): number | undefined {
+  if (v === undefined) return undefined
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(v.trim())
+  if (!m) throw usage(`--payload-limit must be a size like 2mb or 500000, got ${v}`)
+  return Math.round(Number(m[1]) * { b: 1, kb: 1 << 10, mb: 1 << 20, gb: 1 << 30 }[(m[2] ?? 'b').toLowerCase() as 'b'])
+}
+
+function load(values: { model?: string; threads?: string; dtype?: string; device?: string; revision?: string; offline?: boolean }, usage: Usage) {
+  return {
+    model: values.model,
+    threads: int(values.threads, '--threads', usage),
+    dtype: values.dtype as DType | undefined,
+    device: values.device as Device | undefined,
+    revision: values.revision,
+    localFilesOnly: values.offline ? true : undefined,
+  }
+}
+
+function log(event: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(event) + '\n')
+}
+
+/** Waits for SIGTERM or SIGINT, then runs `close` and exits 0. */
+function onSignals(close: () => Promise<void>): void {
+  let closing = false
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (closing) return
+      closing = true
+      log({ event: 'draining', signal: sig })
+      close().then(
+        () => {
+          log({ event: 'stopped' })
+          process.exit(0)
+        },
+        (e) => {
+          process.stderr.write(`eurobert-ner: error: ${(e as Error).message}\n`)
+          process.exit(1)
+        },
+      )
+    })
+  }
+}
+
+export async function serveCommand(argv: string[], usage: Usage): Promise<number | undefined> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      ...common,
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'max-batch-tokens': { type: 'string' },
+      'max-concurrent-requests': { type: 'string' },
+      'payload-limit': { type: 'string' },
+      'max-wait-ms': { type: 'string' },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(SERVE_HELP + '\n')
+    return 0
+  }
+  const { serve } = await import('./serve')
+  const server = await serve({
+    ...load(values, usage),
+    port: int(values.port, '--port', usage, 0) ?? 8080,
+    host: values.host,
+    maxBatchTokens: int(values['max-batch-tokens'], '--max-batch-tokens', usage),
+    maxConcurrentRequests: int(values['max-concurrent-requests'], '--max-concurrent-requests', usage),
+    payloadLimit: bytes(values['payload-limit'], usage),
+    maxWaitMs: int(values['max-wait-ms'], '--max-wait-ms', usage, 0),
+  })
+  log({ event: 'listening', url: server.url, model: server.ner.model.path })
+  onSignals(server.close)
+  return undefined // keeps running
+}
+
+export async function workerCommand(argv: string[], usage: Usage): Promise<number | undefined> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      ...common,
+      redis: { type: 'string' },
+      queue: { type: 'string' },
+      concurrency: { type: 'string' },
+      'lock-ms': { type: 'string' },
+      'stalled-ms': { type: 'string' },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(WORKER_HELP + '\n')
+    return 0
+  }
+  const { startWorker } = await import('./queue')
+  const worker = await startWorker({
+    ...load(values, usage),
+    redis: values.redis,
+    queue: values.queue,
+    concurrency: int(values.concurrency, '--concurrency', usage),
+    lockDurationMs: int(values['lock-ms'], '--lock-ms', usage),
+    stalledIntervalMs: int(values['stalled-ms'], '--stalled-ms', usage),
+    onEvent: log,
+  })
+  log({ event: 'ready', queue: values.queue ?? 'ner', pid: process.pid })
+  onSignals(worker.close)
+  return undefined
+}

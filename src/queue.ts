@@ -1,0 +1,138 @@
+// Scale-out on BullMQ (Redis): workers on any number of machines consume one queue of NER
+// jobs (`{text}` or `{texts}` plus ner() options) and store the entities as each job's result;
+// `nerQueue()` adds documents and awaits their entities. BullMQ is an optional peer
+// dependency, loaded only here (`import { nerQueue, startWorker } from 'eurobert-ner/queue'`).
+import type * as BullMQ from 'bullmq'
+
+import type { Entity } from './aggregate'
+import type { LoadOptions } from './model'
+import { NerOptions, pipeline, PipelineOptions } from './pipeline'
+
+export interface NerJob {
+  text?: string
+  texts?: string[]
+  options?: NerOptions
+}
+
+export interface QueueOptions {
+  /** `redis://[user:password@]host:port[/db]` (default redis://127.0.0.1:6379). */
+  redis?: string
+  /** Queue name (default `ner`). */
+  queue?: string
+}
+
+export interface WorkerOptions extends QueueOptions, LoadOptions, PipelineOptions {
+  /** A folder or Hub id (default: the bundled model). */
+  model?: string
+  /** Jobs run at once; they share forward passes through the pipeline's batching (default 8). */
+  concurrency?: number
+  /** How long a job's lock lasts without renewal: a killed worker's jobs return after it (default 30 s). */
+  lockDurationMs?: number
+  /** How often workers look for stalled jobs (default 30 s). */
+  stalledIntervalMs?: number
+  /** Job events, for logs. */
+  onEvent?: (event: { event: 'active' | 'completed' | 'failed'; job: string; error?: string; ms?: number }) => void
+}
+
+function bullmq(): typeof BullMQ {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('bullmq') as typeof BullMQ
+  } catch (e) {
+    throw new Error(`eurobert-ner's queue needs its optional peer dependency bullmq (npm i bullmq): ${(e as Error).message}`)
+  }
+}
+
+/** BullMQ connection options from a redis:// URL. */
+export function connection(url = 'redis://127.0.0.1:6379'): BullMQ.ConnectionOptions {
+  const u = new URL(url)
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RangeError(`redis: expected a redis:// URL, got ${url}`)
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: Number(u.port || 6379),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // BullMQ workers block on Redis; retrying forever is what they need.
+    maxRetriesPerRequest: null,
+  }
+}
+
+export interface NerWorker {
+  worker: BullMQ.Worker
+  /** Finishes running jobs, then closes the connection and frees the model. */
+  close(): Promise<void>
+}
+
+/** Loads the model and consumes the queue until `close()`. */
+export async function startWorker(options: WorkerOptions = {}): Promise<NerWorker> {
+  const { Worker } = bullmq()
+  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, ...load } = options
+  const ner = await pipeline(model, load)
+  const started = new Map<string, number>()
+  const worker = new Worker<NerJob, Entity[] | Entity[][]>(
+    queue ?? 'ner',
+    async (job) => {
+      const { text, texts, options: o } = job.data ?? {}
+      if ((text === undefined) === (texts === undefined)) throw new TypeError('a job needs exactly one of "text" (a string) or "texts" (an array of strings)')
+      return ner((text ?? texts) as string, o ?? {})
+    },
+    {
+      connection: connection(redis),
+      concurrency: concurrency ?? 8,
+      lockDuration: lockDurationMs ?? 30_000,
+      stalledInterval: stalledIntervalMs ?? 30_000,
+      // A job whose worker died goes back to the queue once; a second death fails it.
+      maxStalledCount: 1,
+    },
+  )
+  worker.on('active', (job) => {
+    started.set(job.id!, Date.now())
+    onEvent?.({ event: 'active', job: job.id! })
+  })
+  worker.on('completed', (job) => onEvent?.({ event: 'completed', job: job.id!, ms: Date.now() - (started.get(job.id!) ?? Date.now()) }))
+  worker.on('failed', (job, err) => onEvent?.({ event: 'failed', job: job?.id ?? '?', error: err.message }))
+  await worker.waitUntilReady()
+  return {
+    worker,
+    close: async () => {
+      await worker.close()
+      ner.dispose()
+    },
+  }
+}
+
+export interface NerQueue {
+  queue: BullMQ.Queue<NerJob>
+  /** Adds one document and resolves with its entities (rejects with the job's error). */
+  ner(text: string, options?: NerOptions, job?: BullMQ.JobsOptions): Promise<Entity[]>
+  ner(texts: string[], options?: NerOptions, job?: BullMQ.JobsOptions): Promise<Entity[][]>
+  /** Adds a job without waiting for it; its entities become the job's `returnvalue`. */
+  add(data: NerJob, job?: BullMQ.JobsOptions): Promise<BullMQ.Job<NerJob>>
+  close(): Promise<void>
+}
+
+/** A producer: adds documents to the queue and awaits the entities workers store. */
+export async function nerQueue(options: QueueOptions = {}): Promise<NerQueue> {
+  const { Queue, QueueEvents } = bullmq()
+  const name = options.queue ?? 'ner'
+  const conn = connection(options.redis)
+  const queue = new Queue<NerJob>(name, { connection: conn })
+  const events = new QueueEvents(name, { connection: conn })
+  await Promise.all([queue.waitUntilReady(), events.waitUntilReady()])
+  const add = (data: NerJob, job?: BullMQ.JobsOptions) => queue.add('ner', data, { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 }, ...job })
+  const ner = async (input: string | string[], o?: NerOptions, job?: BullMQ.JobsOptions) => {
+    const j = await add(typeof input === 'string' ? { text: input, options: o } : { texts: input, options: o }, job)
+    return j.waitUntilFinished(events)
+  }
+  return {
+    queue,
+    ner: ner as NerQueue['ner'],
+    add,
+    close: async () => {
+      await events.close()
+      await queue.close()
+    },
+  }
+}
