@@ -110,26 +110,52 @@ export interface NerQueue {
   ner(texts: string[], options?: NerOptions, job?: BullMQ.JobsOptions): Promise<Entity[][]>
   /** Adds a job without waiting for it; its entities become the job's `returnvalue`. */
   add(data: NerJob, job?: BullMQ.JobsOptions): Promise<BullMQ.Job<NerJob>>
+  /** Resolves with a job's result, or rejects with its error. */
+  wait(job: BullMQ.Job<NerJob>, timeoutMs?: number): Promise<Entity[] | Entity[][]>
   close(): Promise<void>
 }
 
 /** A producer: adds documents to the queue and awaits the entities workers store. */
 export async function nerQueue(options: QueueOptions = {}): Promise<NerQueue> {
-  const { Queue, QueueEvents } = bullmq()
+  const { Job, Queue, QueueEvents } = bullmq()
   const name = options.queue ?? 'ner'
   const conn = connection(options.redis)
   const queue = new Queue<NerJob>(name, { connection: conn })
   const events = new QueueEvents(name, { connection: conn })
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady()])
   const add = (data: NerJob, job?: BullMQ.JobsOptions) => queue.add('ner', data, { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 }, ...job })
-  const ner = async (input: string | string[], o?: NerOptions, job?: BullMQ.JobsOptions) => {
-    const j = await add(typeof input === 'string' ? { text: input, options: o } : { texts: input, options: o }, job)
-    return j.waitUntilFinished(events)
-  }
+  // QueueEvents now and then misses the event of a job that finishes within milliseconds of
+  // being added (seen here about once in 500 jobs), so the job's state is also polled.
+  const wait = (j: BullMQ.Job<NerJob>, timeoutMs?: number): Promise<Entity[] | Entity[][]> =>
+    new Promise((resolve, reject) => {
+      let settled = false
+      const settle = (f: () => void) => {
+        if (settled) return
+        settled = true
+        clearInterval(poll)
+        clearTimeout(timer)
+        f()
+      }
+      const timer = timeoutMs ? setTimeout(() => settle(() => reject(new Error(`job ${j.id} did not finish within ${timeoutMs} ms`))), timeoutMs) : undefined
+      const poll = setInterval(async () => {
+        const state = await queue.getJobState(j.id!).catch(() => 'unknown')
+        if (state !== 'completed' && state !== 'failed') return
+        const done = await Job.fromId<NerJob, Entity[] | Entity[][]>(queue, j.id!)
+        if (state === 'completed') settle(() => resolve(done!.returnvalue))
+        else settle(() => reject(new Error(done?.failedReason ?? `job ${j.id} failed`)))
+      }, 500)
+      j.waitUntilFinished(events).then(
+        (v) => settle(() => resolve(v)),
+        (e) => settle(() => reject(e)),
+      )
+    })
+  const ner = async (input: string | string[], o?: NerOptions, job?: BullMQ.JobsOptions) =>
+    wait(await add(typeof input === 'string' ? { text: input, options: o } : { texts: input, options: o }, job))
   return {
     queue,
     ner: ner as NerQueue['ner'],
     add,
+    wait,
     close: async () => {
       await events.close()
       await queue.close()

@@ -1,0 +1,158 @@
+// Scale-out on BullMQ against a real redis-server (Debian's package; started here on a free
+// loopback port, installed by .ci/run): two worker processes share one queue; a worker killed
+// with SIGKILL mid-job loses nothing (its job is recovered as stalled and run by the other,
+// once); a poison document fails its own job and the worker carries on.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import { nerQueue } from '../dist/queue'
+import { expected, TINY_MODEL } from './helpers/fixtures'
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const TEXTS = expected().batch.texts
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0
+const withRedis = hasRedis ? test.serial : test.serial.skip
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+let redis: ChildProcess | undefined
+let redisUrl = ''
+
+test.before(async () => {
+  if (!hasRedis) return
+  const port = await freePort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-redis-'))
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir])
+  redisUrl = `redis://127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => (c.end(), resolve(true))).on('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error('redis-server did not start')
+})
+
+test.after.always(() => redis?.kill('SIGKILL'))
+
+interface Worker {
+  child: ChildProcess
+  events: { event: string; job?: string; error?: string }[]
+  ready: Promise<void>
+}
+
+function startWorker(queue: string, extra: string[] = []): Worker {
+  const child = spawn(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--queue', queue, '-m', TINY_MODEL, '--threads', '1', ...extra])
+  const events: Worker['events'] = []
+  let buffer = ''
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buffer += d
+      const lines = buffer.split('\n')
+      buffer = lines.pop()!
+      for (const l of lines) {
+        const e = JSON.parse(l)
+        events.push(e)
+        if (e.event === 'ready') resolve()
+      }
+    })
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}`)))
+  })
+  return { child, events, ready }
+}
+
+/** Waits until `check` holds (worker events arrive a moment after the results they log). */
+async function until(check: () => boolean, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (check()) return true
+  return check()
+}
+
+const stop = (w: Worker) => new Promise<void>((resolve) => (w.child.exitCode !== null ? resolve() : (w.child.on('exit', () => resolve()), w.child.kill('SIGTERM'))))
+
+withRedis('two workers share one queue; every job gets its entities', async (t) => {
+  const [a, b] = [startWorker('share'), startWorker('share')]
+  await Promise.all([a.ready, b.ready])
+  const q = await nerQueue({ redis: redisUrl, queue: 'share' })
+  const docs = Array.from({ length: 60 }, (_, i) => `${TEXTS[i % TEXTS.length]} (${i})`)
+  const results = await Promise.all(docs.map((d) => q.ner(d, { aggregationStrategy: 'simple' })))
+  t.is(results.length, 60)
+  t.true(results.every((r) => Array.isArray(r)))
+  const done = (w: Worker) => w.events.filter((e) => e.event === 'completed').length
+  await until(() => done(a) + done(b) >= 60)
+  t.is(done(a) + done(b), 60)
+  t.true(done(a) > 0 && done(b) > 0, `a ran ${done(a)}, b ran ${done(b)}`)
+  // texts in one job come back as one list per text.
+  t.is(((await q.ner(TEXTS.slice(0, 3))) as unknown[]).length, 3)
+  await q.close()
+  await Promise.all([stop(a), stop(b)])
+})
+
+withRedis('a worker killed with SIGKILL mid-job: the other finishes its job, once', async (t) => {
+  const opts = ['--lock-ms', '1500', '--stalled-ms', '500', '--concurrency', '1']
+  const a = startWorker('stall', opts)
+  await a.ready
+  const q = await nerQueue({ redis: redisUrl, queue: 'stall' })
+  // Long documents so that a job is still running when the worker dies.
+  const big = TEXTS.join(' ').repeat(30)
+  const jobs = await Promise.all(Array.from({ length: 3 }, () => q.add({ texts: [big, big, big, big] })))
+  // Kill the worker as soon as it starts a job.
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (a.events.some((e) => e.event === 'active')) {
+        clearInterval(poll)
+        resolve()
+      }
+    }, 5)
+  })
+  const killed = a.events.find((e) => e.event === 'active')!.job
+  a.child.kill('SIGKILL')
+  await new Promise((r) => a.child.on('exit', r))
+  t.false(a.events.some((e) => e.event === 'completed' && e.job === killed), 'the killed worker did not finish its job')
+  const b = startWorker('stall', opts)
+  await b.ready
+  const results = await Promise.all(jobs.map((j) => q.wait(j, 60_000)))
+  t.is(results.length, 3)
+  t.true(results.every((r) => Array.isArray(r) && (r as unknown[]).length === 4))
+  await until(() => b.events.filter((e) => e.event === 'completed').length >= 3)
+  const completed = b.events.filter((e) => e.event === 'completed').map((e) => e.job)
+  t.deepEqual([...completed].sort(), jobs.map((j) => j.id).sort(), 'each job completed exactly once, by the survivor')
+  t.true(completed.includes(killed))
+  await q.close()
+  await stop(b)
+})
+
+withRedis('a poison document fails its job with the error; the worker carries on', async (t) => {
+  const w = startWorker('poison')
+  await w.ready
+  const q = await nerQueue({ redis: redisUrl, queue: 'poison' })
+  const long = 'Oslo og Bergen. '.repeat(150)
+  const outcomes = await Promise.allSettled([
+    q.ner(TEXTS[0]),
+    q.ner(long, { stride: 250 }),
+    q.add({ text: 42 } as never).then((j) => q.wait(j)),
+    q.ner(TEXTS[1]),
+  ])
+  t.is(outcomes[0].status, 'fulfilled')
+  t.is(outcomes[1].status, 'rejected')
+  t.regex(String((outcomes[1] as PromiseRejectedResult).reason), /stride 250 makes/)
+  t.is(outcomes[2].status, 'rejected')
+  t.regex(String((outcomes[2] as PromiseRejectedResult).reason), /expected a string/)
+  t.is(outcomes[3].status, 'fulfilled')
+  t.true(await until(() => w.events.some((e) => e.event === 'failed' && /stride 250 makes/.test(e.error ?? ''))))
+  t.true(Array.isArray(await q.ner(TEXTS[2])), 'the worker carries on')
+  await q.close()
+  await stop(w)
+})
