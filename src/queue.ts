@@ -122,6 +122,9 @@ export async function nerQueue(options: QueueOptions = {}): Promise<NerQueue> {
   const conn = connection(options.redis)
   const queue = new Queue<NerJob>(name, { connection: conn })
   const events = new QueueEvents(name, { connection: conn })
+  // Each awaited job listens on both for a while; thousands may wait at once.
+  queue.setMaxListeners(0)
+  events.setMaxListeners(0)
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady()])
   const add = (data: NerJob, job?: BullMQ.JobsOptions) => queue.add('ner', data, { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 }, ...job })
   // QueueEvents now and then misses the event of a job that finishes within milliseconds of
