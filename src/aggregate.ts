@@ -3,6 +3,7 @@
 // ignore_labels after grouping, and the merge of entities from overlapping windows.
 // Scores are float32 as numpy's are (Math.fround after every float32 operation).
 import type { Label } from './labels'
+import { Decoding, viterbi } from './viterbi'
 
 export type AggregationStrategy = 'none' | 'simple' | 'first' | 'average' | 'max'
 export const AGGREGATION_STRATEGIES: readonly AggregationStrategy[] = ['none', 'simple', 'first', 'average', 'max']
@@ -148,6 +149,7 @@ export function aggregate(
   strategy: AggregationStrategy,
   labels: readonly Label[],
   decode: Decode,
+  decoding: Decoding = 'argmax',
 ): Entity[] {
   if (strategy === 'none' || strategy === 'simple') {
     const tokens: Labelled[] = pre.map((p) => {
@@ -159,28 +161,31 @@ export function aggregate(
     }
     return groupEntities(tokens, decode)
   }
-  return groupEntities(aggregateWords(pre, strategy, labels, decode), decode)
+  return groupEntities(aggregateWords(pre, strategy, labels, decode, decoding), decode)
 }
 
-function aggregateWords(pre: PreEntity[], strategy: AggregationStrategy, labels: readonly Label[], decode: Decode): Labelled[] {
-  const words: Labelled[] = []
-  let group: PreEntity[] = []
+function aggregateWords(pre: PreEntity[], strategy: AggregationStrategy, labels: readonly Label[], decode: Decode, decoding: Decoding): Labelled[] {
+  const groups: PreEntity[][] = []
   for (const p of pre) {
-    if (group.length > 0 && !p.isSubword) {
-      words.push(aggregateWord(group, strategy, labels, decode))
-      group = []
-    }
-    group.push(p)
+    if (groups.length > 0 && p.isSubword) groups[groups.length - 1].push(p)
+    else groups.push([p])
   }
-  if (group.length > 0) words.push(aggregateWord(group, strategy, labels, decode))
-  return words
+  const scores = groups.map((g) => wordScores(g, strategy))
+  const ids = decoding === 'viterbi' ? viterbi(scores, labels) : scores.map(argmax)
+  return groups.map((group, i) => ({
+    label: labels[ids[i]],
+    score: scores[i][ids[i]],
+    word: decode(group.map((p) => p.word)),
+    start: group[0].start,
+    end: group[group.length - 1].end,
+    index: group[0].index,
+  }))
 }
 
-function aggregateWord(group: PreEntity[], strategy: AggregationStrategy, labels: readonly Label[], decode: Decode): Labelled {
-  let scores: Float32Array
-  if (strategy === 'first') {
-    scores = group[0].scores
-  } else if (strategy === 'max') {
+/** The scores a word votes with: its first token's, its most confident token's, or the mean. */
+function wordScores(group: PreEntity[], strategy: AggregationStrategy): Float32Array {
+  if (strategy === 'first') return group[0].scores
+  if (strategy === 'max') {
     // Python's max(): the first entity whose best score is largest.
     let best = group[0]
     let bestMax = maxOf(best.scores)
@@ -188,23 +193,13 @@ function aggregateWord(group: PreEntity[], strategy: AggregationStrategy, labels
       const m = maxOf(p.scores)
       if (m > bestMax) [best, bestMax] = [p, m]
     }
-    scores = best.scores
-  } else {
-    // np.nanmean(axis=0) over float32 rows: rows added one after another, then divided.
-    const acc = new Float32Array(group[0].scores.length)
-    for (const p of group) for (let j = 0; j < acc.length; j++) acc[j] = acc[j] + p.scores[j]
-    for (let j = 0; j < acc.length; j++) acc[j] = acc[j] / group.length
-    scores = acc
+    return best.scores
   }
-  const idx = argmax(scores)
-  return {
-    label: labels[idx],
-    score: scores[idx],
-    word: decode(group.map((p) => p.word)),
-    start: group[0].start,
-    end: group[group.length - 1].end,
-    index: group[0].index,
-  }
+  // np.nanmean(axis=0) over float32 rows: rows added one after another, then divided.
+  const acc = new Float32Array(group[0].scores.length)
+  for (const p of group) for (let j = 0; j < acc.length; j++) acc[j] = acc[j] + p.scores[j]
+  for (let j = 0; j < acc.length; j++) acc[j] = acc[j] / group.length
+  return acc
 }
 
 /** `B-X` opens a group; `I-X` or bare `X` continues one only after the same type. */

@@ -44,6 +44,8 @@ Model and pipeline:
                             none, simple, first (default), average or max
       --ignore-labels L,L   labels or groups to leave out (default: O)
       --words W             transformers or unicode (default: unicode)
+      --decode D            argmax (default, as transformers) or viterbi (IOB2-valid
+                            label sequences; also for evaluate)
       --output O            clean (default) or transformers
       --stride N            tokens shared by windows of long texts
       --batch-size N        documents per forward pass (default: 32)
@@ -104,6 +106,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       'aggregation-strategy': { type: 'string', short: 'a' },
       'ignore-labels': { type: 'string' },
       words: { type: 'string' },
+      decode: { type: 'string' },
       output: { type: 'string' },
       stride: { type: 'string' },
       'batch-size': { type: 'string' },
@@ -145,6 +148,10 @@ async function main(argv: string[]): Promise<number | undefined> {
     onProgress: download?.update.bind(download),
   }
 
+  if (values.decode !== undefined && values.decode !== 'argmax' && values.decode !== 'viterbi') {
+    throw new UsageError(`--decode must be argmax or viterbi, got ${values.decode}`)
+  }
+  const decode = values.decode as 'argmax' | 'viterbi' | undefined
   if (evaluating) {
     if (positionals.length === 0) throw new UsageError('evaluate needs at least one CoNLL-U file')
     for (const f of positionals) if (!fs.existsSync(f)) throw new UsageError(`file not found: ${f}`)
@@ -153,7 +160,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     const sentences = readConllu(positionals)
     if (sentences.length === 0) throw new UsageError('the CoNLL-U files hold no sentences')
     const ner = await pipeline(modelPath, load)
-    const ev = await evaluate(ner.model, sentences, { mode, batchSize: int(values['batch-size'], '--batch-size') })
+    const ev = await evaluate(ner.model, sentences, { mode, decode, batchSize: int(values['batch-size'], '--batch-size') })
     if (values.json) {
       process.stdout.write(JSON.stringify({ sentences: ev.sentences, tokens: ev.tokens, mode, ...ev.report }, null, 2) + '\n')
     } else {
@@ -174,6 +181,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     output: values.output as NerOptions['output'],
     stride: int(values.stride, '--stride', 0),
     batchSize: int(values['batch-size'], '--batch-size'),
+    decode,
   }
   const batchSize = options.batchSize ?? 32
 

@@ -4,7 +4,10 @@
 import * as fs from 'node:fs'
 
 import { ConlluSentence, parseConllu } from './conllu'
+import { softmax } from './aggregate'
+import { parseLabels } from './labels'
 import { EuroBertModel, ScoredText } from './model'
+import { Decoding, viterbi } from './viterbi'
 import { formatReport, Mode, Report, scores } from './seqeval'
 
 export interface EvaluateOptions {
@@ -14,6 +17,8 @@ export interface EvaluateOptions {
   digits?: number
   batchSize?: number
   maxLength?: number
+  /** 'argmax' (default: each word's first token alone) or 'viterbi' (the best IOB2-valid sequence). */
+  decode?: Decoding
 }
 
 export interface Evaluation {
@@ -38,9 +43,17 @@ export async function evaluate(
 ): Promise<Evaluation> {
   const windows = await model.scoreWindows(sentences.map((s) => s.text), { batchSize: options.batchSize, maxLength: options.maxLength })
   const yTrue = sentences.map((s) => s.tokens.map((t) => t.tag))
-  const yPred = sentences.map((s, i) =>
-    s.tokens.map((t) => model.labels[firstTokenLabel(windows[i], t.start, t.end, model.labels.length)] ?? 'O'),
-  )
+  const labels = parseLabels(model.labels)
+  const yPred = sentences.map((s, i) => {
+    const rows = s.tokens.map((t) => firstTokenRow(windows[i], t.start, t.end, model.labels.length))
+    if (options.decode === 'viterbi') {
+      // Words no token covers take O's certainty, so they never break a path.
+      const o = model.labels.indexOf('O')
+      const probs = rows.map((r) => (r ? softmax(r, r.length) : Float32Array.from(model.labels, (_, j) => (j === o ? 1 : 0))))
+      return viterbi(probs, labels).map((j) => model.labels[j])
+    }
+    return rows.map((r) => (r ? model.labels[argmaxOf(r)] : 'O'))
+  })
   const report = scores(yTrue, yPred, options.mode ?? 'default')
   return {
     report,
@@ -52,19 +65,22 @@ export async function evaluate(
   }
 }
 
-/** Label id of the first model token overlapping `[start, end)`, read from the window that owns it. */
-function firstTokenLabel(text: ScoredText, start: number, end: number, numLabels: number): number {
+/** Logits of the first model token overlapping `[start, end)`, read from the window that owns it. */
+function firstTokenRow(text: ScoredText, start: number, end: number, numLabels: number): Float32Array | undefined {
   const { offsets } = text
   for (const w of text.windows) {
     for (let i = w.owns[0]; i < w.owns[1]; i++) {
       if (offsets[2 * i] < end && offsets[2 * i + 1] > start) {
         const r = i - w.from
-        const row = w.logits.subarray(r * numLabels, (r + 1) * numLabels)
-        let best = 0
-        for (let j = 1; j < numLabels; j++) if (row[j] > row[best]) best = j
-        return best
+        return w.logits.subarray(r * numLabels, (r + 1) * numLabels)
       }
     }
   }
-  return -1 // a word no token covers (not seen with byte-level BPE) is tagged O
+  return undefined // a word no token covers (not seen with byte-level BPE) is tagged O
+}
+
+function argmaxOf(row: ArrayLike<number>): number {
+  let best = 0
+  for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j
+  return best
 }

@@ -19,6 +19,7 @@ import {
 import { checkOptions, describe, textList } from './args'
 import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
+import { Decoding, DECODINGS } from './viterbi'
 import { Label, parseLabels } from './labels'
 import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
 import { trimSpan, unicodeSubwordRule } from './words'
@@ -52,6 +53,12 @@ export interface NerOptions {
    * spans are then also trimmed of punctuation at their edges.
    */
   words?: 'transformers' | 'unicode'
+  /**
+   * 'argmax' (default, as transformers): each word's own best label. 'viterbi': the best
+   * label sequence in which `I-X` only follows `B-X` or `I-X`, over the words of strategies
+   * first, average and max.
+   */
+  decode?: Decoding
   /** Tokens per window, special tokens included (default: the tokenizer's model_max_length). */
   maxLength?: number
 }
@@ -153,6 +160,9 @@ async function recognize(
 ): Promise<Entity[] | Entity[][]> {
   const list = textList('ner', texts)
   const strategy = options.aggregationStrategy ?? 'none'
+  if (options.decode === 'viterbi' && (strategy === 'none' || strategy === 'simple')) {
+    throw new RangeError(`ner: decode 'viterbi' labels words; use aggregationStrategy 'first', 'average' or 'max'`)
+  }
   const clean = (options.output ?? 'clean') === 'clean'
   const unicodeWords = options.words === 'unicode'
   const maxLength = options.maxLength ?? model.modelMaxLength
@@ -179,7 +189,7 @@ async function recognize(
     const { ids, offsets, tokens, windows } = scored[t]
     const perWindow = windows.map((w) => {
       const pre = gatherPreEntities(text, { ...w, ids, offsets, tokens }, labels.length, rule, model.unkTokenId)
-      const entities = dropIgnored(aggregate(pre, strategy, labels, decode), options.ignoreLabels ?? ['O'])
+      const entities = dropIgnored(aggregate(pre, strategy, labels, decode, options.decode), options.ignoreLabels ?? ['O'])
       return windows.length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
     })
     let entities = perWindow.flat()
@@ -216,6 +226,9 @@ function checkNerOptions(o: NerOptions): void {
   }
   if (o.output !== undefined && o.output !== 'clean' && o.output !== 'transformers') {
     throw new RangeError(`ner: output must be 'clean' or 'transformers', got ${describe(o.output)}`)
+  }
+  if (o.decode !== undefined && !DECODINGS.includes(o.decode)) {
+    throw new RangeError(`ner: decode must be 'argmax' or 'viterbi', got ${describe(o.decode)}`)
   }
   if (o.words !== undefined && o.words !== 'transformers' && o.words !== 'unicode') {
     throw new RangeError(`ner: words must be 'transformers' or 'unicode', got ${describe(o.words)}`)

@@ -79,7 +79,8 @@ def encode(tok, sentences, max_len):
             first.append(k)
             if k is not None and labels[k] == -100:
                 labels[k] = LABEL_ID[tag]
-        data.append((ids, labels, first))
+        words = [-1 if w is None else w for w in enc.word_ids[: len(ids)]]
+        data.append((ids, labels, first, words))
     return data
 
 
@@ -100,12 +101,14 @@ def batches(data, batch_size, shuffle, rng, pad_id):
         ids = torch.full((len(idx), n), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), n), dtype=torch.long)
         labels = torch.full((len(idx), n), -100, dtype=torch.long)
+        words = torch.full((len(idx), n), -1, dtype=torch.long)
         for r, i in enumerate(idx):
             L = len(data[i][0])
             ids[r, :L] = torch.tensor(data[i][0])
             mask[r, :L] = 1
             labels[r, :L] = torch.tensor(data[i][1])
-        yield idx, ids, mask, labels
+            words[r, :L] = torch.tensor(data[i][3])
+        yield idx, ids, mask, labels, words
 
 
 def schedule(opt, total, warmup):
@@ -122,10 +125,16 @@ def mlm_pretrain(args, config, data, pad_id, mask_id, vocab_size, rng):
     model.train()
     step, t0 = 0, time.time()
     for epoch in range(args.mlm_epochs):
-        for _, ids, mask, _ in batches(data, args.batch_size, True, rng, pad_id):
+        for _, ids, mask, _, words in batches(data, args.batch_size, True, rng, pad_id):
             labels = ids.clone()
             special = ids < 3  # BOS, EOS, MASK are ids 0..2
-            pick = (torch.rand(ids.shape) < 0.3) & mask.bool() & ~special
+            if args.wwm:
+                # Whole-word masking: a word is masked with all its tokens, or not at all.
+                chosen = torch.rand(ids.shape[0], int(words.max()) + 2) < 0.25
+                pick = chosen.gather(1, (words + 1).clamp(min=0)) & (words >= 0)
+            else:
+                pick = torch.rand(ids.shape) < 0.3
+            pick = pick & mask.bool() & ~special
             labels[~pick] = -100
             r = torch.rand(ids.shape)
             inp = ids.clone()
@@ -146,7 +155,7 @@ def mlm_pretrain(args, config, data, pad_id, mask_id, vocab_size, rng):
 def predict(model, data, pad_id, batch_size=64):
     model.eval()
     preds = [None] * len(data)
-    for idx, ids, mask, _ in batches(data, batch_size, False, None, pad_id):
+    for idx, ids, mask, _, _ in batches(data, batch_size, False, None, pad_id):
         best = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
         for r, i in enumerate(idx):
             preds[i] = [NORNE_LABELS[int(best[r, k])] if k is not None else "O" for k in data[i][2]]
@@ -171,6 +180,13 @@ def main() -> None:
     ap.add_argument("--token-dropout", type=float, default=0.0,
                     help="share of input tokens replaced by <|mask|> while training (a regularizer)")
     ap.add_argument("--mlm-epochs", type=int, default=0)
+    ap.add_argument("--wwm", action="store_true", help="whole-word masking in MLM pretraining")
+    ap.add_argument("--mention-replace", type=float, default=0.0,
+                    help="each epoch, replace each entity mention with another of its type with this probability")
+    ap.add_argument("--faker", action="store_true", help="add Faker (no_NO, MIT) names, cities and companies to the mention pools")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--average-last", type=int, default=0, help="also try the average of the last K epochs' weights")
+    ap.add_argument("--limit", type=int, default=0, help="use only this many train and dev sentences (a smoke test)")
     ap.add_argument("--mlm-lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
@@ -182,6 +198,8 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
 
     train, dev = load_split(args.norne, "train"), load_split(args.norne, "dev")
+    if args.limit:
+        train, dev = train[: args.limit], dev[: args.limit]
     print(f"train {len(train)} sentences, dev {len(dev)}", flush=True)
     tok = train_tokenizer((t for t, _, _ in train), args.vocab_size)
     pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
@@ -205,14 +223,21 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     steps = args.epochs * math.ceil(len(train_data) / args.batch_size)
     sched = schedule(opt, steps, 300)
-    best, history, t0, step = -1.0, [], time.time(), 0
+    pools = mention_pools(train, args.faker, rng) if args.mention_replace > 0 else None
+    best, history, t0, step, recent = -1.0, [], time.time(), 0, []
     for epoch in range(args.epochs):
         model.train()
-        for _, ids, mask, labels in batches(train_data, args.batch_size, True, rng, pad_id):
+        epoch_data = train_data
+        if pools is not None:
+            epoch_data = encode(tok, [replace_mentions(s, pools, args.mention_replace, rng) for s in train], args.max_len)
+        for _, ids, mask, labels, _ in batches(epoch_data, args.batch_size, True, rng, pad_id):
             if args.token_dropout > 0:
                 drop = (torch.rand(ids.shape) < args.token_dropout) & mask.bool() & (ids > 2)
                 ids = ids.masked_fill(drop, mask_id)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, label_smoothing=args.label_smoothing
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(); sched.step(); opt.zero_grad()
@@ -225,7 +250,82 @@ def main() -> None:
         if f1 > best:
             best = f1
             save(model, tok, args, history, config, dev_gold, predict(model, dev_data, pad_id), n_params)
+        if args.average_last > 0:
+            recent = (recent + [{k: v.detach().clone() for k, v in model.state_dict().items()}])[-args.average_last :]
+    if len(recent) > 1:
+        # Checkpoint averaging: the mean of the last epochs' weights often beats each of them.
+        last = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({k: sum(r[k] for r in recent) / len(recent) for k in last})
+        f1 = f1_score(dev_gold, predict(model, dev_data, pad_id))
+        history.append({"epoch": f"average of last {len(recent)}", "dev_f1": f1, "seconds": round(time.time() - t0)})
+        print(f"average of the last {len(recent)} epochs: dev micro F1 {f1:.4f}", flush=True)
+        if f1 > best:
+            best = f1
+            save(model, tok, args, history, config, dev_gold, predict(model, dev_data, pad_id), n_params)
     print(f"best dev micro F1 {best:.4f}")
+
+
+def mentions(sentence):
+    """(start word, end word, type) of each entity of an IOB2-tagged sentence."""
+    _, _, tags = sentence
+    out, start = [], None
+    for i, tag in enumerate(tags + ["O"]):
+        if start is not None and not (tag.startswith("I-") and tag[2:] == tags[start][2:]):
+            out.append((start, i, tags[start][2:]))
+            start = None
+        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
+            start = i
+    return out
+
+
+def mention_pools(train, faker, rng):
+    """Surface forms of each entity type: NorNE train's, plus Faker's Norwegian names if asked."""
+    pools = {}
+    for s in train:
+        text, spans, _ = s
+        for a, b, typ in mentions(s):
+            pools.setdefault(typ, []).append(text[spans[a][0] : spans[b - 1][1]])
+    if faker:
+        from faker import Faker
+
+        fk = Faker("no_NO")
+        fk.seed_instance(rng.randrange(1 << 30))
+        pools["PER"] += [fk.name() for _ in range(5000)] + [fk.last_name() for _ in range(2000)]
+        pools["GPE_LOC"] += [fk.city() for _ in range(3000)]
+        pools["LOC"] += [fk.street_name() for _ in range(2000)]
+        pools["ORG"] += [fk.company() for _ in range(3000)]
+    return pools
+
+
+def replace_mentions(sentence, pools, p, rng):
+    """The sentence with each mention, with probability p, swapped for another of its type."""
+    text, spans, tags = sentence
+    found = [m for m in mentions(sentence) if m[2] in pools and rng.random() < p]
+    if not found:
+        return sentence
+    new_text, new_spans, new_tags = "", [], []
+    at, w = 0, 0  # next original character and word to copy
+
+    def copy(upto_char, upto_word):
+        nonlocal new_text
+        base = len(new_text) - at
+        new_text += text[at:upto_char]
+        for k in range(w, upto_word):
+            new_spans.append((spans[k][0] + base, spans[k][1] + base))
+            new_tags.append(tags[k])
+
+    for a, b, typ in found:
+        copy(spans[a][0], a)
+        for j, word in enumerate(rng.choice(pools[typ]).split()):
+            if j:
+                new_text += " "
+            new_spans.append((len(new_text), len(new_text) + len(word)))
+            new_text += word
+            new_tags.append(("B-" if j == 0 else "I-") + typ)
+        at, w = spans[b - 1][1], b
+    copy(len(text), len(spans))
+    return new_text, new_spans, new_tags
+
 
 
 def save(model, tok, args, history, config, gold, pred, n_params):
