@@ -11,6 +11,7 @@ import { parseConllu } from './conllu'
 import { evaluate, readConllu } from './evaluate'
 import { serveCommand, workerCommand } from './commands'
 import { DownloadProgress, parseHubId } from './hub'
+import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import { DType, Device } from './model'
 import { Ner, NerOptions, pipeline } from './pipeline'
 import { formatReport } from './seqeval'
@@ -31,7 +32,7 @@ Input (one document per TEXT argument; without TEXT or --file, stdin, one docume
       --field NAME          the text field of .jsonl records (default: text)
 
 Output:
-      --format FORMAT       pretty (default), json, jsonl, conll or tsv
+      --format FORMAT       pretty (default), json, jsonl, conll, tsv or html
       --progress / --no-progress
                             progress bar on stderr (default: on for files when stderr is a TTY)
 
@@ -68,6 +69,7 @@ Formats:
   jsonl   one {text, entities} object per line, written as soon as each document is done
   conll   one word per line with its IOB2 tag, a blank line after each document
   tsv     doc, start, end, label, score, word: one row per entity, with a header row
+  html    one self-contained page (inline CSS, no network): entities highlighted, a legend
 Entities have transformers' fields (entity_group, score, word, start, end); start and end
 index the document's JavaScript string.
 
@@ -76,7 +78,7 @@ missing file, empty input).`
 
 class UsageError extends Error {}
 
-const FORMATS = ['pretty', 'json', 'jsonl', 'conll', 'tsv'] as const
+const FORMATS = ['pretty', 'json', 'jsonl', 'conll', 'tsv', 'html'] as const
 type Format = (typeof FORMATS)[number]
 
 interface Doc {
@@ -194,7 +196,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   const progress = showProgress ? new Progress(total) : undefined
 
   const ner = await pipeline(modelPath, { ...load, ...options })
-  const writer = new Writer(format, process.stdout.isTTY === true)
+  const writer = new Writer(format, process.stdout.isTTY === true, entityTypes(ner.model.labels))
   let seen = 0
   let batch: Doc[] = []
   const flush = async () => {
@@ -339,14 +341,20 @@ class Writer {
   constructor(
     private format: Format,
     private tty: boolean,
+    types: string[],
   ) {
     if (format === 'tsv') this.out('doc\tstart\tend\tlabel\tscore\tword')
+    // The page streams: head and legend now, each document as it is done, the end last.
+    if (format === 'html') process.stdout.write(pageStart('eurobert-ner', types))
   }
 
   write(doc: Doc, entities: Entity[], index: number): void {
     switch (this.format) {
       case 'json':
         this.all.push({ text: doc.text, entities })
+        break
+      case 'html':
+        this.out(renderHtml(doc.text, entities))
         break
       case 'jsonl':
         this.out(JSON.stringify({ text: doc.text, entities }))
@@ -364,6 +372,7 @@ class Writer {
 
   end(): void {
     if (this.format === 'json') this.out(JSON.stringify(this.all, null, 2))
+    if (this.format === 'html') process.stdout.write(pageEnd())
   }
 
   private pretty(text: string, entities: Entity[]): string {

@@ -4,6 +4,7 @@
 //                  {"inputs": str | str[], "parameters": {"aggregation_strategy": ..}} → entities
 //                  as transformers' pipeline returns them (offsets in code points, like Python)
 //   POST /ner      {"text" | "texts", "options": {...}} with ner()'s options → entities (UTF-16)
+//   GET  /         a page to try it: a text box, a strategy, the entities highlighted
 //   GET  /health   200 while serving, 503 while draining
 //   GET  /info     model, labels, dtype, device, version
 //   GET  /metrics  Prometheus text format (prom-client)
@@ -17,6 +18,7 @@ import * as path from 'node:path'
 import * as prom from 'prom-client'
 
 import type { Entity } from './aggregate'
+import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import type { DType, LoadOptions } from './model'
 import { Ner, NerOptions, pipeline } from './pipeline'
 
@@ -83,6 +85,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     try {
       if (draining) throw new HttpError(503, 'the server is shutting down')
       switch (route) {
+        case 'GET /':
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+          return res.end(viewPage(entityTypes(ner.model.labels)))
         case 'GET /health':
           return send(res, 200, { status: 'ok' })
         case 'GET /info':
@@ -123,6 +128,34 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       ner.dispose()
     },
   }
+}
+
+/** The page of `GET /`: it asks this server's POST /ner and renders with `renderHtml`'s own source. */
+function viewPage(types: string[]): string {
+  const strategies = ['first', 'simple', 'average', 'max', 'none']
+  return (
+    pageStart('eurobert-ner', types) +
+    `<form id="f"><textarea id="text" rows="5" style="width:100%;font:inherit" aria-label="text">Erna Solberg besøkte Universitetet i Oslo forrige uke.</textarea>
+<p><label>Aggregation <select id="strategy">${strategies.map((s) => `<option>${s}</option>`).join('')}</select></label>
+<button type="submit">Find entities</button> <span id="status" role="status"></span></p></form>
+<div id="out" aria-live="polite"></div>
+<script>
+const renderHtml = ${renderHtml.toString()};
+document.getElementById('f').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const text = document.getElementById('text').value;
+  const status = document.getElementById('status');
+  status.textContent = '…';
+  const res = await fetch('ner', { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ text, options: { aggregationStrategy: document.getElementById('strategy').value } }) });
+  const body = await res.json();
+  status.textContent = res.ok ? body.length + ' entities' : body.error;
+  if (res.ok) document.getElementById('out').innerHTML = renderHtml(text, body, {});
+});
+</script>
+` +
+    pageEnd()
+  )
 }
 
 function metrics(registry: prom.Registry, queueDepth: () => number) {
