@@ -40,6 +40,12 @@ export declare class NativeModel {
   get disposed(): boolean
 }
 
+/** The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled. */
+export declare function backends(): Array<string>
+
+/** How many CUDA GPUs this binary can use (0 in a CPU build, or without a driver or GPU). */
+export declare function cudaDevices(): number
+
 export interface NativeLoadOptions {
   /** CPU threads of the model's pool (default: available cores). */
   threads?: number
@@ -63,6 +69,8 @@ export interface NativeModelInfo {
   weightBytes: number
   /** What the load accepted but a user may want to know (tensors the model ignores). */
   warnings: Array<string>
+  /** What runs the model: "cpu", "cuda:N" or "metal:N". */
+  device: string
   /** The tokenizer's continuing-subword prefix (`##`), if it has one. */
   continuingSubwordPrefix?: string
   /** The tokenizer's unknown-token id, if it has one. */

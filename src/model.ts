@@ -4,11 +4,11 @@ import * as path from 'node:path'
 
 import { checkChoice, checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
-import { call, native, NativeModel, NativeScoredText, NativeTokens } from './native'
+import { call, native, NativeModel, NativeScoredText, NativeTokens, nativeFor } from './native'
 
 export type DType = 'f32' | 'q8' | 'f16' | 'bf16'
 const DTYPES: readonly DType[] = ['f32', 'q8', 'f16', 'bf16']
-export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal'
+export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal' | 'auto'
 
 export interface LoadOptions extends HubOptions {
   /** CPU threads for this model's computations (default: all available cores). */
@@ -18,7 +18,10 @@ export interface LoadOptions extends HubOptions {
    * rest f32), 'f16', or 'bf16' (GPU only).
    */
   dtype?: DType
-  /** 'cpu' (default), 'cuda', 'cuda:N' or 'metal', where the binary was built with it. */
+  /**
+   * 'cpu' (default), 'cuda' / 'cuda:N' (needs the CUDA build, eurobert-ner-linux-x64-gnu-cuda),
+   * 'metal' (Apple silicon), or 'auto': a usable GPU, else the CPU.
+   */
   device?: Device
 }
 
@@ -95,6 +98,8 @@ export class EuroBertModel {
   readonly modelMaxLength: number
   /** Bytes of weights held in memory. */
   readonly weightBytes: number
+  /** What runs the model: 'cpu', 'cuda:N' or 'metal:N'. */
+  readonly device: string
   /** The tokenizer's continuing-subword prefix (`##`), if it has one (not byte-level BPE). */
   readonly continuingSubwordPrefix?: string
   /** The tokenizer's unknown-token id, if it has one. */
@@ -108,6 +113,7 @@ export class EuroBertModel {
     this.threads = info.threads
     this.modelMaxLength = info.modelMaxLength
     this.weightBytes = info.weightBytes
+    this.device = info.device
     this.continuingSubwordPrefix = info.continuingSubwordPrefix ?? undefined
     this.unkTokenId = info.unkTokenId ?? undefined
     for (const w of info.warnings) process.emitWarning(`${info.dir}: ${w}`, 'EuroBertWarning')
@@ -124,16 +130,17 @@ export class EuroBertModel {
     }
     checkOptions('EuroBertModel.load', options, { threads: 'int' })
     checkChoice('EuroBertModel.load', 'dtype', options.dtype, DTYPES)
-    checkChoice('EuroBertModel.load', 'device', options.device, /^(cpu|cuda(:\d+)?|metal)$/)
+    checkChoice('EuroBertModel.load', 'device', options.device, /^(cpu|cuda(:\d+)?|metal|auto)$/)
     const maxThreads = native().NativeModel.maxThreads()
     if (options.threads !== undefined && options.threads > maxThreads) {
       throw new RangeError(`EuroBertModel.load: threads must be at most ${maxThreads} (4 per available core), got ${options.threads}`)
     }
     const dir = await resolveModel(model, options)
-    const handle = await call(native().NativeModel.load(path.resolve(dir), {
+    const { addon, device } = nativeFor(options.device ?? 'cpu')
+    const handle = await call(addon.NativeModel.load(path.resolve(dir), {
       threads: options.threads,
       dtype: options.dtype,
-      device: options.device,
+      device,
     }))
     return new EuroBertModel(handle)
   }

@@ -121,6 +121,8 @@ pub struct NativeModelInfo {
     pub weight_bytes: f64,
     /// What the load accepted but a user may want to know (tensors the model ignores).
     pub warnings: Vec<String>,
+    /// What runs the model: "cpu", "cuda:N" or "metal:N".
+    pub device: String,
     /// The tokenizer's continuing-subword prefix (`##`), if it has one.
     pub continuing_subword_prefix: Option<String>,
     /// The tokenizer's unknown-token id, if it has one.
@@ -317,6 +319,18 @@ impl Task for TokenizeTask {
     }
 }
 
+/// How many CUDA GPUs this binary can use (0 in a CPU build, or without a driver or GPU).
+#[napi]
+pub fn cuda_devices() -> u32 {
+    catch_unwind(eurobert::classifier::cuda_devices).unwrap_or(0) as u32
+}
+
+/// The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled.
+#[napi]
+pub fn backends() -> Vec<String> {
+    eurobert::classifier::backends().into_iter().map(String::from).collect()
+}
+
 /// A loaded EuroBERT token classifier.
 #[napi]
 pub struct NativeModel {
@@ -379,6 +393,7 @@ impl NativeModel {
             model_max_length: m.model_max_length() as u32,
             weight_bytes: m.weight_bytes() as f64,
             warnings: m.warnings().to_vec(),
+            device: m.device(),
             continuing_subword_prefix: m.tokenizer().continuing_subword_prefix(),
             unk_token_id: m.tokenizer().unk_token_id(),
         })

@@ -120,6 +120,7 @@ enum Encoder {
 
 pub struct TokenClassifier {
     config: Config,
+    device: DeviceKind,
     encoder: Encoder,
     /// What the load noticed but accepted (tensors the model does not use).
     warnings: Vec<String>,
@@ -188,6 +189,7 @@ impl TokenClassifier {
         };
         Ok(TokenClassifier {
             config,
+            device: options.device,
             encoder,
             warnings,
             tokenizer,
@@ -227,6 +229,15 @@ impl TokenClassifier {
         self.tokenizer
             .model_max_length()
             .map_or(self.config.max_position_embeddings, |m| m.min(self.config.max_position_embeddings))
+    }
+
+    /// What runs the model: `cpu`, `cuda:N` or `metal:N`.
+    pub fn device(&self) -> String {
+        match self.device {
+            DeviceKind::Cpu => "cpu".into(),
+            DeviceKind::Cuda(i) => format!("cuda:{i}"),
+            DeviceKind::Metal(i) => format!("metal:{i}"),
+        }
     }
 
     /// Bytes of weights the model holds in memory.
@@ -429,6 +440,31 @@ fn check_tensors(c: &Config, weights: &Weights, config_path: &Path) -> Result<Ve
 /// would spawn thousands of threads before failing.
 pub fn max_threads() -> usize {
     4 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// How many CUDA GPUs this binary can use: 0 without the `cuda` feature, or without a driver
+/// or a GPU.
+pub fn cuda_devices() -> usize {
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::driver::result;
+        if result::init().is_ok() {
+            return result::device::get_count().map_or(0, |n| n.max(0) as usize);
+        }
+    }
+    0
+}
+
+/// The GPU backends this binary was built with.
+pub fn backends() -> Vec<&'static str> {
+    let mut b = vec!["cpu"];
+    if cfg!(feature = "cuda") {
+        b.push("cuda");
+    }
+    if cfg!(feature = "metal") {
+        b.push("metal");
+    }
+    b
 }
 
 fn make_device(kind: DeviceKind) -> Result<Device> {
