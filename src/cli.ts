@@ -9,7 +9,7 @@ import type { Entity } from './aggregate'
 import { BUNDLED_MODEL } from './bundled'
 import { parseConllu } from './conllu'
 import { evaluate, readConllu } from './evaluate'
-import { serveCommand, workerCommand } from './commands'
+import { int as intOption, serveCommand, workerCommand } from './commands'
 import { DownloadProgress, parseHubId } from './hub'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import { DType, Device } from './model'
@@ -219,10 +219,7 @@ async function main(argv: string[]): Promise<number | undefined> {
 }
 
 function int(v: string | undefined, flag: string, min = 1): number | undefined {
-  if (v === undefined) return undefined
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got ${v}`)
-  return n
+  return intOption(v, flag, (m) => new UsageError(m), min)
 }
 
 async function* fromArray(texts: string[]): AsyncIterable<Doc> {

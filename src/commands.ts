@@ -42,7 +42,8 @@ const common = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-function int(v: string | undefined, flag: string, usage: Usage, min = 1): number | undefined {
+/** A CLI integer option, checked (`usage` makes the error for a bad value). */
+export function int(v: string | undefined, flag: string, usage: Usage, min = 1): number | undefined {
   if (v === undefined) return undefined
   const n = Number(v)
   if (!Number.isInteger(n) || n < min) throw usage(`${flag} must be an integer ≥ ${min}, got ${v}`)
