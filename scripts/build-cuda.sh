@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 VENV=${CUDA_VENV:-$HOME/.cache/eurobert-ner/cuda-toolkit}
 PYTHON=${PYTHON:-python3}
 # The toolkit this build was tried with; cudarc 0.19 knows CUDA up to 13.4.
-PACKAGES="nvidia-cuda-nvcc==13.4.92 nvidia-cuda-runtime==13.2.86 nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.4.1.3 nvidia-curand"
+PACKAGES="nvidia-cuda-nvcc==13.4.92 nvidia-cuda-runtime==13.4.92 nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.4.1.3 nvidia-curand"
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
