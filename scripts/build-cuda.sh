@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 
 VENV=${CUDA_VENV:-$HOME/.cache/eurobert-ner/cuda-toolkit}
 PYTHON=${PYTHON:-python3}
-# The toolkit this build was tried with; cudarc 0.19 knows CUDA up to 13.4.
-PACKAGES="nvidia-cuda-nvcc==13.4.92 nvidia-cuda-runtime==13.4.92 nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.4.1.3 nvidia-curand"
+# One CUDA release throughout (13.4): nvcc, its nvvm and crt, and the runtime headers must
+# match, or CCCL and ptxas refuse; cudarc 0.19 knows CUDA up to 13.4.
+PACKAGES="nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-crt==13.4.92 nvidia-cuda-runtime==13.4.92 nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.4.1.3 nvidia-curand"
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
