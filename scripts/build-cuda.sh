@@ -18,7 +18,7 @@ VENV=${CUDA_VENV:-$HOME/.cache/eurobert-ner/cuda-toolkit}
 PYTHON=${PYTHON:-python3}
 # One CUDA release throughout (13.4): nvcc, its nvvm and crt, and the runtime headers must
 # match, or CCCL and ptxas refuse; cudarc 0.19 knows CUDA up to 13.4.
-PACKAGES="nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-crt==13.4.92 nvidia-cuda-runtime==13.4.92 nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.4.1.3 nvidia-curand"
+PACKAGES="nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-crt==13.4.92 nvidia-cuda-runtime==13.4.92 nvidia-cuda-nvrtc==13.4.92 nvidia-cuda-cccl==13.3.5.0.6 nvidia-cublas==13.4.1.3 nvidia-curand==10.4.5.25"
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
@@ -34,6 +34,22 @@ export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13040}
 export LIBRARY_PATH="$CUDA_ROOT/lib:${LIBRARY_PATH:-}"
 # A target folder of its own, so the CPU build is left alone.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
+
+# Candle links cudarc dynamically: the linker wants libcudart.so & co. (the wheels carry only
+# libcudart.so.13 & co.) and libcuda.so, the driver's, which no wheel has. As the toolkit's
+# lib/stubs does, link against a stub with the driver's soname and entry points; at run time
+# the real libcuda.so.1 of the NVIDIA driver is loaded, and without it the addon does not load.
+LINKDIR="$VENV/link"
+mkdir -p "$LINKDIR"
+for lib in cudart cublas cublasLt curand nvrtc; do
+  f=$(ls "$CUDA_ROOT"/lib/lib$lib.so.* | sort | head -1)
+  ln -sf "$f" "$LINKDIR/lib$lib.so"
+done
+CUDARC=$(cargo metadata --format-version 1 --features eurobert-node/cuda 2>/dev/null |
+  node -e 'const m = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(require("path").dirname(m.packages.find((p) => p.name === "cudarc").manifest_path))')
+grep -oE 'fn cu[A-Z][A-Za-z0-9_]*\(' "$CUDARC/src/driver/sys/mod.rs" | sort -u | sed -E 's/fn (.*)\(/void \1(void) {}/' > "$LINKDIR/cuda_stub.c"
+cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$LINKDIR/libcuda.so" "$LINKDIR/cuda_stub.c"
+export RUSTFLAGS="${RUSTFLAGS:-} -L $LINKDIR"
 
 start=$(date +%s)
 out=$(mktemp -d)
