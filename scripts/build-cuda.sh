@@ -39,6 +39,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 # libcudart.so.13 & co.) and libcuda.so, the driver's, which no wheel has. As the toolkit's
 # lib/stubs does, link against a stub with the driver's soname and entry points; at run time
 # the real libcuda.so.1 of the NVIDIA driver is loaded, and without it the addon does not load.
+# Every stub entry point answers CUDA_ERROR_NO_DEVICE (100), so with the wheels' libraries on
+# LD_LIBRARY_PATH the stub also stands for a machine without a GPU (__test__/device.spec.ts).
 LINKDIR="$VENV/link"
 mkdir -p "$LINKDIR"
 for lib in cudart cublas cublasLt curand nvrtc; do
@@ -47,8 +49,9 @@ for lib in cudart cublas cublasLt curand nvrtc; do
 done
 CUDARC=$(cargo metadata --format-version 1 --features eurobert-node/cuda 2>/dev/null |
   node -e 'const m = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(require("path").dirname(m.packages.find((p) => p.name === "cudarc").manifest_path))')
-grep -oE 'fn cu[A-Z][A-Za-z0-9_]*\(' "$CUDARC/src/driver/sys/mod.rs" | sort -u | sed -E 's/fn (.*)\(/void \1(void) {}/' > "$LINKDIR/cuda_stub.c"
+grep -oE 'fn cu[A-Z][A-Za-z0-9_]*\(' "$CUDARC/src/driver/sys/mod.rs" | sort -u | sed -E 's/fn (.*)\(/int \1(void) { return 100; }/' > "$LINKDIR/cuda_stub.c"
 cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$LINKDIR/libcuda.so" "$LINKDIR/cuda_stub.c"
+ln -sf libcuda.so "$LINKDIR/libcuda.so.1"
 export RUSTFLAGS="${RUSTFLAGS:-} -L $LINKDIR"
 
 start=$(date +%s)

@@ -117,8 +117,28 @@ def schedule(opt, total, warmup):
     )
 
 
+def add_dropout(model, p):
+    """Dropout on the residual branches while training, by forward hooks: the architecture, and
+    so the saved model and its inference, stay EuroBERT's own, which has no hidden dropout."""
+    if p <= 0:
+        return
+
+    def hook(module, _inputs, output):
+        if not module.training:
+            return output
+        if isinstance(output, tuple):
+            return (torch.nn.functional.dropout(output[0], p, True),) + output[1:]
+        return torch.nn.functional.dropout(output, p, True)
+
+    model.embed_tokens.register_forward_hook(hook)
+    for layer in model.layers:
+        layer.self_attn.register_forward_hook(hook)
+        layer.mlp.register_forward_hook(hook)
+
+
 def mlm_pretrain(args, config, data, pad_id, mask_id, vocab_size, rng):
     model = EuroBertForMaskedLM(config)
+    add_dropout(model.model, args.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=args.mlm_lr, weight_decay=0.01)
     steps = args.mlm_epochs * math.ceil(len(data) / args.batch_size)
     sched = schedule(opt, steps, 200)
@@ -179,6 +199,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--token-dropout", type=float, default=0.0,
                     help="share of input tokens replaced by <|mask|> while training (a regularizer)")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="training-only dropout on the embeddings and each attention and MLP output (EuroBERT has none)")
     ap.add_argument("--mlm-epochs", type=int, default=0)
     ap.add_argument("--wwm", action="store_true", help="whole-word masking in MLM pretraining")
     ap.add_argument("--mention-replace", type=float, default=0.0,
@@ -217,6 +239,7 @@ def main() -> None:
     model = EuroBertForTokenClassification(config)
     if args.mlm_epochs > 0:
         model.model.load_state_dict(mlm_pretrain(args, config, train_data, pad_id, mask_id, tok.get_vocab_size(), rng))
+    add_dropout(model.model, args.dropout)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f}M parameters", flush=True)
 
