@@ -14,6 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# napi-rs's CLI comes from the package's dev dependencies (a clean clone has none yet).
+[ -x node_modules/.bin/napi ] || npm ci --no-audit --no-fund
+
 VENV=${CUDA_VENV:-$HOME/.cache/eurobert-ner/cuda-toolkit}
 PYTHON=${PYTHON:-python3}
 # One CUDA release throughout (13.4): nvcc, its nvvm and crt, and the runtime headers must
