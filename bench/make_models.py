@@ -55,8 +55,11 @@ def random_weights(out: str) -> None:
 
 def export(model_dir: str) -> None:
     onnx_dir = os.path.join(model_dir, "onnx")
-    os.makedirs(onnx_dir, exist_ok=True)
     path = os.path.join(onnx_dir, "model.onnx")
+    weights = os.path.join(model_dir, "model.safetensors")
+    if os.path.exists(path) and os.path.getmtime(path) < os.path.getmtime(weights):
+        shutil.rmtree(onnx_dir)  # exported from older weights (a retrained model)
+    os.makedirs(onnx_dir, exist_ok=True)
     model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
     tok = AutoTokenizer.from_pretrained(model_dir)
     batch = tok(["Erna Solberg besøkte Universitetet i Oslo forrige uke.", "Oslo."], padding=True, return_tensors="pt")
@@ -110,7 +113,7 @@ def main() -> None:
     compact = os.path.join(args.out, "norne-compact")
     os.makedirs(compact, exist_ok=True)
     for f in os.listdir(COMPACT):
-        shutil.copy(os.path.join(COMPACT, f), os.path.join(compact, f))
+        shutil.copy2(os.path.join(COMPACT, f), os.path.join(compact, f))
     export(compact)
     if not args.skip_610m:
         big = os.path.join(args.out, "eurobert-610m-random")
