@@ -60,21 +60,19 @@ test("'auto' with no CUDA build installed runs on the CPU quietly", (t) => {
 // answers CUDA_ERROR_NO_DEVICE) it loads and finds no GPU. Both cases must end on the CPU.
 const CUDA_BINARY = path.join(ROOT, 'npm', 'linux-x64-gnu-cuda', 'eurobert-ner.linux-x64-gnu-cuda.node')
 const TOOLKIT = process.env.CUDA_VENV ?? path.join(os.homedir(), '.cache', 'eurobert-ner', 'cuda-toolkit')
-function wheelLibs(): string | undefined {
-  const lib = path.join(TOOLKIT, 'lib')
-  if (!fs.existsSync(lib)) return undefined
-  return fs
-    .readdirSync(lib)
-    .map((py) => path.join(lib, py, 'site-packages', 'nvidia', 'cu13', 'lib'))
-    .find((d) => fs.existsSync(d))
-}
-const built = linuxX64 === test && fs.existsSync(CUDA_BINARY) && fs.existsSync(path.join(TOOLKIT, 'link', 'libcuda.so.1')) && wheelLibs() ? test : test.skip
+const WHEEL_LIBS = fs.existsSync(path.join(TOOLKIT, 'lib'))
+  ? fs
+      .readdirSync(path.join(TOOLKIT, 'lib'))
+      .map((py) => path.join(TOOLKIT, 'lib', py, 'site-packages', 'nvidia', 'cu13', 'lib'))
+      .find((d) => fs.existsSync(d))
+  : undefined
+const built = linuxX64 === test && fs.existsSync(CUDA_BINARY) && fs.existsSync(path.join(TOOLKIT, 'link', 'libcuda.so.1')) && WHEEL_LIBS ? test : test.skip
 
 built('the built CUDA binary: without a driver it does not load, with no GPU it finds none; both fall back to the CPU', (t) => {
   const bare = load('auto', { EUROBERT_NER_CUDA_BINARY: CUDA_BINARY, LD_LIBRARY_PATH: '' })
   t.regex(bare[0].warning, /the CUDA build at .* does not load \(are the NVIDIA driver and CUDA libraries installed\?\): .*lib(cuda|curand|cublas)\.so/)
   t.deepEqual(bare[1], { device: 'cpu' })
-  const noGpu = { EUROBERT_NER_CUDA_BINARY: CUDA_BINARY, LD_LIBRARY_PATH: `${path.join(TOOLKIT, 'link')}:${wheelLibs()}` }
+  const noGpu = { EUROBERT_NER_CUDA_BINARY: CUDA_BINARY, LD_LIBRARY_PATH: `${path.join(TOOLKIT, 'link')}:${WHEEL_LIBS}` }
   const auto = load('auto', noGpu)
   t.regex(auto[0].warning, /device 'auto' runs on the CPU: the CUDA build loaded but finds no usable GPU/)
   t.deepEqual(auto[1], { device: 'cpu' })

@@ -14,12 +14,13 @@ function cudaUsable(): boolean {
     return false
   }
 }
+const cudaOk = cudaUsable()
 const metalUsable = native().backends().includes('metal') && process.env.EUROBERT_TEST_METAL === '1'
 
 const cases: [string, boolean, 'f32' | 'f16' | 'bf16', number][] = [
-  ['cuda', cudaUsable(), 'f32', 1e-4],
-  ['cuda', cudaUsable(), 'f16', 5e-2],
-  ['cuda', cudaUsable(), 'bf16', 5e-2],
+  ['cuda', cudaOk, 'f32', 1e-4],
+  ['cuda', cudaOk, 'f16', 5e-2],
+  ['cuda', cudaOk, 'bf16', 5e-2],
   ['metal', metalUsable, 'f32', 1e-4],
   ['metal', metalUsable, 'f16', 5e-2],
 ]
