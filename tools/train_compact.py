@@ -16,6 +16,7 @@ same rule the package's `evaluate` uses, so the dev scores printed here and thos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import time
 import torch
 from seqeval.metrics import classification_report, f1_score
 from safetensors.torch import save_file
+from tokenizers import Tokenizer
 from transformers import EuroBertConfig, EuroBertForMaskedLM, EuroBertForTokenClassification
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,8 +68,11 @@ def load_split(norne: str, split: str):
     return [s for lang in ("nob", "nno") for s in read_conllu(os.path.join(norne, lang, f"{split}.conllu"))]
 
 
-def encode(tok, sentences, max_len):
-    """Token ids and per-token labels (-100 except on each word's first token)."""
+def encode(tok, sentences, max_len, label_all=False):
+    """Token ids and per-token labels (-100 except on each word's first token).
+
+    With label_all, a word's later tokens are trained too, as inside the word's entity (I-X, or
+    O): more signal per sentence; prediction still reads each word's first token."""
     data = []
     for text, spans, tags in sentences:
         enc = tok.encode(text)
@@ -75,10 +80,16 @@ def encode(tok, sentences, max_len):
         labels = [-100] * len(ids)
         first = []  # model token index of each word's first token
         for (ws, we), tag in zip(spans, tags):
-            k = next((i for i, (s, e) in enumerate(enc.offsets[: len(ids)]) if not enc.special_tokens_mask[i] and s < we and e > ws), None)
+            toks = [i for i, (s, e) in enumerate(enc.offsets[: len(ids)]) if not enc.special_tokens_mask[i] and s < we and e > ws]
+            k = toks[0] if toks else None
             first.append(k)
             if k is not None and labels[k] == -100:
                 labels[k] = LABEL_ID[tag]
+            if label_all:
+                inside = LABEL_ID["O" if tag == "O" else "I-" + tag[2:]]
+                for i in toks[1:]:
+                    if labels[i] == -100:
+                        labels[i] = inside
         words = [-1 if w is None else w for w in enc.word_ids[: len(ids)]]
         data.append((ids, labels, first, words))
     return data
@@ -172,14 +183,104 @@ def mlm_pretrain(args, config, data, pad_id, mask_id, vocab_size, rng):
 
 
 @torch.no_grad()
-def predict(model, data, pad_id, batch_size=64):
+def predict(model, data, pad_id, batch_size=64, with_logp=False):
+    """Argmax labels of each word's first token; with_logp, also the (words, labels) log-softmax."""
     model.eval()
-    preds = [None] * len(data)
+    preds, logps = [None] * len(data), [None] * len(data)
     for idx, ids, mask, _, _ in batches(data, batch_size, False, None, pad_id):
-        best = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        best = logits.argmax(-1)
         for r, i in enumerate(idx):
             preds[i] = [NORNE_LABELS[int(best[r, k])] if k is not None else "O" for k in data[i][2]]
-    return preds
+            if with_logp:
+                rows = torch.stack([logits[r, k] if k is not None else torch.full((len(NORNE_LABELS),), 0.0) for k in data[i][2]]) \
+                    if data[i][2] else torch.zeros((0, len(NORNE_LABELS)))
+                logps[i] = torch.log_softmax(rows, -1)
+    return (preds, logps) if with_logp else preds
+
+
+def _allowed(prev, cur):
+    """IOB2: I-X only after B-X or I-X (prev None: the start)."""
+    c = NORNE_LABELS[cur]
+    if not c.startswith("I-"):
+        return True
+    return prev is not None and NORNE_LABELS[prev][2:] == c[2:] and NORNE_LABELS[prev] != "O"
+
+
+_ALLOWED = torch.tensor([[_allowed(p, c) for c in range(len(NORNE_LABELS))] for p in range(len(NORNE_LABELS))])
+_START = torch.tensor([_allowed(None, c) for c in range(len(NORNE_LABELS))])
+
+
+def viterbi(logp):
+    """The IOB2-valid label sequence of highest total log-probability (as src/viterbi.ts)."""
+    if len(logp) == 0:
+        return []
+    neg = torch.tensor(float("-inf"))
+    score = torch.where(_START, logp[0], neg)
+    back = []
+    for i in range(1, len(logp)):
+        cand = torch.where(_ALLOWED, score[:, None], neg)  # (prev, cur)
+        best, arg = cand.max(0)
+        back.append(arg)
+        score = best + logp[i]
+    path = [int(score.argmax())]
+    for arg in reversed(back):
+        path.append(int(arg[path[-1]]))
+    return [NORNE_LABELS[j] for j in reversed(path)]
+
+
+class EMA:
+    """Exponential moving average of the weights, evaluated beside the raw weights each epoch."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model):
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v, 1 - self.decay)
+
+    @contextlib.contextmanager
+    def swapped(self, model):
+        raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({**raw, **self.shadow})
+        try:
+            yield
+        finally:
+            model.load_state_dict(raw)
+
+
+def teacher_targets(dirs, sentences, temp, max_len):
+    """Per sentence, the teachers' mean label distribution (at temperature temp) of each word,
+    read at each word's first token under the teacher's own tokenizer: word-level targets, so
+    a student with another tokenizer, or BPE-dropout, can learn from them."""
+    total = None
+    for d in dirs.split(","):
+        t_tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        teacher = EuroBertForTokenClassification.from_pretrained(d, dtype=torch.float32)
+        data = encode(t_tok, sentences, max_len)
+        _, logps = predict(teacher, data, t_tok.token_to_id(EOS), with_logp=True)
+        probs = [torch.softmax(lp / temp, -1) for lp in logps]  # log-softmax / T, renormalized
+        total = probs if total is None else [a + b for a, b in zip(total, probs)]
+        print(f"teacher {d}: train micro F1 {f1_score([t for _, _, t in sentences], [[NORNE_LABELS[int(j)] for j in lp.argmax(-1)] for lp in logps]):.4f}", flush=True)
+    n = len(dirs.split(","))
+    return [p / n for p in total]
+
+
+def kd_loss(logits, idx, data, soft, temp):
+    """KL(teacher || student) at each word's first token, times T² (Hinton et al.)."""
+    rows, targets = [], []
+    for r, i in enumerate(idx):
+        for w, k in enumerate(data[i][2]):
+            if k is not None:
+                rows.append(logits[r, k])
+                targets.append(soft[i][w])
+    if not rows:
+        return logits.sum() * 0
+    student = torch.log_softmax(torch.stack(rows) / temp, -1)
+    return torch.nn.functional.kl_div(student, torch.stack(targets), reduction="batchmean") * temp * temp
 
 
 def main() -> None:
@@ -210,6 +311,13 @@ def main() -> None:
     ap.add_argument("--average-last", type=int, default=0, help="also try the average of the last K epochs' weights")
     ap.add_argument("--limit", type=int, default=0, help="use only this many train and dev sentences (a smoke test)")
     ap.add_argument("--mlm-lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--bpe-dropout", type=float, default=0.0, help="BPE-dropout while training (segmentations vary each epoch)")
+    ap.add_argument("--label-all", action="store_true", help="train each word's later tokens too (I-X or O)")
+    ap.add_argument("--ema", type=float, default=0.0, help="also score an exponential moving average of the weights (decay)")
+    ap.add_argument("--teacher", default="", help="comma-separated model folders whose mean word-level predictions are distilled")
+    ap.add_argument("--kd-weight", type=float, default=0.5, help="share of the distillation loss (with --teacher)")
+    ap.add_argument("--kd-temp", type=float, default=2.0, help="distillation temperature")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
     args = ap.parse_args()
@@ -225,7 +333,7 @@ def main() -> None:
     print(f"train {len(train)} sentences, dev {len(dev)}", flush=True)
     tok = train_tokenizer((t for t, _, _ in train), args.vocab_size)
     pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
-    train_data, dev_data = encode(tok, train, args.max_len), encode(tok, dev, args.max_len)
+    train_data, dev_data = encode(tok, train, args.max_len, args.label_all), encode(tok, dev, args.max_len)
     dev_gold = [tags for _, _, tags in dev]
 
     config = EuroBertConfig(
@@ -243,17 +351,33 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f}M parameters", flush=True)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * math.ceil(len(train_data) / args.batch_size)
     sched = schedule(opt, steps, 300)
     pools = mention_pools(train, args.faker, rng) if args.mention_replace > 0 else None
+    # BPE-dropout: a copy of the tokenizer that splits words at random while training, so the
+    # model sees many segmentations of each name (the saved tokenizer has no dropout).
+    train_tok = tok
+    if args.bpe_dropout > 0:
+        train_tok = Tokenizer.from_str(tok.to_str())
+        train_tok.model.dropout = args.bpe_dropout
+    soft = teacher_targets(args.teacher, train, args.kd_temp, args.max_len) if args.teacher else None
+    ema = EMA(model, args.ema) if args.ema > 0 else None
     best, history, t0, step, recent = -1.0, [], time.time(), 0, []
+
+    def score(tag):
+        pred, logp = predict(model, dev_data, pad_id, with_logp=True)
+        f1, f1v = f1_score(dev_gold, pred), f1_score(dev_gold, [viterbi(lp) for lp in logp])
+        return {"dev_f1" + tag: f1, "dev_f1_viterbi" + tag: f1v}, pred
+
     for epoch in range(args.epochs):
         model.train()
         epoch_data = train_data
         if pools is not None:
-            epoch_data = encode(tok, [replace_mentions(s, pools, args.mention_replace, rng) for s in train], args.max_len)
-        for _, ids, mask, labels, _ in batches(epoch_data, args.batch_size, True, rng, pad_id):
+            epoch_data = encode(train_tok, [replace_mentions(s, pools, args.mention_replace, rng) for s in train], args.max_len, args.label_all)
+        elif train_tok is not tok:
+            epoch_data = encode(train_tok, train, args.max_len, args.label_all)
+        for idx, ids, mask, labels, _ in batches(epoch_data, args.batch_size, True, rng, pad_id):
             if args.token_dropout > 0:
                 drop = (torch.rand(ids.shape) < args.token_dropout) & mask.bool() & (ids > 2)
                 ids = ids.masked_fill(drop, mask_id)
@@ -261,30 +385,45 @@ def main() -> None:
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, label_smoothing=args.label_smoothing
             )
+            if soft is not None:
+                loss = (1 - args.kd_weight) * loss + args.kd_weight * kd_loss(logits, idx, epoch_data, soft, args.kd_temp)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(); sched.step(); opt.zero_grad()
+            if ema is not None:
+                ema.update(model)
             step += 1
             if step % 200 == 0:
                 print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
-        f1 = f1_score(dev_gold, predict(model, dev_data, pad_id))
-        history.append({"epoch": epoch + 1, "dev_f1": f1, "seconds": round(time.time() - t0)})
-        print(f"epoch {epoch + 1}: dev micro F1 {f1:.4f} ({time.time() - t0:.0f}s)", flush=True)
+        row, pred = score("")
+        candidates = [(row["dev_f1"], None, pred)]
+        if ema is not None:
+            with ema.swapped(model):
+                ema_row, ema_pred = score("_ema")
+            row.update(ema_row)
+            candidates.append((ema_row["dev_f1_ema"], "ema", ema_pred))
+        history.append({"epoch": epoch + 1, **row, "seconds": round(time.time() - t0)})
+        print(f"epoch {epoch + 1}: " + " ".join(f"{k} {v:.4f}" for k, v in row.items()) + f" ({time.time() - t0:.0f}s)", flush=True)
+        f1, which, pred = max(candidates, key=lambda c: c[0])
         if f1 > best:
             best = f1
-            save(model, tok, args, history, config, dev_gold, predict(model, dev_data, pad_id), n_params)
+            if which == "ema":
+                with ema.swapped(model):
+                    save(model, tok, args, history, config, dev_gold, pred, n_params)
+            else:
+                save(model, tok, args, history, config, dev_gold, pred, n_params)
         if args.average_last > 0:
             recent = (recent + [{k: v.detach().clone() for k, v in model.state_dict().items()}])[-args.average_last :]
     if len(recent) > 1:
         # Checkpoint averaging: the mean of the last epochs' weights often beats each of them.
         last = {k: v.clone() for k, v in model.state_dict().items()}
         model.load_state_dict({k: sum(r[k] for r in recent) / len(recent) for k in last})
-        f1 = f1_score(dev_gold, predict(model, dev_data, pad_id))
-        history.append({"epoch": f"average of last {len(recent)}", "dev_f1": f1, "seconds": round(time.time() - t0)})
-        print(f"average of the last {len(recent)} epochs: dev micro F1 {f1:.4f}", flush=True)
-        if f1 > best:
-            best = f1
-            save(model, tok, args, history, config, dev_gold, predict(model, dev_data, pad_id), n_params)
+        row, pred = score("")
+        history.append({"epoch": f"average of last {len(recent)}", **row, "seconds": round(time.time() - t0)})
+        print(f"average of the last {len(recent)} epochs: dev micro F1 {row['dev_f1']:.4f}", flush=True)
+        if row["dev_f1"] > best:
+            best = row["dev_f1"]
+            save(model, tok, args, history, config, dev_gold, pred, n_params)
     print(f"best dev micro F1 {best:.4f}")
 
 
