@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Iterator
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 BOS, EOS, MASK = "<|begin_of_text|>", "<|end_of_text|>", "<|mask|>"
 SPECIALS = [BOS, EOS, MASK]
@@ -31,8 +31,13 @@ def norne_texts(norne_dir: str, split: str = "train") -> Iterator[str]:
                     yield line[len("# text = "):].rstrip("\n")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+def train_tokenizer(texts: Iterable[str], vocab_size: int, prefix_space: bool = False) -> Tokenizer:
+    """With prefix_space, a normalizer puts a space before the text, so a sentence's first word
+    is tokenized as it is mid-sentence ("ĠJonas", not "J on as"); offsets still point into the
+    original text."""
     tok = Tokenizer(models.BPE())
+    if prefix_space:
+        tok.normalizer = normalizers.Prepend(" ")
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),

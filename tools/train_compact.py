@@ -313,6 +313,8 @@ def main() -> None:
     ap.add_argument("--mlm-lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--bpe-dropout", type=float, default=0.0, help="BPE-dropout while training (segmentations vary each epoch)")
+    ap.add_argument("--prefix-space", action="store_true", help="tokenizer puts a space before the text (first word as mid-sentence)")
+    ap.add_argument("--mlm-aux", type=float, default=0.0, help="weight of an auxiliary masked-LM loss on the --token-dropout tokens")
     ap.add_argument("--label-all", action="store_true", help="train each word's later tokens too (I-X or O)")
     ap.add_argument("--ema", type=float, default=0.0, help="also score an exponential moving average of the weights (decay)")
     ap.add_argument("--teacher", default="", help="comma-separated model folders whose mean word-level predictions are distilled")
@@ -331,7 +333,7 @@ def main() -> None:
     if args.limit:
         train, dev = train[: args.limit], dev[: args.limit]
     print(f"train {len(train)} sentences, dev {len(dev)}", flush=True)
-    tok = train_tokenizer((t for t, _, _ in train), args.vocab_size)
+    tok = train_tokenizer((t for t, _, _ in train), args.vocab_size, args.prefix_space)
     pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
     train_data, dev_data = encode(tok, train, args.max_len, args.label_all), encode(tok, dev, args.max_len)
     dev_gold = [tags for _, _, tags in dev]
@@ -378,13 +380,20 @@ def main() -> None:
         elif train_tok is not tok:
             epoch_data = encode(train_tok, train, args.max_len, args.label_all)
         for idx, ids, mask, labels, _ in batches(epoch_data, args.batch_size, True, rng, pad_id):
+            orig, drop = ids, torch.zeros(ids.shape, dtype=torch.bool)
             if args.token_dropout > 0:
                 drop = (torch.rand(ids.shape) < args.token_dropout) & mask.bool() & (ids > 2)
                 ids = ids.masked_fill(drop, mask_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            hidden = model.model(input_ids=ids, attention_mask=mask)[0]
+            logits = model.classifier(hidden)
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, label_smoothing=args.label_smoothing
             )
+            if args.mlm_aux > 0 and drop.any():
+                # Auxiliary masked-LM loss on the dropped tokens, decoded through the input
+                # embeddings (tied), so the encoder also learns to predict words from context.
+                mlm = hidden[drop] @ model.model.embed_tokens.weight.T
+                loss = loss + args.mlm_aux * torch.nn.functional.cross_entropy(mlm, orig[drop])
             if soft is not None:
                 loss = (1 - args.kd_weight) * loss + args.kd_weight * kd_loss(logits, idx, epoch_data, soft, args.kd_temp)
             loss.backward()
