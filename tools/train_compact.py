@@ -323,6 +323,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
     args = ap.parse_args()
+    t_start = time.time()  # wall time includes the tokenizer, MLM and teachers
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -365,7 +366,7 @@ def main() -> None:
         train_tok.model.dropout = args.bpe_dropout
     soft = teacher_targets(args.teacher, train, args.kd_temp, args.max_len) if args.teacher else None
     ema = EMA(model, args.ema) if args.ema > 0 else None
-    best, history, t0, step, recent = -1.0, [], time.time(), 0, []
+    best, history, t0, step, recent, saved = -1.0, [], time.time(), 0, [], None
 
     def score(tag):
         pred, logp = predict(model, dev_data, pad_id, with_logp=True)
@@ -415,7 +416,7 @@ def main() -> None:
         print(f"epoch {epoch + 1}: " + " ".join(f"{k} {v:.4f}" for k, v in row.items()) + f" ({time.time() - t0:.0f}s)", flush=True)
         f1, which, pred = max(candidates, key=lambda c: c[0])
         if f1 > best:
-            best = f1
+            best, saved = f1, {"epoch": epoch + 1, "weights": which or "raw", "dev_f1": f1}
             if which == "ema":
                 with ema.swapped(model):
                     save(model, tok, args, history, config, dev_gold, pred, n_params)
@@ -431,8 +432,13 @@ def main() -> None:
         history.append({"epoch": f"average of last {len(recent)}", **row, "seconds": round(time.time() - t0)})
         print(f"average of the last {len(recent)} epochs: dev micro F1 {row['dev_f1']:.4f}", flush=True)
         if row["dev_f1"] > best:
-            best = row["dev_f1"]
+            best, saved = row["dev_f1"], {"epoch": history[-1]["epoch"], "weights": "average", "dev_f1": best}
             save(model, tok, args, history, config, dev_gold, pred, n_params)
+    # The whole history, not only up to the saved epoch, and which weights were kept.
+    with open(os.path.join(args.out, "training.json")) as f:
+        record = json.load(f)
+    write_record(args, {**{k: record[k] for k in ("parameters", "dev_report")}, "history": history,
+                        "saved": saved, "wall_seconds": round(time.time() - t_start)})
     print(f"best dev micro F1 {best:.4f}")
 
 
@@ -503,6 +509,7 @@ def save(model, tok, args, history, config, gold, pred, n_params):
     dtype = getattr(torch, args.save_dtype)
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
+    os.chmod(os.path.join(args.out, "model.safetensors"), 0o644)  # save_file leaves it owner-only
     config_dict = config.to_dict()
     config_dict["architectures"] = ["EuroBertForTokenClassification"]
     config_dict["dtype"] = args.save_dtype
@@ -512,10 +519,18 @@ def save(model, tok, args, history, config, gold, pred, n_params):
     with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
         json.dump(tokenizer_config(args.max_len), f, indent=2)
     report = classification_report(gold, pred, digits=4)
-    with open(os.path.join(args.out, "training.json"), "w") as f:
-        json.dump({"script": "tools/train_compact.py", "args": vars(args), "parameters": n_params,
-                   "torch": torch.__version__, "history": history, "dev_report": report}, f, indent=2)
+    write_record(args, {"parameters": n_params, "history": history, "dev_report": report})
     print(report, flush=True)
+
+
+def write_record(args, record):
+    """training.json: the command's arguments, versions, per-epoch scores, the saved epoch."""
+    import tokenizers
+    import transformers
+
+    with open(os.path.join(args.out, "training.json"), "w") as f:
+        json.dump({"script": "tools/train_compact.py", "args": vars(args), "torch": torch.__version__,
+                   "transformers": transformers.__version__, "tokenizers": tokenizers.__version__, **record}, f, indent=2)
 
 
 if __name__ == "__main__":
