@@ -8,10 +8,12 @@ run by CI. Needs torch, transformers, tokenizers, seqeval from PyPI:
 
     python tools/train_compact.py --norne ../shared/norne --out models/norne-compact
 
+(the bundled model's full recipe, with its two teachers, is in models/norne-compact/README.md).
 Each sentence's text is rebuilt from its tokens and SpaceAfter flags; a word's label goes to
-the first model token that overlaps it, the other tokens are ignored by the loss. This is the
-same rule the package's `evaluate` uses, so the dev scores printed here and those of
-`eurobert-ner evaluate` agree.
+the first model token that overlaps it; the other tokens are ignored by the loss, or with
+--label-all learn I-X (or O). Dev scores use the first token only, the same rule the
+package's `evaluate` uses, so the dev scores printed here and those of `eurobert-ner
+evaluate` agree.
 """
 from __future__ import annotations
 
