@@ -33,10 +33,10 @@ def main() -> None:
         for d in args.dirs:
             tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
             model = EuroBertForTokenClassification.from_pretrained(d, dtype=torch.float32)
-            _, logps = predict(model, encode(tok, dev, 512), tok.token_to_id(EOS), with_logp=True)
+            pred, logps = predict(model, encode(tok, dev, 512), tok.token_to_id(EOS), with_logp=True)
             probs = [lp.exp() for lp in logps]
             total = probs if total is None else [a + b for a, b in zip(total, probs)]
-            print(f"{d}: dev F1 {f1_score(gold, [[NORNE_LABELS[int(j)] for j in lp.argmax(-1)] for lp in logps]):.4f}", flush=True)
+            print(f"{d}: dev F1 {f1_score(gold, pred):.4f}", flush=True)
     logp = [(p / len(args.dirs)).log() for p in total]
     pred = [[NORNE_LABELS[int(j)] for j in lp.argmax(-1)] for lp in logp]
     print(f"ensemble of {len(args.dirs)}: dev F1 {f1_score(gold, pred):.4f} argmax, "

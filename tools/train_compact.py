@@ -26,7 +26,9 @@ import random
 import sys
 import time
 
+import tokenizers
 import torch
+import transformers
 from seqeval.metrics import classification_report, f1_score
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
@@ -368,7 +370,7 @@ def main() -> None:
         train_tok.model.dropout = args.bpe_dropout
     soft = teacher_targets(args.teacher, train, args.kd_temp, args.max_len) if args.teacher else None
     ema = EMA(model, args.ema) if args.ema > 0 else None
-    best, history, t0, step, recent, saved = -1.0, [], time.time(), 0, [], None
+    best, history, t0, step, recent, saved, report = -1.0, [], time.time(), 0, [], None, None
 
     def score(tag):
         pred, logp = predict(model, dev_data, pad_id, with_logp=True)
@@ -421,9 +423,9 @@ def main() -> None:
             best, saved = f1, {"epoch": epoch + 1, "weights": which or "raw", "dev_f1": f1}
             if which == "ema":
                 with ema.swapped(model):
-                    save(model, tok, args, history, config, dev_gold, pred, n_params)
+                    report = save(model, tok, args, history, config, dev_gold, pred, n_params)
             else:
-                save(model, tok, args, history, config, dev_gold, pred, n_params)
+                report = save(model, tok, args, history, config, dev_gold, pred, n_params)
         if args.average_last > 0:
             recent = (recent + [{k: v.detach().clone() for k, v in model.state_dict().items()}])[-args.average_last :]
     if len(recent) > 1:
@@ -434,12 +436,11 @@ def main() -> None:
         history.append({"epoch": f"average of last {len(recent)}", **row, "seconds": round(time.time() - t0)})
         print(f"average of the last {len(recent)} epochs: dev micro F1 {row['dev_f1']:.4f}", flush=True)
         if row["dev_f1"] > best:
-            best, saved = row["dev_f1"], {"epoch": history[-1]["epoch"], "weights": "average", "dev_f1": best}
-            save(model, tok, args, history, config, dev_gold, pred, n_params)
+            best = row["dev_f1"]
+            saved = {"epoch": history[-1]["epoch"], "weights": "average", "dev_f1": best}
+            report = save(model, tok, args, history, config, dev_gold, pred, n_params)
     # The whole history, not only up to the saved epoch, and which weights were kept.
-    with open(os.path.join(args.out, "training.json")) as f:
-        record = json.load(f)
-    write_record(args, {**{k: record[k] for k in ("parameters", "dev_report")}, "history": history,
+    write_record(args, {"parameters": n_params, "history": history, "dev_report": report,
                         "saved": saved, "wall_seconds": round(time.time() - t_start)})
     print(f"best dev micro F1 {best:.4f}")
 
@@ -523,13 +524,11 @@ def save(model, tok, args, history, config, gold, pred, n_params):
     report = classification_report(gold, pred, digits=4)
     write_record(args, {"parameters": n_params, "history": history, "dev_report": report})
     print(report, flush=True)
+    return report
 
 
 def write_record(args, record):
     """training.json: the command's arguments, versions, per-epoch scores, the saved epoch."""
-    import tokenizers
-    import transformers
-
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"script": "tools/train_compact.py", "args": vars(args), "torch": torch.__version__,
                    "transformers": transformers.__version__, "tokenizers": tokenizers.__version__, **record}, f, indent=2)
