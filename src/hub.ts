@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { getHFHubCachePath, getRepoFolderName, HubApiError, modelInfo } from '@huggingface/hub'
+import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub'
 import * as lockfile from 'proper-lockfile'
 
 export interface HubOptions {
@@ -27,6 +27,11 @@ export interface HubOptions {
   localFilesOnly?: boolean
   /** Called as bytes arrive: `total` is the file's size. */
   onProgress?: (progress: DownloadProgress) => void
+  /**
+   * How long one request may wait for an answer, or a transfer for its next bytes, in ms
+   * (default: `HF_HUB_DOWNLOAD_TIMEOUT` seconds, as in Python, else 10 s).
+   */
+  timeoutMs?: number
 }
 
 export interface DownloadProgress {
@@ -41,8 +46,25 @@ const SINGLE = 'model.safetensors'
 const INDEX = 'model.safetensors.index.json'
 const PICKLES = /\.(bin|pt|pth|ckpt|pkl)$/
 const COMMIT = /^[0-9a-f]{40}$/
+/** What a Hub ETag is: a git blob sha1 (regular files) or a sha256 (LFS and Xet files). */
+const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/
+const SHA256 = /^[0-9a-f]{64}$/
+/** A shard file name: one path component, no leading dot. */
+const SHARD = /^[A-Za-z0-9_-][\w.-]*\.safetensors$/
 const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@(.+))?$/
 const RETRIES = 5
+const MiB = 1 << 20
+/** The largest size each file may declare before anything is downloaded. */
+const SIZE_CAPS: Record<string, number> = {
+  'config.json': 4 * MiB,
+  'tokenizer_config.json': 8 * MiB,
+  'special_tokens_map.json': 1 * MiB,
+  'tokenizer.json': 128 * MiB,
+  [INDEX]: 16 * MiB,
+}
+const WEIGHTS_CAP = 256 * 1024 * MiB
+/** The largest repo description `/api/models` may send. */
+const API_CAP = 32 * MiB
 /** The tag huggingface_hub puts at the cache root so backup tools skip it (bford.info/cachedir). */
 const CACHEDIR_TAG =
   'Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n'
@@ -52,6 +74,22 @@ export function parseHubId(s: string): { repo: string; revision?: string } | und
   const m = HUB_ID.exec(s)
   if (!m || m[1].includes('..') || m[2].includes('..') || m[2].startsWith('.')) return undefined
   return { repo: `${m[1]}/${m[2]}`, revision: m[3] }
+}
+
+/**
+ * Throws unless `revision` is a name the Hub would accept for a branch, tag or commit: ASCII
+ * letters, digits, `._-` and `/` between non-empty parts that do not start with a dot. It
+ * becomes a path under `refs/`, so this is what keeps it there.
+ */
+export function checkRevision(revision: string): void {
+  const ok =
+    typeof revision === 'string' &&
+    revision.length > 0 &&
+    revision.length <= 256 &&
+    /^[A-Za-z0-9._\-/]+$/.test(revision) &&
+    !revision.includes('..') &&
+    revision.split('/').every((part) => part !== '' && !part.startsWith('.') && !part.endsWith('.lock'))
+  if (!ok) throw new RangeError(`revision ${JSON.stringify(revision)} is not a branch, tag or commit name (letters, digits, '._-' and '/' between parts)`)
 }
 
 /**
@@ -67,7 +105,9 @@ export async function resolveModel(model: string, options: HubOptions = {}): Pro
   if (id.revision && options.revision && id.revision !== options.revision) {
     throw new RangeError(`model '${model}' names revision '${id.revision}' but the revision option is '${options.revision}'`)
   }
-  const repo = new CachedRepo(id.repo, id.revision ?? options.revision ?? 'main', options)
+  const revision = id.revision ?? options.revision ?? 'main'
+  checkRevision(revision)
+  const repo = new CachedRepo(id.repo, revision, options)
   return repo.snapshot()
 }
 
@@ -77,52 +117,51 @@ class CachedRepo {
   readonly endpoint: string
   readonly token: string | undefined
   readonly offline: boolean
+  readonly timeoutMs: number
 
   constructor(
     readonly repo: string,
     readonly revision: string,
     readonly options: HubOptions,
   ) {
-    this.cacheDir = options.cacheDir ?? getHFHubCachePath()
+    this.cacheDir = path.resolve(options.cacheDir ?? getHFHubCachePath())
     this.storage = path.join(this.cacheDir, getRepoFolderName({ name: repo, type: 'model' }))
     this.endpoint = (options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '')
-    if (!URL.canParse(this.endpoint)) throw new TypeError(`the Hub endpoint '${this.endpoint}' (HF_ENDPOINT or the endpoint option) is not a URL`)
+    if (!URL.canParse(this.endpoint) || !/^https?:$/.test(new URL(this.endpoint).protocol)) {
+      throw new TypeError(`the Hub endpoint '${this.endpoint}' (HF_ENDPOINT or the endpoint option) is not an http(s) URL`)
+    }
     this.token = options.token ?? envToken()
     this.offline = options.localFilesOnly ?? isTrue(process.env.HF_HUB_OFFLINE)
+    const envTimeout = Number(process.env.HF_HUB_DOWNLOAD_TIMEOUT) * 1000
+    this.timeoutMs = options.timeoutMs ?? (envTimeout > 0 ? envTimeout : 10_000)
+    if (!(Number.isFinite(this.timeoutMs) && this.timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive number, got ${options.timeoutMs}`)
+  }
+
+  /** `p` under the repo's cache folder (or the lock folder), or an Error: the last guard before a write. */
+  private inside(p: string): string {
+    const abs = path.resolve(p)
+    if (!abs.startsWith(this.storage + path.sep) && !abs.startsWith(path.join(this.cacheDir, '.locks') + path.sep)) {
+      throw new HubError(`${this.repo}@${this.revision}: refusing to write ${abs}, outside the cache folder ${this.storage}`, 0)
+    }
+    return abs
   }
 
   async snapshot(): Promise<string> {
     if (this.offline) return this.cachedSnapshot('HF_HUB_OFFLINE is set (or localFilesOnly)')
-    let info: { sha: string; filePaths: string[] }
-    let errorCode: string | null = null
+    let info: { commit: string; files: Set<string> }
     try {
-      info = (await modelInfo({
-        name: this.repo,
-        revision: this.revision,
-        hubUrl: this.endpoint,
-        accessToken: this.token,
-        additionalFields: ['sha', 'filePaths'],
-        // The Hub says which of repo or revision is missing in a header the client drops.
-        fetch: async (input, init) => {
-          const res = await fetch(input, init)
-          errorCode = res.headers.get('x-error-code')
-          return res
-        },
-      })) as unknown as typeof info
+      info = await this.repoInfo()
     } catch (e) {
-      if (e instanceof HubApiError) throw this.apiError(e.statusCode, e.message, `the repo at revision '${this.revision}'`, errorCode)
+      if (e instanceof HubError) throw e
       // No network: fall back on the cache, as Python's huggingface_hub does.
-      const why = `cannot reach ${this.endpoint} (${(e as Error).cause ?? (e as Error).message})`
-      return this.cachedSnapshot(why)
+      return this.cachedSnapshot((e as Error).message)
     }
-    const commit = info.sha
-    if (!COMMIT.test(commit ?? '')) throw new Error(`${this.endpoint}: the Hub gave no commit for ${this.repo}@${this.revision}`)
-    const files = new Set(info.filePaths ?? [])
+    const { commit, files } = info
     await fsp.mkdir(this.storage, { recursive: true })
     await fsp.writeFile(path.join(this.cacheDir, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' }).catch(() => undefined)
     if (this.revision !== commit) await this.writeRef(commit)
     for (const f of REQUIRED) {
-      if (!files.has(f)) throw new Error(`${this.repo}@${this.revision} has no ${f}: it is not a transformers token-classification model`)
+      if (!files.has(f)) throw new HubError(`${this.repo}@${this.revision} has no ${f}: it is not a transformers token-classification model`, 0)
     }
     const wanted = [...REQUIRED, ...OPTIONAL.filter((f) => files.has(f))]
     for (const f of wanted) await this.ensure(commit, f)
@@ -130,27 +169,49 @@ class CachedRepo {
     return path.join(this.storage, 'snapshots', commit)
   }
 
+  /** The commit a revision points at and the repo's file names, from `/api/models`. */
+  private async repoInfo(): Promise<{ commit: string; files: Set<string> }> {
+    const what = `the repo description of ${this.repo}@${this.revision}`
+    const url = `${this.endpoint}/api/models/${this.repo}/revision/${encodeURIComponent(this.revision)}`
+    const controller = new AbortController()
+    const res = await this.request(url, { method: 'GET' }, what, controller)
+    if (res.status >= 400) {
+      await discard(res)
+      throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, `the repo at revision '${this.revision}'`, res.headers.get('x-error-code'))
+    }
+    const text = (await this.readBounded(res, controller, API_CAP, what)).toString('utf8')
+    let body: { sha?: unknown; siblings?: unknown }
+    try {
+      body = JSON.parse(text)
+    } catch (e) {
+      throw new HubError(`${url}: ${what} is not JSON (${(e as Error).message}); is HF_ENDPOINT (${this.endpoint}) a Hugging Face Hub?`, res.status)
+    }
+    const commit = body?.sha
+    if (typeof commit !== 'string' || !COMMIT.test(commit)) throw new HubError(`${this.endpoint}: the Hub gave no commit (40 hex digits) for ${this.repo}@${this.revision}`, res.status)
+    const files = new Set<string>()
+    if (Array.isArray(body.siblings)) for (const s of body.siblings) if (typeof s?.rfilename === 'string') files.add(s.rfilename)
+    return { commit, files }
+  }
+
   /** The safetensors the model needs; a repo with only pickles is refused. */
   private async weightFiles(commit: string, files: Set<string>): Promise<string[]> {
     if (files.has(SINGLE)) return [SINGLE]
     if (files.has(INDEX)) {
-      const index = JSON.parse(await fsp.readFile(await this.ensure(commit, INDEX), 'utf8'))
-      const shards = [...new Set(Object.values(index.weight_map ?? {}) as string[])]
+      const shards = shardsOf(await this.ensure(commit, INDEX), `${this.repo}@${this.revision}`)
       for (const s of shards) {
-        if (typeof s !== 'string' || !files.has(s) || s.includes('/') || s.includes('\\')) {
-          throw new Error(`${this.repo}@${this.revision}: ${INDEX} names shard '${s}', which the repo does not have`)
-        }
+        if (!files.has(s)) throw new HubError(`${this.repo}@${this.revision}: ${INDEX} names shard '${s}', which the repo does not have`, 0)
       }
       return shards
     }
     const pickles = [...files].filter((f) => PICKLES.test(f))
     const found = pickles.length > 0 ? ` It has ${pickles.join(', ')}: pickled checkpoints can run code and are never loaded; ask the owner for safetensors, or convert it with the safetensors library.` : ''
-    throw new Error(`${this.repo}@${this.revision} has no ${SINGLE} or ${INDEX}.${found}`)
+    throw new HubError(`${this.repo}@${this.revision} has no ${SINGLE} or ${INDEX}.${found}`, 0)
   }
 
   /** A complete cached snapshot of this revision, or an error that says what is missing. */
   private async cachedSnapshot(why: string): Promise<string> {
-    const commit = COMMIT.test(this.revision) ? this.revision : readIfExists(path.join(this.storage, 'refs', this.revision))?.trim()
+    const ref = COMMIT.test(this.revision) ? this.revision : readIfExists(path.join(this.storage, 'refs', this.revision))?.trim()
+    const commit = ref && COMMIT.test(ref) ? ref : undefined
     if (!commit) {
       throw new Error(`${why}, and ${this.repo}@${this.revision} is not in the cache (${this.storage}). Download it once online; then HF_HUB_OFFLINE=1 keeps it offline.`)
     }
@@ -159,8 +220,7 @@ class CachedRepo {
     if (fs.existsSync(path.join(dir, SINGLE))) {
       // complete
     } else if (fs.existsSync(path.join(dir, INDEX))) {
-      const index = JSON.parse(fs.readFileSync(path.join(dir, INDEX), 'utf8'))
-      for (const s of new Set(Object.values(index.weight_map ?? {}) as string[])) if (!fs.existsSync(path.join(dir, s))) missing.push(s)
+      for (const s of shardsOf(path.join(dir, INDEX), `${this.repo}@${this.revision}`)) if (!fs.existsSync(path.join(dir, s))) missing.push(s)
     } else {
       missing.push(SINGLE)
     }
@@ -171,7 +231,7 @@ class CachedRepo {
   }
 
   private async writeRef(commit: string): Promise<void> {
-    const ref = path.join(this.storage, 'refs', this.revision)
+    const ref = this.inside(path.join(this.storage, 'refs', this.revision))
     if (readIfExists(ref) === commit) return
     await fsp.mkdir(path.dirname(ref), { recursive: true })
     const tmp = `${ref}.${process.pid}.tmp`
@@ -181,17 +241,17 @@ class CachedRepo {
 
   /** `snapshots/<commit>/<file>`, downloaded into `blobs/` first if needed. */
   private async ensure(commit: string, file: string): Promise<string> {
-    const pointer = path.join(this.storage, 'snapshots', commit, file)
+    const pointer = this.inside(path.join(this.storage, 'snapshots', commit, file))
     if (fs.existsSync(pointer)) return pointer
     const meta = await this.metadata(commit, file)
-    const blob = path.join(this.storage, 'blobs', meta.etag)
+    const blob = this.inside(path.join(this.storage, 'blobs', meta.etag))
     await fsp.mkdir(path.dirname(blob), { recursive: true })
     if (!fs.existsSync(blob)) {
       const lockDir = path.join(this.cacheDir, '.locks', path.basename(this.storage))
       await fsp.mkdir(lockDir, { recursive: true })
       const release = await lockfile.lock(blob, {
         realpath: false,
-        lockfilePath: path.join(lockDir, `${meta.etag}.lock`),
+        lockfilePath: this.inside(path.join(lockDir, `${meta.etag}.lock`)),
         stale: 30_000,
         update: 5_000,
         retries: { retries: 1_000_000, minTimeout: 100, maxTimeout: 1_000 },
@@ -207,51 +267,80 @@ class CachedRepo {
     return pointer
   }
 
-  /** What the Hub says of a file at `commit`: its etag (sha256 for LFS files), size and where to get it. */
+  /**
+   * What the Hub says of a file at `commit`: its etag (sha256 for LFS files, the git blob sha1
+   * otherwise), size and where to get it; both names and sizes are checked before use.
+   */
   private async metadata(commit: string, file: string): Promise<{ etag: string; size: number; url: string }> {
     let url = `${this.endpoint}/${this.repo}/resolve/${commit}/${file.split('/').map(encodeURIComponent).join('/')}`
     for (let hop = 0; ; hop++) {
       const res = await this.request(url, { method: 'HEAD' }, file)
+      await discard(res)
       const location = res.headers.get('location')
       const linkedEtag = res.headers.get('x-linked-etag')
       // Relative redirects (a renamed repo) lead to the same Hub; LFS files redirect elsewhere.
-      if (res.status >= 300 && res.status < 400 && location && !linkedEtag && hop < 5) {
-        url = new URL(location, url).href
+      if (res.status >= 300 && res.status < 400 && location && !linkedEtag) {
+        if (hop >= 5) throw new HubError(`${file}: too many redirects (last to ${location})`, res.status)
+        url = this.follow(location, url, file)
         continue
       }
       if (!(res.status < 400)) throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, file, res.headers.get('x-error-code'))
       const etag = normalizeEtag(linkedEtag ?? res.headers.get('etag'))
-      const size = Number(res.headers.get('x-linked-size') ?? res.headers.get('content-length'))
-      if (!etag || !Number.isSafeInteger(size)) throw new Error(`${url}: the server sent no ETag or size; is HF_ENDPOINT (${this.endpoint}) a Hugging Face Hub?`)
-      return { etag, size, url: location ? new URL(location, url).href : url }
+      const sizeHeader = res.headers.get('x-linked-size') ?? res.headers.get('content-length')
+      if (!etag || sizeHeader === null) throw new HubError(`${file}: the server sent no ETag or size; is HF_ENDPOINT (${this.endpoint}) a Hugging Face Hub?`, res.status)
+      if (!ETAG.test(etag)) throw new HubError(`${file}: the server's ETag ${JSON.stringify(etag.slice(0, 80))} is not a sha1 or sha256 hex digest; refusing to use it as a cache name`, res.status)
+      if (linkedEtag && !SHA256.test(etag)) throw new HubError(`${file}: the server's X-Linked-Etag ${etag} is not a sha256, so the download could not be checked`, res.status)
+      const size = /^\d{1,16}$/.test(sizeHeader.trim()) ? Number(sizeHeader) : NaN
+      if (!Number.isSafeInteger(size)) throw new HubError(`${file}: the server's size ${JSON.stringify(sizeHeader.slice(0, 40))} is not a byte count`, res.status)
+      const cap = SIZE_CAPS[file] ?? (file.endsWith('.safetensors') ? WEIGHTS_CAP : 16 * MiB)
+      if (size > cap) throw new HubError(`${file}: the server says it is ${size} bytes, over the ${cap} bytes such a file may have; nothing was downloaded`, res.status)
+      return { etag, size, url: location ? this.follow(location, url, file) : url }
     }
+  }
+
+  /** An absolute http(s) URL for a redirect, or an Error naming the file. */
+  private follow(location: string, base: string, file: string): string {
+    let next: URL
+    try {
+      next = new URL(location, base)
+    } catch {
+      throw new HubError(`${file}: the server redirected to ${JSON.stringify(location.slice(0, 200))}, which is not a URL`, 0)
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new HubError(`${file}: the server redirected to a ${next.protocol} URL; only http(s) is followed`, 0)
+    return next.href
   }
 
   /** Downloads into `<blob>.incomplete`, resuming what an earlier try left, then checks and renames. */
   private async download(file: string, meta: { etag: string; size: number; url: string }, blob: string): Promise<void> {
-    const partial = `${blob}.incomplete`
+    const partial = this.inside(`${blob}.incomplete`)
     for (let attempt = 0; ; attempt++) {
+      const before = fs.existsSync(partial) ? fs.statSync(partial).size : 0
       try {
         await this.transfer(file, meta, partial)
         break
       } catch (e) {
         const err = e as NodeJS.ErrnoException
         if (err.code === 'ENOSPC') throw new Error(`the disk is full while writing ${partial} (${file}, ${meta.size} bytes); free space and load again to resume`)
-        if (err instanceof HubError || attempt >= RETRIES) throw e
+        const after = fs.existsSync(partial) ? fs.statSync(partial).size : 0
+        // A transfer that moved forward is resumed; one that got nothing is not retried, so a
+        // dead server costs one timeout, not RETRIES of them.
+        if (err instanceof HubError || attempt >= RETRIES || after <= before) throw e
       }
     }
     const size = fs.statSync(partial).size
-    if (size !== meta.size) throw new Error(`${file}: got ${size} bytes, the Hub says ${meta.size}`)
-    if (/^[0-9a-f]{64}$/.test(meta.etag)) {
-      const digest = await sha256(partial)
-      if (digest !== meta.etag) {
-        await fsp.rm(partial, { force: true })
-        throw new Error(`${file}: sha256 ${digest} does not match the Hub's ${meta.etag}; the download was corrupted and was discarded`)
-      }
+    if (size !== meta.size) {
+      await fsp.rm(partial, { force: true })
+      throw new HubError(`${file}: got ${size} bytes, the Hub says ${meta.size}`, 0)
+    }
+    const digest = await (SHA256.test(meta.etag) ? sha256(partial) : gitBlobSha1(partial, size))
+    if (digest !== meta.etag) {
+      await fsp.rm(partial, { force: true })
+      throw new HubError(`${file}: ${SHA256.test(meta.etag) ? 'sha256' : 'git blob sha1'} ${digest} does not match the Hub's ${meta.etag}; the download was corrupted and was discarded`, 0)
     }
     await fsp.rename(partial, blob)
   }
 
+  /** One GET into `partial`, appending to what it has; never more than the declared size. */
   private async transfer(file: string, meta: { size: number; url: string }, partial: string): Promise<void> {
     let have = fs.existsSync(partial) ? fs.statSync(partial).size : 0
     if (have > meta.size) {
@@ -261,10 +350,21 @@ class CachedRepo {
     const report = this.options.onProgress
     report?.({ file, loaded: have, total: meta.size })
     if (have === meta.size) return
-    const res = await this.request(meta.url, { method: 'GET', headers: have > 0 ? { Range: `bytes=${have}-` } : {} }, file)
-    if (res.status >= 400) throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, file, res.headers.get('x-error-code'))
-    // A server that ignores Range sends everything again: start over.
-    if (res.status !== 206) have = 0
+    const controller = new AbortController()
+    const res = await this.request(meta.url, { method: 'GET', headers: have > 0 ? { Range: `bytes=${have}-` } : {} }, file, controller)
+    if (res.status >= 400) {
+      await discard(res)
+      throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, file, res.headers.get('x-error-code'))
+    }
+    // A 206 must continue where the partial file ends; anything else starts over.
+    if (res.status === 206) {
+      const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')
+      if (!range || Number(range[1]) !== have) {
+        await discard(res)
+        await fsp.rm(partial, { force: true })
+        throw new Error(`${file}: the server answered a request for bytes ${have}- with ${res.headers.get('content-range') ?? 'no Content-Range'}; starting over`)
+      }
+    } else have = 0
     const out = fs.createWriteStream(partial, { flags: have > 0 ? 'a' : 'w' })
     const done = new Promise<void>((resolve, reject) => {
       out.on('error', reject)
@@ -272,43 +372,109 @@ class CachedRepo {
     })
     let loaded = have
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()))
+      await this.readBody(res, controller, file, (chunk) => {
+        if (loaded + chunk.length > meta.size) {
+          throw new HubError(`${file}: the server sent more than the ${meta.size} bytes it declared; the download was discarded`, res.status)
+        }
         loaded += chunk.length
         report?.({ file, loaded, total: meta.size })
-      }
-    } finally {
+        return out.write(chunk) ? undefined : new Promise<void>((r) => out.once('drain', () => r()))
+      })
+    } catch (e) {
       out.end()
-      await done
+      await done.catch(() => undefined)
+      if (e instanceof HubError) await fsp.rm(partial, { force: true })
+      throw e
+    }
+    out.end()
+    await done
+  }
+
+  /**
+   * Streams a response body to `onChunk`, aborting when no bytes arrive for `timeoutMs`; any
+   * failure is an Error that names the file.
+   */
+  private async readBody(res: Response, controller: AbortController, file: string, onChunk: (chunk: Uint8Array) => void | Promise<void>): Promise<void> {
+    if (!res.body) return
+    const reader = res.body.getReader()
+    let timer: NodeJS.Timeout | undefined
+    const arm = () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => controller.abort(new TimeoutError(`${file}: no data from ${new URL(res.url || this.endpoint).origin} for ${this.timeoutMs} ms`)), this.timeoutMs)
+    }
+    try {
+      for (;;) {
+        arm()
+        let step: { done: boolean; value?: Uint8Array }
+        try {
+          step = await reader.read()
+        } catch (e) {
+          if (controller.signal.aborted && controller.signal.reason instanceof Error) throw controller.signal.reason
+          throw new Error(`${file}: the transfer from ${new URL(res.url || this.endpoint).origin} broke off (${(e as Error).message})`)
+        }
+        if (step.done) return
+        const wait = onChunk(step.value!)
+        if (wait) await wait
+      }
+    } catch (e) {
+      controller.abort()
+      await reader.cancel().catch(() => undefined)
+      throw e
+    } finally {
+      clearTimeout(timer)
     }
   }
 
-  /** `fetch` that sends the token only to the Hub's own address and follows redirects itself. */
-  private async request(url: string, init: { method: string; headers?: Record<string, string> }, file: string): Promise<Response> {
+  /** A whole (small) body, at most `cap` bytes, within the idle timeout. */
+  private async readBounded(res: Response, controller: AbortController, cap: number, what: string): Promise<Buffer> {
+    const declared = Number(res.headers.get('content-length'))
+    if (declared > cap) {
+      await discard(res)
+      throw new HubError(`${what}: the server says it is ${declared} bytes, over the ${cap} allowed`, res.status)
+    }
+    const chunks: Uint8Array[] = []
+    let size = 0
+    await this.readBody(res, controller, what, (c) => {
+      size += c.length
+      if (size > cap) throw new HubError(`${what}: the server sent more than the ${cap} bytes allowed`, res.status)
+      chunks.push(c)
+    })
+    return Buffer.concat(chunks)
+  }
+
+  /**
+   * `fetch` with a time limit on the answer, that sends the token only to the Hub's own address
+   * and follows redirects itself (GET only: HEAD reports them, metadata reads their headers).
+   */
+  private async request(url: string, init: { method: string; headers?: Record<string, string> }, file: string, controller = new AbortController()): Promise<Response> {
     const hub = new URL(this.endpoint).origin
     for (let hop = 0; hop < 10; hop++) {
       const headers: Record<string, string> = { ...init.headers, 'user-agent': 'eurobert-ner' }
       if (this.token && new URL(url).origin === hub) headers.authorization = `Bearer ${this.token}`
       let res: Response
+      const timer = setTimeout(() => controller.abort(new TimeoutError(`${file}: ${new URL(url).origin} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
       try {
-        res = await fetch(url, { method: init.method, headers, redirect: 'manual' })
+        res = await fetch(url, { method: init.method, headers, redirect: 'manual', signal: controller.signal })
       } catch (e) {
-        throw new Error(`cannot download ${file} from ${new URL(url).origin}: ${(e as Error).cause ?? (e as Error).message}`)
+        if (controller.signal.aborted && controller.signal.reason instanceof Error) throw controller.signal.reason
+        throw new Error(`cannot reach ${new URL(url).origin} for ${file} (${(e as Error).cause ?? (e as Error).message})`)
+      } finally {
+        clearTimeout(timer)
       }
       const location = res.headers.get('location')
-      // HEAD requests report redirects (metadata reads the LFS headers on them).
       if (init.method === 'GET' && res.status >= 300 && res.status < 400 && location) {
-        await res.body?.cancel()
-        url = new URL(location, url).href
+        await discard(res)
+        url = this.follow(location, url, file)
         continue
       }
       return res
     }
-    throw new Error(`${file}: too many redirects`)
+    throw new HubError(`${file}: too many redirects`, 0)
   }
 
   private apiError(status: number, message: string, what: string, code?: string | null): Error {
     const id = `${this.repo}@${this.revision}`
+    message = message.slice(0, 500)
     if (status === 401 || status === 403) {
       const auth = this.token ? 'the token given (HF_TOKEN or the token option) has no access to it' : 'set HF_TOKEN (or the token option) to a token with access to it'
       return new HubError(`${id}: ${status === 403 ? 'access denied (gated or private repo)' : 'authentication required (private or gated repo)'}; ${auth}. Hub said: ${message}`, status)
@@ -319,6 +485,36 @@ class CachedRepo {
     }
     return new HubError(`${id}: the Hub answered ${status} for ${what}: ${message}`, status)
   }
+}
+
+/** A request or transfer that waited longer than `timeoutMs`. */
+class TimeoutError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'TimeoutError'
+  }
+}
+
+/** The shard files a `model.safetensors.index.json` names, each a plain `.safetensors` file name. */
+function shardsOf(indexPath: string, id: string): string[] {
+  let index: { weight_map?: unknown }
+  try {
+    index = JSON.parse(fs.readFileSync(indexPath, 'utf8'))
+  } catch (e) {
+    throw new HubError(`${id}: ${INDEX} is not JSON (${(e as Error).message})`, 0)
+  }
+  const map = index?.weight_map
+  if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new HubError(`${id}: ${INDEX} has no "weight_map" object`, 0)
+  const shards = [...new Set(Object.values(map as Record<string, unknown>))]
+  for (const s of shards) {
+    if (typeof s !== 'string' || !SHARD.test(s)) throw new HubError(`${id}: ${INDEX} names shard ${JSON.stringify(s)}, which is not a .safetensors file name`, 0)
+  }
+  return shards as string[]
+}
+
+/** Drops a response's body so its connection is freed. */
+async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => undefined)
 }
 
 /** An answer from the Hub that retrying will not change. */
@@ -343,6 +539,13 @@ async function link(blob: string, pointer: string): Promise<void> {
     await fsp.copyFile(blob, tmp)
   }
   await fsp.rename(tmp, pointer)
+}
+
+/** Git's blob id: sha1 of `blob <size>\0` and the bytes, the Hub's ETag of a regular file. */
+async function gitBlobSha1(file: string, size: number): Promise<string> {
+  const hash = createHash('sha1').update(`blob ${size}\0`)
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
 }
 
 async function sha256(file: string): Promise<string> {

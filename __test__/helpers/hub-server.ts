@@ -33,6 +33,14 @@ export interface Faults {
   corrupt?: { file: string }
   /** Answer Range requests with the whole file (200). */
   noRange?: boolean
+  /**
+   * A hostile Hub: called before each request is served; returning true means it answered
+   * (or dropped) the request itself. `file` is the path after `resolve/<rev>/`, or the
+   * `?file=` of a CDN request.
+   */
+  intercept?: (server: 'hub' | 'cdn', req: http.IncomingMessage, res: http.ServerResponse, file: string | undefined) => boolean
+  /** Rewrites the headers of an ordinary answer (e.g. a hostile ETag). */
+  headers?: (server: 'hub' | 'cdn', file: string | undefined, headers: Record<string, string>) => Record<string, string>
 }
 
 export interface Request {
@@ -118,6 +126,10 @@ export async function startHub(repos: HubRepo[], faults: Faults = {}): Promise<H
     log('hub', req)
     const url = new URL(req.url ?? '/', 'http://x')
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent)
+    const target = parts[2] === 'resolve' ? parts.slice(4).join('/') : parts[0] === 'api' ? 'api' : undefined
+    if (faults.intercept?.('hub', req, res, target)) return
+    const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => void
+    ;(res as unknown as { writeHead: typeof writeHead }).writeHead = (status, headers = {}) => writeHead(status, faults.headers ? faults.headers('hub', target, headers) : headers)
     const api = parts[0] === 'api' && parts[1] === 'models'
     const [owner, name] = api ? parts.slice(2, 4) : parts.slice(0, 2)
     const repo = repos.find((r) => r.id === `${owner}/${name}`)
@@ -178,6 +190,10 @@ export async function startHub(repos: HubRepo[], faults: Faults = {}): Promise<H
   const cdn = http.createServer((req, res) => {
     log('cdn', req)
     const url = new URL(req.url ?? '/', 'http://x')
+    const target = url.searchParams.get('file') ?? undefined
+    if (faults.intercept?.('cdn', req, res, target)) return
+    const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => void
+    ;(res as unknown as { writeHead: typeof writeHead }).writeHead = (status, headers = {}) => writeHead(status, faults.headers ? faults.headers('cdn', target, headers) : headers)
     const blob = blobs.get(url.pathname.replace(/^\/lfs\//, ''))
     if (!blob) {
       res.writeHead(404)
