@@ -221,3 +221,26 @@ test('every damaged model folder fails with a clear Error, in seconds and bounde
   })
   t.log(`${cases.length} folders; slowest ${slowest} ms (with process start); peak RSS ${peak.toFixed(0)} MB`)
 })
+
+test('finite weights that overflow float32 in the forward pass: ner() rejects with a clear Error, the model stays usable', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-overflow-'))
+  const dir = folder(root, {
+    name: 'overflow',
+    make: editTensors((m) => {
+      const w = m.get('classifier.weight')!
+      const data = Buffer.alloc(w.data.length)
+      // ±3e38: finite, so the load accepts them; any dot product with them overflows.
+      for (let i = 0; i < data.length / 4; i++) data.writeFloatLE(i % 2 ? 3e38 : -3e38, i * 4)
+      m.set('classifier.weight', { ...w, dtype: 'F32', data })
+    }),
+  })
+  const { pipeline } = await import('..')
+  const ner = await pipeline(dir, { threads: 1 })
+  const err = await t.throwsAsync(ner('Erna Solberg besøkte Oslo.'))
+  t.regex(err!.message, /non-finite logits .* overflow/)
+  t.regex((await t.throwsAsync(ner(['Oslo', 'Bergen'])))!.message, /non-finite logits/)
+  const good = await pipeline(TINY_MODEL, { threads: 1 })
+  t.true(Array.isArray(await good('Erna Solberg besøkte Oslo.')))
+  ner.dispose()
+  good.dispose()
+})

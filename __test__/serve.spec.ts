@@ -66,7 +66,7 @@ test('health, info and Prometheus metrics', async (t) => {
   t.deepEqual(await (await fetch(`${server.url}/health`)).json(), { status: 'ok' })
   const info = await (await fetch(`${server.url}/info`)).json()
   t.is(info.labels.length, 19)
-  t.like(info, { dtype: 'f32', device: 'cpu', model: TINY_MODEL })
+  t.like(info, { dtype: 'f32', device: 'cpu', model: 'tiny-eurobert' })
   t.regex(info.version, /^\d+\.\d+\.\d+/)
   await post(`${server.url}/`, { inputs: TEXTS.slice(0, 4) })
   const metrics = await (await fetch(`${server.url}/metrics`)).text()

@@ -2,7 +2,6 @@
 // The `eurobert-ner` command: NER over arguments, stdin or files, and `evaluate` on CoNLL-U.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import * as readline from 'node:readline'
 import { parseArgs } from 'node:util'
 
 import type { Entity } from './aggregate'
@@ -12,6 +11,7 @@ import { evaluate, readConllu } from './evaluate'
 import { int as intOption, serveCommand, workerCommand } from './commands'
 import { DownloadProgress, parseHubId } from './hub'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
+import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
 import { DType, Device } from './model'
 import { Ner, NerOptions, pipeline } from './pipeline'
 import { formatReport } from './seqeval'
@@ -156,7 +156,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   const decode = values.decode as 'argmax' | 'viterbi' | undefined
   if (evaluating) {
     if (positionals.length === 0) throw new UsageError('evaluate needs at least one CoNLL-U file')
-    for (const f of positionals) if (!fs.existsSync(f)) throw new UsageError(`file not found: ${f}`)
+    for (const f of positionals) checkInputFile(f, (m) => new UsageError(m))
     const mode = values.mode ?? 'default'
     if (mode !== 'default' && mode !== 'strict') throw new UsageError(`--mode must be default or strict, got ${mode}`)
     const sentences = readConllu(positionals)
@@ -174,7 +174,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   const format = (values.format ?? 'pretty') as Format
   if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got ${values.format}`)
   const files = values.file ?? []
-  for (const f of files) if (!fs.existsSync(f)) throw new UsageError(`file not found: ${f}`)
+  for (const f of files) checkInputFile(f, (m) => new UsageError(m))
   if (positionals.length > 0 && files.length > 0) throw new UsageError('give texts as arguments or with --file, not both')
   const options: NerOptions = {
     aggregationStrategy: (values['aggregation-strategy'] ?? 'first') as NerOptions['aggregationStrategy'],
@@ -226,21 +226,19 @@ async function* fromArray(texts: string[]): AsyncIterable<Doc> {
   for (const text of texts) yield { text }
 }
 
-async function* lines(stream: NodeJS.ReadableStream): AsyncIterable<string> {
-  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity })
-  for await (const line of rl) yield line
+/** A file's or a pipe's lines, each at most one document's size. */
+function lines(file: string): AsyncIterable<string> {
+  return boundedLines(fs.createReadStream(file), file)
 }
 
 async function* fromStdin(whole: boolean): AsyncIterable<Doc> {
-  // Decode as a stream: a character split across two chunks must not become two U+FFFD.
-  process.stdin.setEncoding('utf8')
+  // Bytes are decoded as a stream: a character split across two chunks stays one character.
   if (whole) {
-    let text = ''
-    for await (const chunk of process.stdin) text += chunk
+    const text = await readWhole(process.stdin, 'stdin')
     if (text.length > 0) yield { text }
     return
   }
-  for await (const line of lines(process.stdin)) if (line.trim() !== '') yield { text: line }
+  for await (const line of boundedLines(process.stdin, 'stdin')) if (line.trim() !== '') yield { text: line }
 }
 
 type Values = { whole?: boolean; field?: string }
@@ -248,11 +246,11 @@ type Values = { whole?: boolean; field?: string }
 async function* fromFiles(files: string[], values: Values): AsyncIterable<Doc> {
   for (const file of files) {
     if (file.endsWith('.conllu')) {
-      for (const s of parseConllu(fs.readFileSync(file, 'utf8'), file)) yield { text: s.text, words: s.tokens }
+      for (const s of parseConllu(readWholeFile(file, 4 * MAX_DOCUMENT_BYTES), file)) yield { text: s.text, words: s.tokens }
     } else if (file.endsWith('.jsonl')) {
       const field = values.field ?? 'text'
       let n = 0
-      for await (const line of lines(fs.createReadStream(file, 'utf8'))) {
+      for await (const line of lines(file)) {
         n++
         if (line.trim() === '') continue
         let record: unknown
@@ -266,20 +264,22 @@ async function* fromFiles(files: string[], values: Values): AsyncIterable<Doc> {
         yield { text }
       }
     } else if (values.whole) {
-      yield { text: fs.readFileSync(file, 'utf8') }
+      yield { text: fs.statSync(file).isFile() ? readWholeFile(file) : await readWhole(fs.createReadStream(file), file) }
     } else {
-      for await (const line of lines(fs.createReadStream(file, 'utf8'))) if (line.trim() !== '') yield { text: line }
+      for await (const line of lines(file)) if (line.trim() !== '') yield { text: line }
     }
   }
 }
 
 /** Documents in the files, for the progress bar's ETA (a quick pass that holds no text). */
-async function countDocs(files: string[], values: Values): Promise<number> {
+async function countDocs(files: string[], values: Values): Promise<number | undefined> {
+  // A pipe can be read only once: no count, no ETA.
+  if (files.some((f) => fs.statSync(f).isFIFO())) return undefined
   let n = 0
   for (const f of files) {
-    if (f.endsWith('.conllu')) n += parseConllu(fs.readFileSync(f, 'utf8'), f).length
+    if (f.endsWith('.conllu')) n += parseConllu(readWholeFile(f, 4 * MAX_DOCUMENT_BYTES), f).length
     else if (values.whole && !f.endsWith('.jsonl')) n += 1
-    else for await (const line of lines(fs.createReadStream(f, 'utf8'))) if (line.trim() !== '') n++
+    else for await (const line of lines(f)) if (line.trim() !== '') n++
   }
   return n
 }

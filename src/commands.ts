@@ -12,7 +12,11 @@ export const SERVE_HELP = `Usage: eurobert-ner serve [options]
       --max-batch-tokens N        tokens per forward pass (default 16384)
       --max-concurrent-requests N NER requests at once; more get 429 (default 64)
       --payload-limit BYTES       largest request body, e.g. 2mb (default); more gets 413
+      --max-texts N               most texts in one request; more gets 413 (default 1024)
+      --max-chars N               most characters in one request; more gets 413 (default 1000000)
       --max-wait-ms N             dynamic batching wait (default 2)
+      --request-timeout-ms N      a request not fully received by then gets 408 (default 30000)
+      --drain-timeout-ms N        on SIGTERM, wait this long for requests in flight (default 10000)
       --threads N, --dtype T, --device D, --revision REV, --offline
 
 Routes: POST / (Hugging Face Inference API shape), POST /ner, GET /health, /info, /metrics.`
@@ -106,6 +110,10 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
       'max-concurrent-requests': { type: 'string' },
       'payload-limit': { type: 'string' },
       'max-wait-ms': { type: 'string' },
+      'max-texts': { type: 'string' },
+      'max-chars': { type: 'string' },
+      'request-timeout-ms': { type: 'string' },
+      'drain-timeout-ms': { type: 'string' },
     },
   })
   if (values.help) {
@@ -121,6 +129,10 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
     maxConcurrentRequests: int(values['max-concurrent-requests'], '--max-concurrent-requests', usage),
     payloadLimit: bytes(values['payload-limit'], usage),
     maxWaitMs: int(values['max-wait-ms'], '--max-wait-ms', usage, 0),
+    maxTexts: int(values['max-texts'], '--max-texts', usage),
+    maxChars: int(values['max-chars'], '--max-chars', usage),
+    requestTimeoutMs: int(values['request-timeout-ms'], '--request-timeout-ms', usage),
+    drainTimeoutMs: int(values['drain-timeout-ms'], '--drain-timeout-ms', usage, 0),
   })
   log({ event: 'listening', url: server.url, model: server.ner.model.path })
   onSignals(server.close)

@@ -20,6 +20,7 @@ import * as prom from 'prom-client'
 import type { Entity } from './aggregate'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import type { DType, LoadOptions } from './model'
+import { parseHubId } from './hub'
 import { Ner, NerOptions, pipeline } from './pipeline'
 
 export interface ServeOptions extends LoadOptions {
@@ -30,18 +31,26 @@ export interface ServeOptions extends LoadOptions {
   host?: string
   /** Tokens per forward pass (default 16384). */
   maxBatchTokens?: number
-  /** NER requests handled at once; more get 429 (default 64). */
+  /** NER requests handled at once, counted once their body has arrived; more get 429 (default 64). */
   maxConcurrentRequests?: number
   /** Largest request body in bytes; larger gets 413 (default 2 MB). */
   payloadLimit?: number
+  /** Most texts in one request; more get 413 (default 1024). */
+  maxTexts?: number
+  /** Most characters (UTF-16 units) over all texts of one request; more get 413 (default 1,000,000). */
+  maxChars?: number
   /** Dynamic batching wait (default 2 ms). */
   maxWaitMs?: number
+  /** A request whose headers and body have not all arrived by then gets 408 (default 30 s). */
+  requestTimeoutMs?: number
+  /** `close()` waits this long for requests in flight, then drops their connections (default 10 s). */
+  drainTimeoutMs?: number
 }
 
 export interface Server {
   url: string
   ner: Ner
-  /** Stops accepting connections, lets in-flight requests finish, frees the model. */
+  /** Stops accepting connections, lets in-flight requests finish (up to `drainTimeoutMs`), frees the model. */
   close(): Promise<void>
 }
 
@@ -57,13 +66,33 @@ class HttpError extends Error {
 
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version
 
+type Route = '/' | '/ner' | '/health' | '/info' | '/metrics'
+/** The routes and their methods; anything else is 404 (or 405), and `other` in metrics. */
+const ROUTES: Record<Route, readonly string[]> = {
+  '/': ['GET', 'POST'],
+  '/ner': ['POST'],
+  '/health': ['GET'],
+  '/info': ['GET'],
+  '/metrics': ['GET'],
+}
+
+/** The route of a request target: its path exactly (no `//`, no absolute form), or undefined. */
+function routeOf(target: string | undefined): Route | undefined {
+  if (!target || target[0] !== '/' || target[1] === '/') return undefined
+  const end = target.search(/[?#]/)
+  const p = end < 0 ? target : target.slice(0, end)
+  return Object.hasOwn(ROUTES, p) ? (p as Route) : undefined
+}
+
 export async function serve(options: ServeOptions = {}): Promise<Server> {
   const maxConcurrent = options.maxConcurrentRequests ?? 64
   const payloadLimit = options.payloadLimit ?? 2 << 20
+  const limits = { maxTexts: options.maxTexts ?? 1024, maxChars: options.maxChars ?? 1_000_000 }
+  const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
   const registry = new prom.Registry()
   let depth = () => 0
   const m = metrics(registry, () => depth())
-  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, ...load } = options
+  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, requestTimeoutMs, drainTimeoutMs: _dt, ...load } = options
   const ner = await pipeline(model, {
     ...load,
     maxBatchTokens,
@@ -74,59 +103,112 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     },
   })
   depth = () => ner.queueDepth
+  const modelName = model !== undefined && parseHubId(model) && !isDirectory(model) ? model : path.basename(ner.model.path)
 
   let inFlight = 0
   let draining = false
-  const server = http.createServer(async (req, res) => {
-    const route = `${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const route = routeOf(req.url)
+    // HEAD is GET without a body (Node leaves the body out).
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? '')
+    // Metric labels come from a fixed set: the known routes with their methods, or 'other'.
+    const label = route && ROUTES[route].includes(method) ? `${req.method === 'HEAD' ? 'HEAD' : method} ${route}` : 'other'
     const started = process.hrtime.bigint()
-    const isNer = route === 'POST /' || route === 'POST /ner'
+    const isNer = method === 'POST' && (route === '/' || route === '/ner')
     let counted = false
+    let aborted = false
+    req.on('error', () => undefined) // a reset connection ends this request only
+    res.on('close', () => {
+      if (!res.writableFinished) aborted = true
+    })
     try {
-      if (draining) throw new HttpError(503, 'the server is shutting down')
-      switch (route) {
+      if (draining) throw new HttpError(503, 'the server is shutting down', { 'retry-after': '1', connection: 'close' })
+      if (!route) throw new HttpError(404, `no route ${String(req.url).slice(0, 100)}; try POST / or POST /ner`)
+      if (!ROUTES[route].includes(method)) {
+        const allow = ROUTES[route].flatMap((x) => (x === 'GET' ? ['GET', 'HEAD'] : [x])).join(', ')
+        throw new HttpError(405, `${route} takes ${allow}`, { allow })
+      }
+      switch (`${method} ${route}`) {
         case 'GET /':
           res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
           return res.end(viewPage(entityTypes(ner.model.labels)))
         case 'GET /health':
           return send(res, 200, { status: 'ok' })
         case 'GET /info':
-          return send(res, 200, info(ner, options.dtype ?? 'f32', options.device ?? 'cpu'))
+          return send(res, 200, info(ner, modelName, options.dtype ?? 'f32'))
         case 'GET /metrics':
           res.writeHead(200, { 'content-type': registry.contentType })
           return res.end(await registry.metrics())
       }
-      if (!isNer) throw new HttpError(404, `no route ${route}; try POST / or POST /ner`)
+      const body = await readJson(req, payloadLimit)
+      // A slot is taken only once the body is here: slow senders hold a connection, not a slot.
       if (inFlight >= maxConcurrent) throw new HttpError(429, `more than ${maxConcurrent} requests at once; retry shortly`, { 'retry-after': '1' })
       inFlight++
       counted = true
-      const body = await readJson(req, payloadLimit)
-      send(res, 200, route === 'POST /' ? await inferenceApi(ner, body) : await nerRoute(ner, body))
+      send(res, 200, route === '/' ? await inferenceApi(ner, body, limits) : await nerRoute(ner, body, limits))
     } catch (e) {
       const err = e instanceof HttpError ? e : e instanceof TypeError || e instanceof RangeError ? new HttpError(400, e.message) : new HttpError(500, (e as Error).message)
-      if (err.status === 413) res.setHeader('connection', 'close')
+      if (err.status === 413 || err.status === 408) res.setHeader('connection', 'close')
       send(res, err.status, { error: err.message }, err.headers)
     } finally {
       if (counted) inFlight--
-      const status = String(res.statusCode)
-      m.requests.inc({ route, status })
-      if (isNer) m.latency.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9)
+      // A client that went away is nginx's 499, not a server error.
+      const status = aborted || res.destroyed ? '499' : String(res.statusCode)
+      m.requests.inc({ route: label, status })
+      if (isNer) m.latency.observe({ route: label }, Number(process.hrtime.bigint() - started) / 1e9)
     }
-  })
+  }
+  const server = http.createServer(
+    { requestTimeout: requestTimeoutMs ?? 30_000, headersTimeout: Math.min(requestTimeoutMs ?? 30_000, 20_000), connectionsCheckingInterval: 1_000 },
+    (req, res) => {
+      // Nothing a request does may end the process: whatever escapes is this request's 500.
+      handle(req, res).catch((e) => {
+        send(res, 500, { error: (e as Error)?.message ?? String(e) })
+      })
+    },
+  )
   server.keepAliveTimeout = 5_000
-  await new Promise<void>((resolve) => server.listen(port ?? 8080, host ?? '127.0.0.1', resolve))
+  // A socket error (a client that resets, garbage before the request line) ends that socket only.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && !socket.destroyed) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    } else socket.destroy()
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port ?? 8080, host ?? '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  } catch (e) {
+    ner.dispose()
+    const err = e as NodeJS.ErrnoException
+    const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' ? 'no such address on this machine' : err.code === 'EACCES' ? 'permission denied' : err.message
+    throw new Error(`cannot listen on ${host ?? '127.0.0.1'}:${port ?? 8080}: ${why}${err.code ? ` (${err.code})` : ''}`)
+  }
   const addr = server.address() as AddressInfo
+  let closing: Promise<void> | undefined
   return {
     url: `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
     ner,
-    close: async () => {
-      draining = true
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      })
-      ner.dispose()
-    },
+    close: () =>
+      (closing ??= (async () => {
+        draining = true
+        await new Promise<void>((resolve) => {
+          // After the deadline, connections still open (a client trickling a body, a long
+          // request) are dropped, so shutdown always ends.
+          const deadline = setTimeout(() => server.closeAllConnections(), drainTimeoutMs)
+          server.close(() => {
+            clearTimeout(deadline)
+            resolve()
+          })
+          server.closeIdleConnections()
+        })
+        ner.dispose()
+      })()),
   }
 }
 
@@ -183,14 +265,28 @@ function metrics(registry: prom.Registry, queueDepth: () => number) {
   }
 }
 
-function info(ner: Ner, dtype: DType, device: string) {
+/** What runs: the model's Hub id or folder name (not its path on this machine), and how. */
+function info(ner: Ner, model: string, dtype: DType) {
   const m = ner.model
-  return { model: m.path, labels: m.labels, dtype, device, version: VERSION, maxLength: m.maxLength, modelMaxLength: m.modelMaxLength, threads: m.threads }
+  return { model, labels: m.labels, dtype, device: m.device, version: VERSION, maxLength: m.maxLength, modelMaxLength: m.modelMaxLength, threads: m.threads }
+}
+
+interface Limits {
+  maxTexts: number
+  maxChars: number
+}
+
+/** The texts of a request, within the per-request caps (each request's work is linear in its size). */
+function checkTexts(texts: readonly string[], limits: Limits): void {
+  if (texts.length > limits.maxTexts) throw new HttpError(413, `${texts.length} texts in one request; the limit is ${limits.maxTexts}`)
+  let chars = 0
+  for (const t of texts) chars += t.length
+  if (chars > limits.maxChars) throw new HttpError(413, `${chars} characters in one request; the limit is ${limits.maxChars}`)
 }
 
 /** `{inputs, parameters}` as the Hugging Face Inference API takes it; its answer, too. */
-async function inferenceApi(ner: Ner, body: unknown): Promise<unknown> {
-  const { inputs, parameters = {} } = (body ?? {}) as { inputs?: unknown; parameters?: Record<string, unknown> }
+async function inferenceApi(ner: Ner, body: unknown, limits: Limits): Promise<unknown> {
+  const { inputs, parameters = {} } = (body !== null && typeof body === 'object' ? body : {}) as { inputs?: unknown; parameters?: Record<string, unknown> }
   if (typeof inputs !== 'string' && !(Array.isArray(inputs) && inputs.every((t) => typeof t === 'string'))) {
     throw new HttpError(400, '"inputs" must be a string or an array of strings')
   }
@@ -205,33 +301,55 @@ async function inferenceApi(ner: Ner, body: unknown): Promise<unknown> {
     output: 'transformers',
   }
   const texts = typeof inputs === 'string' ? [inputs] : inputs
+  checkTexts(texts, limits)
   const out = (await ner(texts, options)) as Entity[][]
   // Python indexes strings by code point; so does the Inference API.
-  const answer = out.map((entities, i) => entities.map((e) => toCodePoints(texts[i], e)))
+  const answer = out.map((entities, i) => toCodePoints(texts[i], entities))
   return typeof inputs === 'string' ? answer[0] : answer
 }
 
-async function nerRoute(ner: Ner, body: unknown): Promise<unknown> {
-  const { text, texts, options = {} } = (body ?? {}) as { text?: unknown; texts?: unknown; options?: NerOptions }
+/** Per-call options a client may set; batch sizes are the server's to choose. */
+const CLIENT_OPTIONS = ['aggregationStrategy', 'ignoreLabels', 'stride', 'output', 'words', 'decode', 'maxLength']
+
+async function nerRoute(ner: Ner, body: unknown, limits: Limits): Promise<unknown> {
+  const { text, texts, options = {} } = (body !== null && typeof body === 'object' ? body : {}) as { text?: unknown; texts?: unknown; options?: NerOptions }
   if ((text === undefined) === (texts === undefined)) throw new HttpError(400, 'give exactly one of "text" (a string) or "texts" (an array of strings)')
+  if (typeof text !== 'string' && !(Array.isArray(texts) && texts.every((t) => typeof t === 'string'))) {
+    throw new HttpError(400, '"text" must be a string, or "texts" an array of strings')
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new HttpError(400, '"options" must be an object')
+  const refused = Object.keys(options).filter((k) => !CLIENT_OPTIONS.includes(k))
+  if (refused.length > 0) throw new HttpError(400, `options ${refused.join(', ')} cannot be set per request (known: ${CLIENT_OPTIONS.join(', ')})`)
+  checkTexts(typeof text === 'string' ? [text] : (texts as string[]), limits)
   return ner((text ?? texts) as string, options)
 }
 
-function toCodePoints(text: string, e: Entity): Entity {
-  const cp = (units: number) => {
-    let n = 0
-    for (let i = 0; i < units; i++) {
-      const c = text.charCodeAt(i)
-      if (c >= 0xd800 && c < 0xdc00 && i + 1 < units && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
-      n++
-    }
-    return n
+/**
+ * UTF-16 offsets → code points (Python's string indices), for all of a text's entities in one
+ * pass over the text: linear, whatever the number of entities.
+ */
+function toCodePoints(text: string, entities: Entity[]): Entity[] {
+  if (!/[\uD800-\uDFFF]/.test(text)) return entities
+  const cp = new Uint32Array(text.length + 1)
+  let n = 0
+  for (let i = 0; i < text.length; i++) {
+    cp[i] = n
+    const c = text.charCodeAt(i)
+    // A high surrogate followed by a low one is one code point; its second unit maps inside it.
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) cp[++i] = n + 1
+    n++
   }
-  return { ...e, start: cp(e.start), end: cp(e.end) }
+  cp[text.length] = n
+  return entities.map((e) => ({ ...e, start: cp[e.start], end: cp[e.end] }))
 }
 
 function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
+    if (encoding !== 'identity') return reject(new HttpError(415, `Content-Encoding ${encoding.slice(0, 40)} is not supported; send the JSON uncompressed`))
+    // JSON only: a browser's cross-site form or text/plain POST cannot send this type without a preflight.
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+    if (type !== 'application/json') return reject(new HttpError(415, `Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 60))}`))
     const declared = Number(req.headers['content-length'])
     if (declared > limit) return reject(new HttpError(413, `the body is ${declared} bytes; the limit is ${limit}`))
     const chunks: Buffer[] = []
@@ -249,7 +367,9 @@ function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
       } catch (e) {
-        reject(new HttpError(400, `the body is not JSON: ${(e as Error).message}`))
+        // The parser's message quotes the body; say where it broke instead.
+        const at = /position (\d+)/.exec((e as Error).message)
+        reject(new HttpError(400, `the body is not JSON${at ? ` (error at byte ${at[1]})` : ''}`))
       }
     })
     req.on('error', reject)
@@ -257,8 +377,16 @@ function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return
+  if (res.headersSent || res.destroyed) return
   const json = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers })
   res.end(json)
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory()
+  } catch {
+    return false
+  }
 }

@@ -20,13 +20,43 @@ export function unicodeSubwordRule(text: string): SubwordRule {
   }
 }
 
+/** Longest piece given to the segmenter at once (see `pieces`). */
+const PIECE = 2048
+
+/**
+ * `[start, end)` pieces of `text` of at most about PIECE units, cut after whitespace where
+ * there is some (a word boundary in UAX #29), else between code points. ICU's word segmenter
+ * takes superlinear time on long runs of unusual text (random bytes: 80k characters 10 s,
+ * 160k 42 s), so it is given short pieces; a word longer than a piece may be split in two.
+ */
+export function pieces(text: string, size = PIECE): [number, number][] {
+  const out: [number, number][] = []
+  let start = 0
+  while (text.length - start > size) {
+    let cut = start + size
+    while (cut > start + (size >> 1) && !WHITESPACE.test(text[cut - 1])) cut--
+    if (cut === start + (size >> 1)) {
+      cut = start + size
+      // Never between the halves of a surrogate pair.
+      if ((text.charCodeAt(cut) & 0xfc00) === 0xdc00) cut--
+    }
+    out.push([start, cut])
+    start = cut
+  }
+  out.push([start, text.length])
+  return out
+}
+
 /** `starts[i]` is the UTF-16 index where the segment holding unit i begins. */
 function segmentStarts(text: string): Uint32Array {
   const starts = new Uint32Array(text.length + 1)
   const Segmenter = (Intl as { Segmenter?: new (l?: string, o?: object) => { segment(s: string): Iterable<{ index: number; segment: string }> } }).Segmenter
   if (Segmenter) {
-    for (const { index, segment } of new Segmenter(undefined, { granularity: 'word' }).segment(text)) {
-      starts.fill(index, index, index + segment.length)
+    const segmenter = new Segmenter(undefined, { granularity: 'word' })
+    for (const [from, to] of pieces(text)) {
+      for (const { index, segment } of segmenter.segment(text.slice(from, to))) {
+        starts.fill(from + index, from + index, from + index + segment.length)
+      }
     }
   } else {
     // Without ICU: letters, marks and digits form words; every other character stands alone.

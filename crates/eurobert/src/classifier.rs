@@ -362,9 +362,18 @@ impl TokenClassifier {
                         .collect()
                 }
             };
+            // Finite weights can still overflow f32 in the forward pass; garbage logits would
+            // decode as "no entities", so they are an error instead.
             let mut at = 0;
             for &i in &rows {
                 let n = lengths[i] * num_labels;
+                if logits[at..at + n].iter().any(|v| !v.is_finite()) {
+                    return Err(Error::Compute(format!(
+                        "the model computed non-finite logits (NaN or infinity) for sequence {i}: its weights overflow \
+                         float32 arithmetic ({}), so its output would be meaningless",
+                        self.dir.display()
+                    )));
+                }
                 out[i] = logits[at..at + n].to_vec();
                 at += n;
             }
