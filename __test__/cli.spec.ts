@@ -206,3 +206,52 @@ test('without --model the bundled NorNE model tags the sentence', (t) => {
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /\[Erna Solberg\]\(PER\)/)
 })
+
+test('inputs are checked like model files: a link to /dev/zero is refused, an endless line from a pipe ends in a clear error', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-cli-'))
+  const zero = path.join(dir, 'zero.txt')
+  fs.symlinkSync('/dev/zero', zero)
+  for (const args of [[...MODEL, '-f', zero, '--whole'], [...MODEL, '-f', zero], ['evaluate', ...MODEL, zero]]) {
+    const r = cli(args)
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, /zero\.txt is not a regular file \(a device or socket\)/)
+  }
+  t.regex(cli([...MODEL, '-f', dir]).stderr, /is a folder, not a file/)
+  // stdin from /dev/zero: one line that never ends; the bound stops it at 64 MB.
+  const child = spawn(process.execPath, [CLI, ...MODEL], { stdio: [fs.openSync('/dev/zero', 'r'), 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.is(code, 1)
+  t.regex(stderr, /stdin:1: a line over the 67108864-byte limit of one document/)
+})
+
+test('Unicode word grouping is linear in the text: ICU is given pieces, with the same words as the whole text', (t) => {
+  const { unicodeSubwordRule, pieces } = require('../dist/words') as typeof import('../src/words')
+  // Random code points of the BMP (what binary input decodes to): ICU alone is superlinear on them.
+  let seed = 7
+  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff)
+  const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(random() * 0xd700))).join('')
+  const time = (s: string) => {
+    const t0 = process.hrtime.bigint()
+    unicodeSubwordRule(s)
+    return Number(process.hrtime.bigint() - t0) / 1e6
+  }
+  const small = text(20_000)
+  const large = text(160_000)
+  time(small)
+  const ratio = time(large) / Math.max(time(small), 1)
+  t.true(ratio < 30, `8× the text took ${ratio.toFixed(1)}× the time`)
+  // The pieces cut after whitespace, so ordinary text groups exactly as when segmented whole.
+  const norwegian = fs.readFileSync(path.join(FIXTURES, 'sample.conllu'), 'utf8').split('\n').filter((l) => l.startsWith('# text = ')).map((l) => l.slice(9)).join(' ').repeat(200)
+  const cuts = pieces(norwegian)
+  t.true(cuts.length > 3)
+  t.true(cuts.every(([, end]) => end === norwegian.length || /\s/.test(norwegian[end - 1])))
+  const rule = unicodeSubwordRule(norwegian)
+  const whole = [...new Intl.Segmenter(undefined, { granularity: 'word' }).segment(norwegian)]
+  const starts = new Set(whole.map((s) => s.index))
+  for (let i = 1; i < norwegian.length; i += 7) {
+    if (/\s/.test(norwegian[i])) continue
+    t.is(rule(norwegian, i, i + 1, { end: i } as never, ''), !starts.has(i), `at ${i}`)
+  }
+})

@@ -10,6 +10,7 @@ import * as path from 'node:path'
 
 import test from 'ava'
 
+import { pipeline } from '..'
 import { TINY_MODEL } from './helpers/fixtures'
 import { readSafetensors, StoredTensor, writeSafetensors } from './helpers/safetensors'
 
@@ -234,7 +235,6 @@ test('finite weights that overflow float32 in the forward pass: ner() rejects wi
       m.set('classifier.weight', { ...w, dtype: 'F32', data })
     }),
   })
-  const { pipeline } = await import('..')
   const ner = await pipeline(dir, { threads: 1 })
   const err = await t.throwsAsync(ner('Erna Solberg besøkte Oslo.'))
   t.regex(err!.message, /non-finite logits .* overflow/)

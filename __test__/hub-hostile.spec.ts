@@ -284,3 +284,27 @@ test('hostile Hub: a stalled transfer that made progress is resumed, and HF_HUB_
   t.true(hub.requests.some((r) => r.server === 'cdn' && r.range === 'bytes=5000-'), 'resumed from byte 5000')
   fs.rmSync(root, { recursive: true, force: true })
 })
+
+test('hostile Hub: the CLI reports a dropped transfer as a failure naming the file (exit 1), not a usage error', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
+  const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)], {
+    intercept: (s, req, res, f) => {
+      if (s !== 'cdn' || f !== 'model.safetensors' || req.method !== 'GET') return false
+      res.writeHead(200, { 'content-length': '708244' })
+      res.write(Buffer.alloc(10), () => res.socket?.destroy())
+      return true
+    },
+  })
+  t.teardown(() => hub.close())
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'cli.js'), '-m', 'test/tiny', 'Oslo'], {
+    env: { ...process.env, HF_ENDPOINT: hub.url, HF_HUB_CACHE: path.join(root, 'cache'), HF_HUB_DOWNLOAD_TIMEOUT: '1' },
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.is(code, 1, stderr)
+  t.regex(stderr, /^eurobert-ner: error: model\.safetensors: the transfer from http:\/\/127\.0\.0\.1:\d+ broke off/)
+  t.notRegex(stderr, /--help/)
+  fs.rmSync(root, { recursive: true, force: true })
+})

@@ -149,10 +149,45 @@ withRedis('a poison document fails its job with the error; the worker carries on
   t.is(outcomes[1].status, 'rejected')
   t.regex(String((outcomes[1] as PromiseRejectedResult).reason), /stride 250 makes/)
   t.is(outcomes[2].status, 'rejected')
-  t.regex(String((outcomes[2] as PromiseRejectedResult).reason), /expected a string/)
+  t.regex(String((outcomes[2] as PromiseRejectedResult).reason), /"text" must be a string/)
   t.is(outcomes[3].status, 'fulfilled')
   t.true(await until(() => w.events.some((e) => e.event === 'failed' && /stride 250 makes/.test(e.error ?? ''))))
   t.true(Array.isArray(await q.ner(TEXTS[2])), 'the worker carries on')
   await q.close()
   await stop(w)
+})
+
+withRedis('jobs are bounded: too many characters or too large a result fail once without retries, bad data too; the worker carries on', async (t) => {
+  const w = startWorker('bounded', ['--max-job-chars', '5000', '--max-result-bytes', '20000'])
+  await w.ready
+  const q = await nerQueue({ redis: redisUrl, queue: 'bounded' })
+  const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: Error) => e.message)
+  const [tooLong, tooBig, bad, ok] = await Promise.all([
+    settle(q.ner('x'.repeat(6000), {}, { attempts: 3 })),
+    // Strategy none keeps every token: 4,000 characters of names make far more than 20 KB of JSON.
+    settle(q.ner('Erna Solberg og Jonas Gahr Støre. '.repeat(110), { aggregationStrategy: 'none', ignoreLabels: [] }, { attempts: 3 })),
+    settle(q.add({ texts: 'not a list' } as never, { attempts: 3 }).then((j) => q.wait(j))),
+    settle(q.ner(TEXTS[0])),
+  ])
+  t.regex(tooLong, /6000 characters; the limit is 5000/)
+  t.regex(tooBig, /the result is \d+ bytes of JSON, over the 20000/)
+  t.regex(bad, /"texts" an array of strings/)
+  t.is(ok, 'ok')
+  // Each failed once: UnrecoverableError skips the remaining attempts.
+  for (const state of ['failed'] as const) {
+    const jobs = await q.queue.getJobs([state])
+    t.is(jobs.length, 3)
+    t.true(jobs.every((j) => j.attemptsMade === 1), jobs.map((j) => j.attemptsMade).join(','))
+  }
+  await q.close()
+  await stop(w)
+})
+
+withRedis('a worker whose Redis is unreachable says so at once', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'worker', '--redis', 'redis://127.0.0.1:1', '-m', TINY_MODEL, '--threads', '1'])
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+  const seen = await until(() => /"event":"error".*ECONNREFUSED.*redis:\/\/127\.0\.0\.1:1/.test(out), 15_000)
+  child.kill('SIGKILL')
+  t.true(seen, out)
 })

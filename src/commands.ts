@@ -29,10 +29,13 @@ export const WORKER_HELP = `Usage: eurobert-ner worker [options]
       --concurrency N             jobs at once, sharing forward passes (default 8)
       --lock-ms N                 job lock; a dead worker's jobs return after it (default 30000)
       --stalled-ms N              how often stalled jobs are looked for (default 30000)
+      --max-job-chars N           larger jobs fail without retries (default 1000000)
+      --max-result-bytes N        larger results fail without retries (default 16777216)
       --threads N, --dtype T, --device D, --revision REV, --offline
 
 Jobs: {"text": str} or {"texts": [str]} with optional "options" (ner()'s); the entities are
-the job's result. Produce with nerQueue() from eurobert-ner/queue.`
+the job's result. Jobs with bad data, bad options or over the limits fail at once, without
+retries (BullMQ's UnrecoverableError). Produce with nerQueue() from eurobert-ner/queue.`
 
 type Usage = (message: string) => Error
 
@@ -150,6 +153,8 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
       concurrency: { type: 'string' },
       'lock-ms': { type: 'string' },
       'stalled-ms': { type: 'string' },
+      'max-job-chars': { type: 'string' },
+      'max-result-bytes': { type: 'string' },
     },
   })
   if (values.help) {
@@ -164,6 +169,8 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
     concurrency: int(values.concurrency, '--concurrency', usage),
     lockDurationMs: int(values['lock-ms'], '--lock-ms', usage),
     stalledIntervalMs: int(values['stalled-ms'], '--stalled-ms', usage),
+    maxJobChars: int(values['max-job-chars'], '--max-job-chars', usage),
+    maxResultBytes: int(values['max-result-bytes'], '--max-result-bytes', usage),
     onEvent: log,
   })
   log({ event: 'ready', queue: values.queue ?? 'ner', pid: process.pid })

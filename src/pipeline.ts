@@ -96,6 +96,8 @@ export interface TransformersJsOptions {
 type PortedOptions = Omit<LoadOptions, 'dtype'> & NerOptions & TransformersJsOptions
 
 const TASKS = ['token-classification', 'ner']
+/** Tokens decoded between two yields to the event loop. */
+const YIELD_TOKENS = 4096
 
 /**
  * Loads a model (default: the bundled compact NorNE model) and returns the NER function,
@@ -184,18 +186,29 @@ async function recognize(
 
   // In clean output, words come from the text, so transformers' decoding is skipped.
   const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
-  const results = list.map((text, t) => {
+  const results: Entity[][] = []
+  // Post-processing runs on the JavaScript thread: a large request yields to the event loop
+  // every YIELD_TOKENS tokens, so a server stays responsive while it is decoded.
+  let sinceYield = 0
+  for (let t = 0; t < list.length; t++) {
+    const text = list[t]
     const rule: SubwordRule = unicodeWords ? unicodeSubwordRule(text) : model.continuingSubwordPrefix !== undefined ? wordAwareSubword : transformersSubword
     const { ids, offsets, tokens, windows } = scored[t]
-    const perWindow = windows.map((w) => {
+    const perWindow: Entity[][] = []
+    for (const w of windows) {
       const pre = gatherPreEntities(text, { ...w, ids, offsets, tokens }, labels.length, rule, model.unkTokenId)
       const entities = dropIgnored(aggregate(pre, strategy, labels, decode, options.decode), options.ignoreLabels ?? ['O'])
-      return windows.length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities
-    })
+      perWindow.push(windows.length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities)
+      sinceYield += w.to - w.from
+      if (sinceYield >= YIELD_TOKENS) {
+        sinceYield = 0
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+    }
     let entities = perWindow.flat()
     if (perWindow.length > 1 && strategy !== 'none') entities = mergeOverlapping(entities)
-    return clean ? cleanSpans(text, entities, unicodeWords) : entities
-  })
+    results.push(clean ? cleanSpans(text, entities, unicodeWords) : entities)
+  }
   return typeof texts === 'string' ? results[0] : results
 }
 

@@ -30,8 +30,12 @@ export interface WorkerOptions extends QueueOptions, LoadOptions, PipelineOption
   lockDurationMs?: number
   /** How often workers look for stalled jobs (default 30 s). */
   stalledIntervalMs?: number
-  /** Job events, for logs. */
-  onEvent?: (event: { event: 'active' | 'completed' | 'failed'; job: string; error?: string; ms?: number }) => void
+  /** Most characters (UTF-16 units) over a job's texts; a larger job fails without retries (default 1,000,000). */
+  maxJobChars?: number
+  /** Largest result, as JSON bytes, a job may store in Redis; a larger one fails without retries (default 16 MB). */
+  maxResultBytes?: number
+  /** Job events, for logs; `error` is a connection problem (the worker keeps retrying). */
+  onEvent?: (event: { event: 'active' | 'completed' | 'failed' | 'error'; job?: string; error?: string; ms?: number }) => void
 }
 
 function bullmq(): typeof BullMQ {
@@ -59,6 +63,18 @@ export function connection(url = 'redis://127.0.0.1:6379'): BullMQ.ConnectionOpt
   }
 }
 
+/** The Redis address without its password, for messages. */
+function redisLabel(url = 'redis://127.0.0.1:6379'): string {
+  try {
+    const u = new URL(url)
+    u.password = ''
+    u.username = ''
+    return u.href
+  } catch {
+    return 'redis://?'
+  }
+}
+
 export interface NerWorker {
   worker: BullMQ.Worker
   /** Finishes running jobs, then closes the connection and frees the model. */
@@ -67,16 +83,33 @@ export interface NerWorker {
 
 /** Loads the model and consumes the queue until `close()`. */
 export async function startWorker(options: WorkerOptions = {}): Promise<NerWorker> {
-  const { Worker } = bullmq()
-  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, ...load } = options
+  const { Worker, UnrecoverableError } = bullmq()
+  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, maxJobChars = 1_000_000, maxResultBytes = 16 << 20, ...load } = options
   const ner = await pipeline(model, load)
   const started = new Map<string, number>()
+  // A job that can never succeed (bad data, too large, bad options) fails once, not `attempts` times.
+  const unrecoverable = (message: string) => new UnrecoverableError(message)
   const worker = new Worker<NerJob, Entity[] | Entity[][]>(
     queue ?? 'ner',
     async (job) => {
-      const { text, texts, options: o } = job.data ?? {}
-      if ((text === undefined) === (texts === undefined)) throw new TypeError('a job needs exactly one of "text" (a string) or "texts" (an array of strings)')
-      return ner((text ?? texts) as string, o ?? {})
+      const { text, texts, options: o } = (job.data ?? {}) as NerJob
+      if ((text === undefined) === (texts === undefined)) throw unrecoverable('a job needs exactly one of "text" (a string) or "texts" (an array of strings)')
+      const list = typeof text === 'string' ? [text] : Array.isArray(texts) && texts.every((x) => typeof x === 'string') ? texts : undefined
+      if (!list) throw unrecoverable('"text" must be a string, or "texts" an array of strings')
+      let chars = 0
+      for (const x of list) chars += x.length
+      if (chars > maxJobChars) throw unrecoverable(`the job has ${chars} characters; the limit is ${maxJobChars} (split the document into several jobs)`)
+      let result: Entity[] | Entity[][]
+      try {
+        result = await ner((text ?? texts) as string, o ?? {})
+      } catch (e) {
+        throw e instanceof TypeError || e instanceof RangeError ? unrecoverable(e.message) : e
+      }
+      const bytes = Buffer.byteLength(JSON.stringify(result))
+      if (bytes > maxResultBytes) {
+        throw unrecoverable(`the result is ${bytes} bytes of JSON, over the ${maxResultBytes} a job may store; split the document, or group tokens (aggregationStrategy 'first')`)
+      }
+      return result
     },
     {
       connection: connection(redis),
@@ -93,6 +126,13 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
   })
   worker.on('completed', (job) => onEvent?.({ event: 'completed', job: job.id!, ms: Date.now() - (started.get(job.id!) ?? Date.now()) }))
   worker.on('failed', (job, err) => onEvent?.({ event: 'failed', job: job?.id ?? '?', error: err.message }))
+  // Redis unreachable: say so at once, then at most every 10 s, while BullMQ retries.
+  let lastError = 0
+  worker.on('error', (err) => {
+    if (Date.now() - lastError < 10_000) return
+    lastError = Date.now()
+    onEvent?.({ event: 'error', error: `${err.message} (redis ${redisLabel(redis)}; retrying)` })
+  })
   await worker.waitUntilReady()
   return {
     worker,
