@@ -43,6 +43,9 @@ export declare class NativeModel {
 /** The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled. */
 export declare function backends(): Array<string>
 
+/** The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8 }`. */
+export declare function cpuKernels(): Record<string, string>
+
 /** How many CUDA GPUs this binary can use (0 in a CPU build, or without a driver or GPU). */
 export declare function cudaDevices(): number
 

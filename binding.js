@@ -837,4 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.backends = nativeBinding.backends
+module.exports.cpuKernels = nativeBinding.cpuKernels
 module.exports.cudaDevices = nativeBinding.cudaDevices

@@ -10,11 +10,11 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
 
 /** Runs a command with output streamed through, returning its exit code and output. */
-function run(cmd, args) {
+function run(cmd, args, env = process.env) {
   return new Promise((resolve) => {
     // Node refuses to spawn npm.cmd/npx.cmd without a shell (EINVAL since the 2024 fix for
     // CVE-2024-27980), so Windows goes through one; our arguments need no quoting.
-    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], shell: process.platform === 'win32' })
+    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], shell: process.platform === 'win32' })
     let out = ''
     child.stdout.on('data', (d) => {
       out += d
@@ -29,6 +29,15 @@ function run(cmd, args) {
   })
 }
 
+function hasCommand(name) {
+  try {
+    execFileSync(name, ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
 let passed = 0
 let failed = 0
 let broken = false
@@ -40,12 +49,27 @@ if (build.code !== 0) {
 } else {
   // Same target triple as `napi build`, so the test binaries reuse its compiled crates.
   const host = execFileSync('rustc', ['-vV'], { encoding: 'utf8' }).match(/^host: (.+)$/m)[1]
-  const cargo = await run('cargo', ['test', '--release', '--workspace', '--target', host])
-  for (const m of cargo.out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
-    passed += Number(m[1])
-    failed += Number(m[2])
+  const cargoTest = async (args, env) => {
+    const cargo = await run('cargo', ['test', '--release', '--target', host, ...args], env)
+    for (const m of cargo.out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+      passed += Number(m[1])
+      failed += Number(m[2])
+    }
+    if (cargo.code !== 0 && !/test result: FAILED/.test(cargo.out)) broken = true
   }
-  if (cargo.code !== 0 && !/test result: FAILED/.test(cargo.out)) broken = true
+  await cargoTest(['--workspace'])
+  // Every x86 SIMD level on one machine: the kernel, parity and q8 tests again on CPUs that
+  // qemu emulates, Haswell (AVX2+FMA, no AVX-512) and Nehalem (no AVX: baseline kernels).
+  // Our kernels and rten-gemm's both pick by CPUID, and a test checks which ones ran.
+  if (host.startsWith('x86_64-unknown-linux') && hasCommand('qemu-x86_64')) {
+    const runner = `CARGO_TARGET_${host.toUpperCase().replace(/-/g, '_')}_RUNNER`
+    for (const [cpu, level] of [['Haswell', 'avx2'], ['Nehalem', 'baseline']]) {
+      console.log(`\n# crate tests on an emulated ${cpu} CPU (${level} kernels)`)
+      await cargoTest(['-p', 'eurobert', '--lib', '--test', 'parity'], { ...process.env, EUROBERT_EXPECT_SIMD: level, [runner]: `qemu-x86_64 -cpu ${cpu}` })
+    }
+  } else {
+    console.log('\n# qemu-x86_64 not found: the AVX2 and baseline kernels were not tested (apt-get install qemu-user)')
+  }
 
   const ava = await run(npx, ['ava', '--tap'])
   const pass = ava.out.match(/^# pass (\d+)$/m)

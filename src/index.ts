@@ -1,5 +1,5 @@
 // eurobert-ner: EuroBERT token classification for Node.js.
-export { EuroBertModel } from './model'
+export { cpuKernels, EuroBertModel } from './model'
 export type { DType, Device, LoadOptions, RunOptions, ScoredText, ScoredWindow, Tokenization, TokenLogits, WindowOptions } from './model'
 export { pipeline } from './pipeline'
 export type { AggregationStrategy, Entity, GroupedEntity, Ner, NerOptions, PipelineOptions, TokenEntity } from './pipeline'

@@ -83,6 +83,14 @@ export interface TokenLogits extends Tokenization {
   numLabels: number
 }
 
+/**
+ * The CPU kernels this machine runs, for diagnosing speed or results:
+ * `{ elementwise: 'avx512' | 'avx2+fma' | 'baseline' | 'neon', gemm_f32, gemm_int8 }`.
+ */
+export function cpuKernels(): Record<string, string> {
+  return native().cpuKernels()
+}
+
 export class EuroBertModel {
   /** Label names by class id (`id2label`). */
   readonly labels: readonly string[]

@@ -331,6 +331,12 @@ pub fn backends() -> Vec<String> {
     eurobert::classifier::backends().into_iter().map(String::from).collect()
 }
 
+/// The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8 }`.
+#[napi]
+pub fn cpu_kernels() -> std::collections::HashMap<String, String> {
+    eurobert::cpu_kernels().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// A loaded EuroBERT token classifier.
 #[napi]
 pub struct NativeModel {

@@ -18,3 +18,9 @@ pub use classifier::{Classified, DeviceKind, Dtype, LoadOptions, RunOptions, Sco
 pub use config::Config;
 pub use error::{Error, Result};
 pub use tokenize::{Encoded, Tokenizer};
+
+/// The CPU kernels this process runs, as `(part, kernel)` pairs: our element-wise level
+/// (avx512, avx2+fma, baseline or neon) and rten-gemm's f32 and int8 GEMM kernels.
+pub fn cpu_kernels() -> Vec<(&'static str, String)> {
+    cpu::simd::kernels().into()
+}

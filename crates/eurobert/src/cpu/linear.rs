@@ -51,6 +51,11 @@ thread_local! {
     static EXEC: GemmExecutor<f32, f32, f32> = GemmExecutor::default();
 }
 
+/// The f32 GEMM kernel rten-gemm picked for this CPU.
+pub(crate) fn kernel_name() -> String {
+    EXEC.with(|e| e.kernel_name().to_string())
+}
+
 pub(crate) struct Linear {
     weight: PackedBMatrix<f32>,
     bias: Option<Vec<f32>>,

@@ -20,6 +20,11 @@ thread_local! {
     static EXEC: GemmExecutor<u8, i8, i32> = GemmExecutor::default();
 }
 
+/// The int8 GEMM kernel rten-gemm picked for this CPU.
+pub(crate) fn kernel_name() -> String {
+    EXEC.with(|e| e.kernel_name().to_string())
+}
+
 pub(crate) struct QLinear {
     weight: PackedBMatrix<i8>,
     /// `w[c, k] ≈ scale[c] · q[c, k]`.

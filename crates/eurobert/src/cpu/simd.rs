@@ -40,6 +40,25 @@ pub(crate) fn level() -> Level {
     }
 }
 
+/// Names of the kernels this process runs: the level of our element-wise kernels, and the
+/// f32 and int8 GEMM kernels rten-gemm picked (both follow CPUID, so an emulated CPU such as
+/// `qemu-x86_64 -cpu Haswell` selects them all).
+pub(crate) fn kernels() -> [(&'static str, String); 3] {
+    #[cfg(target_arch = "x86_64")]
+    let ours = match level() {
+        Level::Avx512 => "avx512",
+        Level::Avx2 => "avx2+fma",
+        Level::Baseline => "baseline",
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let ours = if cfg!(target_arch = "aarch64") { "neon" } else { "baseline" };
+    [
+        ("elementwise", ours.to_string()),
+        ("gemm_f32", super::linear::kernel_name()),
+        ("gemm_int8", super::qlinear::kernel_name()),
+    ]
+}
+
 /// Defines a function whose body is compiled for each SIMD level and dispatched at run time.
 macro_rules! simd_fn {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
@@ -219,6 +238,22 @@ pub(crate) fn exp_scalar(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Run under an emulated CPU with `EUROBERT_EXPECT_SIMD` set (scripts/test.mjs does, for
+    /// `qemu-x86_64 -cpu Haswell` and `-cpu Nehalem`): every kernel follows the CPU.
+    #[test]
+    fn the_kernels_follow_the_cpu() {
+        let got = kernels();
+        let names: Vec<&str> = got.iter().map(|(_, v)| v.as_str()).collect();
+        eprintln!("kernels: {got:?}");
+        match std::env::var("EUROBERT_EXPECT_SIMD").as_deref() {
+            Ok("avx512") => assert_eq!(names, ["avx512", "x86_64-f32-avx512", "x86_64-u8i8i32-avx512"]),
+            Ok("avx2") => assert_eq!(names, ["avx2+fma", "x86_64-f32-fma", "x86_64-u8i8i32-avx2"]),
+            Ok("baseline") => assert_eq!(names, ["baseline", "generic-f32", "generic-u8i8i32"]),
+            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx2 or baseline"),
+            Err(_) => assert!(names.iter().all(|n| !n.is_empty())),
+        }
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_the_standard_library() {
