@@ -71,6 +71,16 @@ if (build.code !== 0) {
     console.log('\n# qemu-x86_64 not found: the AVX2 and baseline kernels were not tested (apt-get install qemu-user)')
   }
 
+  // The workflow, checked as GitHub would (.ci/run installs actionlint).
+  if (hasCommand('actionlint')) {
+    const lint = await run('actionlint', ['-color=never'])
+    if (lint.code === 0) passed++
+    else failed++
+    console.log(`# actionlint: ${lint.code === 0 ? 'ok' : 'FAILED'}`)
+  } else {
+    console.log('\n# actionlint not found: the workflow was not checked (go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)')
+  }
+
   const ava = await run(npx, ['ava', '--tap'])
   const pass = ava.out.match(/^# pass (\d+)$/m)
   const fail = ava.out.match(/^# fail (\d+)$/m)
