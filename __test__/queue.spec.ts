@@ -191,3 +191,31 @@ withRedis('a worker whose Redis is unreachable says so at once', async (t) => {
   child.kill('SIGKILL')
   t.true(seen, out)
 })
+
+/** A folder with bullmq 6 and ioredis installed (once; npm's cache makes later runs quick). */
+function bullmq6(): string {
+  const dir = path.join(os.homedir(), '.cache', 'eurobert-ner', 'bullmq6')
+  if (!fs.existsSync(path.join(dir, 'node_modules', 'bullmq', 'package.json'))) {
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'bullmq6', private: true }))
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+    const r = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--prefer-offline', 'bullmq@^6', 'ioredis@^5'], { cwd: dir, encoding: 'utf8', shell: process.platform === 'win32' })
+    if (r.status !== 0) throw new Error(`npm install bullmq@6 failed: ${r.stderr}`)
+  }
+  return dir
+}
+
+withRedis('BullMQ 5 and 6 both work: entities, progress, the worker name on jobs, a poison job failing once of 3 attempts', async (t) => {
+  t.timeout(180_000)
+  for (const [major, dir] of [['5', undefined], ['6', bullmq6()]] as const) {
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'queue-check.js'), redisUrl, `major${major}`, TINY_MODEL, ...(dir ? [dir] : [])], { encoding: 'utf8', timeout: 120_000 })
+    t.is(r.status, 0, r.stderr)
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!)
+    t.true(out.version.startsWith(`${major}.`), out.version)
+    t.true(Array.isArray(out.groups))
+    t.is(out.progress, 100, `bullmq ${major}: progress ${out.progress}`)
+    t.is(out.processedBy, 'checker', `bullmq ${major}: worker name`)
+    t.regex(out.error, /"text" must be a string/)
+    t.is(out.attemptsMade, 1, `bullmq ${major}: the poison job ran once`)
+  }
+})

@@ -185,7 +185,7 @@ test('metrics: 2,000 distinct unknown paths add no series; a client that goes aw
 test('/info names the model, not its path on this machine, and the device it runs on', async (t) => {
   const s = await server(t)
   const info = await (await fetch(`${s.url}/info`)).json()
-  t.is(info.model, 'tiny-eurobert')
+  t.is(info.model_id, 'tiny-eurobert')
   t.is(info.device, 'cpu')
   t.false(JSON.stringify(info).includes(TINY_MODEL))
 })

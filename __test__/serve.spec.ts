@@ -66,7 +66,7 @@ test('health, info and Prometheus metrics', async (t) => {
   t.deepEqual(await (await fetch(`${server.url}/health`)).json(), { status: 'ok' })
   const info = await (await fetch(`${server.url}/info`)).json()
   t.is(info.labels.length, 19)
-  t.like(info, { dtype: 'f32', device: 'cpu', model: 'tiny-eurobert' })
+  t.like(info, { model_dtype: 'f32', device: 'cpu', model_id: 'tiny-eurobert' })
   t.regex(info.version, /^\d+\.\d+\.\d+/)
   await post(`${server.url}/`, { inputs: TEXTS.slice(0, 4) })
   const metrics = await (await fetch(`${server.url}/metrics`)).text()
@@ -84,7 +84,7 @@ test('limits: 413 over the payload limit, 400 for bad JSON or options, 404 for u
   const bad = await post(`${server.url}/`, undefined, '{"inputs": ')
   t.is(bad.status, 400)
   t.regex(bad.json.error, /not JSON/)
-  t.regex((await post(`${server.url}/`, { inputs: 'Oslo', parameters: { aggregation_strategy: 'nope' } })).json.error, /aggregationStrategy must be one of/)
+  t.regex((await post(`${server.url}/`, { inputs: 'Oslo', parameters: { aggregation_strategy: 'nope' } })).json.error, /aggregation_strategy must be one of/)
   t.regex((await post(`${server.url}/`, { inputs: 42 })).json.error, /"inputs" must be a string/)
   t.regex((await post(`${server.url}/`, { inputs: 'Oslo', parameters: { top_k: 3 } })).json.error, /unknown parameters: top_k/)
   t.regex((await post(`${server.url}/ner`, { text: 'a', texts: ['b'] })).json.error, /exactly one of/)
@@ -132,6 +132,8 @@ test('load: 64 concurrent clients, 640 requests, every answer right, none lost',
 
 test('SIGTERM drains: an in-flight request completes, then the process exits 0', async (t) => {
   const child = spawn(process.execPath, [CLI, 'serve', '-m', TINY_MODEL, '--threads', '1', '--port', '0'])
+  // Listened for from the start: the process may exit before the answer is read.
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
   const lines: string[] = []
   child.stdout.setEncoding('utf8').on('data', (d: string) => lines.push(...d.trim().split('\n')))
   const url = await new Promise<string>((resolve) => {
@@ -149,7 +151,7 @@ test('SIGTERM drains: an in-flight request completes, then the process exits 0',
   await new Promise((r) => setTimeout(r, 100))
   child.kill('SIGTERM')
   const answer = await inFlight
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  const code = await exited
   t.is(answer.status, 200)
   t.is(answer.json.length, 10)
   t.is(code, 0)

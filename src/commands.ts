@@ -17,9 +17,14 @@ export const SERVE_HELP = `Usage: eurobert-ner serve [options]
       --max-wait-ms N             dynamic batching wait (default 2)
       --request-timeout-ms N      a request not fully received by then gets 408 (default 30000)
       --drain-timeout-ms N        on SIGTERM, wait this long for requests in flight (default 10000)
+      --cors ORIGINS              let pages on these origins call the server: * or a comma-
+                                  separated list such as https://app.example.com (default: none)
+      --log-requests              one JSON line per request (id, method, route, status, ms);
+                                  server errors are always logged
       --threads N, --dtype T, --device D, --revision REV, --offline
 
-Routes: POST / (Hugging Face Inference API shape), POST /ner, GET /health, /info, /metrics.`
+Routes: POST / (Hugging Face Inference API shape), POST /ner, GET /health, /info, /metrics,
+/openapi.json. Errors are {"error", "error_type"}; answers carry x-request-id.`
 
 export const WORKER_HELP = `Usage: eurobert-ner worker [options]
 
@@ -29,13 +34,15 @@ export const WORKER_HELP = `Usage: eurobert-ner worker [options]
       --concurrency N             jobs at once, sharing forward passes (default 8)
       --lock-ms N                 job lock; a dead worker's jobs return after it (default 30000)
       --stalled-ms N              how often stalled jobs are looked for (default 30000)
+      --name NAME                 stored on every job this worker runs (default eurobert-ner@host:pid)
       --max-job-chars N           larger jobs fail without retries (default 1000000)
       --max-result-bytes N        larger results fail without retries (default 16777216)
       --threads N, --dtype T, --device D, --revision REV, --offline
 
 Jobs: {"text": str} or {"texts": [str]} with optional "options" (ner()'s); the entities are
-the job's result. Jobs with bad data, bad options or over the limits fail at once, without
-retries (BullMQ's UnrecoverableError). Produce with nerQueue() from eurobert-ner/queue.`
+the job's result; a {"texts"} job reports progress (0-100) as parts of it finish. Job names
+are labels for dashboards: every job in the queue is handled the same way. Jobs with bad data,
+bad options or over the limits fail at once, without retries (BullMQ's UnrecoverableError). Produce with nerQueue() from eurobert-ner/queue.`
 
 type Usage = (message: string) => Error
 
@@ -62,6 +69,14 @@ function bytes(v: string | undefined, usage: Usage): number | undefined {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(v.trim())
   if (!m) throw usage(`--payload-limit must be a size like 2mb or 500000, got ${v}`)
   return Math.round(Number(m[1]) * { b: 1, kb: 1 << 10, mb: 1 << 20, gb: 1 << 30 }[(m[2] ?? 'b').toLowerCase() as 'b'])
+}
+
+function cors(v: string | undefined, usage: Usage): '*' | string[] | undefined {
+  if (v === undefined) return undefined
+  const list = v.split(',').map((o) => o.trim()).filter(Boolean)
+  if (list.length === 0) throw usage('--cors needs * or a list of origins')
+  for (const o of list) if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw usage(`--cors: ${o} is not an origin (scheme://host[:port])`)
+  return list.includes('*') ? '*' : list
 }
 
 function load(values: { model?: string; threads?: string; dtype?: string; device?: string; revision?: string; offline?: boolean }, usage: Usage) {
@@ -117,6 +132,8 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
       'max-chars': { type: 'string' },
       'request-timeout-ms': { type: 'string' },
       'drain-timeout-ms': { type: 'string' },
+      cors: { type: 'string' },
+      'log-requests': { type: 'boolean' },
     },
   })
   if (values.help) {
@@ -136,6 +153,10 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
     maxChars: int(values['max-chars'], '--max-chars', usage),
     requestTimeoutMs: int(values['request-timeout-ms'], '--request-timeout-ms', usage),
     drainTimeoutMs: int(values['drain-timeout-ms'], '--drain-timeout-ms', usage, 0),
+    cors: cors(values.cors, usage),
+    onRequest: (r) => {
+      if (values['log-requests'] || r.error) log({ event: 'request', ...r })
+    },
   })
   log({ event: 'listening', url: server.url, model: server.ner.model.path })
   onSignals(server.close)
@@ -155,6 +176,7 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
       'stalled-ms': { type: 'string' },
       'max-job-chars': { type: 'string' },
       'max-result-bytes': { type: 'string' },
+      name: { type: 'string' },
     },
   })
   if (values.help) {
@@ -169,6 +191,7 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
     concurrency: int(values.concurrency, '--concurrency', usage),
     lockDurationMs: int(values['lock-ms'], '--lock-ms', usage),
     stalledIntervalMs: int(values['stalled-ms'], '--stalled-ms', usage),
+    name: values.name,
     maxJobChars: int(values['max-job-chars'], '--max-job-chars', usage),
     maxResultBytes: int(values['max-result-bytes'], '--max-result-bytes', usage),
     onEvent: log,

@@ -2,6 +2,8 @@
 // jobs (`{text}` or `{texts}` plus ner() options) and store the entities as each job's result;
 // `nerQueue()` adds documents and awaits their entities. BullMQ is an optional peer
 // dependency, loaded only here (`import { nerQueue, startWorker } from 'eurobert-ner/queue'`).
+import * as os from 'node:os'
+
 import type * as BullMQ from 'bullmq'
 
 import type { Entity } from './aggregate'
@@ -30,6 +32,8 @@ export interface WorkerOptions extends QueueOptions, LoadOptions, PipelineOption
   lockDurationMs?: number
   /** How often workers look for stalled jobs (default 30 s). */
   stalledIntervalMs?: number
+  /** The worker's name, stored on every job it runs, for dashboards (default `eurobert-ner@<host>:<pid>`). */
+  name?: string
   /** Most characters (UTF-16 units) over a job's texts; a larger job fails without retries (default 1,000,000). */
   maxJobChars?: number
   /** Largest result, as JSON bytes, a job may store in Redis; a larger one fails without retries (default 16 MB). */
@@ -84,7 +88,7 @@ export interface NerWorker {
 /** Loads the model and consumes the queue until `close()`. */
 export async function startWorker(options: WorkerOptions = {}): Promise<NerWorker> {
   const { Worker, UnrecoverableError } = bullmq()
-  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, maxJobChars = 1_000_000, maxResultBytes = 16 << 20, ...load } = options
+  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, name, maxJobChars = 1_000_000, maxResultBytes = 16 << 20, ...load } = options
   const ner = await pipeline(model, load)
   const started = new Map<string, number>()
   // A job that can never succeed (bad data, too large, bad options) fails once, not `attempts` times.
@@ -101,7 +105,18 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
       if (chars > maxJobChars) throw unrecoverable(`the job has ${chars} characters; the limit is ${maxJobChars} (split the document into several jobs)`)
       let result: Entity[] | Entity[][]
       try {
-        result = await ner((text ?? texts) as string, o ?? {})
+        if (typeof text === 'string') result = await ner(text, o ?? {})
+        else {
+          // Long jobs report progress (0–100) as parts of their texts finish.
+          const parts = Math.min(10, list.length)
+          const size = Math.ceil(list.length / parts)
+          const out: Entity[][] = []
+          for (let i = 0; i < list.length; i += size) {
+            out.push(...(await ner(list.slice(i, i + size), o ?? {})))
+            if (parts > 1) await job.updateProgress(Math.round((100 * out.length) / list.length))
+          }
+          result = out
+        }
       } catch (e) {
         throw e instanceof TypeError || e instanceof RangeError ? unrecoverable(e.message) : e
       }
@@ -118,6 +133,7 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
       stalledInterval: stalledIntervalMs ?? 30_000,
       // A job whose worker died goes back to the queue once; a second death fails it.
       maxStalledCount: 1,
+      name: name ?? `eurobert-ner@${os.hostname()}:${process.pid}`,
     },
   )
   worker.on('active', (job) => {

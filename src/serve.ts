@@ -6,16 +6,20 @@
 //   POST /ner      {"text" | "texts", "options": {...}} with ner()'s options → entities (UTF-16)
 //   GET  /         a page to try it: a text box, a strategy, the entities highlighted
 //   GET  /health   200 while serving, 503 while draining
-//   GET  /info     model, labels, dtype, device, version
+//   GET  /info     model, labels, dtype, device, version, limits (snake_case, as TEI's)
 //   GET  /metrics  Prometheus text format (prom-client)
-// Limits: over `maxConcurrentRequests` → 429 with Retry-After; over `payloadLimit` → 413; bad
-// JSON or options → 400; `close()` (SIGTERM in the CLI) stops accepting and drains.
+//   GET  /openapi.json  the routes as an OpenAPI 3.1 document
+// Errors are `{error, error_type}`; every answer carries `x-request-id`; `cors` lets browsers
+// on other origins call it. `close()` (SIGTERM in the CLI) answers 503 while it drains.
 import * as fs from 'node:fs'
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import * as path from 'node:path'
 
 import * as prom from 'prom-client'
+
+import { Cors, corsHeaders, HttpError, parseCors, preflight, readJson, requestId, send, sendError, toHttpError } from './http'
+import { openApi } from './openapi'
 
 import type { Entity } from './aggregate'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
@@ -45,6 +49,19 @@ export interface ServeOptions extends LoadOptions {
   requestTimeoutMs?: number
   /** `close()` waits this long for requests in flight, then drops their connections (default 10 s). */
   drainTimeoutMs?: number
+  /** Origins whose pages may call the server: `'*'`, or a list such as `['https://app.example.com']` (default: none). */
+  cors?: '*' | readonly string[]
+  /** One call per answered request (for logs): id, method, path, status, milliseconds. */
+  onRequest?: (entry: RequestLog) => void
+}
+
+export interface RequestLog {
+  id: string
+  method: string
+  route: string
+  status: number
+  ms: number
+  error?: string
 }
 
 export interface Server {
@@ -54,19 +71,9 @@ export interface Server {
   close(): Promise<void>
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message)
-  }
-}
-
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version
 
-type Route = '/' | '/ner' | '/health' | '/info' | '/metrics'
+type Route = '/' | '/ner' | '/health' | '/info' | '/metrics' | '/openapi.json'
 /** The routes and their methods; anything else is 404 (or 405), and `other` in metrics. */
 const ROUTES: Record<Route, readonly string[]> = {
   '/': ['GET', 'POST'],
@@ -74,6 +81,7 @@ const ROUTES: Record<Route, readonly string[]> = {
   '/health': ['GET'],
   '/info': ['GET'],
   '/metrics': ['GET'],
+  '/openapi.json': ['GET'],
 }
 
 /** The route of a request target: its path exactly (no `//`, no absolute form), or undefined. */
@@ -89,10 +97,11 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const payloadLimit = options.payloadLimit ?? 2 << 20
   const limits = { maxTexts: options.maxTexts ?? 1024, maxChars: options.maxChars ?? 1_000_000 }
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
+  const cors: Cors = parseCors(options.cors)
   const registry = new prom.Registry()
   let depth = () => 0
   const m = metrics(registry, () => depth())
-  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, requestTimeoutMs, drainTimeoutMs: _dt, ...load } = options
+  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, requestTimeoutMs, drainTimeoutMs: _dt, cors: _c, onRequest, ...load } = options
   const ner = await pipeline(model, {
     ...load,
     maxBatchTokens,
@@ -104,6 +113,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   })
   depth = () => ner.queueDepth
   const modelName = model !== undefined && parseHubId(model) && !isDirectory(model) ? model : path.basename(ner.model.path)
+  const about = info(ner, modelName, options.dtype ?? 'f32', { maxConcurrent, maxBatchTokens: maxBatchTokens ?? 16384, ...limits })
+  const apiDoc = JSON.stringify(openApi(VERSION, ner.model.labels))
 
   let inFlight = 0
   let draining = false
@@ -115,15 +126,26 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     const label = route && ROUTES[route].includes(method) ? `${req.method === 'HEAD' ? 'HEAD' : method} ${route}` : 'other'
     const started = process.hrtime.bigint()
     const isNer = method === 'POST' && (route === '/' || route === '/ner')
+    const id = requestId(req)
+    res.setHeader('x-request-id', id)
+    for (const [k, v] of Object.entries(corsHeaders(cors, req.headers.origin))) res.setHeader(k, v)
     let counted = false
     let aborted = false
+    let failure: string | undefined
     req.on('error', () => undefined) // a reset connection ends this request only
     res.on('close', () => {
       if (!res.writableFinished) aborted = true
     })
     try {
-      if (draining) throw new HttpError(503, 'the server is shutting down', { 'retry-after': '1', connection: 'close' })
-      if (!route) throw new HttpError(404, `no route ${String(req.url).slice(0, 100)}; try POST / or POST /ner`)
+      if (route && cors) {
+        const pre = preflight(cors, req, ROUTES[route])
+        if (pre) {
+          res.writeHead(pre.status, pre.headers)
+          return res.end()
+        }
+      }
+      if (draining) throw new HttpError(503, 'the server is shutting down; retry on another instance', { 'retry-after': '1', connection: 'close' })
+      if (!route) throw new HttpError(404, `no route ${String(req.url).slice(0, 100)}; try POST / or POST /ner (GET /openapi.json lists the routes)`)
       if (!ROUTES[route].includes(method)) {
         const allow = ROUTES[route].flatMap((x) => (x === 'GET' ? ['GET', 'HEAD'] : [x])).join(', ')
         throw new HttpError(405, `${route} takes ${allow}`, { allow })
@@ -135,7 +157,10 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
         case 'GET /health':
           return send(res, 200, { status: 'ok' })
         case 'GET /info':
-          return send(res, 200, info(ner, modelName, options.dtype ?? 'f32'))
+          return send(res, 200, about)
+        case 'GET /openapi.json':
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' })
+          return res.end(apiDoc)
         case 'GET /metrics':
           res.writeHead(200, { 'content-type': registry.contentType })
           return res.end(await registry.metrics())
@@ -145,26 +170,31 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       if (inFlight >= maxConcurrent) throw new HttpError(429, `more than ${maxConcurrent} requests at once; retry shortly`, { 'retry-after': '1' })
       inFlight++
       counted = true
-      send(res, 200, route === '/' ? await inferenceApi(ner, body, limits) : await nerRoute(ner, body, limits))
+      const answer = route === '/' ? await inferenceApi(ner, body, limits) : await nerRoute(ner, body, limits)
+      // TEI's timing headers: the whole request, in ms.
+      res.setHeader('x-total-time', String(Math.round(Number(process.hrtime.bigint() - started) / 1e6)))
+      send(res, 200, answer)
     } catch (e) {
-      const err = e instanceof HttpError ? e : e instanceof TypeError || e instanceof RangeError ? new HttpError(400, e.message) : new HttpError(500, (e as Error).message)
-      if (err.status === 413 || err.status === 408) res.setHeader('connection', 'close')
-      send(res, err.status, { error: err.message }, err.headers)
+      const err = toHttpError(e)
+      if (err.status >= 500) failure = err.message
+      sendError(res, err)
     } finally {
       if (counted) inFlight--
       // A client that went away is nginx's 499, not a server error.
-      const status = aborted || res.destroyed ? '499' : String(res.statusCode)
-      m.requests.inc({ route: label, status })
-      if (isNer) m.latency.observe({ route: label }, Number(process.hrtime.bigint() - started) / 1e9)
+      const gone = aborted || res.destroyed
+      const status = gone ? 499 : res.statusCode
+      m.requests.inc({ route: label, status: String(status) })
+      if (gone && isNer) m.cancelled.inc()
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      if (isNer) m.latency.observe({ route: label }, seconds)
+      onRequest?.({ id, method: req.method ?? '', route: route ?? 'other', status, ms: Math.round(seconds * 1000), ...(failure ? { error: failure } : {}) })
     }
   }
   const server = http.createServer(
     { requestTimeout: requestTimeoutMs ?? 30_000, headersTimeout: Math.min(requestTimeoutMs ?? 30_000, 20_000), connectionsCheckingInterval: 1_000 },
     (req, res) => {
       // Nothing a request does may end the process: whatever escapes is this request's 500.
-      handle(req, res).catch((e) => {
-        send(res, 500, { error: (e as Error)?.message ?? String(e) })
-      })
+      handle(req, res).catch((e) => sendError(res, toHttpError(e)))
     },
   )
   server.keepAliveTimeout = 5_000
@@ -196,13 +226,18 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     ner,
     close: () =>
       (closing ??= (async () => {
+        // Draining: the listener stays open while requests run, so new clients get a 503
+        // with Retry-After (which they retry elsewhere) rather than a refused connection.
         draining = true
+        server.closeIdleConnections()
+        const deadline = Date.now() + drainTimeoutMs
+        while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
         await new Promise<void>((resolve) => {
           // After the deadline, connections still open (a client trickling a body, a long
           // request) are dropped, so shutdown always ends.
-          const deadline = setTimeout(() => server.closeAllConnections(), drainTimeoutMs)
+          const timer = setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()))
           server.close(() => {
-            clearTimeout(deadline)
+            clearTimeout(timer)
             resolve()
           })
           server.closeIdleConnections()
@@ -241,7 +276,9 @@ document.getElementById('f').addEventListener('submit', async (ev) => {
 }
 
 function metrics(registry: prom.Registry, queueDepth: () => number) {
-  prom.collectDefaultMetrics({ register: registry, prefix: 'eurobert_ner_' })
+  // Process and Node.js metrics under their standard names (process_cpu_seconds_total,
+  // nodejs_eventloop_lag_seconds, ...), so the usual dashboards find them.
+  prom.collectDefaultMetrics({ register: registry })
   return {
     requests: new prom.Counter({ name: 'eurobert_ner_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] }),
     latency: new prom.Histogram({
@@ -253,6 +290,7 @@ function metrics(registry: prom.Registry, queueDepth: () => number) {
     }),
     batchTexts: new prom.Histogram({ name: 'eurobert_ner_batch_texts', help: 'Texts per merged forward batch', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry] }),
     batchCalls: new prom.Histogram({ name: 'eurobert_ner_batch_calls', help: 'Requests merged per forward batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] }),
+    cancelled: new prom.Counter({ name: 'eurobert_ner_requests_cancelled_total', help: 'NER requests whose client went away before the answer', registers: [registry] }),
     tokens: new prom.Counter({ name: 'eurobert_ner_tokens_total', help: 'Tokens run through the model (rate() gives tokens/s)', registers: [registry] }),
     queue: new prom.Gauge({
       name: 'eurobert_ner_queue_depth',
@@ -265,10 +303,24 @@ function metrics(registry: prom.Registry, queueDepth: () => number) {
   }
 }
 
-/** What runs: the model's Hub id or folder name (not its path on this machine), and how. */
-function info(ner: Ner, model: string, dtype: DType) {
+/** What runs, in text-embeddings-inference's snake_case: the model's Hub id or folder name (not its path on this machine), and the limits. */
+function info(ner: Ner, model: string, dtype: DType, l: { maxConcurrent: number; maxBatchTokens: number; maxTexts: number; maxChars: number }) {
   const m = ner.model
-  return { model, labels: m.labels, dtype, device: m.device, version: VERSION, maxLength: m.maxLength, modelMaxLength: m.modelMaxLength, threads: m.threads }
+  return {
+    model_id: model,
+    model_dtype: dtype,
+    model_type: { token_classifier: { id2label: Object.fromEntries(m.labels.map((label, i) => [String(i), label])) } },
+    labels: m.labels,
+    device: m.device,
+    version: VERSION,
+    max_input_length: m.maxLength,
+    window_length: m.modelMaxLength,
+    max_concurrent_requests: l.maxConcurrent,
+    max_batch_tokens: l.maxBatchTokens,
+    max_client_batch_size: l.maxTexts,
+    max_client_chars: l.maxChars,
+    threads: m.threads,
+  }
 }
 
 interface Limits {
@@ -294,15 +346,27 @@ async function inferenceApi(ner: Ner, body: unknown, limits: Limits): Promise<un
   const known = ['aggregation_strategy', 'ignore_labels', 'stride']
   const unknown = Object.keys(parameters).filter((k) => !known.includes(k))
   if (unknown.length > 0) throw new HttpError(400, `unknown parameters: ${unknown.join(', ')} (known: ${known.join(', ')})`)
+  const strategy = parameters.aggregation_strategy
   const options: NerOptions = {
-    aggregationStrategy: (parameters.aggregation_strategy as NerOptions['aggregationStrategy']) ?? 'simple',
+    // transformers takes any case ('SIMPLE' too).
+    aggregationStrategy: ((typeof strategy === 'string' ? strategy.toLowerCase() : strategy) as NerOptions['aggregationStrategy']) ?? 'simple',
     ignoreLabels: parameters.ignore_labels as string[] | undefined,
     stride: parameters.stride as number | undefined,
     output: 'transformers',
   }
   const texts = typeof inputs === 'string' ? [inputs] : inputs
   checkTexts(texts, limits)
-  const out = (await ner(texts, options)) as Entity[][]
+  let out: Entity[][]
+  try {
+    out = (await ner(texts, options)) as Entity[][]
+  } catch (e) {
+    // The client sent snake_case names: its errors use them.
+    if (e instanceof TypeError || e instanceof RangeError) {
+      const message = e.message.replace(/\baggregationStrategy\b/g, 'aggregation_strategy').replace(/\bignoreLabels\b/g, 'ignore_labels').replace(/^ner: /, '')
+      throw new HttpError(400, message)
+    }
+    throw e
+  }
   // Python indexes strings by code point; so does the Inference API.
   const answer = out.map((entities, i) => toCodePoints(texts[i], entities))
   return typeof inputs === 'string' ? answer[0] : answer
@@ -341,46 +405,6 @@ function toCodePoints(text: string, entities: Entity[]): Entity[] {
   }
   cp[text.length] = n
   return entities.map((e) => ({ ...e, start: cp[e.start], end: cp[e.end] }))
-}
-
-function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
-    if (encoding !== 'identity') return reject(new HttpError(415, `Content-Encoding ${encoding.slice(0, 40)} is not supported; send the JSON uncompressed`))
-    // JSON only: a browser's cross-site form or text/plain POST cannot send this type without a preflight.
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
-    if (type !== 'application/json') return reject(new HttpError(415, `Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 60))}`))
-    const declared = Number(req.headers['content-length'])
-    if (declared > limit) return reject(new HttpError(413, `the body is ${declared} bytes; the limit is ${limit}`))
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (c: Buffer) => {
-      size += c.length
-      if (size > limit) {
-        req.removeAllListeners('data')
-        req.resume()
-        reject(new HttpError(413, `the body is over the limit of ${limit} bytes`))
-      } else chunks.push(c)
-    })
-    req.on('end', () => {
-      if (size > limit) return
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-      } catch (e) {
-        // The parser's message quotes the body; say where it broke instead.
-        const at = /position (\d+)/.exec((e as Error).message)
-        reject(new HttpError(400, `the body is not JSON${at ? ` (error at byte ${at[1]})` : ''}`))
-      }
-    })
-    req.on('error', reject)
-  })
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return
-  const json = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers })
-  res.end(json)
 }
 
 function isDirectory(p: string): boolean {
