@@ -4,6 +4,7 @@
 // `maxBatchTokens`); each caller gets its own texts' results back, in order. One batch runs
 // at a time, so under load batches grow by themselves. If a merged call fails, its calls run
 // again one by one, so a bad text fails only its own call.
+import { abortError } from './abort'
 import type { EuroBertModel, ScoredText, WindowOptions } from './model'
 
 interface Pending {
@@ -11,6 +12,7 @@ interface Pending {
   options: WindowOptions
   resolve: (out: ScoredText[]) => void
   reject: (e: unknown) => void
+  signal?: AbortSignal
 }
 
 /** Characters merged into one native call at most (about 4 per token; the call splits it). */
@@ -37,9 +39,31 @@ export class Batcher {
     return this.queue.reduce((n, p) => n + p.texts.length, 0)
   }
 
-  score(texts: string[], options: WindowOptions): Promise<ScoredText[]> {
+  /**
+   * Scores `texts` in the next merged batch. An abort rejects at once: while still queued the
+   * texts leave the queue (they never reach the model); once their batch runs, it finishes
+   * for the other callers and this one's results are dropped.
+   */
+  score(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<ScoredText[]> {
+    if (signal?.aborted) return Promise.reject(abortError(signal))
     return new Promise((resolve, reject) => {
-      this.queue.push({ texts, options, resolve, reject })
+      const pending: Pending = { texts, options, resolve, reject, signal }
+      if (signal) {
+        const onAbort = () => {
+          this.queue = this.queue.filter((p) => p !== pending)
+          reject(abortError(signal))
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        pending.resolve = (out) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(out)
+        }
+        pending.reject = (e) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(e)
+        }
+      }
+      this.queue.push(pending)
       this.schedule()
     })
   }

@@ -13,7 +13,7 @@ import { DownloadProgress, parseHubId } from './hub'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
 import { DType, Device } from './model'
-import { Ner, NerOptions, pipeline } from './pipeline'
+import { NerOptions, pipeline } from './pipeline'
 import { formatReport } from './seqeval'
 
 const EXIT_USAGE = 2
@@ -198,20 +198,13 @@ async function main(argv: string[]): Promise<number | undefined> {
   const ner = await pipeline(modelPath, { ...load, ...options })
   const writer = new Writer(format, process.stdout.isTTY === true, entityTypes(ner.model.labels))
   let seen = 0
-  let batch: Doc[] = []
-  const flush = async () => {
-    if (batch.length === 0) return
-    const results = await (ner as Ner)(batch.map((d) => d.text))
-    batch.forEach((d, i) => writer.write(d, results[i], seen + i))
-    seen += batch.length
-    progress?.update(seen)
-    batch = []
+  // ner.stream batches documents across one another with a bounded number in flight.
+  for await (const { entities, ...doc } of ner.stream(docs, { highWaterMark: Math.max(64, 2 * batchSize) })) {
+    writer.write(doc as Doc, entities, seen)
+    seen++
+    if (seen % 32 === 0) progress?.update(seen)
   }
-  for await (const doc of docs) {
-    batch.push(doc)
-    if (batch.length >= batchSize) await flush()
-  }
-  await flush()
+  progress?.update(seen)
   progress?.done()
   if (seen === 0) throw new UsageError('no input: give texts as arguments, --file, or lines on stdin')
   writer.end()

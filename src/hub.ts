@@ -12,6 +12,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub'
+import { abortError, isAbort, throwIfAborted } from './abort'
 import * as lockfile from 'proper-lockfile'
 
 export interface HubOptions {
@@ -32,6 +33,8 @@ export interface HubOptions {
    * (default: `HF_HUB_DOWNLOAD_TIMEOUT` seconds, as in Python, else 10 s).
    */
   timeoutMs?: number
+  /** Cancels the load: requests and transfers stop, and the call rejects with an AbortError. */
+  signal?: AbortSignal
 }
 
 export interface DownloadProgress {
@@ -152,7 +155,7 @@ class CachedRepo {
     try {
       info = await this.repoInfo()
     } catch (e) {
-      if (e instanceof HubError) throw e
+      if (e instanceof HubError || isAbort(e)) throw e
       // No network: fall back on the cache, as Python's huggingface_hub does.
       return this.cachedSnapshot((e as Error).message)
     }
@@ -324,7 +327,7 @@ class CachedRepo {
         const after = fs.existsSync(partial) ? fs.statSync(partial).size : 0
         // A transfer that moved forward is resumed; one that got nothing is not retried, so a
         // dead server costs one timeout, not RETRIES of them.
-        if (err instanceof HubError || attempt >= RETRIES || after <= before) throw e
+        if (err instanceof HubError || isAbort(err) || attempt >= RETRIES || after <= before) throw e
       }
     }
     const size = fs.statSync(partial).size
@@ -448,6 +451,12 @@ class CachedRepo {
    */
   private async request(url: string, init: { method: string; headers?: Record<string, string> }, file: string, controller = new AbortController()): Promise<Response> {
     const hub = new URL(this.endpoint).origin
+    // The caller's signal aborts this request (and the body read that follows it).
+    const outer = this.options.signal
+    if (outer) {
+      throwIfAborted(outer)
+      outer.addEventListener('abort', () => controller.abort(abortError(outer)), { once: true })
+    }
     for (let hop = 0; hop < 10; hop++) {
       const headers: Record<string, string> = { ...init.headers, 'user-agent': 'eurobert-ner' }
       if (this.token && new URL(url).origin === hub) headers.authorization = `Bearer ${this.token}`

@@ -2,6 +2,7 @@
 // All model work happens in the native addon, off the JavaScript thread.
 import * as path from 'node:path'
 
+import { abortable, abortError, throwIfAborted } from './abort'
 import { checkChoice, checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
 import { call, native, NativeModel, NativeScoredText, NativeTokens, nativeFor } from './native'
@@ -26,6 +27,8 @@ export interface LoadOptions extends HubOptions {
 }
 
 export interface RunOptions {
+  /** Cancels the call: it rejects at once with an AbortError (a forward pass already running finishes). */
+  signal?: AbortSignal
   /** Most texts in one forward pass (default 32). Texts are sorted by length into batches. */
   batchSize?: number
   /**
@@ -143,13 +146,20 @@ export class EuroBertModel {
     if (options.threads !== undefined && options.threads > maxThreads) {
       throw new RangeError(`EuroBertModel.load: threads must be at most ${maxThreads} (4 per available core), got ${options.threads}`)
     }
+    throwIfAborted(options.signal)
     const dir = await resolveModel(model, options)
+    throwIfAborted(options.signal)
     const { addon, device } = nativeFor(options.device ?? 'cpu')
     const handle = await call(addon.NativeModel.load(path.resolve(dir), {
       threads: options.threads,
       dtype: options.dtype,
       device,
     }))
+    // An abort during the native load frees what it loaded.
+    if (options.signal?.aborted) {
+      handle.dispose()
+      throw abortError(options.signal)
+    }
     return new EuroBertModel(handle)
   }
 
@@ -157,10 +167,11 @@ export class EuroBertModel {
   async logits(texts: string | readonly string[], options: RunOptions = {}): Promise<TokenLogits[]> {
     const list = textList('logits', texts)
     checkOptions('logits', options, { batchSize: 'int', maxBatchTokens: 'int' })
-    const out = await call(this.handle.logits(list, {
+    throwIfAborted(options.signal)
+    const out = await abortable(call(this.handle.logits(list, {
       batchSize: options.batchSize,
       maxBatchTokens: options.maxBatchTokens,
-    }))
+    })), options.signal)
     const numLabels = this.labels.length
     return out.map((t, i) => ({ ...tokenization(list[i], t), logits: t.logits!, numLabels }))
   }
@@ -185,7 +196,9 @@ export class EuroBertModel {
     if (options.stride !== undefined && !(Number.isInteger(options.stride) && options.stride >= 0 && options.stride <= 0xffffffff)) {
       throw new RangeError(`scoreWindows: stride must be a non-negative integer, got ${describe(options.stride)}`)
     }
-    const out = await call(this.handle.scoreWindows(list, options))
+    throwIfAborted(options.signal)
+    const { signal, ...native } = options
+    const out = await abortable(call(this.handle.scoreWindows(list, native)), signal)
     return out.map((t: NativeScoredText) => ({
       ids: t.ids,
       offsets: t.offsets,
@@ -195,9 +208,10 @@ export class EuroBertModel {
   }
 
   /** Tokenizes without running the model. */
-  async tokenize(texts: string | readonly string[]): Promise<Tokenization[]> {
+  async tokenize(texts: string | readonly string[], options: { signal?: AbortSignal } = {}): Promise<Tokenization[]> {
     const list = textList('tokenize', texts)
-    const out = await call(this.handle.tokenize(list))
+    throwIfAborted(options.signal)
+    const out = await abortable(call(this.handle.tokenize(list)), options.signal)
     return out.map((t, i) => tokenization(list[i], t))
   }
 

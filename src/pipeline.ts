@@ -1,6 +1,8 @@
 // The NER pipeline: transformers' token-classification semantics over our runtime, with
 // clean spans by default, windows over long texts and optional Unicode word grouping.
+import { setMaxListeners } from 'node:events'
 import * as fs from 'node:fs'
+import { Duplex } from 'node:stream'
 
 import {
   AGGREGATION_STRATEGIES,
@@ -16,21 +18,39 @@ import {
   transformersSubword,
   wordAwareSubword,
 } from './aggregate'
+import { abortError } from './abort'
 import { checkOptions, describe, textList } from './args'
 import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
 import { Decoding, DECODINGS } from './viterbi'
 import { Label, parseLabels } from './labels'
+import { LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
 import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
 import { trimSpan, unicodeSubwordRule } from './words'
 
 export type { AggregationStrategy, Entity, GroupedEntity, TokenEntity }
 
+/** The strategies that group tokens into entities. */
+export type GroupingStrategy = Exclude<AggregationStrategy, 'none'>
+/** A strategy name in any case, as transformers accepts them (`'SIMPLE'`). */
+export type StrategyName = AggregationStrategy | Uppercase<AggregationStrategy>
+/** The entity type a strategy gives: tokens for 'none', grouped entities for the others. */
+export type EntityFor<S> = Lowercase<S & string> extends 'none' ? TokenEntity : Lowercase<S & string> extends GroupingStrategy ? GroupedEntity : Entity
+
 export interface NerOptions {
-  /** 'none' (default, one result per token, as transformers), 'simple', 'first', 'average' or 'max'. */
-  aggregationStrategy?: AggregationStrategy
-  /** Labels (strategy none) or entity groups to leave out; default `['O']`. */
+  /**
+   * 'none' (default, one result per token, as transformers), 'simple', 'first', 'average' or
+   * 'max', in any case. Also spelled `aggregation_strategy`, like every option here has its
+   * transformers name (`ignore_labels`, `batch_size`, `max_batch_tokens`, `max_length`).
+   */
+  aggregationStrategy?: StrategyName
+  aggregation_strategy?: StrategyName
+  /**
+   * Labels (strategy none) or entity groups to leave out; default `['O']`. Applied after
+   * grouping, as transformers does (transformers.js drops tokens before grouping).
+   */
   ignoreLabels?: readonly string[]
+  ignore_labels?: readonly string[]
   /**
    * Tokens shared by consecutive windows when a text is longer than one window. Default: a
    * quarter of the window. Long texts are always windowed, never truncated.
@@ -38,8 +58,10 @@ export interface NerOptions {
   stride?: number
   /** Most windows per forward pass (default 32). */
   batchSize?: number
+  batch_size?: number
   /** Most tokens per forward pass (default 16384); memory grows linearly with it. */
   maxBatchTokens?: number
+  max_batch_tokens?: number
   /**
    * 'clean' (default): spans trimmed of surrounding whitespace and `word === text.slice(start, end)`.
    * 'transformers': transformers' own fields (leading spaces in spans and words, raw token
@@ -61,6 +83,12 @@ export interface NerOptions {
   decode?: Decoding
   /** Tokens per window, special tokens included (default: the tokenizer's model_max_length). */
   maxLength?: number
+  max_length?: number
+  /**
+   * Cancels the call: it rejects at once with an AbortError; its texts that have not reached
+   * a forward pass never do (a batch already running finishes for the other callers).
+   */
+  signal?: AbortSignal
 }
 
 /** Options of the pipeline itself (not of each call). */
@@ -74,9 +102,28 @@ export interface PipelineOptions {
   onBatch?: (texts: number, calls: number, tokens: number) => void
 }
 
-export interface Ner {
-  (text: string, options?: NerOptions): Promise<Entity[]>
-  (texts: readonly string[], options?: NerOptions): Promise<Entity[][]>
+/** A document for `stream()`: a text, or an object with `text` and any fields to pass through. */
+export type StreamInput = string | { readonly text: string }
+/** What `stream()` yields for each document, in input order: its fields and its entities. */
+export type StreamResult<I, E> = (I extends string ? { text: string } : I) & { entities: E[] }
+
+export interface StreamOptions extends NerOptions {
+  /** Documents read ahead of the consumer at most (default 64): memory stays bounded by it. */
+  highWaterMark?: number
+}
+
+/** The NER function; `D` is the pipeline's default strategy, which calls may override. */
+export interface Ner<D extends StrategyName = 'none'> {
+  <S extends StrategyName = D>(text: string, options?: NerOptions & { aggregationStrategy?: S; aggregation_strategy?: S }): Promise<EntityFor<S>[]>
+  <S extends StrategyName = D>(texts: readonly string[], options?: NerOptions & { aggregationStrategy?: S; aggregation_strategy?: S }): Promise<EntityFor<S>[][]>
+  /**
+   * Entities for a stream of documents (an iterable or async iterable of texts or `{text,
+   * ...}` objects), yielded in input order as `{...document, entities}`; documents are
+   * batched across one another, and at most `highWaterMark` are read ahead of the consumer.
+   */
+  stream<I extends StreamInput, S extends StrategyName = D>(source: Iterable<I> | AsyncIterable<I>, options?: StreamOptions & { aggregationStrategy?: S; aggregation_strategy?: S }): AsyncGenerator<StreamResult<I, EntityFor<S>>>
+  /** `stream()` as a Node object-mode Duplex: `pipeline(readable, ner.createStream(), writable)`. */
+  createStream(options?: StreamOptions): Duplex
   readonly model: EuroBertModel
   /** Texts waiting for the next batch. */
   readonly queueDepth: number
@@ -93,7 +140,7 @@ export interface TransformersJsOptions {
   progress_callback?: (info: { status: string; name: string; file: string; progress: number; loaded: number; total: number }) => void
 }
 
-type PortedOptions = Omit<LoadOptions, 'dtype'> & NerOptions & TransformersJsOptions
+type AllOptions = Omit<LoadOptions, 'dtype'> & NerOptions & PipelineOptions & TransformersJsOptions
 
 const TASKS = ['token-classification', 'ner']
 /** Tokens decoded between two yields to the event loop. */
@@ -102,47 +149,106 @@ const YIELD_TOKENS = 4096
 /**
  * Loads a model (default: the bundled compact NorNE model) and returns the NER function,
  * like transformers' `pipeline("token-classification", model)`. `model` is a folder or a Hub
- * id `owner/name[@revision]`. Options given here are defaults for every call. The call shape
- * of transformers.js, `pipeline('token-classification', model, options)`, works too.
+ * id `owner/name[@revision]`. Options given here are defaults for every call, in camelCase or
+ * transformers' spelling. The call shape of transformers.js,
+ * `pipeline('token-classification', model, options)`, works too. `signal` cancels the load
+ * (a Hub download included).
  */
-export async function pipeline(model?: string, options?: LoadOptions & NerOptions & PipelineOptions): Promise<Ner>
-export async function pipeline(task: 'token-classification' | 'ner', model?: string, options?: PortedOptions): Promise<Ner>
-export async function pipeline(...args: unknown[]): Promise<Ner> {
-  let [model, options] = args as [string | undefined, (LoadOptions & NerOptions & PipelineOptions) | undefined]
+export async function pipeline<D extends StrategyName = 'none'>(model?: string, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
+export async function pipeline<D extends StrategyName = 'none'>(task: 'token-classification' | 'ner', model?: string, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
+export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
+  let [model, raw] = args as [string | undefined, unknown]
   if (typeof model === 'string' && TASKS.includes(model) && !isFolder(model)) {
     model = args[1] as string | undefined
-    options = fromTransformersJs(model, (args[2] as PortedOptions | undefined) ?? {})
+    raw = args[2]
   }
-  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, maxWaitMs, onBatch, ...defaults } = options ?? {}
+  // Options are checked before the model loads: a typo costs nothing.
+  const options = normalize<AllOptions>('pipeline', raw, NER_OPTIONS, LOAD_OPTIONS, PIPELINE_OPTIONS)
+  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, progress_callback, timeoutMs, maxWaitMs, onBatch, signal, ...defaults } = options
   if (maxWaitMs !== undefined && !(Number.isFinite(maxWaitMs) && maxWaitMs >= 0)) {
     throw new RangeError(`pipeline: maxWaitMs must be a non-negative number, got ${describe(maxWaitMs)}`)
   }
-  const model_ = await EuroBertModel.load(model ?? BUNDLED_MODEL, { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress })
-  checkNerOptions(defaults)
+  checkNerOptions('pipeline', defaults)
+  const progress = progress_callback
+    ? ({ file, loaded, total }: { file: string; loaded: number; total: number }) =>
+        progress_callback({ status: 'progress', name: model ?? '', file, progress: total > 0 ? (100 * loaded) / total : 100, loaded, total })
+    : onProgress
+  const load: LoadOptions = { threads, dtype: dtype === undefined ? undefined : (({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)), device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress: progress, timeoutMs, signal }
+  for (const k of Object.keys(load) as (keyof LoadOptions)[]) if (load[k] === undefined) delete load[k]
+  const model_ = await EuroBertModel.load(model ?? BUNDLED_MODEL, load)
   const labels = parseLabels(model_.labels)
   const batcher = new Batcher(model_, maxWaitMs ?? 2, { onBatch })
-  const run = async (texts: string | readonly string[], callOptions: NerOptions = {}) => {
-    checkNerOptions(callOptions)
-    return recognize(model_, labels, texts, { ...defaults, ...callOptions }, batcher)
+  const run = async (texts: string | readonly string[], callOptions?: NerOptions) => {
+    const call = normalize<NerOptions>('ner', callOptions, NER_OPTIONS)
+    checkNerOptions('ner', call)
+    return recognize(model_, labels, texts, { ...defaults, ...call }, batcher)
   }
-  return Object.defineProperties(Object.assign(run, { model: model_, dispose: () => model_.dispose() }), {
-    queueDepth: { get: () => batcher.depth },
-  }) as unknown as Ner
+  const stream = (source: Iterable<StreamInput> | AsyncIterable<StreamInput>, options?: StreamOptions) => streamEntities(run as (text: string, options?: NerOptions) => Promise<Entity[]>, source, options)
+  return Object.defineProperties(
+    Object.assign(run, {
+      model: model_,
+      dispose: () => model_.dispose(),
+      stream,
+      createStream: (options?: StreamOptions) => Duplex.from(async function* (source: AsyncIterable<StreamInput>) {
+        yield* stream(source, options)
+      }),
+    }),
+    { queueDepth: { get: () => batcher.depth } },
+  ) as unknown as Ner<StrategyName>
 }
 
-function fromTransformersJs(model: string | undefined, o: PortedOptions): LoadOptions & NerOptions {
-  const { dtype, revision, cache_dir, local_files_only, progress_callback, ...rest } = o
-  const mapped: LoadOptions = { ...rest }
-  if (dtype !== undefined) mapped.dtype = ({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)
-  mapped.revision = revision ?? o.revision
-  mapped.cacheDir = cache_dir ?? o.cacheDir
-  mapped.localFilesOnly = local_files_only ?? o.localFilesOnly
-  if (progress_callback) {
-    mapped.onProgress = ({ file, loaded, total }) =>
-      progress_callback({ status: 'progress', name: model ?? '', file, progress: total > 0 ? (100 * loaded) / total : 100, loaded, total })
+/**
+ * The body of `ner.stream()`: reads documents ahead of the consumer (at most highWaterMark),
+ * each one a `ner()` call, so the batcher merges them into shared forward passes; yields in
+ * input order. Memory is bounded by the documents in flight, whatever the source's length.
+ */
+async function* streamEntities(
+  run: (texts: string, options?: NerOptions) => Promise<Entity[]>,
+  source: Iterable<StreamInput> | AsyncIterable<StreamInput>,
+  options: StreamOptions = {},
+): AsyncGenerator<Record<string, unknown>> {
+  const { highWaterMark = 64, ...rest } = options
+  if (!(Number.isInteger(highWaterMark) && highWaterMark >= 1)) throw new RangeError(`stream: highWaterMark must be a positive integer, got ${describe(highWaterMark)}`)
+  const call = normalize<NerOptions>('stream', rest, NER_OPTIONS)
+  const signal = call.signal
+  if (signal) {
+    // One signal of our own for the documents in flight (each call listens to it), linked
+    // once to the caller's: the caller's signal gets one listener, not highWaterMark.
+    const inner = new AbortController()
+    setMaxListeners(0, inner.signal)
+    if (signal.aborted) inner.abort(signal.reason)
+    else signal.addEventListener('abort', () => inner.abort(signal.reason), { once: true })
+    call.signal = inner.signal
   }
-  for (const k of Object.keys(mapped) as (keyof LoadOptions)[]) if (mapped[k] === undefined) delete mapped[k]
-  return mapped
+  const it = (Symbol.asyncIterator in Object(source) ? (source as AsyncIterable<StreamInput>)[Symbol.asyncIterator]() : (source as Iterable<StreamInput>)[Symbol.iterator]()) as AsyncIterator<StreamInput> | Iterator<StreamInput>
+  const inFlight: { doc: Record<string, unknown>; entities: Promise<Entity[]> }[] = []
+  let done = false
+  try {
+    for (;;) {
+      while (!done && inFlight.length < highWaterMark) {
+        if (signal?.aborted) throw abortError(signal)
+        const next = await it.next()
+        if (next.done) {
+          done = true
+          break
+        }
+        const item = next.value
+        const doc = typeof item === 'string' ? { text: item } : item
+        if (doc === null || typeof doc !== 'object' || typeof (doc as { text?: unknown }).text !== 'string') {
+          throw new TypeError(`stream: each document must be a string or an object with a string "text", got ${describe(item)}`)
+        }
+        const entities = run(doc.text as string, call)
+        entities.catch(() => undefined) // awaited in order below; no unhandled rejection meanwhile
+        inFlight.push({ doc: doc as Record<string, unknown>, entities })
+      }
+      const head = inFlight.shift()
+      if (!head) return
+      yield { ...head.doc, entities: await head.entities }
+    }
+  } finally {
+    // A consumer that stops early (break, an error) closes the source too.
+    if (!done) await (it as AsyncIterator<StreamInput>).return?.()
+  }
 }
 
 function isFolder(p: string): boolean {
@@ -161,7 +267,7 @@ async function recognize(
   batcher: Batcher,
 ): Promise<Entity[] | Entity[][]> {
   const list = textList('ner', texts)
-  const strategy = options.aggregationStrategy ?? 'none'
+  const strategy = (options.aggregationStrategy ?? 'none') as AggregationStrategy
   if (options.decode === 'viterbi' && (strategy === 'none' || strategy === 'simple')) {
     throw new RangeError(`ner: decode 'viterbi' labels words; use aggregationStrategy 'first', 'average' or 'max'`)
   }
@@ -182,7 +288,7 @@ async function recognize(
     maxBatchTokens: options.maxBatchTokens,
     // Word-aware tokenizers decide subwords from token strings, even for clean output.
     tokens: !clean || model.continuingSubwordPrefix !== undefined,
-  })
+  }, options.signal)
 
   // In clean output, words come from the text, so transformers' decoding is skipped.
   const decode = clean ? () => '' : (tokens: string[]) => model.decodeTokens(tokens)
@@ -226,24 +332,25 @@ function cleanSpans(text: string, entities: Entity[], punctuation: boolean): Ent
   return out
 }
 
-function checkNerOptions(o: NerOptions): void {
-  checkOptions('ner', o, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int' })
-  if (o.aggregationStrategy !== undefined && !AGGREGATION_STRATEGIES.includes(o.aggregationStrategy)) {
-    throw new RangeError(`ner: aggregationStrategy must be one of ${AGGREGATION_STRATEGIES.join(', ')}, got ${describe(o.aggregationStrategy)}`)
+function checkNerOptions(method: string, o: NerOptions): void {
+  checkOptions(method, o, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int' })
+  if (o.aggregationStrategy !== undefined && !(AGGREGATION_STRATEGIES as readonly string[]).includes(o.aggregationStrategy)) {
+    throw new RangeError(`${method}: aggregationStrategy must be one of ${AGGREGATION_STRATEGIES.join(', ')}, got ${describe(o.aggregationStrategy)}`)
   }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError(`${method}: signal must be an AbortSignal, got ${describe(o.signal)}`)
   if (o.stride !== undefined && !(Number.isInteger(o.stride) && o.stride >= 0)) {
-    throw new RangeError(`ner: stride must be a non-negative integer, got ${describe(o.stride)}`)
+    throw new RangeError(`${method}: stride must be a non-negative integer, got ${describe(o.stride)}`)
   }
   if (o.ignoreLabels !== undefined && !(Array.isArray(o.ignoreLabels) && o.ignoreLabels.every((l) => typeof l === 'string'))) {
-    throw new TypeError(`ner: ignoreLabels must be an array of strings, got ${describe(o.ignoreLabels)}`)
+    throw new TypeError(`${method}: ignoreLabels must be an array of strings, got ${describe(o.ignoreLabels)}`)
   }
   if (o.output !== undefined && o.output !== 'clean' && o.output !== 'transformers') {
-    throw new RangeError(`ner: output must be 'clean' or 'transformers', got ${describe(o.output)}`)
+    throw new RangeError(`${method}: output must be 'clean' or 'transformers', got ${describe(o.output)}`)
   }
   if (o.decode !== undefined && !DECODINGS.includes(o.decode)) {
-    throw new RangeError(`ner: decode must be 'argmax' or 'viterbi', got ${describe(o.decode)}`)
+    throw new RangeError(`${method}: decode must be 'argmax' or 'viterbi', got ${describe(o.decode)}`)
   }
   if (o.words !== undefined && o.words !== 'transformers' && o.words !== 'unicode') {
-    throw new RangeError(`ner: words must be 'transformers' or 'unicode', got ${describe(o.words)}`)
+    throw new RangeError(`${method}: words must be 'transformers' or 'unicode', got ${describe(o.words)}`)
   }
 }

@@ -20,6 +20,7 @@ import * as prom from 'prom-client'
 
 import { Cors, corsHeaders, HttpError, parseCors, preflight, readJson, requestId, send, sendError, toHttpError } from './http'
 import { openApi } from './openapi'
+import { NER_OPTIONS, normalize } from './options'
 
 import type { Entity } from './aggregate'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
@@ -132,9 +133,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     let counted = false
     let aborted = false
     let failure: string | undefined
+    // A client that goes away cancels its work: texts not yet in a forward pass never run.
+    const cancel = new AbortController()
     req.on('error', () => undefined) // a reset connection ends this request only
     res.on('close', () => {
-      if (!res.writableFinished) aborted = true
+      if (!res.writableFinished) {
+        aborted = true
+        cancel.abort()
+      }
     })
     try {
       if (route && cors) {
@@ -170,7 +176,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       if (inFlight >= maxConcurrent) throw new HttpError(429, `more than ${maxConcurrent} requests at once; retry shortly`, { 'retry-after': '1' })
       inFlight++
       counted = true
-      const answer = route === '/' ? await inferenceApi(ner, body, limits) : await nerRoute(ner, body, limits)
+      const answer = route === '/' ? await inferenceApi(ner, body, limits, cancel.signal) : await nerRoute(ner, body, limits, cancel.signal)
       // TEI's timing headers: the whole request, in ms.
       res.setHeader('x-total-time', String(Math.round(Number(process.hrtime.bigint() - started) / 1e6)))
       send(res, 200, answer)
@@ -264,7 +270,7 @@ document.getElementById('f').addEventListener('submit', async (ev) => {
   const status = document.getElementById('status');
   status.textContent = '…';
   const res = await fetch('ner', { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ text, options: { aggregationStrategy: document.getElementById('strategy').value } }) });
+    body: JSON.stringify({ text, options: { aggregationStrategy: document.getElementById('strategy').value, words: 'unicode' } }) });
   const body = await res.json();
   status.textContent = res.ok ? body.length + ' entities' : body.error;
   if (res.ok) document.getElementById('out').innerHTML = renderHtml(text, body, {});
@@ -337,7 +343,7 @@ function checkTexts(texts: readonly string[], limits: Limits): void {
 }
 
 /** `{inputs, parameters}` as the Hugging Face Inference API takes it; its answer, too. */
-async function inferenceApi(ner: Ner, body: unknown, limits: Limits): Promise<unknown> {
+async function inferenceApi(ner: Ner, body: unknown, limits: Limits, signal: AbortSignal): Promise<unknown> {
   const { inputs, parameters = {} } = (body !== null && typeof body === 'object' ? body : {}) as { inputs?: unknown; parameters?: Record<string, unknown> }
   if (typeof inputs !== 'string' && !(Array.isArray(inputs) && inputs.every((t) => typeof t === 'string'))) {
     throw new HttpError(400, '"inputs" must be a string or an array of strings')
@@ -353,6 +359,7 @@ async function inferenceApi(ner: Ner, body: unknown, limits: Limits): Promise<un
     ignoreLabels: parameters.ignore_labels as string[] | undefined,
     stride: parameters.stride as number | undefined,
     output: 'transformers',
+    signal,
   }
   const texts = typeof inputs === 'string' ? [inputs] : inputs
   checkTexts(texts, limits)
@@ -372,20 +379,21 @@ async function inferenceApi(ner: Ner, body: unknown, limits: Limits): Promise<un
   return typeof inputs === 'string' ? answer[0] : answer
 }
 
-/** Per-call options a client may set; batch sizes are the server's to choose. */
-const CLIENT_OPTIONS = ['aggregationStrategy', 'ignoreLabels', 'stride', 'output', 'words', 'decode', 'maxLength']
+/** Per-call options a client may set (either spelling); batch sizes are the server's to choose. */
+const SERVER_SET = ['batchSize', 'maxBatchTokens', 'signal']
 
-async function nerRoute(ner: Ner, body: unknown, limits: Limits): Promise<unknown> {
-  const { text, texts, options = {} } = (body !== null && typeof body === 'object' ? body : {}) as { text?: unknown; texts?: unknown; options?: NerOptions }
+async function nerRoute(ner: Ner, body: unknown, limits: Limits, signal: AbortSignal): Promise<unknown> {
+  const { text, texts, options: raw = {} } = (body !== null && typeof body === 'object' ? body : {}) as { text?: unknown; texts?: unknown; options?: unknown }
   if ((text === undefined) === (texts === undefined)) throw new HttpError(400, 'give exactly one of "text" (a string) or "texts" (an array of strings)')
   if (typeof text !== 'string' && !(Array.isArray(texts) && texts.every((t) => typeof t === 'string'))) {
     throw new HttpError(400, '"text" must be a string, or "texts" an array of strings')
   }
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new HttpError(400, '"options" must be an object')
-  const refused = Object.keys(options).filter((k) => !CLIENT_OPTIONS.includes(k))
-  if (refused.length > 0) throw new HttpError(400, `options ${refused.join(', ')} cannot be set per request (known: ${CLIENT_OPTIONS.join(', ')})`)
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new HttpError(400, '"options" must be an object')
+  const refused = Object.keys(raw).filter((k) => SERVER_SET.includes(k) || SERVER_SET.includes(k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())))
+  if (refused.length > 0) throw new HttpError(400, `options ${refused.join(', ')} cannot be set per request (the server sets them)`)
+  const options = normalize<NerOptions>('options', raw, NER_OPTIONS)
   checkTexts(typeof text === 'string' ? [text] : (texts as string[]), limits)
-  return ner((text ?? texts) as string, options)
+  return ner((text ?? texts) as string, { ...options, signal })
 }
 
 /**
