@@ -22,8 +22,8 @@ count() { # adds cargo's and ava's counts from a log
   local p f
   p=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$4} END {print s+0}')
   f=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$6} END {print s+0}')
-  p=$((p + $(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$1" | tail -1 | awk '{print $1+0}')))
-  f=$((f + $(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$1" | tail -1 | awk '{print $1+0}')))
+  p=$((p + $(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$1" | awk '{s=$1} END {print s+0}')))
+  f=$((f + $(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$1" | awk '{s=$1} END {print s+0}')))
   passed=$((passed + p)); failed=$((failed + f))
   echo "--- $p passed, $f failed"
 }

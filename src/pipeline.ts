@@ -221,29 +221,41 @@ async function* streamEntities(
     call.signal = inner.signal
   }
   const it = (Symbol.asyncIterator in Object(source) ? (source as AsyncIterable<StreamInput>)[Symbol.asyncIterator]() : (source as Iterable<StreamInput>)[Symbol.iterator]()) as AsyncIterator<StreamInput> | Iterator<StreamInput>
-  const inFlight: { doc: Record<string, unknown>; entities: Promise<Entity[]> }[] = []
+  const inFlight: { doc: Record<string, unknown>; entities: Promise<Entity[]>; settled: boolean }[] = []
   let done = false
+  // The source's next document, asked for ahead of time; the head document is yielded as soon
+  // as it is done, without waiting for the source (a slow stdin must not hold back output).
+  let next: Promise<IteratorResult<StreamInput>> | undefined
   try {
     for (;;) {
-      while (!done && inFlight.length < highWaterMark) {
-        if (signal?.aborted) throw abortError(signal)
-        const next = await it.next()
-        if (next.done) {
-          done = true
-          break
-        }
-        const item = next.value
-        const doc = typeof item === 'string' ? { text: item } : item
-        if (doc === null || typeof doc !== 'object' || typeof (doc as { text?: unknown }).text !== 'string') {
-          throw new TypeError(`stream: each document must be a string or an object with a string "text", got ${describe(item)}`)
-        }
-        const entities = run(doc.text as string, call)
-        entities.catch(() => undefined) // awaited in order below; no unhandled rejection meanwhile
-        inFlight.push({ doc: doc as Record<string, unknown>, entities })
+      if (signal?.aborted) throw abortError(signal)
+      if (!done && !next && inFlight.length < highWaterMark) next = Promise.resolve(it.next())
+      const head = inFlight[0]
+      if (head?.settled || (head && !next)) {
+        inFlight.shift()
+        yield { ...head.doc, entities: await head.entities }
+        continue
       }
-      const head = inFlight.shift()
-      if (!head) return
-      yield { ...head.doc, entities: await head.entities }
+      if (!next) return
+      const winner = await (head ? Promise.race([next.then(() => 'source' as const), head.entities.then(() => 'head' as const, () => 'head' as const)]) : next.then(() => 'source' as const))
+      if (winner === 'head') continue
+      const step = await next
+      next = undefined
+      if (step.done) {
+        done = true
+        continue
+      }
+      const item = step.value
+      const doc = typeof item === 'string' ? { text: item } : item
+      if (doc === null || typeof doc !== 'object' || typeof (doc as { text?: unknown }).text !== 'string') {
+        throw new TypeError(`stream: each document must be a string or an object with a string "text", got ${describe(item)}`)
+      }
+      const entry = { doc: doc as Record<string, unknown>, entities: run(doc.text as string, call), settled: false }
+      entry.entities.then(
+        () => (entry.settled = true),
+        () => (entry.settled = true), // awaited in order when yielded; no unhandled rejection meanwhile
+      )
+      inFlight.push(entry)
     }
   } finally {
     // A consumer that stops early (break, an error) closes the source too.
