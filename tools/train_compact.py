@@ -325,6 +325,7 @@ def main() -> None:
     ap.add_argument("--kd-weight", type=float, default=0.5, help="share of the distillation loss (with --teacher)")
     ap.add_argument("--kd-temp", type=float, default=2.0, help="distillation temperature")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default="", help="start from a pretrained encoder folder (tools/pretrain_mlm.py's <out>/encoder): its weights, tokenizer and shape")
     ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
     args = ap.parse_args()
     t_start = time.time()  # wall time includes the tokenizer, MLM and teachers
@@ -338,7 +339,16 @@ def main() -> None:
     if args.limit:
         train, dev = train[: args.limit], dev[: args.limit]
     print(f"train {len(train)} sentences, dev {len(dev)}", flush=True)
-    tok = train_tokenizer((t for t, _, _ in train), args.vocab_size, args.prefix_space)
+    if args.init:
+        # A pretrained encoder (tools/pretrain_mlm.py's <out>/encoder): its tokenizer and shape.
+        tok = Tokenizer.from_file(os.path.join(args.init, "tokenizer.json"))
+        with open(os.path.join(args.init, "config.json")) as f:
+            shape = json.load(f)
+        args.hidden, args.layers = shape["hidden_size"], shape["num_hidden_layers"]
+        args.heads, args.kv_heads, args.intermediate = shape["num_attention_heads"], shape["num_key_value_heads"], shape["intermediate_size"]
+        args.vocab_size = tok.get_vocab_size()
+    else:
+        tok = train_tokenizer((t for t, _, _ in train), args.vocab_size, args.prefix_space)
     pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
     train_data, dev_data = encode(tok, train, args.max_len, args.label_all), encode(tok, dev, args.max_len)
     dev_gold = [tags for _, _, tags in dev]
@@ -352,6 +362,10 @@ def main() -> None:
         id2label=dict(enumerate(NORNE_LABELS)), label2id=LABEL_ID,
     )
     model = EuroBertForTokenClassification(config)
+    if args.init:
+        from safetensors.torch import load_file
+        missing, unexpected = model.model.load_state_dict(load_file(os.path.join(args.init, "model.safetensors")), strict=False)
+        print(f"encoder from {args.init}; missing {missing}, unexpected {unexpected}", flush=True)
     if args.mlm_epochs > 0:
         model.model.load_state_dict(mlm_pretrain(args, config, train_data, pad_id, mask_id, tok.get_vocab_size(), rng))
     add_dropout(model.model, args.dropout)
