@@ -173,6 +173,8 @@ withRedis('jobs are bounded: too many characters or too large a result fail once
   t.regex(tooBig, /the result is \d+ bytes of JSON, over the 20000/)
   t.regex(bad, /"texts" an array of strings/)
   t.is(ok, 'ok')
+  // Job options take either spelling, as ner() does.
+  t.deepEqual(await q.ner(TEXTS[0], { aggregation_strategy: 'simple' } as never), await q.ner(TEXTS[0], { aggregationStrategy: 'simple' }))
   // Each failed once: UnrecoverableError skips the remaining attempts.
   for (const state of ['failed'] as const) {
     const jobs = await q.queue.getJobs([state])

@@ -141,3 +141,14 @@ test('draining: requests that arrive after SIGTERM get 503 with Retry-After whil
   t.is(code, 0)
   t.regex(out, /"event":"request".*"status":200/)
 })
+
+test('POST /ner takes options in either spelling, with the same answers; unknown ones are a 400 naming the nearest', async (t) => {
+  const s = await server(t)
+  const text = 'Erna Solberg besøkte Universitetet i Oslo.'
+  const camel = await (await postJson(`${s.url}/ner`, { text, options: { aggregationStrategy: 'first', ignoreLabels: ['O', 'PER'] } })).json()
+  const snake = await (await postJson(`${s.url}/ner`, { text, options: { aggregation_strategy: 'FIRST', ignore_labels: ['O', 'PER'] } })).json()
+  t.deepEqual(snake, camel)
+  const typo = await postJson(`${s.url}/ner`, { text, options: { aggregation_stratgy: 'first' } })
+  t.is(typo.status, 400)
+  t.regex((await typo.json()).error, /unknown option 'aggregation_stratgy' \(did you mean 'aggregation_strategy'\?\)/)
+})
