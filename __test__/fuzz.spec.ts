@@ -7,7 +7,7 @@ import test from 'ava'
 import fc from 'fast-check'
 
 import { Entity, pipeline } from '..'
-import { TINY_MODEL } from './helpers/fixtures'
+import { SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
 const STRATEGIES = ['none', 'simple', 'first', 'average', 'max'] as const
 const PIECES = ['😀', '👩‍👩‍👧', '\u200d', '\0', '\x07', '\r\n', '\n', ' ', '\u00a0', '\t', '\uD800', '\uDC00', 'a', 'Ø', 'e\u0301', 'Oslo', '«', '.', '-', '\uFFFF', '𝔘']
@@ -20,7 +20,7 @@ const text = fc.oneof(
 )
 
 test('random Unicode through every strategy: spans slice the input, or a clean Error; the model stays sane', async (t) => {
-  t.timeout(240_000)
+  t.timeout(240_000 * SLOWDOWN)
   const ner = await pipeline(TINY_MODEL, { threads: 2 })
   const probe = 'Erna Solberg besøkte Universitetet i Oslo.'
   const before = JSON.stringify(await ner(probe, { aggregationStrategy: 'simple' }))

@@ -11,12 +11,12 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { resolveModel } from '..'
-import { TINY_MODEL } from './helpers/fixtures'
+import { SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 import { commitOf, Faults, folderRepo, readFolder, startHub } from './helpers/hub-server'
 
-const TIMEOUT = 400
+const TIMEOUT = 400 * SLOWDOWN
 /** The longest a hostile case may take: a few timeouts (a resumed transfer may stall again). */
-const DEADLINE = 8 * TIMEOUT + 3000
+const DEADLINE = 8 * TIMEOUT + 3000 * SLOWDOWN
 
 type Intercept = NonNullable<Faults['intercept']>
 interface Case {
@@ -173,23 +173,23 @@ const cases: Case[] = [
     error: /model\.safetensors: the server answered a request for bytes 1000- with bytes 7-/,
   },
   // Time: every wait has an end.
-  { name: 'the API never answers', faults: answer('hub', 'api', 'any', stall), error: /repo description of test\/tiny@main: http:\/\/127\.0\.0\.1:\d+ did not answer within 400 ms/ },
+  { name: 'the API never answers', faults: answer('hub', 'api', 'any', stall), error: /repo description of test\/tiny@main: http:\/\/127\.0\.0\.1:\d+ did not answer within \d+ ms/ },
   {
     name: 'the API sends headers, then nothing',
     faults: answer('hub', 'api', 'any', (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.write('{"sha": "')
     }),
-    error: /repo description of test\/tiny@main: no data from http:\/\/127\.0\.0\.1:\d+ for 400 ms/,
+    error: /repo description of test\/tiny@main: no data from http:\/\/127\.0\.0\.1:\d+ for \d+ ms/,
   },
-  { name: 'HEAD never answers', faults: answer('hub', 'tokenizer.json', 'HEAD', stall), error: /tokenizer\.json: http:\/\/127\.0\.0\.1:\d+ did not answer within 400 ms/ },
+  { name: 'HEAD never answers', faults: answer('hub', 'tokenizer.json', 'HEAD', stall), error: /tokenizer\.json: http:\/\/127\.0\.0\.1:\d+ did not answer within \d+ ms/ },
   {
     name: 'the CDN stalls mid-file',
     faults: answer('cdn', 'model.safetensors', 'GET', (_req, res) => {
       res.writeHead(200, { 'content-length': String(fs.statSync(path.join(TINY_MODEL, 'model.safetensors')).size) })
       res.write(Buffer.alloc(100))
     }),
-    error: /model\.safetensors: no data from http:\/\/127\.0\.0\.1:\d+ for 400 ms/,
+    error: /model\.safetensors: no data from http:\/\/127\.0\.0\.1:\d+ for \d+ ms/,
   },
   {
     name: 'the API description is endless',
@@ -275,11 +275,11 @@ test('hostile Hub: a stalled transfer that made progress is resumed, and HF_HUB_
     },
   })
   t.teardown(() => hub.close())
-  process.env.HF_HUB_DOWNLOAD_TIMEOUT = '0.3'
+  process.env.HF_HUB_DOWNLOAD_TIMEOUT = String(1 * SLOWDOWN)
   t.teardown(() => delete process.env.HF_HUB_DOWNLOAD_TIMEOUT)
   const started = Date.now()
   const dir = await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: path.join(root, 'cache') })
-  t.true(Date.now() - started < 3000)
+  t.true(Date.now() - started < 6000 * SLOWDOWN)
   t.is(fs.statSync(path.join(dir, 'model.safetensors')).size, size)
   t.true(hub.requests.some((r) => r.server === 'cdn' && r.range === 'bytes=5000-'), 'resumed from byte 5000')
   fs.rmSync(root, { recursive: true, force: true })

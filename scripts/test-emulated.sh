@@ -75,7 +75,7 @@ echo "--- $((SECONDS - t0)) s"
 t0=$SECONDS
 step "linux-arm64-gnu: the ava suite on an arm64 Node"
 # tsx compiles the tests with esbuild, a separate binary: the host's (x64) one serves.
-run env ESBUILD_BINARY_PATH="$root/node_modules/@esbuild/linux-x64/bin/esbuild" \
+run env ESBUILD_BINARY_PATH="$root/node_modules/@esbuild/linux-x64/bin/esbuild" EUROBERT_TEST_SLOWDOWN=20 \
   "$arm_node" node_modules/ava/entrypoints/cli.mjs --tap --timeout 10m
 step "linux-arm64-gnu: installed from its package, as a user would"
 mkdir -p npm/linux-arm64-gnu && cp eurobert-ner.linux-arm64-gnu.node npm/linux-arm64-gnu/

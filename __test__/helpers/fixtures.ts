@@ -5,6 +5,12 @@ import * as path from 'node:path'
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures')
 export const TINY_MODEL = path.join(FIXTURES, 'tiny-eurobert')
+/**
+ * How much slower than native this machine runs the suite: 1 here; `npm run test:emulated`
+ * sets EUROBERT_TEST_SLOWDOWN for the arm64 run under qemu, and the tests that bound a wait or
+ * a duration scale those bounds by it.
+ */
+export const SLOWDOWN = Math.max(1, Number(process.env.EUROBERT_TEST_SLOWDOWN) || 1)
 
 export interface SingleRecord {
   text: string
