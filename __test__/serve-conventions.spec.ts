@@ -11,9 +11,9 @@ import { Validator } from '@seriousme/openapi-schema-validator'
 import test from 'ava'
 
 import { serve } from '..'
+import { startCliServer } from './helpers/cli-server'
 import { TINY_MODEL } from './helpers/fixtures'
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
 const browser = ['chromium', 'chromium-browser', 'google-chrome'].find((c) => spawnSync(c, ['--version']).status === 0)
 const withBrowser = browser ? test : test.skip
 
@@ -117,29 +117,18 @@ test('/info in snake_case like TEI\'s; process and Node.js metrics under their s
 })
 
 test('draining: requests that arrive after SIGTERM get 503 with Retry-After while in-flight ones finish', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'serve', '-m', TINY_MODEL, '--threads', '1', '--port', '0', '--log-requests'])
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-  const url = await new Promise<string>((resolve) => {
-    const poll = setInterval(() => {
-      const m = /"url":"([^"]+)"/.exec(out)
-      if (m) {
-        clearInterval(poll)
-        resolve(m[1])
-      }
-    }, 20)
-  })
+  const { child, url, output, exited } = await startCliServer(['--log-requests'])
   const long = postJson(`${url}/`, { inputs: Array(40).fill('Erna Solberg besøkte Universitetet i Oslo forrige uke. '.repeat(30)) })
   await new Promise((r) => setTimeout(r, 150))
   child.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 50))
   const during = await Promise.all(Array.from({ length: 5 }, () => fetch(`${url}/health`).then((r) => ({ status: r.status, retry: r.headers.get('retry-after') }), (e) => ({ status: 0, retry: String(e) }))))
   const first = await long
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  const code = await exited
   t.is(first.status, 200, 'the in-flight request finished')
   t.deepEqual(during, Array(5).fill({ status: 503, retry: '1' }), 'no connection errors while draining')
   t.is(code, 0)
-  t.regex(out, /"event":"request".*"status":200/)
+  t.regex(output(), /"event":"request".*"status":200/)
 })
 
 test('POST /ner takes options in either spelling, with the same answers; unknown ones are a 400 naming the nearest', async (t) => {
