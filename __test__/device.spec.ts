@@ -44,7 +44,8 @@ linuxX64('a CUDA build that does not load (missing CUDA libraries): auto falls b
 
 linuxX64('a build without a GPU to use: auto runs on the CPU and says there is no usable GPU', (t) => {
   // The CPU binary stands in for a CUDA build that loads but sees no device.
-  const cpu = fs.readdirSync(ROOT).find((f) => /^eurobert-ner\..*\.node$/.test(f) && !f.includes('cuda'))!
+  // This machine's own binary (others, such as a cross-built arm64 one, may lie beside it).
+  const cpu = 'eurobert-ner.linux-x64-gnu.node'
   const auto = load('auto', { EUROBERT_NER_CUDA_BINARY: path.join(ROOT, cpu) })
   t.regex(auto[0].warning, /runs on the CPU: .* is not a CUDA build/)
   t.deepEqual(auto[1], { device: 'cpu' })

@@ -73,7 +73,7 @@ if (build.code !== 0) {
 
   // The workflow, checked as GitHub would (.ci/run installs actionlint).
   if (hasCommand('actionlint')) {
-    const lint = await run('actionlint', ['-color=never'])
+    const lint = await run('actionlint', ['-no-color'])
     if (lint.code === 0) passed++
     else failed++
     console.log(`# actionlint: ${lint.code === 0 ? 'ok' : 'FAILED'}`)
