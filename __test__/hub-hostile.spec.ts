@@ -308,3 +308,25 @@ test('hostile Hub: the CLI reports a dropped transfer as a failure naming the fi
   t.notRegex(stderr, /--help/)
   fs.rmSync(root, { recursive: true, force: true })
 })
+
+test('hostile Hub: a connection reset before any answer (a stale kept-alive socket) is tried again on a fresh one', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
+  let resets = 0
+  const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)], {
+    intercept: (s, req, res, f) => {
+      // The first request for each of these files dies without an answer.
+      if (!((s === 'cdn' && f === 'model.safetensors') || (s === 'hub' && f === 'config.json' && req.method === 'HEAD')) || resets >= 2) return false
+      if (s === 'cdn' ? resets === 1 : resets === 0) {
+        resets++
+        res.socket?.destroy()
+        return true
+      }
+      return false
+    },
+  })
+  t.teardown(() => hub.close())
+  const dir = await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: path.join(root, 'cache'), timeoutMs: TIMEOUT })
+  t.is(resets, 2)
+  t.is(fs.statSync(path.join(dir, 'model.safetensors')).size, fs.statSync(path.join(TINY_MODEL, 'model.safetensors')).size)
+  fs.rmSync(root, { recursive: true, force: true })
+})

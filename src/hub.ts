@@ -463,10 +463,22 @@ class CachedRepo {
       let res: Response
       const timer = setTimeout(() => controller.abort(new TimeoutError(`${file}: ${new URL(url).origin} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
       try {
-        res = await fetch(url, { method: init.method, headers, redirect: 'manual', signal: controller.signal })
-      } catch (e) {
-        if (controller.signal.aborted && controller.signal.reason instanceof Error) throw controller.signal.reason
-        throw new Error(`cannot reach ${new URL(url).origin} for ${file} (${(e as Error).cause ?? (e as Error).message})`)
+        // A connection that fails before any answer (a kept-alive socket the server had just
+        // closed: ECONNRESET) is tried again on a fresh one, twice at most.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            res = await fetch(url, { method: init.method, headers, redirect: 'manual', signal: controller.signal })
+            break
+          } catch (e) {
+            if (controller.signal.aborted && controller.signal.reason instanceof Error) throw controller.signal.reason
+            const code = ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code
+            if (attempt < 2 && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE')) {
+              await new Promise((r) => setTimeout(r, 50 * (attempt + 1)))
+              continue
+            }
+            throw new Error(`cannot reach ${new URL(url).origin} for ${file} (${(e as Error).cause ?? (e as Error).message})`)
+          }
+        }
       } finally {
         clearTimeout(timer)
       }
