@@ -7,7 +7,7 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { readConllu } from '..'
-import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
+import { FIXTURES, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
 const MODEL = ['--model', TINY_MODEL, '--threads', '1']
@@ -135,7 +135,7 @@ test('evaluate prints the report seqeval printed (tools/evaluate_seqeval.py), an
 })
 
 test('jsonl streams: the first record comes out before the last input line goes in', async (t) => {
-  t.timeout(120_000)
+  t.timeout(120_000 * SLOWDOWN)
   const child = spawn(process.execPath, [CLI, ...MODEL, '--format', 'jsonl', '--batch-size', '16'])
   child.stdout.setEncoding('utf8') // a character may straddle two chunks
   const lines = Array.from({ length: 10_000 }, (_, i) => `${TEXTS[i % 3]} ${i}`)

@@ -11,7 +11,7 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { nerQueue } from '../dist/queue'
-import { expected, TINY_MODEL } from './helpers/fixtures'
+import { expected, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
 const TEXTS = expected().batch.texts
@@ -123,7 +123,7 @@ withRedis('a worker killed with SIGKILL mid-job: the other finishes its job, onc
   t.false(a.events.some((e) => e.event === 'completed' && e.job === killed), 'the killed worker did not finish its job')
   const b = startWorker('stall', opts)
   await b.ready
-  const results = await Promise.all(jobs.map((j) => q.wait(j, 60_000)))
+  const results = await Promise.all(jobs.map((j) => q.wait(j, 60_000 * SLOWDOWN)))
   t.is(results.length, 3)
   t.true(results.every((r) => Array.isArray(r) && (r as unknown[]).length === 4))
   await until(() => b.events.filter((e) => e.event === 'completed').length >= 3)
@@ -208,7 +208,7 @@ function bullmq6(): string {
 }
 
 withRedis('BullMQ 5 and 6 both work: entities, progress, the worker name on jobs, a poison job failing once of 3 attempts', async (t) => {
-  t.timeout(180_000)
+  t.timeout(180_000 * SLOWDOWN)
   for (const [major, dir] of [['5', undefined], ['6', bullmq6()]] as const) {
     const r = spawnSync(process.execPath, [path.join(__dirname, 'helpers', 'queue-check.js'), redisUrl, `major${major}`, TINY_MODEL, ...(dir ? [dir] : [])], { encoding: 'utf8', timeout: 120_000 })
     t.is(r.status, 0, r.stderr)
