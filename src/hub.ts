@@ -590,7 +590,8 @@ function isTrue(v: string | undefined): boolean {
   return ['1', 'on', 'yes', 'true'].includes((v ?? '').toLowerCase())
 }
 
-function isDirectory(p: string): boolean {
+/** Whether `p` is an existing folder (a model given by path rather than by Hub id). */
+export function isDirectory(p: string): boolean {
   try {
     return fs.statSync(p).isDirectory()
   } catch {

@@ -1,7 +1,6 @@
 // The NER pipeline: transformers' token-classification semantics over our runtime, with
 // clean spans by default, windows over long texts and optional Unicode word grouping.
 import { setMaxListeners } from 'node:events'
-import * as fs from 'node:fs'
 import { Duplex } from 'node:stream'
 
 import {
@@ -23,6 +22,7 @@ import { checkOptions, describe, textList } from './args'
 import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
 import { Decoding, DECODINGS } from './viterbi'
+import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
 import { LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
 import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
@@ -158,7 +158,7 @@ export async function pipeline<D extends StrategyName = 'none'>(model?: string, 
 export async function pipeline<D extends StrategyName = 'none'>(task: 'token-classification' | 'ner', model?: string, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
 export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
   let [model, raw] = args as [string | undefined, unknown]
-  if (typeof model === 'string' && TASKS.includes(model) && !isFolder(model)) {
+  if (typeof model === 'string' && TASKS.includes(model) && !isDirectory(model)) {
     model = args[1] as string | undefined
     raw = args[2]
   }
@@ -260,14 +260,6 @@ async function* streamEntities(
   } finally {
     // A consumer that stops early (break, an error) closes the source too.
     if (!done) await (it as AsyncIterator<StreamInput>).return?.()
-  }
-}
-
-function isFolder(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory()
-  } catch {
-    return false
   }
 }
 

@@ -25,7 +25,7 @@ import { NER_OPTIONS, normalize } from './options'
 import type { Entity } from './aggregate'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import type { DType, LoadOptions } from './model'
-import { parseHubId } from './hub'
+import { isDirectory, parseHubId } from './hub'
 import { Ner, NerOptions, pipeline } from './pipeline'
 
 export interface ServeOptions extends LoadOptions {
@@ -413,12 +413,4 @@ function toCodePoints(text: string, entities: Entity[]): Entity[] {
   }
   cp[text.length] = n
   return entities.map((e) => ({ ...e, start: cp[e.start], end: cp[e.end] }))
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory()
-  } catch {
-    return false
-  }
 }
