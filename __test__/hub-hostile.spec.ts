@@ -3,6 +3,7 @@
 // the file, and nothing may be written outside the cache folder: a sandbox root holding the
 // cache and a decoy home is listed before and after each case.
 import { createHash } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import * as fs from 'node:fs'
 import type * as http from 'node:http'
 import * as os from 'node:os'
@@ -255,7 +256,10 @@ test('hostile Hub: the suite covers at least 30 misbehaviours, and a well-behave
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
   const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)])
   t.teardown(() => hub.close())
-  const dir = await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: path.join(root, 'cache'), timeoutMs: TIMEOUT })
+  // A long-lived signal (a server's shutdown signal) is left as it was found: no listener per request.
+  const shutdown = new AbortController()
+  const dir = await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: path.join(root, 'cache'), timeoutMs: TIMEOUT, signal: shutdown.signal })
+  t.is(getEventListeners(shutdown.signal, 'abort').length, 0)
   t.is(fs.readFileSync(path.join(dir, 'model.safetensors')).length, fs.statSync(path.join(TINY_MODEL, 'model.safetensors')).size)
   t.is(sha256Of('model.safetensors'), createHash('sha256').update(fs.readFileSync(path.join(dir, 'model.safetensors'))).digest('hex'))
   t.deepEqual(cacheProblems(path.join(root, 'cache')), [])

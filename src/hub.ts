@@ -6,6 +6,7 @@
 // resumable downloads checked against the Hub's sha256 before they enter `blobs/`, and a lock
 // so that two processes end with one good copy.
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import * as os from 'node:os'
@@ -110,8 +111,18 @@ export async function resolveModel(model: string, options: HubOptions = {}): Pro
   }
   const revision = id.revision ?? options.revision ?? 'main'
   checkRevision(revision)
-  const repo = new CachedRepo(id.repo, revision, options)
-  return repo.snapshot()
+  // One listener on the caller's signal per load (not one per request), removed when the load ends.
+  const load = new AbortController()
+  setMaxListeners(0, load.signal)
+  const outer = options.signal
+  throwIfAborted(outer)
+  const onAbort = () => load.abort(abortError(outer!))
+  outer?.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await new CachedRepo(id.repo, revision, options, load.signal).snapshot()
+  } finally {
+    outer?.removeEventListener('abort', onAbort)
+  }
 }
 
 class CachedRepo {
@@ -126,6 +137,8 @@ class CachedRepo {
     readonly repo: string,
     readonly revision: string,
     readonly options: HubOptions,
+    /** Aborts with the caller's signal, for the duration of one load. */
+    private readonly signal: AbortSignal,
   ) {
     this.cacheDir = path.resolve(options.cacheDir ?? getHFHubCachePath())
     this.storage = path.join(this.cacheDir, getRepoFolderName({ name: repo, type: 'model' }))
@@ -452,16 +465,15 @@ class CachedRepo {
   private async request(url: string, init: { method: string; headers?: Record<string, string> }, file: string, controller = new AbortController()): Promise<Response> {
     const hub = new URL(this.endpoint).origin
     // The caller's signal aborts this request (and the body read that follows it).
-    const outer = this.options.signal
-    if (outer) {
-      throwIfAborted(outer)
-      outer.addEventListener('abort', () => controller.abort(abortError(outer)), { once: true })
-    }
+    throwIfAborted(this.signal)
+    this.signal.addEventListener('abort', () => controller.abort(this.signal.reason), { once: true })
     for (let hop = 0; hop < 10; hop++) {
       const headers: Record<string, string> = { ...init.headers, 'user-agent': 'eurobert-ner' }
       if (this.token && new URL(url).origin === hub) headers.authorization = `Bearer ${this.token}`
       let res: Response
-      const timer = setTimeout(() => controller.abort(new TimeoutError(`${file}: ${new URL(url).origin} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
+      // Each connection attempt gets the whole time limit: a retry is a fresh wait for an answer.
+      const arm = () => setTimeout(() => controller.abort(new TimeoutError(`${file}: ${new URL(url).origin} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
+      let timer = arm()
       try {
         // A connection that fails before any answer (a kept-alive socket the server had just
         // closed: ECONNRESET) is tried again on a fresh one, twice at most.
@@ -473,7 +485,10 @@ class CachedRepo {
             if (controller.signal.aborted && controller.signal.reason instanceof Error) throw controller.signal.reason
             const code = ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code
             if (attempt < 2 && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE')) {
+              clearTimeout(timer)
               await new Promise((r) => setTimeout(r, 50 * (attempt + 1)))
+              throwIfAborted(controller.signal)
+              timer = arm()
               continue
             }
             throw new Error(`cannot reach ${new URL(url).origin} for ${file} (${(e as Error).cause ?? (e as Error).message})`)
