@@ -30,8 +30,11 @@ export declare class NativeModel {
   tokenize(texts: Array<string>): Promise<NativeTokens[]>
   /** Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`). */
   decodeTokens(tokens: Array<string>): string
-  /** Most threads a model's pool may have (4 per available core). */
-  static maxThreads(): number
+  /**
+   * Checks load options as `load` would, without loading (so a bad option fails before a
+   * download).
+   */
+  static checkLoadOptions(options: NativeLoadOptions): void
   /**
    * Releases the weights now instead of at garbage collection. Calls already running
    * finish first; later calls fail with a clear error.
@@ -103,7 +106,6 @@ export interface NativeTokens {
   /** `[start0, end0, start1, end1, ...]` in UTF-16 code units of the input string. */
   offsets: Uint32Array
   specialTokensMask: Uint8Array
-  attentionMask: Uint8Array
   /** Pre-tokenizer word index per token, -1 for special tokens. */
   wordIds: Int32Array
   /** `tokens × numLabels` row-major. */

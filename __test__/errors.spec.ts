@@ -95,7 +95,7 @@ for (const [name, makeDir, patterns] of cases) {
 
 test('invalid load options are rejected before any work', async (t) => {
   await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { threads: 0 }), { instanceOf: RangeError, message: /threads/ })
-  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { dtype: 'f64' as never }), { instanceOf: RangeError, message: /dtype must be 'f32', 'q8', 'f16', 'bf16', got "f64"/ })
+  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { dtype: 'f64' as never }), { instanceOf: RangeError, message: /dtype must be 'f32', 'q8', 'f16' or 'bf16', got "f64"/ })
   await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { device: 'tpu' as never }), { instanceOf: RangeError, message: /device must be .*got "tpu"/ })
   // 100,000 threads once never settled (rayon spawned thousands): bounded to 4 per core.
   await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { threads: 100_000 }), { instanceOf: RangeError, message: /threads must be at most \d+ \(4 per available core\)/ })

@@ -27,16 +27,6 @@ export function checkOptions(method: string, options: object, ints: Record<strin
   }
 }
 
-/** `value` must be one of `allowed` (a RangeError naming the option otherwise). */
-export function checkChoice(method: string, name: string, value: unknown, allowed: readonly string[] | RegExp): void {
-  if (value === undefined) return
-  const ok = typeof value === 'string' && (Array.isArray(allowed) ? allowed.includes(value) : (allowed as RegExp).test(value))
-  if (!ok) {
-    const want = Array.isArray(allowed) ? allowed.map((a) => `'${a}'`).join(', ') : String(allowed)
-    throw new RangeError(`${method}: ${name} must be ${want}, got ${describe(value)}`)
-  }
-}
-
 export function describe(v: unknown): string {
   if (v === null) return 'null'
   if (v === undefined) return 'undefined'

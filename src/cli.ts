@@ -12,7 +12,7 @@ import { int as intOption, serveCommand, workerCommand } from './commands'
 import { DownloadProgress, parseHubId } from './hub'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
-import { DType, Device } from './model'
+import { checkLoadOptions, DType, Device } from './model'
 import { NerOptions, pipeline } from './pipeline'
 import { formatReport } from './seqeval'
 
@@ -51,7 +51,7 @@ Model and pipeline:
       --stride N            tokens shared by windows of long texts
       --batch-size N        documents per forward pass (default: 32)
       --threads N           CPU threads (default: all cores)
-      --device D            cpu (default), cuda, cuda:N or metal
+      --device D            cpu (default), cuda, cuda:N, metal or auto
       --dtype T             f32 (default, exact), q8 (int8 on the CPU: faster, within
                             0.3 F1 points), f16 or bf16
 
@@ -130,11 +130,10 @@ async function main(argv: string[]): Promise<number | undefined> {
     process.stdout.write(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version + '\n')
     return 0
   }
-  if (values.dtype !== undefined && !['f32', 'q8', 'f16', 'bf16'].includes(values.dtype)) {
-    throw new UsageError(`--dtype must be f32, q8, f16 or bf16, got ${values.dtype}`)
-  }
-  if (values.device !== undefined && !/^(cpu|cuda(:\d+)?|metal)$/.test(values.device)) {
-    throw new UsageError(`--device must be cpu, cuda, cuda:N or metal, got ${values.device}`)
+  try {
+    checkLoadOptions('eurobert-ner', { threads: int(values.threads, '--threads'), dtype: values.dtype as DType | undefined, device: values.device as Device | undefined })
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message.replace(/^eurobert-ner: /, '')}`)
   }
   const modelPath = values.model ?? BUNDLED_MODEL
   if (!fs.existsSync(modelPath) && !parseHubId(modelPath)) {

@@ -3,12 +3,11 @@
 import * as path from 'node:path'
 
 import { abortable, abortError, throwIfAborted } from './abort'
-import { checkChoice, checkOptions, describe, textList } from './args'
+import { checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
-import { call, native, NativeModel, NativeScoredText, NativeTokens, nativeFor } from './native'
+import { argumentError, call, native, NativeModel, NativeScoredText, NativeTokens, nativeFor } from './native'
 
 export type DType = 'f32' | 'q8' | 'f16' | 'bf16'
-const DTYPES: readonly DType[] = ['f32', 'q8', 'f16', 'bf16']
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal' | 'auto'
 
 export interface LoadOptions extends HubOptions {
@@ -94,6 +93,24 @@ export function cpuKernels(): Record<string, string> {
   return native().cpuKernels()
 }
 
+/**
+ * Checks `threads`, `dtype` and `device` as the native load will (before any download); a
+ * RangeError names the bad option. The core's rules, stated there once.
+ */
+export function checkLoadOptions(method: string, options: Pick<LoadOptions, 'threads' | 'dtype' | 'device'>): void {
+  checkOptions(method, options, { threads: 'int' })
+  for (const key of ['dtype', 'device'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'string') throw new TypeError(`${method}: ${key} must be a string, got ${describe(options[key])}`)
+  }
+  // 'auto' picks a binary here (nativeFor); its checks are those of the device it may pick.
+  const device = options.device === 'auto' ? (options.dtype === 'q8' ? 'cpu' : 'cuda') : options.device
+  try {
+    native().NativeModel.checkLoadOptions({ threads: options.threads, dtype: options.dtype, device })
+  } catch (e) {
+    throw argumentError(e, method)
+  }
+}
+
 export class EuroBertModel {
   /** Label names by class id (`id2label`). */
   readonly labels: readonly string[]
@@ -139,13 +156,7 @@ export class EuroBertModel {
     if (typeof model !== 'string' || model.length === 0) {
       throw new TypeError('EuroBertModel.load: model must be a non-empty string (a folder or a Hub id)')
     }
-    checkOptions('EuroBertModel.load', options, { threads: 'int' })
-    checkChoice('EuroBertModel.load', 'dtype', options.dtype, DTYPES)
-    checkChoice('EuroBertModel.load', 'device', options.device, /^(cpu|cuda(:\d+)?|metal|auto)$/)
-    const maxThreads = native().NativeModel.maxThreads()
-    if (options.threads !== undefined && options.threads > maxThreads) {
-      throw new RangeError(`EuroBertModel.load: threads must be at most ${maxThreads} (4 per available core), got ${options.threads}`)
-    }
+    checkLoadOptions('EuroBertModel.load', options)
     throwIfAborted(options.signal)
     const dir = await resolveModel(model, options)
     throwIfAborted(options.signal)
@@ -233,7 +244,8 @@ function tokenization(text: string, t: NativeTokens): Tokenization {
     tokens: t.tokens,
     offsets: t.offsets,
     specialTokensMask: t.specialTokensMask,
-    attentionMask: t.attentionMask,
+    // Unpadded: every token attends (built here rather than sent across the boundary).
+    attentionMask: new Uint8Array(t.ids.length).fill(1),
     wordIds: t.wordIds,
   }
 }

@@ -86,15 +86,20 @@ export function nativeFor(device: string): { addon: Addon; device: string } {
 }
 
 /**
- * Awaits a native call, turning the addon's argument errors (status `InvalidArg`) into the
- * `RangeError`s the API promises; other failures stay `Error`s.
+ * The addon's argument errors (status `InvalidArg`: the core's validation) as the
+ * `RangeError`s the API promises, prefixed with the method; other failures pass through.
  */
+export function argumentError(e: unknown, method?: string): unknown {
+  const err = e as Error & { code?: string }
+  if (err?.code !== 'InvalidArg') return e
+  return new RangeError(method ? `${method}: ${err.message}` : err.message)
+}
+
+/** Awaits a native call, its argument errors turned into `RangeError`s. */
 export async function call<T>(promise: Promise<T>): Promise<T> {
   try {
     return await promise
   } catch (e) {
-    const err = e as Error & { code?: string }
-    if (err.code === 'InvalidArg') throw new RangeError(err.message.replace(/^invalid argument: /, ''))
-    throw e
+    throw argumentError(e)
   }
 }

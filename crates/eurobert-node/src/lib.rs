@@ -8,17 +8,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use eurobert::{DeviceKind, Dtype, TokenClassifier};
+use eurobert::TokenClassifier;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// Bad arguments keep their status, so the TypeScript layer can throw them as `RangeError`.
+/// Bad arguments keep their status (`InvalidArg`), so the TypeScript layer can throw them as
+/// `RangeError`s by kind, never by message text.
 fn js_error(e: eurobert::Error) -> Error {
-    let status = match e {
-        eurobert::Error::InvalidArgument(_) => Status::InvalidArg,
-        _ => Status::GenericFailure,
-    };
-    Error::new(status, e.to_string())
+    match e {
+        eurobert::Error::InvalidArgument(message) => Error::new(Status::InvalidArg, message),
+        e => Error::new(Status::GenericFailure, e.to_string()),
+    }
 }
 
 /// Runs `f`, turning a panic into an error so it cannot take the host process down.
@@ -99,7 +99,6 @@ pub struct NativeTokens {
     /// `[start0, end0, start1, end1, ...]` in UTF-16 code units of the input string.
     pub offsets: Uint32Array,
     pub special_tokens_mask: Uint8Array,
-    pub attention_mask: Uint8Array,
     /// Pre-tokenizer word index per token, -1 for special tokens.
     pub word_ids: Int32Array,
     /// `tokens × numLabels` row-major.
@@ -129,42 +128,15 @@ pub struct NativeModelInfo {
     pub unk_token_id: Option<u32>,
 }
 
-fn parse_dtype(s: Option<&str>) -> Result<Dtype> {
-    match s.unwrap_or("f32") {
-        "f32" | "float32" => Ok(Dtype::F32),
-        "f16" | "float16" => Ok(Dtype::F16),
-        "bf16" | "bfloat16" => Ok(Dtype::BF16),
-        "q8" | "int8" => Ok(Dtype::Q8),
-        other => Err(Error::new(
-            Status::InvalidArg,
-            format!("invalid dtype '{other}': use 'f32', 'q8', 'f16' or 'bf16'"),
-        )),
-    }
-}
-
-fn parse_device(s: Option<&str>) -> Result<DeviceKind> {
-    let s = s.unwrap_or("cpu");
-    let (name, index) = match s.split_once(':') {
-        Some((n, i)) => match i.parse::<usize>() {
-            Ok(i) => (n, i),
-            Err(_) => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    format!("invalid device '{s}': the index must be a number"),
-                ))
-            }
-        },
-        None => (s, 0),
+/// Builds the core's load options from the JavaScript ones; the core validates them.
+fn load_options(o: &NativeLoadOptions) -> Result<eurobert::LoadOptions> {
+    let options = eurobert::LoadOptions {
+        dtype: o.dtype.as_deref().unwrap_or("f32").parse().map_err(js_error)?,
+        device: o.device.as_deref().unwrap_or("cpu").parse().map_err(js_error)?,
+        threads: o.threads.map(|t| t as usize),
     };
-    match name {
-        "cpu" => Ok(DeviceKind::Cpu),
-        "cuda" => Ok(DeviceKind::Cuda(index)),
-        "metal" => Ok(DeviceKind::Metal(index)),
-        _ => Err(Error::new(
-            Status::InvalidArg,
-            format!("invalid device '{s}': use 'cpu', 'cuda', 'cuda:N' or 'metal'"),
-        )),
-    }
+    options.validate().map_err(js_error)?;
+    Ok(options)
 }
 
 fn run_options(batch_size: Option<u32>, max_batch_tokens: Option<u32>) -> Result<eurobert::RunOptions> {
@@ -173,12 +145,7 @@ fn run_options(batch_size: Option<u32>, max_batch_tokens: Option<u32>) -> Result
         batch_size: batch_size.map_or(defaults.batch_size, |b| b as usize),
         max_batch_tokens: max_batch_tokens.map_or(defaults.max_batch_tokens, |b| b as usize),
     };
-    if options.batch_size == 0 {
-        return Err(Error::new(Status::InvalidArg, "batchSize must be at least 1".to_string()));
-    }
-    if options.max_batch_tokens == 0 {
-        return Err(Error::new(Status::InvalidArg, "maxBatchTokens must be at least 1".to_string()));
-    }
+    options.validate().map_err(js_error)?;
     Ok(options)
 }
 
@@ -189,7 +156,6 @@ fn tokens_to_js(e: eurobert::Encoded, logits: Option<Vec<f32>>) -> NativeTokens 
         tokens: e.tokens,
         offsets: offsets.into(),
         special_tokens_mask: e.special_tokens_mask.into(),
-        attention_mask: e.attention_mask.into(),
         word_ids: e.word_ids.into(),
         logits: logits.map(Into::into),
     }
@@ -322,13 +288,13 @@ impl Task for TokenizeTask {
 /// How many CUDA GPUs this binary can use (0 in a CPU build, or without a driver or GPU).
 #[napi]
 pub fn cuda_devices() -> u32 {
-    catch_unwind(eurobert::classifier::cuda_devices).unwrap_or(0) as u32
+    catch_unwind(eurobert::cuda_devices).unwrap_or(0) as u32
 }
 
 /// The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled.
 #[napi]
 pub fn backends() -> Vec<String> {
-    eurobert::classifier::backends().into_iter().map(String::from).collect()
+    eurobert::backends().into_iter().map(String::from).collect()
 }
 
 /// The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8 }`.
@@ -350,24 +316,7 @@ impl NativeModel {
     /// Loads a model folder off the main thread.
     #[napi(ts_return_type = "Promise<NativeModel>")]
     pub fn load(dir: String, options: Option<NativeLoadOptions>) -> Result<AsyncTask<LoadTask>> {
-        let o = options.unwrap_or(NativeLoadOptions {
-            threads: None,
-            dtype: None,
-            device: None,
-        });
-        if let Some(t) = o.threads {
-            if t == 0 || t as usize > eurobert::classifier::max_threads() {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    format!("threads must be in 1..={}, got {t}", eurobert::classifier::max_threads()),
-                ));
-            }
-        }
-        let options = eurobert::LoadOptions {
-            dtype: parse_dtype(o.dtype.as_deref())?,
-            device: parse_device(o.device.as_deref())?,
-            threads: o.threads.map(|t| t as usize),
-        };
+        let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
         Ok(AsyncTask::new(LoadTask {
             dir: PathBuf::from(dir),
             options,
@@ -399,7 +348,7 @@ impl NativeModel {
             model_max_length: m.model_max_length() as u32,
             weight_bytes: m.weight_bytes() as f64,
             warnings: m.warnings().to_vec(),
-            device: m.device(),
+            device: m.device().to_string(),
             continuing_subword_prefix: m.tokenizer().continuing_subword_prefix(),
             unk_token_id: m.tokenizer().unk_token_id(),
         })
@@ -477,10 +426,11 @@ impl NativeModel {
         guarded("decoding tokens", || m.tokenizer().decode_tokens(&tokens))
     }
 
-    /// Most threads a model's pool may have (4 per available core).
+    /// Checks load options as `load` would, without loading (so a bad option fails before a
+    /// download).
     #[napi]
-    pub fn max_threads() -> u32 {
-        eurobert::classifier::max_threads() as u32
+    pub fn check_load_options(options: NativeLoadOptions) -> Result<()> {
+        load_options(&options).map(|_| ())
     }
 
     /// Releases the weights now instead of at garbage collection. Calls already running

@@ -2,82 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-
-use crate::batching::{self, Layout};
-use crate::candle_encoder::CandleEncoder;
+use crate::batching;
+use crate::candle::CandleEncoder;
+use crate::checkpoint::Checkpoint;
 use crate::config::Config;
-use crate::cpu::{Batch, CpuEncoder};
+use crate::cpu::CpuEncoder;
+use crate::device;
+use crate::encoder::Encoder;
 use crate::error::{Error, Result};
+use crate::options::{DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::weights::Weights;
 use crate::windows::{self, Window};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceKind {
-    Cpu,
-    Cuda(usize),
-    Metal(usize),
-}
-
-/// What a model computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dtype {
-    /// Exact (transformers' own precision); the default.
-    F32,
-    F16,
-    /// GPUs only: the CPU has no bf16 matrix multiply here.
-    BF16,
-    /// CPU only: int8 projections (per-channel weights, per-token activations), the rest f32.
-    Q8,
-}
-
-impl Dtype {
-    fn candle(self) -> DType {
-        match self {
-            Dtype::F32 | Dtype::Q8 => DType::F32,
-            Dtype::F16 => DType::F16,
-            Dtype::BF16 => DType::BF16,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// Compute dtype; f32 is the default and the only exact choice on CPU.
-    pub dtype: Dtype,
-    pub device: DeviceKind,
-    /// CPU threads for this model's pool; `None` = one per physical core.
-    pub threads: Option<usize>,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            dtype: Dtype::F32,
-            device: DeviceKind::Cpu,
-            threads: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct RunOptions {
-    /// Most sequences in one forward pass.
-    pub batch_size: usize,
-    /// Most tokens in one forward pass (on GPUs, padded tokens: rows × longest row); bounds
-    /// activation memory, which grows linearly with it.
-    pub max_batch_tokens: usize,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            batch_size: 32,
-            max_batch_tokens: 16_384,
-        }
-    }
-}
 
 /// Logits of one text with the tokenization they belong to.
 #[derive(Debug, Clone)]
@@ -85,16 +21,6 @@ pub struct Classified {
     pub encoded: Encoded,
     /// `tokens × num_labels`, row-major, f32.
     pub logits: Vec<f32>,
-}
-
-/// Windows of the NER pipeline and the batches they run in.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WindowOptions {
-    /// Tokens per window, special tokens included (default: `model_max_length`).
-    pub max_length: Option<usize>,
-    /// Tokens shared by consecutive windows (default: a quarter of a window's text).
-    pub stride: Option<usize>,
-    pub run: RunOptions,
 }
 
 /// One window of a text and its logits.
@@ -112,16 +38,11 @@ pub struct ScoredText {
     pub windows: Vec<ScoredWindow>,
 }
 
-/// The forward pass: our own f32 CPU encoder, or Candle's for GPUs and f16/bf16.
-enum Encoder {
-    Cpu(CpuEncoder),
-    Candle(CandleEncoder),
-}
-
 pub struct TokenClassifier {
     config: Config,
     device: DeviceKind,
-    encoder: Encoder,
+    /// Our own f32/int8 CPU encoder, or Candle's for GPUs and f16/bf16.
+    encoder: Box<dyn Encoder>,
     /// What the load noticed but accepted (tensors the model does not use).
     warnings: Vec<String>,
     tokenizer: Tokenizer,
@@ -150,43 +71,23 @@ impl TokenClassifier {
                 ),
             });
         }
-        let device = make_device(options.device)?;
-        if device.is_cpu() && options.dtype == Dtype::BF16 {
-            return Err(Error::InvalidArgument(
-                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32, q8 or f16"
-                    .into(),
-            ));
-        }
-        if !device.is_cpu() && options.dtype == Dtype::Q8 {
-            return Err(Error::InvalidArgument(
-                "dtype q8 runs on the CPU only; use f16 or bf16 on a GPU".into(),
-            ));
-        }
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let threads = match options.threads {
-            Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
-            Some(n) if n > max_threads() => {
-                return Err(Error::InvalidArgument(format!(
-                    "threads {n} is more than {} (4 per available core)",
-                    max_threads()
-                )))
-            }
-            Some(n) => n,
-            None => cores,
-        };
+        options.validate()?;
+        let device = device::open(options.device)?;
+        let threads = options.pool_threads();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("eurobert-{i}"))
             .build()
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
-        let warnings = check_tensors(&config, &weights, &dir.join("config.json"))?;
-        let encoder = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) {
+        let checkpoint = Checkpoint::open(&config, &weights, &dir.join("config.json"))?;
+        let encoder: Box<dyn Encoder> = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) {
             let q8 = options.dtype == Dtype::Q8;
-            Encoder::Cpu(pool.install(|| CpuEncoder::load(&config, &weights, q8))?)
+            Box::new(pool.install(|| CpuEncoder::load(&config, &checkpoint, q8))?)
         } else {
-            Encoder::Candle(pool.install(|| CandleEncoder::load(&config, &weights, options.dtype.candle(), &device))?)
+            Box::new(pool.install(|| CandleEncoder::load(&config, &checkpoint, options.dtype.candle(), &device))?)
         };
+        let warnings = checkpoint.warnings;
         Ok(TokenClassifier {
             config,
             device: options.device,
@@ -232,20 +133,13 @@ impl TokenClassifier {
     }
 
     /// What runs the model: `cpu`, `cuda:N` or `metal:N`.
-    pub fn device(&self) -> String {
-        match self.device {
-            DeviceKind::Cpu => "cpu".into(),
-            DeviceKind::Cuda(i) => format!("cuda:{i}"),
-            DeviceKind::Metal(i) => format!("metal:{i}"),
-        }
+    pub fn device(&self) -> DeviceKind {
+        self.device
     }
 
     /// Bytes of weights the model holds in memory.
     pub fn weight_bytes(&self) -> usize {
-        match &self.encoder {
-            Encoder::Cpu(e) => e.bytes(),
-            Encoder::Candle(e) => e.bytes(),
-        }
+        self.encoder.weight_bytes()
     }
 
     pub fn tokenize(&self, texts: &[String]) -> Result<Vec<Encoded>> {
@@ -319,49 +213,14 @@ impl TokenClassifier {
     /// text, say), `tokens × num_labels` each, in input order. Sequences are grouped into
     /// batches longest first under `options`' caps.
     pub fn logits_for_ids(&self, sequences: &[&[u32]], options: &RunOptions) -> Result<Vec<Vec<f32>>> {
-        if options.batch_size == 0 {
-            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
-        }
-        if options.max_batch_tokens == 0 {
-            return Err(Error::InvalidArgument("max batch tokens must be at least 1".into()));
-        }
-        let max = self.config.max_position_embeddings;
-        if let Some((i, s)) = sequences.iter().enumerate().find(|(_, s)| s.len() > max) {
-            return Err(Error::InvalidArgument(format!(
-                "text {i} has {} tokens; the model takes at most {max} (split long texts into windows)",
-                s.len()
-            )));
-        }
+        options.validate()?;
+        self.check_ids(sequences)?;
         let num_labels = self.config.num_labels();
         let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
-        let layout = match self.encoder {
-            Encoder::Cpu(_) => Layout::Packed,
-            Encoder::Candle(_) => Layout::Padded,
-        };
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); sequences.len()];
-        for rows in batching::plan(&lengths, options.batch_size, options.max_batch_tokens, layout) {
-            let logits = match &self.encoder {
-                Encoder::Cpu(enc) => {
-                    let seqs: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
-                    let batch = Batch::pack(&seqs);
-                    self.pool.install(|| enc.forward(&batch))?
-                }
-                Encoder::Candle(enc) => {
-                    let seq_len = lengths[rows[0]];
-                    let mut ids = vec![0u32; rows.len() * seq_len];
-                    for (r, &i) in rows.iter().enumerate() {
-                        ids[r * seq_len..r * seq_len + lengths[i]].copy_from_slice(sequences[i]);
-                    }
-                    let lens: Vec<usize> = rows.iter().map(|&i| lengths[i]).collect();
-                    let padded = self.pool.install(|| enc.forward(&ids, &lens, seq_len))?;
-                    let padded: Vec<f32> = padded.flatten_all()?.to_vec1()?;
-                    // Drop each row's padding so both encoders hand back packed rows.
-                    rows.iter()
-                        .enumerate()
-                        .flat_map(|(r, &i)| padded[r * seq_len * num_labels..][..lengths[i] * num_labels].to_vec())
-                        .collect()
-                }
-            };
+        for rows in batching::plan(&lengths, options.batch_size, options.max_batch_tokens, self.encoder.layout()) {
+            let batch: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
+            let logits = self.pool.install(|| self.encoder.forward(&batch))?;
             // Finite weights can still overflow f32 in the forward pass; garbage logits would
             // decode as "no entities", so they are an error instead.
             let mut at = 0;
@@ -380,109 +239,26 @@ impl TokenClassifier {
         }
         Ok(out)
     }
-}
 
-/// Compares the checkpoint's tensor names with the ones the config implies, before any tensor
-/// is read: layers past `num_hidden_layers` are an error (a config that silently drops layers
-/// computes garbage), tensors the token classifier does not use (an `lm_head`, a pooler) load
-/// with a warning that names them, as transformers does.
-fn check_tensors(c: &Config, weights: &Weights, config_path: &Path) -> Result<Vec<String>> {
-    let mut layers_seen = 0usize;
-    let mut extra_layer: Option<usize> = None;
-    let mut unused: Vec<&str> = Vec::new();
-    let per_layer = |rest: &str| {
-        let attn = ["q_proj", "k_proj", "v_proj", "o_proj"];
-        let mlp = ["gate_proj", "up_proj", "down_proj"];
-        matches!(rest, "input_layernorm.weight" | "post_attention_layernorm.weight")
-            || attn.iter().any(|p| rest == format!("self_attn.{p}.weight") || (c.attention_bias && rest == format!("self_attn.{p}.bias")))
-            || mlp.iter().any(|p| rest == format!("mlp.{p}.weight") || (c.mlp_bias && rest == format!("mlp.{p}.bias")))
-    };
-    for name in weights.names() {
-        if let Some(rest) = name.strip_prefix("model.layers.") {
-            let (index, tail) = rest.split_once('.').unwrap_or((rest, ""));
-            if let Ok(i) = index.parse::<usize>() {
-                layers_seen = layers_seen.max(i + 1);
-                if i >= c.num_hidden_layers {
-                    extra_layer = Some(extra_layer.map_or(i, |e| e.min(i)));
-                } else if !per_layer(tail) {
-                    unused.push(name);
-                }
-                continue;
+    /// The one check of what reaches an encoder: ids inside the vocabulary, sequences within
+    /// the model's positions.
+    fn check_ids(&self, sequences: &[&[u32]]) -> Result<()> {
+        let c = &self.config;
+        for (i, s) in sequences.iter().enumerate() {
+            if s.len() > c.max_position_embeddings {
+                return Err(Error::InvalidArgument(format!(
+                    "text {i} has {} tokens; the model takes at most {} (split long texts into windows)",
+                    s.len(),
+                    c.max_position_embeddings
+                )));
+            }
+            if let Some(bad) = s.iter().find(|&&id| id as usize >= c.vocab_size) {
+                return Err(Error::InvalidArgument(format!(
+                    "token id {bad} is outside the vocabulary (vocab_size {})",
+                    c.vocab_size
+                )));
             }
         }
-        if !matches!(name, "model.embed_tokens.weight" | "model.norm.weight" | "classifier.weight" | "classifier.bias") {
-            unused.push(name);
-        }
-    }
-    if let Some(i) = extra_layer {
-        return Err(Error::config(
-            config_path,
-            format!(
-                "the checkpoint has tensors of model.layers.{i} but num_hidden_layers is {}: the config does not describe these weights",
-                c.num_hidden_layers
-            ),
-        ));
-    }
-    if layers_seen < c.num_hidden_layers {
-        return Err(Error::config(
-            config_path,
-            format!(
-                "num_hidden_layers is {} but the checkpoint has tensors for {layers_seen} layers (no model.layers.{layers_seen})",
-                c.num_hidden_layers
-            ),
-        ));
-    }
-    if unused.is_empty() {
-        return Ok(Vec::new());
-    }
-    unused.sort();
-    let shown: Vec<&str> = unused.iter().take(8).copied().collect();
-    let more = if unused.len() > 8 { format!(" and {} more", unused.len() - 8) } else { String::new() };
-    Ok(vec![format!(
-        "{} tensor(s) of the checkpoint are not used by EuroBertForTokenClassification and were ignored: {}{more}",
-        unused.len(),
-        shown.join(", ")
-    )])
-}
-
-/// Most threads a model's pool may have: more only adds contention, and an absurd count
-/// would spawn thousands of threads before failing.
-pub fn max_threads() -> usize {
-    4 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// How many CUDA GPUs this binary can use: 0 without the `cuda` feature, or without a driver
-/// or a GPU.
-pub fn cuda_devices() -> usize {
-    #[cfg(feature = "cuda")]
-    {
-        use candle_core::cuda_backend::cudarc::driver::result;
-        if result::init().is_ok() {
-            return result::device::get_count().map_or(0, |n| n.max(0) as usize);
-        }
-    }
-    0
-}
-
-/// The GPU backends this binary was built with.
-pub fn backends() -> Vec<&'static str> {
-    let mut b = vec!["cpu"];
-    if cfg!(feature = "cuda") {
-        b.push("cuda");
-    }
-    if cfg!(feature = "metal") {
-        b.push("metal");
-    }
-    b
-}
-
-fn make_device(kind: DeviceKind) -> Result<Device> {
-    let unavailable = |name: &str, e: candle_core::Error| {
-        Error::InvalidArgument(format!("device {name} is not available: {e}"))
-    };
-    match kind {
-        DeviceKind::Cpu => Ok(Device::Cpu),
-        DeviceKind::Cuda(i) => Device::new_cuda(i).map_err(|e| unavailable("cuda", e)),
-        DeviceKind::Metal(i) => Device::new_metal(i).map_err(|e| unavailable("metal", e)),
+        Ok(())
     }
 }

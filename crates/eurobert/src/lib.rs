@@ -1,23 +1,32 @@
 //! EuroBERT token classification with no dependency on Node: reads a Hugging Face model
 //! folder (`config.json`, safetensors weights, `tokenizer.json`) and computes per-token logits
 //! exactly as transformers' `EuroBertForTokenClassification`.
+//!
+//! The public surface is what the binding and the tests use; every module is private.
 
 mod batching;
-pub mod candle_encoder;
-pub mod classifier;
-pub mod config;
+mod candle;
+mod checkpoint;
+mod classifier;
+mod config;
 mod cpu;
-pub mod error;
+mod device;
+mod encoder;
+mod error;
 mod files;
+mod options;
 mod rope;
-pub mod tokenize;
-pub mod weights;
-pub mod windows;
+mod tokenize;
+mod weights;
+mod windows;
 
-pub use classifier::{Classified, DeviceKind, Dtype, LoadOptions, RunOptions, ScoredText, ScoredWindow, TokenClassifier, WindowOptions};
+pub use classifier::{Classified, ScoredText, ScoredWindow, TokenClassifier};
 pub use config::Config;
+pub use device::{backends, cuda_devices};
 pub use error::{Error, Result};
+pub use options::{max_threads, DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
 pub use tokenize::{Encoded, Tokenizer};
+pub use windows::Window;
 
 /// The CPU kernels this process runs, as `(part, kernel)` pairs: our element-wise level
 /// (avx512, avx2+fma, baseline or neon) and rten-gemm's f32 and int8 GEMM kernels.

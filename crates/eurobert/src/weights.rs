@@ -140,10 +140,6 @@ impl Weights {
         })
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.location.contains_key(name)
-    }
-
     /// Every tensor name in the checkpoint.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.location.keys().map(String::as_str)
@@ -185,11 +181,6 @@ impl Weights {
             ));
         }
         Ok(values)
-    }
-
-    /// The dtype `name` is stored in (after checking its shape).
-    pub fn stored_dtype(&self, name: &str, shape: &[usize]) -> Result<Stored> {
-        self.locate(name, shape).map(|(_, _, s)| s)
     }
 
     fn locate(&self, name: &str, shape: &[usize]) -> Result<(&Shard, &TensorInfo, Stored)> {
@@ -334,8 +325,21 @@ fn parse_info(name: &str, v: &Value, data_len: u64) -> std::result::Result<Tenso
     })
 }
 
-fn bytes_of_mut<T: Copy>(v: &mut [T]) -> &mut [u8] {
-    // SAFETY: T is f32 or u16 here: plain data without padding, every bit pattern valid.
+/// Plain numbers every bit pattern of which is a valid value, with no padding: the only types
+/// whose bytes a file may overwrite. Sealed: no other type can claim it.
+trait Plain: Copy + sealed::Sealed {}
+impl Plain for f32 {}
+impl Plain for u16 {}
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u16 {}
+}
+
+fn bytes_of_mut<T: Plain>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: `Plain` types have no padding and no invalid bit patterns, so any bytes written
+    // through the returned slice leave valid values; the slice covers exactly `v`'s memory
+    // and borrows it mutably for its lifetime.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 

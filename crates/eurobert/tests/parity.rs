@@ -408,7 +408,7 @@ fn bad_run_arguments_are_errors_and_the_model_stays_usable() {
             },
         )
         .unwrap_err();
-    assert!(err.to_string().contains("batch size"), "{err}");
+    assert!(err.to_string().contains("batchSize must be at least 1"), "{err}");
     let long = "Oslo ".repeat(400);
     let err = model.logits(&[long], &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("at most 256"), "{err}");

@@ -6,9 +6,9 @@ use rayon::prelude::*;
 use super::flash::{self, Heads};
 use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
-use super::{simd, Batch, Scratch, Source};
+use super::{simd, Batch, Precision, Scratch};
+use crate::checkpoint::Dense;
 use crate::config::Config;
-use crate::error::Result;
 use crate::rope::RopeTable;
 
 pub(crate) struct Attention {
@@ -20,24 +20,17 @@ pub(crate) struct Attention {
 }
 
 impl Attention {
-    pub fn load(src: &Source, prefix: &str, c: &Config) -> Result<Self> {
-        let heads = Heads {
-            query: c.num_attention_heads,
-            kv: c.num_key_value_heads,
-            dim: c.head_dim,
-        };
-        let (h, q_out, kv_out) = (c.hidden_size, heads.out_width(), heads.kv * heads.dim);
-        let p = |n: &str| format!("{prefix}.{n}");
-        Ok(Attention {
-            qkv: src.stacked(
-                &[(p("q_proj"), q_out), (p("k_proj"), kv_out), (p("v_proj"), kv_out)],
-                h,
-                c.attention_bias,
-            )?,
-            o: src.projection(&p("o_proj"), h, q_out, c.attention_bias)?,
-            heads,
+    pub fn new(qkv: Dense, o: Dense, p: Precision, c: &Config) -> Self {
+        Attention {
+            qkv: p.projection(qkv),
+            o: p.projection(o),
+            heads: Heads {
+                query: c.num_attention_heads,
+                kv: c.num_key_value_heads,
+                dim: c.head_dim,
+            },
             scale: (c.head_dim as f32).powf(-0.5),
-        })
+        }
     }
 
     pub fn bytes(&self) -> usize {

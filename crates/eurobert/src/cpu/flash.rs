@@ -84,6 +84,11 @@ pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>]
 /// One task: the query heads of KV head `g` for query rows `rows` of sequence `seq`. The
 /// rows of all those heads are gathered into one matrix (head-major), so each key block costs
 /// two GEMM calls however many query heads share the KV head.
+///
+/// # Safety
+/// `out` must point at a live `(tokens, heads.out_width())` f32 matrix with `seq` inside its
+/// rows, that no one else reads or writes in rows `rows`, columns of KV group `g`'s query
+/// heads, until this call returns (tasks of `attention` own disjoint blocks).
 #[allow(clippy::too_many_arguments)]
 unsafe fn attend(
     qkv: &[f32],

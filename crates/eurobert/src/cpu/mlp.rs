@@ -5,9 +5,8 @@ use rayon::prelude::*;
 
 use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
-use super::{simd, Scratch, Source};
-use crate::config::Config;
-use crate::error::Result;
+use super::{simd, Precision, Scratch};
+use crate::checkpoint::Dense;
 
 /// Bytes of gate/up activations per chunk.
 const CHUNK_BYTES: usize = 8 << 20;
@@ -20,17 +19,13 @@ pub(crate) struct Mlp {
 }
 
 impl Mlp {
-    pub fn load(src: &Source, prefix: &str, c: &Config) -> Result<Self> {
-        let (h, i) = (c.hidden_size, c.intermediate_size);
-        Ok(Mlp {
-            gate_up: src.stacked(
-                &[(format!("{prefix}.gate_proj"), i), (format!("{prefix}.up_proj"), i)],
-                h,
-                c.mlp_bias,
-            )?,
-            down: src.projection(&format!("{prefix}.down_proj"), h, i, c.mlp_bias)?,
-            intermediate: i,
-        })
+    pub fn new(gate_up: Dense, down: Dense, p: Precision) -> Self {
+        let intermediate = down.inputs;
+        Mlp {
+            gate_up: p.projection(gate_up),
+            down: p.projection(down),
+            intermediate,
+        }
     }
 
     pub fn bytes(&self) -> usize {

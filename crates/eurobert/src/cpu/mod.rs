@@ -16,10 +16,12 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::batching::Layout;
+use crate::checkpoint::{Checkpoint, Dense, LayerWeights};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::encoder::Encoder;
+use crate::error::Result;
 use crate::rope::Rope;
-use crate::weights::Weights;
 use attention::Attention;
 use linear::{Linear, Projection, Rows};
 use mlp::Mlp;
@@ -63,42 +65,16 @@ pub(crate) struct Scratch {
     mlp: Vec<f32>,
 }
 
-/// Reads tensors of the checkpoint into the layouts the blocks keep.
-pub(crate) struct Source<'a> {
-    weights: &'a Weights,
+/// Turns the checkpoint's dense f32 projections into the layouts the blocks keep.
+#[derive(Clone, Copy)]
+pub(crate) struct Precision {
     /// Block projections in int8 (`dtype: 'q8'`); the classifier always stays f32.
     q8: bool,
 }
 
-impl Source<'_> {
-    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
-        self.weights.read_f32(name, &[len])
-    }
-
-    /// `{prefix}.weight` `(out, inp)` and, with `bias`, `{prefix}.bias`, in f32.
-    fn linear(&self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
-        let w = self.weights.read_f32(&format!("{prefix}.weight"), &[out, inp])?;
-        let b = if bias { Some(self.vector(&format!("{prefix}.bias"), out)?) } else { None };
-        Ok(Linear::new(&w, out, inp, b))
-    }
-
-    /// A block projection: as `linear`, in the encoder's precision.
-    fn projection(&self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Projection> {
-        self.stacked(&[(prefix.to_string(), out)], inp, bias)
-    }
-
-    /// Several projections of the same input stacked along the output dimension (one GEMM).
-    fn stacked(&self, parts: &[(String, usize)], inp: usize, bias: bool) -> Result<Projection> {
-        let out: usize = parts.iter().map(|p| p.1).sum();
-        let mut w = Vec::with_capacity(out * inp);
-        let mut b = bias.then(|| Vec::with_capacity(out));
-        for (prefix, rows) in parts {
-            w.extend(self.weights.read_f32(&format!("{prefix}.weight"), &[*rows, inp])?);
-            if let Some(b) = &mut b {
-                b.extend(self.vector(&format!("{prefix}.bias"), *rows)?);
-            }
-        }
-        Ok(Projection::new(&w, out, inp, b, self.q8))
+impl Precision {
+    fn projection(self, d: Dense) -> Projection {
+        Projection::new(&d.weight, d.outputs, d.inputs, d.bias, self.q8)
     }
 }
 
@@ -110,14 +86,13 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(src: &Source, i: usize, c: &Config) -> Result<Self> {
-        let p = format!("model.layers.{i}");
-        Ok(Layer {
-            input_norm: src.vector(&format!("{p}.input_layernorm.weight"), c.hidden_size)?,
-            attention: Attention::load(src, &format!("{p}.self_attn"), c)?,
-            post_attention_norm: src.vector(&format!("{p}.post_attention_layernorm.weight"), c.hidden_size)?,
-            mlp: Mlp::load(src, &format!("{p}.mlp"), c)?,
-        })
+    fn new(w: LayerWeights, p: Precision, c: &Config) -> Self {
+        Layer {
+            input_norm: w.input_norm,
+            attention: Attention::new(w.qkv, w.o, p, c),
+            post_attention_norm: w.post_attention_norm,
+            mlp: Mlp::new(w.gate_up, w.down, p),
+        }
     }
 
     fn forward(&self, x: &mut [f32], batch: &Batch, rope: &crate::rope::RopeTable, eps: f32, s: &mut Scratch) {
@@ -150,52 +125,30 @@ pub(crate) struct CpuEncoder {
 }
 
 impl CpuEncoder {
-    /// With `q8`, the block projections run in int8 (`qlinear`).
-    pub fn load(config: &Config, weights: &Weights, q8: bool) -> Result<Self> {
+    /// With `q8`, the block projections run in int8 (`qlinear`). Layers are read and packed
+    /// one at a time, so the load holds at most one layer in f32 beside what it keeps.
+    pub fn load(config: &Config, checkpoint: &Checkpoint, q8: bool) -> Result<Self> {
         let c = config;
-        let src = Source { weights, q8 };
+        let p = Precision { q8 };
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Layer::load(&src, i, c))
+            .map(|i| Ok(Layer::new(checkpoint.layer(i)?, p, c)))
             .collect::<Result<Vec<_>>>()?;
+        let head = checkpoint.classifier()?;
         Ok(CpuEncoder {
             config: c.clone(),
-            embed_tokens: weights.read_f32("model.embed_tokens.weight", &[c.vocab_size, c.hidden_size])?,
+            embed_tokens: checkpoint.embed_tokens()?,
             layers,
-            norm: src.vector("model.norm.weight", c.hidden_size)?,
-            classifier: src.linear("classifier", c.num_labels(), c.hidden_size, true)?,
+            norm: checkpoint.final_norm()?,
+            classifier: Linear::new(&head.weight, head.outputs, head.inputs, head.bias),
             rope: Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings),
         })
     }
 
-    /// Bytes of weights held.
-    pub fn bytes(&self) -> usize {
-        4 * (self.embed_tokens.len() + self.norm.len())
-            + self.classifier.bytes()
-            + self
-                .layers
-                .iter()
-                .map(|l| 4 * (l.input_norm.len() + l.post_attention_norm.len()) + l.attention.bytes() + l.mlp.bytes())
-                .sum::<usize>()
-    }
-
-    /// Logits `(tokens, num_labels)` of a packed batch, row-major, in batch order. Must run
-    /// inside the model's thread pool.
-    pub fn forward(&self, batch: &Batch) -> Result<Vec<f32>> {
+    /// Logits `(tokens, num_labels)` of a packed batch, row-major, in batch order.
+    fn forward_packed(&self, batch: &Batch) -> Vec<f32> {
         let c = &self.config;
         let (h, n) = (c.hidden_size, batch.tokens());
         let longest = batch.sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-        if longest > c.max_position_embeddings {
-            return Err(Error::InvalidArgument(format!(
-                "a sequence of {longest} tokens is longer than the model's max_position_embeddings ({})",
-                c.max_position_embeddings
-            )));
-        }
-        if let Some(bad) = batch.ids.iter().find(|&&id| id as usize >= c.vocab_size) {
-            return Err(Error::InvalidArgument(format!(
-                "token id {bad} is outside the vocabulary (vocab_size {})",
-                c.vocab_size
-            )));
-        }
         let rope = self.rope.table(longest);
         let mut x = vec![0f32; n * h];
         {
@@ -224,6 +177,26 @@ impl CpuEncoder {
             self.classifier.forward(Rows::dense(&normed, h), &mut logits, false);
         }
         profile::report(n, batch.sequences.len());
-        Ok(logits)
+        logits
+    }
+}
+
+impl Encoder for CpuEncoder {
+    fn layout(&self) -> Layout {
+        Layout::Packed
+    }
+
+    fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
+        Ok(self.forward_packed(&Batch::pack(sequences)))
+    }
+
+    fn weight_bytes(&self) -> usize {
+        4 * (self.embed_tokens.len() + self.norm.len())
+            + self.classifier.bytes()
+            + self
+                .layers
+                .iter()
+                .map(|l| 4 * (l.input_norm.len() + l.post_attention_norm.len()) + l.attention.bytes() + l.mlp.bytes())
+                .sum::<usize>()
     }
 }
