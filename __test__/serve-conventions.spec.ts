@@ -5,7 +5,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import * as path from 'node:path'
 
 import { Validator } from '@seriousme/openapi-schema-validator'
 import test from 'ava'

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: builds the addon and the TypeScript, runs `cargo test` and the ava suite, and
+// `npm test`: builds the addon and the TypeScript, runs `cargo test`, the style gates (rustfmt,
+// clippy, ESLint), actionlint and the ava suite, and
 // closes with one line `N passed, N failed` counting every test that ran.
 import { spawn, execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -71,12 +72,20 @@ if (build.code !== 0) {
     console.log('\n# qemu-x86_64 not found: the AVX2 and baseline kernels were not tested (apt-get install qemu-user)')
   }
 
+  // Style gates, one check each: rustfmt, clippy (warnings are errors), ESLint.
+  const gate = async (name, cmd, args) => {
+    const r = await run(cmd, args)
+    if (r.code === 0) passed++
+    else failed++
+    console.log(`# ${name}: ${r.code === 0 ? 'ok' : 'FAILED'}`)
+  }
+  await gate('cargo fmt --check', 'cargo', ['fmt', '--all', '--', '--check'])
+  await gate('cargo clippy -D warnings', 'cargo', ['clippy', '--release', '--target', host, '--workspace', '--all-targets', '--', '-D', 'warnings'])
+  await gate('eslint', npx, ['eslint', '.'])
+
   // The workflow, checked as GitHub would (.ci/run installs actionlint).
   if (hasCommand('actionlint')) {
-    const lint = await run('actionlint', ['-no-color'])
-    if (lint.code === 0) passed++
-    else failed++
-    console.log(`# actionlint: ${lint.code === 0 ? 'ok' : 'FAILED'}`)
+    await gate('actionlint', 'actionlint', ['-no-color'])
   } else {
     console.log('\n# actionlint not found: the workflow was not checked (go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)')
   }

@@ -31,10 +31,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> eurobert::Result<T>) -> Result<T> 
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::new(
-                Status::GenericFailure,
-                format!("internal error while {what}: {msg}"),
-            ))
+            Err(Error::new(Status::GenericFailure, format!("internal error while {what}: {msg}")))
         }
     }
 }
@@ -171,15 +168,11 @@ impl Task for LoadTask {
     type JsValue = NativeModel;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded("loading the model", || {
-            TokenClassifier::load(&self.dir, &self.options)
-        })
+        guarded("loading the model", || TokenClassifier::load(&self.dir, &self.options))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeModel {
-            inner: Mutex::new(Some(Arc::new(output))),
-        })
+        Ok(NativeModel { inner: Mutex::new(Some(Arc::new(output))) })
     }
 }
 
@@ -198,10 +191,7 @@ impl Task for LogitsTask {
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output
-            .into_iter()
-            .map(|c| tokens_to_js(c.encoded, Some(c.logits)))
-            .collect())
+        Ok(output.into_iter().map(|c| tokens_to_js(c.encoded, Some(c.logits))).collect())
     }
 }
 
@@ -317,20 +307,12 @@ impl NativeModel {
     #[napi(ts_return_type = "Promise<NativeModel>")]
     pub fn load(dir: String, options: Option<NativeLoadOptions>) -> Result<AsyncTask<LoadTask>> {
         let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
-        Ok(AsyncTask::new(LoadTask {
-            dir: PathBuf::from(dir),
-            options,
-        }))
+        Ok(AsyncTask::new(LoadTask { dir: PathBuf::from(dir), options }))
     }
 
     fn model(&self) -> Result<Arc<TokenClassifier>> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.clone().ok_or_else(|| {
-            Error::new(
-                Status::GenericFailure,
-                "the model has been disposed".to_string(),
-            )
-        })
+        inner.clone().ok_or_else(|| Error::new(Status::GenericFailure, "the model has been disposed".to_string()))
     }
 
     #[napi(getter)]
@@ -358,39 +340,23 @@ impl NativeModel {
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
     pub fn logits(&self, texts: Vec<String>, options: Option<NativeRunOptions>) -> Result<AsyncTask<LogitsTask>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
-        Ok(AsyncTask::new(LogitsTask {
-            model: self.model()?,
-            texts,
-            options: run_options(o.batch_size, o.max_batch_tokens)?,
-        }))
+        Ok(AsyncTask::new(LogitsTask { model: self.model()?, texts, options: run_options(o.batch_size, o.max_batch_tokens)? }))
     }
 
     /// Logits for id sequences that already carry their special tokens (e.g. windows of a
     /// long text), off the main thread; `tokens × numLabels` each, in input order.
     #[napi(ts_return_type = "Promise<Float32Array[]>")]
-    pub fn logits_for_ids(
-        &self,
-        sequences: Vec<Uint32Array>,
-        options: Option<NativeRunOptions>,
-    ) -> Result<AsyncTask<LogitsForIdsTask>> {
+    pub fn logits_for_ids(&self, sequences: Vec<Uint32Array>, options: Option<NativeRunOptions>) -> Result<AsyncTask<LogitsForIdsTask>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         // Copied now: the JavaScript side may reuse its arrays while the task runs.
         let sequences = sequences.iter().map(|s| s.to_vec()).collect();
-        Ok(AsyncTask::new(LogitsForIdsTask {
-            model: self.model()?,
-            sequences,
-            options: run_options(o.batch_size, o.max_batch_tokens)?,
-        }))
+        Ok(AsyncTask::new(LogitsForIdsTask { model: self.model()?, sequences, options: run_options(o.batch_size, o.max_batch_tokens)? }))
     }
 
     /// The NER pipeline's native half in one round trip, off the main thread: tokenizes,
     /// cuts long texts into windows and scores every window.
     #[napi(ts_return_type = "Promise<NativeScoredText[]>")]
-    pub fn score_windows(
-        &self,
-        texts: Vec<String>,
-        options: Option<NativeWindowOptions>,
-    ) -> Result<AsyncTask<ScoreWindowsTask>> {
+    pub fn score_windows(&self, texts: Vec<String>, options: Option<NativeWindowOptions>) -> Result<AsyncTask<ScoreWindowsTask>> {
         let o = options.unwrap_or(NativeWindowOptions {
             batch_size: None,
             max_batch_tokens: None,
@@ -413,10 +379,7 @@ impl NativeModel {
     /// Tokenizes `texts` off the main thread (no model computation).
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
     pub fn tokenize(&self, texts: Vec<String>) -> Result<AsyncTask<TokenizeTask>> {
-        Ok(AsyncTask::new(TokenizeTask {
-            model: self.model()?,
-            texts,
-        }))
+        Ok(AsyncTask::new(TokenizeTask { model: self.model()?, texts }))
     }
 
     /// Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`).

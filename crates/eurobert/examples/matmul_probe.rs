@@ -30,8 +30,24 @@ fn main() {
         let g = best_of(
             || unsafe {
                 gemm::gemm(
-                    n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize,
-                    b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false,
+                    n,
+                    n,
+                    n,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    n as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
                     gemm::Parallelism::Rayon(threads),
                 )
             },
@@ -40,10 +56,7 @@ fn main() {
         let exec = GemmExecutor::<f32, f32, f32>::default();
         let packed = exec.prepack_b(Matrix::from_data([n, n], b.as_slice()));
         let am = Matrix::from_data([n, n], a.as_slice());
-        let r = best_of(
-            || exec.gemm(&mut c, GemmInputA::Unpacked(am), GemmInputB::Packed(&packed), Default::default()).unwrap(),
-            flops,
-        );
+        let r = best_of(|| exec.gemm(&mut c, GemmInputA::Unpacked(am), GemmInputB::Packed(&packed), Default::default()).unwrap(), flops);
         (g, r)
     });
     println!("{{\"threads\":{threads},\"n\":{n},\"gflops\":{:.1},\"gemmGflops\":{g:.1},\"rtenGflops\":{r:.1}}}", g.max(r));

@@ -8,7 +8,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = Path::new(&args[0]);
     let count: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200);
-    let texts: Vec<String> = std::fs::read_to_string(&args[1]).unwrap().lines().filter_map(|l| l.strip_prefix("# text = ")).map(str::to_string).take(count).collect();
+    let texts: Vec<String> = std::fs::read_to_string(&args[1])
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# text = "))
+        .map(str::to_string)
+        .take(count)
+        .collect();
     let load = |dtype| TokenClassifier::load(dir, &LoadOptions { threads: Some(2), dtype, ..Default::default() }).unwrap();
     let (f, q) = (load(Dtype::F32), load(Dtype::Q8));
     let l = f.config().num_labels();
@@ -28,5 +34,9 @@ fn main() {
             tokens += 1;
         }
     }
-    println!("{{\"tokens\":{tokens},\"argmaxAgreement\":{:.5},\"minCosine\":{worst_cos:.6},\"meanCosine\":{:.6}}}", same as f64 / tokens as f64, sum_cos / tokens as f64);
+    println!(
+        "{{\"tokens\":{tokens},\"argmaxAgreement\":{:.5},\"minCosine\":{worst_cos:.6},\"meanCosine\":{:.6}}}",
+        same as f64 / tokens as f64,
+        sum_cos / tokens as f64
+    );
 }

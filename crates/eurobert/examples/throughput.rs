@@ -14,12 +14,7 @@ fn main() {
     let text = std::fs::read_to_string(&args[1]).expect("conllu");
     let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
     let count: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let sentences: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# text = "))
-        .map(str::to_string)
-        .take(count)
-        .collect();
+    let sentences: Vec<String> = text.lines().filter_map(|l| l.strip_prefix("# text = ")).map(str::to_string).take(count).collect();
     let t = Instant::now();
     let dtype = if std::env::var("EUROBERT_DTYPE").is_ok_and(|v| v == "q8") { eurobert::Dtype::Q8 } else { eurobert::Dtype::F32 };
     let model = TokenClassifier::load(dir, &LoadOptions { threads: Some(threads), dtype, ..Default::default() }).expect("load");
@@ -32,7 +27,13 @@ fn main() {
     let t = Instant::now();
     model.logits(&sentences, &opts).unwrap();
     let s = t.elapsed().as_secs_f64();
-    println!("sentences: {} in {:.3} s = {:.1} sentences/s, {:.0} tokens/s", sentences.len(), s, sentences.len() as f64 / s, tokens as f64 / s);
+    println!(
+        "sentences: {} in {:.3} s = {:.1} sentences/s, {:.0} tokens/s",
+        sentences.len(),
+        s,
+        sentences.len() as f64 / s,
+        tokens as f64 / s
+    );
 
     let mut lat: Vec<f64> = sentences
         .iter()

@@ -32,10 +32,7 @@ impl Upload<'_> {
     }
 
     fn linear(&mut self, d: Dense) -> Result<Linear> {
-        Ok(Linear {
-            weight: self.tensor(d.weight, &[d.outputs, d.inputs])?,
-            bias: d.bias.map(|b| self.vector(b)).transpose()?,
-        })
+        Ok(Linear { weight: self.tensor(d.weight, &[d.outputs, d.inputs])?, bias: d.bias.map(|b| self.vector(b)).transpose()? })
     }
 }
 
@@ -81,11 +78,7 @@ impl Attention {
         let (batch, seq_len) = (p.batch, p.seq_len);
         let qkv = self.qkv.forward(x)?;
         let heads = |start: usize, n: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(1, start * hd, n * hd)?
-                .reshape((batch, seq_len, n, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
+            Ok(qkv.narrow(1, start * hd, n * hd)?.reshape((batch, seq_len, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
         let q = candle_nn::rotary_emb::rope(&heads(0, nh)?, &p.cos, &p.sin)?;
         let k = candle_nn::rotary_emb::rope(&heads(nh, nkv)?, &p.cos, &p.sin)?;
@@ -168,11 +161,7 @@ impl CandleEncoder {
                     head_dim: c.head_dim,
                 },
                 post_attention_norm: up.vector(w.post_attention_norm)?,
-                mlp: Mlp {
-                    gate_up: up.linear(w.gate_up)?,
-                    down: up.linear(w.down)?,
-                    intermediate: c.intermediate_size,
-                },
+                mlp: Mlp { gate_up: up.linear(w.gate_up)?, down: up.linear(w.down)?, intermediate: c.intermediate_size },
             });
         }
         let embed_tokens = up.tensor(checkpoint.embed_tokens()?, &[c.vocab_size, c.hidden_size])?;
@@ -234,12 +223,7 @@ impl Encoder for CandleEncoder {
         let padded = self.forward_padded(&ids, &lengths, seq_len)?;
         // Drop each row's padding: both encoders hand back packed rows.
         let l = self.num_labels;
-        Ok(lengths
-            .iter()
-            .enumerate()
-            .flat_map(|(r, &n)| &padded[r * seq_len * l..][..n * l])
-            .copied()
-            .collect())
+        Ok(lengths.iter().enumerate().flat_map(|(r, &n)| &padded[r * seq_len * l..][..n * l]).copied().collect())
     }
 
     fn weight_bytes(&self) -> usize {

@@ -64,11 +64,7 @@ impl TokenClassifier {
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(Error::Tokenizer {
                 path: tokenizer.path().to_path_buf(),
-                message: format!(
-                    "has {} tokens but config.json's vocab_size is {}",
-                    tokenizer.vocab_size(),
-                    config.vocab_size
-                ),
+                message: format!("has {} tokens but config.json's vocab_size is {}", tokenizer.vocab_size(), config.vocab_size),
             });
         }
         options.validate()?;
@@ -88,15 +84,7 @@ impl TokenClassifier {
             Box::new(pool.install(|| CandleEncoder::load(&config, &checkpoint, options.dtype.candle(), &device))?)
         };
         let warnings = checkpoint.warnings;
-        Ok(TokenClassifier {
-            config,
-            device: options.device,
-            encoder,
-            warnings,
-            tokenizer,
-            pool,
-            dir: dir.to_path_buf(),
-        })
+        Ok(TokenClassifier { config, device: options.device, encoder, warnings, tokenizer, pool, dir: dir.to_path_buf() })
     }
 
     pub fn config(&self) -> &Config {
@@ -127,9 +115,7 @@ impl TokenClassifier {
     /// Longest window of the NER pipeline: the tokenizer's `model_max_length` where it is
     /// set and smaller than the model's positions.
     pub fn model_max_length(&self) -> usize {
-        self.tokenizer
-            .model_max_length()
-            .map_or(self.config.max_position_embeddings, |m| m.min(self.config.max_position_embeddings))
+        self.tokenizer.model_max_length().map_or(self.config.max_position_embeddings, |m| m.min(self.config.max_position_embeddings))
     }
 
     /// What runs the model: `cpu`, `cuda:N` or `metal:N`.
@@ -144,8 +130,7 @@ impl TokenClassifier {
 
     pub fn tokenize(&self, texts: &[String]) -> Result<Vec<Encoded>> {
         use rayon::prelude::*;
-        self.pool
-            .install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
+        self.pool.install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
     }
 
     /// Tokenizes and classifies every text whole (no windows); results in input order.
@@ -153,11 +138,7 @@ impl TokenClassifier {
         let encoded = self.tokenize(texts)?;
         let ids: Vec<&[u32]> = encoded.iter().map(|e| e.ids.as_slice()).collect();
         let logits = self.logits_for_ids(&ids, options)?;
-        Ok(encoded
-            .into_iter()
-            .zip(logits)
-            .map(|(encoded, logits)| Classified { encoded, logits })
-            .collect())
+        Ok(encoded.into_iter().zip(logits).map(|(encoded, logits)| Classified { encoded, logits }).collect())
     }
 
     /// What the NER pipeline needs in one call: tokenizes every text, cuts it into windows
@@ -253,10 +234,7 @@ impl TokenClassifier {
                 )));
             }
             if let Some(bad) = s.iter().find(|&&id| id as usize >= c.vocab_size) {
-                return Err(Error::InvalidArgument(format!(
-                    "token id {bad} is outside the vocabulary (vocab_size {})",
-                    c.vocab_size
-                )));
+                return Err(Error::InvalidArgument(format!("token id {bad} is outside the vocabulary (vocab_size {})", c.vocab_size)));
             }
         }
         Ok(())

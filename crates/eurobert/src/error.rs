@@ -29,22 +29,13 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io { path: path.to_path_buf(), source }
     }
     pub(crate) fn config(path: &Path, message: impl Into<String>) -> Self {
-        Error::Config {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
+        Error::Config { path: path.to_path_buf(), message: message.into() }
     }
     pub(crate) fn weights(path: &Path, message: impl Into<String>) -> Self {
-        Error::Weights {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
+        Error::Weights { path: path.to_path_buf(), message: message.into() }
     }
 }
 

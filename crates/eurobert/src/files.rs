@@ -12,10 +12,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
-        return Err(Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is {what}")),
-        ));
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is {what}"))));
     }
     File::open(path).map_err(|e| Error::io(path, e))
 }
@@ -25,9 +22,7 @@ pub(crate) fn read_text(path: &Path, cap: u64) -> Result<String> {
     let file = open_regular(path)?;
     let mut text = String::new();
     // One byte past the cap tells a file that is too long from one that is exactly the cap.
-    file.take(cap + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::io(path, e))?;
+    file.take(cap + 1).read_to_string(&mut text).map_err(|e| Error::io(path, e))?;
     if text.len() as u64 > cap {
         return Err(Error::io(
             path,

@@ -94,11 +94,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            dtype: Dtype::F32,
-            device: DeviceKind::Cpu,
-            threads: None,
-        }
+        LoadOptions { dtype: Dtype::F32, device: DeviceKind::Cpu, threads: None }
     }
 }
 
@@ -110,16 +106,13 @@ impl LoadOptions {
         }
         if let Some(n) = self.threads {
             if n > max_threads() {
-                return Err(Error::InvalidArgument(format!(
-                    "threads must be at most {} (4 per available core), got {n}",
-                    max_threads()
-                )));
+                return Err(Error::InvalidArgument(format!("threads must be at most {} (4 per available core), got {n}", max_threads())));
             }
         }
         match (self.device, self.dtype) {
-            (DeviceKind::Cpu, Dtype::BF16) => Err(Error::InvalidArgument(
-                "dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32, q8 or f16".into(),
-            )),
+            (DeviceKind::Cpu, Dtype::BF16) => {
+                Err(Error::InvalidArgument("dtype bf16 is not supported on the CPU (no bf16 matrix multiply); use f32, q8 or f16".into()))
+            }
             (DeviceKind::Cuda(_) | DeviceKind::Metal(_), Dtype::Q8) => {
                 Err(Error::InvalidArgument("dtype q8 runs on the CPU only; use f16 or bf16 on a GPU".into()))
             }
@@ -154,10 +147,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions {
-            batch_size: 32,
-            max_batch_tokens: 16_384,
-        }
+        RunOptions { batch_size: 32, max_batch_tokens: 16_384 }
     }
 }
 

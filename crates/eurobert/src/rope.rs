@@ -17,9 +17,7 @@ impl RopeTable {
     fn new(head_dim: usize, theta: f64, len: usize) -> Self {
         let half = head_dim / 2;
         let theta = theta as f32;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / head_dim as f32))
-            .collect();
+        let inv_freq: Vec<f32> = (0..half).map(|i| 1.0f32 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
         for pos in 0..len {
@@ -51,12 +49,7 @@ pub(crate) struct Rope {
 
 impl Rope {
     pub fn new(head_dim: usize, theta: f64, max_len: usize) -> Self {
-        Rope {
-            head_dim,
-            theta,
-            max_len,
-            table: Mutex::new(Arc::new(RopeTable::new(head_dim, theta, 0))),
-        }
+        Rope { head_dim, theta, max_len, table: Mutex::new(Arc::new(RopeTable::new(head_dim, theta, 0))) }
     }
 
     /// A table covering positions `0..len` (`len <= max_len`, checked by the caller).

@@ -68,22 +68,19 @@ impl Tokenizer {
         if let Some(why) = failure {
             return Err(Error::Tokenizer {
                 path: t.path.clone(),
-                message: format!("its post-processor cannot encode a text ({why}); are the special tokens it adds listed in its special_tokens?"),
+                message: format!(
+                    "its post-processor cannot encode a text ({why}); are the special tokens it adds listed in its special_tokens?"
+                ),
             });
         }
         Ok(t)
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let fail = |message: String| Error::Tokenizer {
-            path: path.to_path_buf(),
-            message,
-        };
+        let fail = |message: String| Error::Tokenizer { path: path.to_path_buf(), message };
         let text = match crate::files::read_text(path, MAX_TOKENIZER_JSON) {
             Ok(t) => t,
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(fail("file not found".into()))
-            }
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Err(fail("file not found".into())),
             Err(Error::Io { source, .. }) => return Err(fail(source.to_string())),
             Err(e) => return Err(e),
         };
@@ -91,15 +88,8 @@ impl Tokenizer {
         // Padding and truncation are decided by the caller (batches, windows), never by
         // settings saved in the file.
         inner.with_padding(None);
-        inner.with_truncation(None).map_err(|e| Error::Tokenizer {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(Tokenizer {
-            inner,
-            path: path.to_path_buf(),
-            model_max_length: None,
-        })
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(Tokenizer { inner, path: path.to_path_buf(), model_max_length: None })
     }
 
     /// The tokenizer's `model_max_length`, if `tokenizer_config.json` sets one.
@@ -149,30 +139,15 @@ impl Tokenizer {
 
     /// Tokenizes with special tokens added by the checkpoint's post-processor.
     pub fn encode(&self, text: &str) -> Result<Encoded> {
-        let enc = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| Error::Encode(e.to_string()))?;
+        let enc = self.inner.encode(text, true).map_err(|e| Error::Encode(e.to_string()))?;
         let to_utf16 = Utf16Index::new(text);
         Ok(Encoded {
             ids: enc.get_ids().to_vec(),
             tokens: enc.get_tokens().to_vec(),
-            offsets: enc
-                .get_offsets()
-                .iter()
-                .map(|&(s, e)| (to_utf16.at(s), to_utf16.at(e)))
-                .collect(),
-            special_tokens_mask: enc
-                .get_special_tokens_mask()
-                .iter()
-                .map(|&m| m as u8)
-                .collect(),
+            offsets: enc.get_offsets().iter().map(|&(s, e)| (to_utf16.at(s), to_utf16.at(e))).collect(),
+            special_tokens_mask: enc.get_special_tokens_mask().iter().map(|&m| m as u8).collect(),
             attention_mask: enc.get_attention_mask().iter().map(|&m| m as u8).collect(),
-            word_ids: enc
-                .get_word_ids()
-                .iter()
-                .map(|w| w.map_or(-1, |w| w as i32))
-                .collect(),
+            word_ids: enc.get_word_ids().iter().map(|w| w.map_or(-1, |w| w as i32)).collect(),
         })
     }
 
@@ -180,9 +155,7 @@ impl Tokenizer {
     /// `convert_tokens_to_string` does (`" Oslo"` from `["ĠOslo"]`).
     pub fn decode_tokens(&self, tokens: &[String]) -> Result<String> {
         match self.inner.get_decoder() {
-            Some(decoder) => decoder
-                .decode(tokens.to_vec())
-                .map_err(|e| Error::Encode(e.to_string())),
+            Some(decoder) => decoder.decode(tokens.to_vec()).map_err(|e| Error::Encode(e.to_string())),
             None => Ok(tokens.join(" ")),
         }
     }
@@ -195,15 +168,9 @@ fn read_model_max_length(path: &Path) -> Result<Option<usize>> {
         return Ok(None);
     }
     let text = crate::files::read_text(path, MAX_TOKENIZER_CONFIG)?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(value
-        .get("model_max_length")
-        .and_then(serde_json::Value::as_u64)
-        .filter(|&m| m > 0 && m < 1_000_000_000)
-        .map(|m| m as usize))
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
+    Ok(value.get("model_max_length").and_then(serde_json::Value::as_u64).filter(|&m| m > 0 && m < 1_000_000_000).map(|m| m as usize))
 }
 
 /// Maps UTF-8 byte offsets of a string to UTF-16 code-unit offsets.

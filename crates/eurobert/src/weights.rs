@@ -59,23 +59,16 @@ impl Weights {
         let single = dir.join(SINGLE_FILE);
         let index = dir.join(INDEX_FILE);
         if crate::files::present(&single) {
-            return Self::open_files(&[single.clone()], single);
+            return Self::open_files(std::slice::from_ref(&single), single.clone());
         }
         if crate::files::present(&index) {
             let text = crate::files::read_text(&index, MAX_INDEX)?;
-            let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json {
-                path: index.clone(),
-                message: e.to_string(),
-            })?;
-            let map = value
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| Error::config(&index, "missing object 'weight_map'"))?;
+            let value: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: index.clone(), message: e.to_string() })?;
+            let map =
+                value.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::config(&index, "missing object 'weight_map'"))?;
             let mut files: Vec<PathBuf> = Vec::new();
             for (name, file) in map {
-                let file = file.as_str().ok_or_else(|| {
-                    Error::config(&index, format!("weight_map['{name}'] must be a file name"))
-                })?;
+                let file = file.as_str().ok_or_else(|| Error::config(&index, format!("weight_map['{name}'] must be a file name")))?;
                 // Shard names are plain file names inside the model folder, never paths out of
                 // it (`..`, `/x`, `C:x`, `\\server\x`).
                 let plain = !file.is_empty()
@@ -98,27 +91,17 @@ impl Weights {
                 let want = dir.join(file.as_str().unwrap_or_default());
                 match weights.location.get(name) {
                     Some(&i) if weights.shards[i].path == want => {}
-                    _ => {
-                        return Err(Error::weights(
-                            &want,
-                            format!("has no tensor '{name}', which {INDEX_FILE} places there"),
-                        ))
-                    }
+                    _ => return Err(Error::weights(&want, format!("has no tensor '{name}', which {INDEX_FILE} places there"))),
                 }
             }
             return Ok(weights);
         }
-        let other = ["pytorch_model.bin", "model.bin", "model.pt", "tf_model.h5"]
-            .iter()
-            .find(|f| dir.join(f).exists());
+        let other = ["pytorch_model.bin", "model.bin", "model.pt", "tf_model.h5"].iter().find(|f| dir.join(f).exists());
         let hint = match other {
             Some(f) => format!(" (found {f}: only safetensors are loaded, never pickles; convert it with the safetensors library)"),
             None => String::new(),
         };
-        Err(Error::weights(
-            &single,
-            format!("no {SINGLE_FILE} or {INDEX_FILE} in the model folder{hint}"),
-        ))
+        Err(Error::weights(&single, format!("no {SINGLE_FILE} or {INDEX_FILE} in the model folder{hint}")))
     }
 
     pub fn open_files(paths: &[PathBuf], describe: PathBuf) -> Result<Self> {
@@ -133,11 +116,7 @@ impl Weights {
             }
             shards.push(shard);
         }
-        Ok(Weights {
-            shards,
-            location,
-            describe,
-        })
+        Ok(Weights { shards, location, describe })
     }
 
     /// Every tensor name in the checkpoint.
@@ -184,19 +163,13 @@ impl Weights {
     }
 
     fn locate(&self, name: &str, shape: &[usize]) -> Result<(&Shard, &TensorInfo, Stored)> {
-        let &i = self
-            .location
-            .get(name)
-            .ok_or_else(|| Error::weights(&self.describe, format!("missing tensor '{name}'")))?;
+        let &i = self.location.get(name).ok_or_else(|| Error::weights(&self.describe, format!("missing tensor '{name}'")))?;
         let shard = &self.shards[i];
         let info = &shard.tensors[name];
         if info.shape != shape {
             return Err(Error::weights(
                 &shard.path,
-                format!(
-                    "tensor '{name}' has shape {:?}, expected {:?} from config.json",
-                    info.shape, shape
-                ),
+                format!("tensor '{name}' has shape {:?}, expected {:?} from config.json", info.shape, shape),
             ));
         }
         let stored = match info.dtype.as_str() {
@@ -226,15 +199,12 @@ impl Shard {
         read_exact_at(&file, &mut n, 0).map_err(|e| Error::io(path, e))?;
         let header_len = u64::from_le_bytes(n);
         if header_len > MAX_HEADER || header_len > len - 8 {
-            return Err(bad(format!(
-                "header length {header_len} exceeds {} (file of {len} bytes)",
-                MAX_HEADER.min(len - 8)
-            )));
+            return Err(bad(format!("header length {header_len} exceeds {} (file of {len} bytes)", MAX_HEADER.min(len - 8))));
         }
         let mut header = vec![0u8; header_len as usize];
         read_exact_at(&file, &mut header, 8).map_err(|e| Error::io(path, e))?;
-        let header: BTreeMap<String, Value> = serde_json::from_slice(&header)
-            .map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
+        let header: BTreeMap<String, Value> =
+            serde_json::from_slice(&header).map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
         let data_start = 8 + header_len;
         let data_len = len - data_start;
         let mut tensors = HashMap::new();
@@ -245,14 +215,7 @@ impl Shard {
             }
             let info = parse_info(&name, &v, data_len).map_err(bad)?;
             ranges.push((info.start, info.end, name.clone()));
-            tensors.insert(
-                name,
-                TensorInfo {
-                    start: data_start + info.start,
-                    end: data_start + info.end,
-                    ..info
-                },
-            );
+            tensors.insert(name, TensorInfo { start: data_start + info.start, end: data_start + info.end, ..info });
         }
         // As safetensors requires: tensors tile the data area, in order, without overlap.
         ranges.sort();
@@ -266,26 +229,16 @@ impl Shard {
             at = *end;
         }
         if at != data_len {
-            return Err(bad(format!(
-                "tensors cover {at} bytes but the file holds {data_len} bytes of data (truncated or padded)"
-            )));
+            return Err(bad(format!("tensors cover {at} bytes but the file holds {data_len} bytes of data (truncated or padded)")));
         }
-        Ok(Shard {
-            path: path.to_path_buf(),
-            file,
-            tensors,
-        })
+        Ok(Shard { path: path.to_path_buf(), file, tensors })
     }
 }
 
 /// A header entry `{"dtype": "F32", "shape": [..], "data_offsets": [start, end]}`, offsets
 /// relative to the data area of `data_len` bytes.
 fn parse_info(name: &str, v: &Value, data_len: u64) -> std::result::Result<TensorInfo, String> {
-    let dtype = v
-        .get("dtype")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("tensor '{name}' has no dtype"))?
-        .to_string();
+    let dtype = v.get("dtype").and_then(Value::as_str).ok_or_else(|| format!("tensor '{name}' has no dtype"))?.to_string();
     let size: u64 = match dtype.as_str() {
         "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
         "I16" | "U16" | "F16" | "BF16" => 2,
@@ -317,12 +270,7 @@ fn parse_info(name: &str, v: &Value, data_len: u64) -> std::result::Result<Tenso
             "tensor '{name}' ({dtype} {shape:?}, {bytes} bytes) has data_offsets [{start}, {end}] that do not fit the {data_len} bytes of data"
         ));
     }
-    Ok(TensorInfo {
-        dtype,
-        shape,
-        start,
-        end,
-    })
+    Ok(TensorInfo { dtype, shape, start, end })
 }
 
 /// Plain numbers every bit pattern of which is a valid value, with no padding: the only types

@@ -36,9 +36,7 @@ pub fn windows(n: usize, prefix: usize, suffix: usize, max_length: usize, stride
     }
     let stride = stride.unwrap_or(budget / 4);
     if stride >= budget {
-        return Err(Error::InvalidArgument(format!(
-            "stride must be less than the {budget} text tokens a window holds, got {stride}"
-        )));
+        return Err(Error::InvalidArgument(format!("stride must be less than the {budget} text tokens a window holds, got {stride}")));
     }
     let step = budget - stride;
     let count = (content - budget).div_ceil(step) + 1;
@@ -49,9 +47,7 @@ pub fn windows(n: usize, prefix: usize, suffix: usize, max_length: usize, stride
              over {MAX_WINDOW_FACTOR} times its length; use a stride of at most {limit}"
         )));
     }
-    let ranges: Vec<(usize, usize)> = (0..count)
-        .map(|k| (k * step, (k * step + budget).min(content)))
-        .collect();
+    let ranges: Vec<(usize, usize)> = (0..count).map(|k| (k * step, (k * step + budget).min(content))).collect();
     Ok(ranges
         .iter()
         .enumerate()

@@ -33,13 +33,11 @@ fn edit_config(dir: &Path, edit: impl FnOnce(&mut Value)) {
 fn edit_weights(dir: &Path, edit: impl FnOnce(&mut HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>)) {
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut t: HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
-        .collect();
+    let mut t: HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> =
+        st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect();
     edit(&mut t);
-    let views: HashMap<String, TensorView> = t.iter().map(|(n, (d, s, b))| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let views: HashMap<String, TensorView> =
+        t.iter().map(|(n, (d, s, b))| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::tensor::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
 }
 
@@ -123,7 +121,11 @@ fn layer_counts_must_match_and_unused_tensors_load_with_a_warning() {
     });
     let model = load(&dir).unwrap();
     assert_eq!(model.warnings().len(), 1);
-    assert!(model.warnings()[0].contains("2 tensor(s)") && model.warnings()[0].contains("lm_head.weight, model.pooler.dense.weight"), "{:?}", model.warnings());
+    assert!(
+        model.warnings()[0].contains("2 tensor(s)") && model.warnings()[0].contains("lm_head.weight, model.pooler.dense.weight"),
+        "{:?}",
+        model.warnings()
+    );
     assert!(load(&fixture()).unwrap().warnings().is_empty());
 }
 
@@ -180,7 +182,12 @@ fn padded_f16_batches_on_the_candle_path_stay_close_to_transformers() {
     let small = model.logits(&texts, &RunOptions { batch_size: 3, max_batch_tokens: 64 }).unwrap();
     let mut worst = 0f32;
     for (i, (a, b)) in one.iter().zip(&small).enumerate() {
-        let want: Vec<f32> = exp["batch"]["logits"][i].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect();
+        let want: Vec<f32> = exp["batch"]["logits"][i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+            .collect();
         assert_eq!(a.logits.len(), want.len());
         for ((x, y), w) in a.logits.iter().zip(&b.logits).zip(&want) {
             worst = worst.max((x - w).abs());

@@ -58,7 +58,12 @@ fn an_8192_token_window_matches_transformers_in_memory_linear_in_its_length() {
         let per_token = 4 * (3 * c.hidden_size + qkv + c.num_attention_heads * c.head_dim + c.num_labels());
         let bound = 2 * per_token * ids.len() + (32 << 20);
         let square = ids.len() * ids.len() * c.num_attention_heads * 4;
-        eprintln!("8192-token pass: {} MB above the loaded model (bound {} MB; a score matrix alone: {} MB)", used >> 20, bound >> 20, square >> 20);
+        eprintln!(
+            "8192-token pass: {} MB above the loaded model (bound {} MB; a score matrix alone: {} MB)",
+            used >> 20,
+            bound >> 20,
+            square >> 20
+        );
         assert!(used < bound, "the pass took {used} bytes, over the bound of {bound}");
     }
 

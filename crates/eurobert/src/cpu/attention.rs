@@ -24,11 +24,7 @@ impl Attention {
         Attention {
             qkv: p.projection(qkv),
             o: p.projection(o),
-            heads: Heads {
-                query: c.num_attention_heads,
-                kv: c.num_key_value_heads,
-                dim: c.head_dim,
-            },
+            heads: Heads { query: c.num_attention_heads, kv: c.num_key_value_heads, dim: c.head_dim },
             scale: (c.head_dim as f32).powf(-0.5),
         }
     }

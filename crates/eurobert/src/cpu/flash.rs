@@ -19,7 +19,6 @@ const QUERY_BLOCK: usize = 64;
 /// Keys per online-softmax step.
 const KEY_BLOCK: usize = 256;
 
-
 /// Where the heads live in the fused QKV rows and in the output rows.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Heads {
@@ -126,12 +125,24 @@ unsafe fn attend(
         let v = qkv.as_ptr().add(k0 * qw + v_col);
         // S = scale · Q Kᵀ  (m × n)
         gemm::gemm(
-            m, n, d,
-            s.as_mut_ptr(), 1, n as isize, false,
-            q.as_ptr(), 1, d as isize,
-            k, qw as isize, 1,
-            0.0, scale,
-            false, false, false,
+            m,
+            n,
+            d,
+            s.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            q.as_ptr(),
+            1,
+            d as isize,
+            k,
+            qw as isize,
+            1,
+            0.0,
+            scale,
+            false,
+            false,
+            false,
             gemm::Parallelism::None,
         );
         let first = k0 == seq.start;
@@ -152,12 +163,24 @@ unsafe fn attend(
         }
         // O = O + P V  (m × d); the first block overwrites.
         gemm::gemm(
-            m, d, n,
-            o.as_mut_ptr(), 1, d as isize, !first,
-            s.as_ptr(), 1, n as isize,
-            v, 1, qw as isize,
-            1.0, 1.0,
-            false, false, false,
+            m,
+            d,
+            n,
+            o.as_mut_ptr(),
+            1,
+            d as isize,
+            !first,
+            s.as_ptr(),
+            1,
+            n as isize,
+            v,
+            1,
+            qw as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
             gemm::Parallelism::None,
         );
         k0 += n;
@@ -247,7 +270,11 @@ mod timing {
     #[test]
     #[ignore]
     fn attention_timing() {
-        for (len, heads) in [(22usize, Heads { query: 8, kv: 4, dim: 32 }), (22, Heads { query: 18, kv: 6, dim: 64 }), (400, Heads { query: 8, kv: 4, dim: 32 })] {
+        for (len, heads) in [
+            (22usize, Heads { query: 8, kv: 4, dim: 32 }),
+            (22, Heads { query: 18, kv: 6, dim: 64 }),
+            (400, Heads { query: 8, kv: 4, dim: 32 }),
+        ] {
             let count = 32;
             let seqs: Vec<Range<usize>> = (0..count).map(|i| i * len..(i + 1) * len).collect();
             let t = count * len;

@@ -107,13 +107,9 @@ impl Linear {
         }
         let a = Matrix::from_data_with_strides([x.rows, x.cols], &x.data[..(x.rows - 1) * x.stride + x.cols], [x.stride, 1])
             .expect("activation rows lie inside their buffer");
-        let opts = GemmOptions {
-            beta: if accumulate { 1.0 } else { 0.0 },
-            bias: self.bias.as_deref().map(BiasVector::Row),
-            ..Default::default()
-        };
-        EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Packed(&self.weight), opts))
-            .expect("shapes were checked above");
+        let opts =
+            GemmOptions { beta: if accumulate { 1.0 } else { 0.0 }, bias: self.bias.as_deref().map(BiasVector::Row), ..Default::default() };
+        EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Packed(&self.weight), opts)).expect("shapes were checked above");
     }
 }
 
@@ -134,9 +130,7 @@ mod tests {
         lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, true);
         for r in 0..rows {
             for o in 0..outp {
-                let want: f64 = 1.0
-                    + b[o] as f64
-                    + (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum::<f64>();
+                let want: f64 = 1.0 + b[o] as f64 + (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum::<f64>();
                 assert!((out[r * outp + o] as f64 - want).abs() < 1e-4, "({r},{o})");
             }
         }

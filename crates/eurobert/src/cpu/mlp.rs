@@ -21,11 +21,7 @@ pub(crate) struct Mlp {
 impl Mlp {
     pub fn new(gate_up: Dense, down: Dense, p: Precision) -> Self {
         let intermediate = down.inputs;
-        Mlp {
-            gate_up: p.projection(gate_up),
-            down: p.projection(down),
-            intermediate,
-        }
+        Mlp { gate_up: p.projection(gate_up), down: p.projection(down), intermediate }
     }
 
     pub fn bytes(&self) -> usize {

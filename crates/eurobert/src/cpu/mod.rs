@@ -38,11 +38,8 @@ pub(crate) struct Batch {
 impl Batch {
     pub fn pack(sequences: &[&[u32]]) -> Self {
         let total = sequences.iter().map(|s| s.len()).sum();
-        let mut b = Batch {
-            ids: Vec::with_capacity(total),
-            positions: Vec::with_capacity(total),
-            sequences: Vec::with_capacity(sequences.len()),
-        };
+        let mut b =
+            Batch { ids: Vec::with_capacity(total), positions: Vec::with_capacity(total), sequences: Vec::with_capacity(sequences.len()) };
         for s in sequences {
             let start = b.ids.len();
             b.ids.extend_from_slice(s);
@@ -109,9 +106,7 @@ impl Layer {
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let _t = span(Op::Norm);
     let rows = 32 * w.len();
-    x.par_chunks(rows)
-        .zip(out.par_chunks_mut(rows))
-        .for_each(|(x, o)| simd::rms_norm(x, w, eps, o));
+    x.par_chunks(rows).zip(out.par_chunks_mut(rows)).for_each(|(x, o)| simd::rms_norm(x, w, eps, o));
 }
 
 pub(crate) struct CpuEncoder {
@@ -130,9 +125,7 @@ impl CpuEncoder {
     pub fn load(config: &Config, checkpoint: &Checkpoint, q8: bool) -> Result<Self> {
         let c = config;
         let p = Precision { q8 };
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| Ok(Layer::new(checkpoint.layer(i)?, p, c)))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = (0..c.num_hidden_layers).map(|i| Ok(Layer::new(checkpoint.layer(i)?, p, c))).collect::<Result<Vec<_>>>()?;
         let head = checkpoint.classifier()?;
         Ok(CpuEncoder {
             config: c.clone(),

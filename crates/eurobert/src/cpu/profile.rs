@@ -19,16 +19,13 @@ pub(crate) enum Op {
     Classifier,
 }
 
-const NAMES: [&str; 10] = [
-    "embed", "norm", "qkv", "rope", "attention", "output", "gate_up", "act", "down", "classifier",
-];
+const NAMES: [&str; 10] = ["embed", "norm", "qkv", "rope", "attention", "output", "gate_up", "act", "down", "classifier"];
 
 static TOTALS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<AtomicBool> = OnceLock::new();
-    ON.get_or_init(|| AtomicBool::new(std::env::var("EUROBERT_PROFILE").is_ok_and(|v| v == "1")))
-        .load(Ordering::Relaxed)
+    ON.get_or_init(|| AtomicBool::new(std::env::var("EUROBERT_PROFILE").is_ok_and(|v| v == "1"))).load(Ordering::Relaxed)
 }
 
 /// Adds the time until it is dropped to `op`'s total.
@@ -51,10 +48,7 @@ pub(crate) fn report(tokens: usize, sequences: usize) {
     if !enabled() {
         return;
     }
-    let parts: Vec<String> = NAMES
-        .iter()
-        .zip(&TOTALS)
-        .map(|(n, t)| format!("{n} {:.2}", t.swap(0, Ordering::Relaxed) as f64 / 1e6))
-        .collect();
+    let parts: Vec<String> =
+        NAMES.iter().zip(&TOTALS).map(|(n, t)| format!("{n} {:.2}", t.swap(0, Ordering::Relaxed) as f64 / 1e6)).collect();
     eprintln!("eurobert profile ({tokens} tokens, {sequences} sequences), ms: {}", parts.join(", "));
 }

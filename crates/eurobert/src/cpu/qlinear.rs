@@ -50,27 +50,17 @@ impl QLinear {
         let qmax = if EXEC.with(|e| e.may_saturate()) { 63.0 } else { 127.0 };
         let mut q = vec![0i8; outputs * inputs];
         let mut scale = vec![0f32; outputs];
-        q.par_chunks_mut(inputs)
-            .zip(weight.par_chunks(inputs))
-            .zip(scale.par_iter_mut())
-            .for_each(|((q, w), s)| {
-                let m = w.iter().fold(0f32, |m, v| m.max(v.abs()));
-                *s = if m > 0.0 { m / qmax } else { 1.0 };
-                let inv = 1.0 / *s;
-                for (q, &v) in q.iter_mut().zip(w) {
-                    *q = (v * inv).round().clamp(-qmax, qmax) as i8;
-                }
-            });
+        q.par_chunks_mut(inputs).zip(weight.par_chunks(inputs)).zip(scale.par_iter_mut()).for_each(|((q, w), s)| {
+            let m = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+            *s = if m > 0.0 { m / qmax } else { 1.0 };
+            let inv = 1.0 / *s;
+            for (q, &v) in q.iter_mut().zip(w) {
+                *q = (v * inv).round().clamp(-qmax, qmax) as i8;
+            }
+        });
         let wt = NdTensorView::from_data_with_strides([inputs, outputs], q.as_slice(), [1, inputs])
             .expect("a transposed view of a full matrix is valid");
-        QLinear {
-            weight: EXEC.with(|e| e.prepack_b(wt)),
-            scale,
-            zero: vec![0; outputs],
-            bias,
-            inputs,
-            outputs,
-        }
+        QLinear { weight: EXEC.with(|e| e.prepack_b(wt)), scale, zero: vec![0; outputs], bias, inputs, outputs }
     }
 
     pub fn outputs(&self) -> usize {
@@ -113,20 +103,13 @@ impl QLinear {
 }
 
 fn quantize_rows(x: Rows) -> Quantized {
-    let mut q = Quantized {
-        q: vec![0u8; x.rows * x.cols],
-        scale: vec![0f32; x.rows],
-        zero: vec![0u8; x.rows],
-    };
-    q.q.par_chunks_mut(x.cols)
-        .zip(q.scale.par_iter_mut())
-        .zip(q.zero.par_iter_mut())
-        .enumerate()
-        .with_min_len(16)
-        .for_each(|(r, ((q, s), z))| {
+    let mut q = Quantized { q: vec![0u8; x.rows * x.cols], scale: vec![0f32; x.rows], zero: vec![0u8; x.rows] };
+    q.q.par_chunks_mut(x.cols).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
+        |(r, ((q, s), z))| {
             let row = &x.data[r * x.stride..r * x.stride + x.cols];
             (*s, *z) = quantize_row(row, q);
-        });
+        },
+    );
     q
 }
 
@@ -203,7 +186,9 @@ mod shapes {
 
     #[test]
     fn int8_linear_at_model_shapes() {
-        for (rows, inp, outp, stride) in [(37usize, 256usize, 512usize, 256usize), (300, 768, 256, 1536), (70, 1152, 1920, 1152), (5, 4096, 1152, 8192)] {
+        for (rows, inp, outp, stride) in
+            [(37usize, 256usize, 512usize, 256usize), (300, 768, 256, 1536), (70, 1152, 1920, 1152), (5, 4096, 1152, 8192)]
+        {
             let mut worst_rel = 0f64;
             let w: Vec<f32> = (0..outp * inp).map(|i| (((i * 7919) % 201) as f32 - 100.0) * 0.001).collect();
             // Rows of very different magnitudes and offsets: each token has its own scale.

@@ -52,11 +52,7 @@ pub(crate) fn kernels() -> [(&'static str, String); 3] {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let ours = if cfg!(target_arch = "aarch64") { "neon" } else { "baseline" };
-    [
-        ("elementwise", ours.to_string()),
-        ("gemm_f32", super::linear::kernel_name()),
-        ("gemm_int8", super::qlinear::kernel_name()),
-    ]
+    [("elementwise", ours.to_string()), ("gemm_f32", super::linear::kernel_name()), ("gemm_int8", super::qlinear::kernel_name())]
 }
 
 /// Defines a function whose body is compiled for each SIMD level and dispatched at run time.
