@@ -63,7 +63,17 @@ test('serve hands out the page at GET /, which renders with the same function', 
   t.teardown(() => server.close())
   const page = await (await fetch(`${server.url}/`)).text()
   t.true(page.includes('<textarea') && page.includes('<select id="strategy">'))
-  t.true(page.includes(`const renderHtml = ${renderHtml.toString()}`))
+  // The page's own copy of the renderer, run here: it must give what renderHtml gives.
+  const source = page.match(/const renderHtml = ([\s\S]*?\n});\n/)?.[1]
+  t.truthy(source, 'the page embeds renderHtml')
+  const pageRender = new Function(`return (${source})`)() as typeof renderHtml
+  const text = 'Erna Solberg <b>&</b> Oslo'
+  const entities = [
+    { entity_group: 'PER', score: 0.99, word: 'Erna Solberg', start: 0, end: 12 },
+    { entity_group: 'GPE_LOC', score: 0.9, word: 'Oslo', start: 22, end: 26 },
+  ]
+  t.is(pageRender(text, entities as never), renderHtml(text, entities as never))
+  t.true(pageRender(text, entities as never).includes('&lt;b&gt;'))
   t.true(page.includes("fetch('ner'"))
 })
 

@@ -145,16 +145,19 @@ test('SIGTERM drains: an in-flight request completes, then the process exits 0',
       }
     }, 20)
   })
-  // A request long enough to be running when the signal arrives.
+  // A request long enough to be running when the signal arrives; the server's draining line
+  // says how many requests it was answering, so a request that ended first fails the test.
   const big = TEXTS.join(' ').repeat(8)
-  const inFlight = post(`${url}/`, { inputs: Array(10).fill(big) })
+  const inFlight = post(`${url}/`, { inputs: Array(16).fill(big) })
   await new Promise((r) => setTimeout(r, 100))
   child.kill('SIGTERM')
   const answer = await inFlight
   const code = await exited
   t.is(answer.status, 200)
-  t.is(answer.json.length, 10)
+  t.is(answer.json.length, 16)
   t.is(code, 0)
-  t.true(lines.some((l) => l.includes('"draining"')) && lines.some((l) => l.includes('"stopped"')))
+  const draining = lines.map((l) => JSON.parse(l)).find((l) => l.event === 'draining')
+  t.is(draining?.in_flight, 1, 'the request was still running when SIGTERM arrived')
+  t.true(lines.some((l) => l.includes('"stopped"')))
   await t.throwsAsync(fetch(`${url}/health`), undefined, 'no longer accepting')
 })

@@ -87,13 +87,13 @@ function log(event: Record<string, unknown>): void {
 }
 
 /** Waits for SIGTERM or SIGINT, then runs `close` and exits 0. */
-function onSignals(close: () => Promise<void>): void {
+function onSignals(close: () => Promise<void>, inFlight?: () => number): void {
   let closing = false
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
       if (closing) return
       closing = true
-      log({ event: 'draining', signal: sig })
+      log({ event: 'draining', signal: sig, ...(inFlight && { in_flight: inFlight() }) })
       close().then(
         () => {
           log({ event: 'stopped' })
@@ -152,7 +152,7 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
     },
   })
   log({ event: 'listening', url: server.url, model: server.ner.model.path })
-  onSignals(server.close)
+  onSignals(server.close, () => server.inFlight)
   return undefined // keeps running
 }
 

@@ -68,6 +68,8 @@ export interface RequestLog {
 export interface Server {
   url: string
   ner: Ner
+  /** Requests being answered now (`POST /` and `/ner`). */
+  readonly inFlight: number
   /** Stops accepting connections, lets in-flight requests finish (up to `drainTimeoutMs`), frees the model. */
   close(): Promise<void>
 }
@@ -230,6 +232,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   return {
     url: `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
     ner,
+    get inFlight() {
+      return inFlight
+    },
     close: () =>
       (closing ??= (async () => {
         // Draining: the listener stays open while requests run, so new clients get a 503
