@@ -122,11 +122,12 @@ test('bad input gets a clear error and leaves the model usable', async (t) => {
 
 test('ner() names itself in argument errors, also for a sparse array', async (t) => {
   const ner = await pipeline(TINY_MODEL, { threads: 1 })
-  // A stride near the window once made a window per token (minutes for a page of text):
-  // refused, with the largest stride that keeps the work within 8× the text's tokens.
+  // One stride rule, transformers': less than the text tokens a window holds (the window
+  // length minus the special tokens), stated by the core.
   const long = 'Oslo og Bergen. '.repeat(150)
-  await t.throwsAsync(ner(long, { stride: 250 }), { instanceOf: RangeError, message: /stride 250 makes \d+ windows .* use a stride of at most \d+/ })
-  t.true(Array.isArray(await ner(long, { stride: 200 })), 'a stride within the bound works')
+  const budget = ner.model.modelMaxLength - 2
+  await t.throwsAsync(ner(long, { stride: budget }), { instanceOf: RangeError, message: new RegExp(`stride must be less than the ${budget} text tokens a window holds, got ${budget}`) })
+  t.true(Array.isArray(await ner(long, { stride: budget - 1 })), 'the largest stride transformers takes works')
   // eslint-disable-next-line no-sparse-arrays
   await t.throwsAsync(ner(['a', , 'c'] as never), { instanceOf: TypeError, message: /^ner: texts\[1\] is undefined, expected a string/ })
 })

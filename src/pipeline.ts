@@ -281,9 +281,6 @@ async function recognize(
   if (maxLength > model.maxLength) {
     throw new RangeError(`ner: maxLength ${maxLength} exceeds the model's ${model.maxLength} positions`)
   }
-  if (options.stride !== undefined && options.stride >= maxLength) {
-    throw new RangeError(`ner: stride ${options.stride} must be less than the window length ${maxLength}`)
-  }
 
   const scored = await batcher.score(list, {
     maxLength,

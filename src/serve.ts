@@ -347,6 +347,16 @@ function checkTexts(texts: readonly string[], limits: Limits): void {
   if (chars > limits.maxChars) throw new HttpError(413, `${chars} characters in one request; the limit is ${limits.maxChars}`)
 }
 
+/**
+ * A server's own bound on `stride`: at most half the window, so a request's work stays within
+ * about twice its text's tokens (the library takes any stride transformers does, up to a
+ * window per token).
+ */
+function checkStride(stride: unknown, ner: Ner, name: string): void {
+  const most = Math.floor(ner.model.modelMaxLength / 2)
+  if (typeof stride === 'number' && stride > most) throw new HttpError(400, `${name} may be at most ${most} on this server (half the window of ${ner.model.modelMaxLength} tokens), got ${stride}`)
+}
+
 /** `{inputs, parameters}` as the Hugging Face Inference API takes it; its answer, too. */
 async function inferenceApi(ner: Ner, body: unknown, limits: Limits, signal: AbortSignal): Promise<unknown> {
   const { inputs, parameters = {} } = (body !== null && typeof body === 'object' ? body : {}) as { inputs?: unknown; parameters?: Record<string, unknown> }
@@ -368,6 +378,7 @@ async function inferenceApi(ner: Ner, body: unknown, limits: Limits, signal: Abo
   }
   const texts = typeof inputs === 'string' ? [inputs] : inputs
   checkTexts(texts, limits)
+  checkStride(options.stride, ner, 'parameters.stride')
   let out: Entity[][]
   try {
     out = (await ner(texts, options)) as Entity[][]
@@ -398,6 +409,7 @@ async function nerRoute(ner: Ner, body: unknown, limits: Limits, signal: AbortSi
   if (refused.length > 0) throw new HttpError(400, `options ${refused.join(', ')} cannot be set per request (the server sets them)`)
   const options = normalize<NerOptions>('options', raw, NER_OPTIONS)
   checkTexts(typeof text === 'string' ? [text] : (texts as string[]), limits)
+  checkStride(options.stride, ner, 'options.stride')
   return ner((text ?? texts) as string, { ...options, signal })
 }
 
