@@ -259,7 +259,8 @@ export function mergeOverlapping<E extends Entity>(entities: E[]): E[] {
   return out
 }
 
-function argmax(xs: Float32Array): number {
+/** Index of the largest value (the first on ties, as numpy's argmax). */
+export function argmax(xs: ArrayLike<number>): number {
   let best = 0
   for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i
   return best

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The `eurobert-ner` command: NER over arguments, stdin or files, and `evaluate` on CoNLL-U.
 import * as fs from 'node:fs'
-import * as path from 'node:path'
 import { parseArgs } from 'node:util'
 
 import type { Entity } from './aggregate'
@@ -14,6 +13,7 @@ import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
 import { checkLoadOptions, DType, Device } from './model'
 import { NerOptions, pipeline } from './pipeline'
+import { VERSION } from './version'
 import { formatReport } from './seqeval'
 
 const EXIT_USAGE = 2
@@ -127,7 +127,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     return 0
   }
   if (values.version) {
-    process.stdout.write(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version + '\n')
+    process.stdout.write(VERSION + '\n')
     return 0
   }
   try {

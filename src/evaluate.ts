@@ -4,7 +4,7 @@
 import * as fs from 'node:fs'
 
 import { ConlluSentence, parseConllu } from './conllu'
-import { softmax } from './aggregate'
+import { argmax, softmax } from './aggregate'
 import { parseLabels } from './labels'
 import { EuroBertModel, ScoredText } from './model'
 import { Decoding, viterbi } from './viterbi'
@@ -52,7 +52,7 @@ export async function evaluate(
       const probs = rows.map((r) => (r ? softmax(r, r.length) : Float32Array.from(model.labels, (_, j) => (j === o ? 1 : 0))))
       return viterbi(probs, labels).map((j) => model.labels[j])
     }
-    return rows.map((r) => (r ? model.labels[argmaxOf(r)] : 'O'))
+    return rows.map((r) => (r ? model.labels[argmax(r)] : 'O'))
   })
   const report = scores(yTrue, yPred, options.mode ?? 'default')
   return {
@@ -79,8 +79,3 @@ function firstTokenRow(text: ScoredText, start: number, end: number, numLabels: 
   return undefined // a word no token covers (not seen with byte-level BPE) is tagged O
 }
 
-function argmaxOf(row: ArrayLike<number>): number {
-  let best = 0
-  for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j
-  return best
-}

@@ -82,7 +82,4 @@ export function pageEnd(): string {
   return '</body>\n</html>\n'
 }
 
-/** Entity groups of a model's labels (`B-PER`, `I-PER` → `PER`), in label order, without `O`. */
-export function entityTypes(labels: readonly string[]): string[] {
-  return [...new Set(labels.filter((l) => l !== 'O').map((l) => l.replace(/^[BI]-/, '')))]
-}
+export { entityTypes } from './labels'

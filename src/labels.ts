@@ -9,15 +9,23 @@ export interface Label {
   tag: string
   /** The entity group a group starting with this label gets: the text after the first '-'. */
   group: string
+  /** Whether the name carries an explicit `B-` or `I-` prefix (IOB2's constraint applies). */
+  prefixed: boolean
 }
 
 export function parseLabel(name: string): Label {
   const bi = name.startsWith('B-') ? 'B' : 'I'
   const tag = name.startsWith('B-') || name.startsWith('I-') ? name.slice(2) : name
   const dash = name.indexOf('-')
-  return { name, bi, tag, group: dash >= 0 ? name.slice(dash + 1) : name }
+  const prefixed = name.startsWith('B-') || name.startsWith('I-')
+  return { name, bi, tag, group: dash >= 0 ? name.slice(dash + 1) : name, prefixed }
 }
 
 export function parseLabels(names: readonly string[]): Label[] {
   return names.map(parseLabel)
+}
+
+/** Entity types of a model's labels (`B-PER`, `I-PER` → `PER`), in label order, without `O`. */
+export function entityTypes(names: readonly string[]): string[] {
+  return [...new Set(parseLabels(names).filter((l) => l.name !== 'O').map((l) => l.tag))]
 }

@@ -11,7 +11,6 @@
 //   GET  /openapi.json  the routes as an OpenAPI 3.1 document
 // Errors are `{error, error_type}`; every answer carries `x-request-id`; `cors` lets browsers
 // on other origins call it. `close()` (SIGTERM in the CLI) answers 503 while it drains.
-import * as fs from 'node:fs'
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import * as path from 'node:path'
@@ -26,6 +25,7 @@ import type { Entity } from './aggregate'
 import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
 import type { DType, LoadOptions } from './model'
 import { isDirectory, parseHubId } from './hub'
+import { VERSION } from './version'
 import { Ner, NerOptions, pipeline } from './pipeline'
 
 export interface ServeOptions extends LoadOptions {
@@ -74,7 +74,6 @@ export interface Server {
   close(): Promise<void>
 }
 
-const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version
 
 type Route = '/' | '/ner' | '/health' | '/info' | '/metrics' | '/openapi.json'
 /** The routes and their methods; anything else is 404 (or 405), and `other` in metrics. */

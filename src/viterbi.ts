@@ -8,11 +8,10 @@ export const DECODINGS: readonly Decoding[] = ['argmax', 'viterbi']
 
 /** Whether label `cur` may follow `prev` (`undefined`: the start of the sequence). */
 function allowed(labels: readonly Label[], prev: number | undefined, cur: number): boolean {
-  const c = labels[cur].name
-  if (!c.startsWith('I-')) return true
+  const c = labels[cur]
+  if (!(c.prefixed && c.bi === 'I')) return true
   if (prev === undefined) return false
-  const p = labels[prev].name
-  return (p.startsWith('B-') || p.startsWith('I-')) && labels[prev].tag === labels[cur].tag
+  return labels[prev].prefixed && labels[prev].tag === c.tag
 }
 
 /**

@@ -69,14 +69,15 @@ impl Weights {
             let mut files: Vec<PathBuf> = Vec::new();
             for (name, file) in map {
                 let file = file.as_str().ok_or_else(|| Error::config(&index, format!("weight_map['{name}'] must be a file name")))?;
-                // Shard names are plain file names inside the model folder, never paths out of
-                // it (`..`, `/x`, `C:x`, `\\server\x`).
-                let plain = !file.is_empty()
-                    && !file.starts_with('.')
-                    && !file.contains(['/', '\\', ':', '\0'])
-                    && Path::new(file).components().count() == 1;
+                // Shard names are plain `.safetensors` file names in the model folder, never
+                // paths out of it (`..`, `/x`, `C:x`, `\\server\x`): the Hub loader's rule too
+                // (hub.ts `SHARD`), so a folder it downloaded loads and nothing else does.
+                let plain = is_shard_name(file);
                 if !plain {
-                    return Err(Error::config(&index, format!("weight_map['{name}'] = '{file}' is not a file name in the model folder")));
+                    return Err(Error::config(
+                        &index,
+                        format!("weight_map['{name}'] = '{file}' is not a .safetensors file name in the model folder"),
+                    ));
                 }
                 let path = dir.join(file);
                 if !files.contains(&path) {
@@ -273,6 +274,15 @@ fn parse_info(name: &str, v: &Value, data_len: u64) -> std::result::Result<Tenso
     Ok(TensorInfo { dtype, shape, start, end })
 }
 
+/// `[A-Za-z0-9_-][A-Za-z0-9_.-]*\.safetensors`.
+fn is_shard_name(name: &str) -> bool {
+    let ok = |b: u8, first: bool| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (!first && b == b'.');
+    name.strip_suffix(".safetensors").is_some_and(|stem| {
+        let b = name.as_bytes();
+        !stem.is_empty() && ok(b[0], true) && b.iter().all(|&c| ok(c, false))
+    })
+}
+
 /// Plain numbers every bit pattern of which is a valid value, with no padding: the only types
 /// whose bytes a file may overwrite. Sealed: no other type can claim it.
 trait Plain: Copy + sealed::Sealed {}
@@ -311,4 +321,27 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shard_names_follow_the_hub_loaders_rule() {
+        for good in ["model-00001-of-00002.safetensors", "a.b.safetensors", "_x.safetensors"] {
+            assert!(super::is_shard_name(good), "{good}");
+        }
+        for bad in [
+            "../x.safetensors",
+            ".safetensors",
+            ".x.safetensors",
+            "a/b.safetensors",
+            "C:x.safetensors",
+            "a\\b.safetensors",
+            "x.bin",
+            "æ.safetensors",
+            "",
+        ] {
+            assert!(!super::is_shard_name(bad), "{bad}");
+        }
+    }
 }
