@@ -9,7 +9,7 @@ import test from 'ava'
 import { readConllu } from '..'
 import { FIXTURES, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
 const MODEL = ['--model', TINY_MODEL, '--threads', '1']
 const TEXTS = ['Erna Solberg besøkte Universitetet i Oslo.', 'Eg budde i Bergen då NRK sende «Nytt på nytt».', 'Kari 😀 jobber hos DNB i Trondheim.']
 
@@ -227,7 +227,7 @@ test('inputs are checked like model files: a link to /dev/zero is refused, an en
 })
 
 test('Unicode word grouping is linear in the text: ICU is given pieces, with the same words as the whole text', (t) => {
-  const { unicodeSubwordRule, pieces } = require('../dist/words') as typeof import('../src/words')
+  const { unicodeSubwordRule, pieces } = require('../dist/pipeline/words') as typeof import('../src/pipeline/words')
   // Random code points of the BMP (what binary input decodes to): ICU alone is superlinear on them.
   let seed = 7
   const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff)

@@ -5,7 +5,7 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { BUNDLED_MODEL, classificationReport, EuroBertModel, evaluate, parseConllu, readConllu, scores } from '..'
-import { formatFixed } from '../dist/pyformat'
+import { formatFixed } from '../dist/evaluate/pyformat'
 import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
 
 interface Numbers {

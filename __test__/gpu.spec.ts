@@ -4,7 +4,7 @@
 import test from 'ava'
 
 import { EuroBertModel } from '..'
-import { native, nativeFor } from '../dist/native'
+import { native, nativeFor } from '../dist/pipeline/native'
 import { expected, maxAbsDiff, TINY_MODEL } from './helpers/fixtures'
 
 function cudaUsable(): boolean {

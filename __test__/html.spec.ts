@@ -10,10 +10,10 @@ import test from 'ava'
 import { PNG } from 'pngjs'
 
 import { pipeline, serve } from '..'
-import { renderHtml } from '../dist/html'
+import { renderHtml } from '../dist/serve/html'
 import { TINY_MODEL } from './helpers/fixtures'
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
 const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
 /** The text of each mark, in order. */
 const marked = (html: string) => [...html.matchAll(/<bdi>([\s\S]*?)<\/bdi>/g)].map((m) => unescape(m[1]))

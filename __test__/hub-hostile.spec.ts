@@ -301,7 +301,7 @@ test('hostile Hub: the CLI reports a dropped transfer as a failure naming the fi
   })
   t.teardown(() => hub.close())
   const { spawn } = await import('node:child_process')
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'cli.js'), '-m', 'test/tiny', 'Oslo'], {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'cli', 'index.js'), '-m', 'test/tiny', 'Oslo'], {
     env: { ...process.env, HF_ENDPOINT: hub.url, HF_HUB_CACHE: path.join(root, 'cache'), HF_HUB_DOWNLOAD_TIMEOUT: String(SLOWDOWN) },
   })
   let stderr = ''

@@ -249,7 +249,7 @@ test('the CLI and pipeline take a Hub id from HF_ENDPOINT and HF_HUB_CACHE; tran
   const hub = await hubFor(t, [tiny()])
   const cacheDir = tmp('env')
   const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn(process.execPath, ['dist/cli.js', '-m', 'test/tiny', '--no-progress', '--format', 'jsonl', TEXT], {
+    const p = spawn(process.execPath, ['dist/cli/index.js', '-m', 'test/tiny', '--no-progress', '--format', 'jsonl', TEXT], {
       cwd: ROOT,
       env: { ...process.env, HF_ENDPOINT: hub.url, HF_HUB_CACHE: cacheDir, HF_HUB_OFFLINE: '' },
     })

@@ -31,7 +31,7 @@ const maybe = BINARY && fs.existsSync(BINARY) ? test : test.skip
 test('the tarball holds LICENSE, the model card, the model, the loader and types, and no sources or tests', (t) => {
   const out = execFileSync(npm, ['pack', '--dry-run', '--json'], { cwd: ROOT, encoding: 'utf8' })
   const files: string[] = JSON.parse(out)[0].files.map((f: { path: string }) => f.path)
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'binding.js', 'binding.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'models/norne-compact/README.md', 'models/norne-compact/model.safetensors']) {
+  for (const f of ['LICENSE', 'README.md', 'package.json', 'binding.js', 'binding.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/index.js', 'models/norne-compact/README.md', 'models/norne-compact/model.safetensors']) {
     t.true(files.includes(f), `${f} is packed`)
   }
   t.false(files.some((f) => f.startsWith('src/') || f.startsWith('__test__/') || f.startsWith('crates/') || f.endsWith('.node')), 'no sources, tests or binaries')
@@ -60,7 +60,7 @@ maybe('installed from tarballs into an empty project without Rust: the CLI, ESM,
   t.is(install.status, 0, install.stderr)
   t.false(fs.existsSync(path.join(app, 'node_modules/eurobert-ner', path.basename(BINARY!))), 'the binary comes from the platform package')
 
-  const cli = spawnSync(process.execPath, ['node_modules/eurobert-ner/dist/cli.js', 'Jonas Gahr Støre møtte styret i Equinor i Stavanger.'], { cwd: app, env, encoding: 'utf8' })
+  const cli = spawnSync(process.execPath, ['node_modules/eurobert-ner/dist/cli/index.js', 'Jonas Gahr Støre møtte styret i Equinor i Stavanger.'], { cwd: app, env, encoding: 'utf8' })
   t.is(cli.status, 0, cli.stderr)
   t.regex(cli.stdout, /\[Jonas Gahr Støre\]\(PER\)/)
   const bin = spawnSync(path.join(app, 'node_modules/.bin/eurobert-ner'), ['--version'], { cwd: app, env, encoding: 'utf8' })

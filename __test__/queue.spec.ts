@@ -13,7 +13,7 @@ import test from 'ava'
 import { nerQueue } from '../dist/queue'
 import { expected, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
 const TEXTS = expected().batch.texts
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0
 const withRedis = hasRedis ? test.serial : test.serial.skip

@@ -12,7 +12,7 @@ import { serve } from '..'
 import { startCliServer } from './helpers/cli-server'
 import { SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
 
 /** Sends raw bytes and reads the answer until the server closes or `waitMs` passes. */
 function raw(url: string, data: string | Buffer, waitMs = 3000): Promise<string> {

@@ -11,7 +11,7 @@ import { Entity, pipeline, serve } from '..'
 import { expected, TINY_MODEL } from './helpers/fixtures'
 
 const TEXTS = expected().batch.texts
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
 
 async function post(url: string, body: unknown, raw?: string): Promise<{ status: number; headers: Headers; json: any }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) })

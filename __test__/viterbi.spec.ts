@@ -3,8 +3,8 @@
 import test from 'ava'
 
 import { pipeline } from '..'
-import { parseLabels } from '../dist/labels'
-import { viterbi } from '../dist/viterbi'
+import { parseLabels } from '../dist/pipeline/labels'
+import { viterbi } from '../dist/pipeline/viterbi'
 import { TINY_MODEL } from './helpers/fixtures'
 
 const LABELS = parseLabels(['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'])

@@ -18,8 +18,8 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
 const require = createRequire(import.meta.url)
 const { pipeline, readConllu, BUNDLED_MODEL } = require('../dist/index.js')
-const { nerQueue } = require('../dist/queue.js')
-const CLI = path.join(root, 'dist', 'cli.js')
+const { nerQueue } = require('../dist/queue/index.js')
+const CLI = path.join(root, 'dist', 'cli', 'index.js')
 
 const { values } = parseArgs({
   options: {

@@ -11,7 +11,7 @@ main=$(cd "$root" && npm pack --silent --pack-destination "$work")
 plat=$(cd "$root/npm/$platform" && npm pack --silent --pack-destination "$work")
 mkdir "$work/app" && cd "$work/app" && echo '{"name":"app","version":"1.0.0","private":true}' > package.json
 npm install --no-audit --no-fund --prefer-offline "$work/$main" "$work/$plat" >/dev/null
-node node_modules/eurobert-ner/dist/cli.js "Jonas Gahr Støre møtte styret i Equinor i Stavanger." | tee "$work/out.txt"
+node node_modules/eurobert-ner/dist/cli/index.js "Jonas Gahr Støre møtte styret i Equinor i Stavanger." | tee "$work/out.txt"
 grep -q '\[Jonas Gahr Støre\](PER)' "$work/out.txt"
 node -e "console.log(require('eurobert-ner').cpuKernels())"
 echo "ok: $platform installed and ran"

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
-const { renderHtml, pageStart, pageEnd, entityTypes } = require(path.join(root, 'dist', 'html.js'))
+const { renderHtml, pageStart, pageEnd, entityTypes } = require(path.join(root, 'dist', 'serve', 'html.js'))
 
 export const TYPES = ['PER', 'ORG', 'LOC', 'GPE_LOC', 'GPE_ORG', 'PROD', 'EVT', 'DRV', 'MISC']
 

@@ -69,7 +69,7 @@ def main() -> None:
             huggingface_hub.snapshot_download("test/tiny", cache_dir=py_cache, allow_patterns=FILES)
 
             script = (
-                "const { resolveModel } = require('./dist/hub.js');"
+                "const { resolveModel } = require('./dist/pipeline/hub.js');"
                 f"resolveModel('test/tiny', {{ endpoint: {json.dumps(url)}, cacheDir: {json.dumps(our_cache)} }})"
                 ".then((p) => console.log(p))"
             )

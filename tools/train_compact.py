@@ -216,7 +216,7 @@ _START = torch.tensor([_allowed(None, c) for c in range(len(NORNE_LABELS))])
 
 
 def viterbi(logp):
-    """The IOB2-valid label sequence of highest total log-probability (as src/viterbi.ts)."""
+    """The IOB2-valid label sequence of highest total log-probability (as src/pipeline/viterbi.ts)."""
     if len(logp) == 0:
         return []
     neg = torch.tensor(float("-inf"))

@@ -5,7 +5,7 @@ import * as path from 'node:path'
 
 import { TINY_MODEL } from './fixtures'
 
-const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js')
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'index.js')
 
 export interface CliServer {
   child: ChildProcess

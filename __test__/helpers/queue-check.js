@@ -12,7 +12,7 @@ if (bullmqDir) {
     return resolve.call(this, request, ...rest)
   }
 }
-const { startWorker, nerQueue } = require(path.join(__dirname, '..', '..', 'dist', 'queue.js'))
+const { startWorker, nerQueue } = require(path.join(__dirname, '..', '..', 'dist', 'queue', 'index.js'))
 
 ;(async () => {
   const version = require(require.resolve('bullmq/package.json', bullmqDir ? { paths: [path.join(bullmqDir, 'node_modules')] } : undefined)).version

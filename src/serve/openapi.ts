@@ -1,6 +1,6 @@
 // `GET /openapi.json`: the server's routes, bodies and errors as an OpenAPI 3.1 document, for
 // client generators and API explorers (text-embeddings-inference serves one too).
-import { AGGREGATION_STRATEGIES } from './aggregate'
+import { AGGREGATION_STRATEGIES } from '../pipeline/aggregate'
 
 const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } })
 const entities = { type: 'array', items: { $ref: '#/components/schemas/Entity' } }

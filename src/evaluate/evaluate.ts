@@ -4,10 +4,10 @@
 import * as fs from 'node:fs'
 
 import { ConlluSentence, parseConllu } from './conllu'
-import { argmax, softmax } from './aggregate'
-import { parseLabels } from './labels'
-import { EuroBertModel, ScoredText } from './model'
-import { Decoding, viterbi } from './viterbi'
+import { argmax, softmax } from '../pipeline/aggregate'
+import { parseLabels } from '../pipeline/labels'
+import { EuroBertModel, ScoredText } from '../pipeline/model'
+import { Decoding, viterbi } from '../pipeline/viterbi'
 import { formatReport, Mode, Report, scores } from './seqeval'
 
 export interface EvaluateOptions {

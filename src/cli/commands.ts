@@ -2,7 +2,7 @@
 // one JSON line per event on stdout and, on SIGTERM or SIGINT, drains and exits 0.
 import { parseArgs } from 'node:util'
 
-import type { Device, DType } from './model'
+import type { Device, DType } from '../pipeline/model'
 
 export const SERVE_HELP = `Usage: eurobert-ner serve [options]
 
@@ -46,7 +46,8 @@ bad options or over the limits fail at once, without retries (BullMQ's Unrecover
 
 type Usage = (message: string) => Error
 
-const common = {
+/** The options every command shares (the model and how it loads); the main command adds its own. */
+export const common = {
   model: { type: 'string', short: 'm' },
   threads: { type: 'string' },
   dtype: { type: 'string' },
@@ -132,7 +133,7 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
     process.stdout.write(SERVE_HELP + '\n')
     return 0
   }
-  const { serve } = await import('./serve')
+  const { serve } = await import('../serve')
   const server = await serve({
     ...load(values, usage),
     port: int(values.port, '--port', usage, 0) ?? 8080,
@@ -176,7 +177,7 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
     process.stdout.write(WORKER_HELP + '\n')
     return 0
   }
-  const { startWorker } = await import('./queue')
+  const { startWorker } = await import('../queue')
   const worker = await startWorker({
     ...load(values, usage),
     redis: values.redis,

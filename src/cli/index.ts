@@ -3,18 +3,18 @@
 import * as fs from 'node:fs'
 import { parseArgs } from 'node:util'
 
-import type { Entity } from './aggregate'
-import { BUNDLED_MODEL } from './bundled'
-import { parseConllu } from './conllu'
-import { evaluate, readConllu } from './evaluate'
-import { int as intOption, serveCommand, workerCommand } from './commands'
-import { DownloadProgress, parseHubId } from './hub'
-import { entityTypes, pageEnd, pageStart, renderHtml } from './html'
+import type { Entity } from '../pipeline/aggregate'
+import { BUNDLED_MODEL } from '../pipeline/bundled'
+import { parseConllu } from '../evaluate/conllu'
+import { evaluate, readConllu } from '../evaluate/evaluate'
+import { common, int as intOption, serveCommand, workerCommand } from './commands'
+import { DownloadProgress, parseHubId } from '../pipeline/hub'
+import { entityTypes, pageEnd, pageStart, renderHtml } from '../serve/html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
-import { checkLoadOptions, DType, Device } from './model'
-import { NerOptions, pipeline } from './pipeline'
-import { VERSION } from './version'
-import { formatReport } from './seqeval'
+import { checkLoadOptions, DType, Device } from '../pipeline/model'
+import { NerOptions, pipeline } from '../pipeline/pipeline'
+import { VERSION } from '../version'
+import { formatReport } from '../evaluate/seqeval'
 
 const EXIT_USAGE = 2
 const EXIT_FAILURE = 1
@@ -102,9 +102,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       format: { type: 'string' },
       progress: { type: 'boolean' },
       'no-progress': { type: 'boolean' },
-      model: { type: 'string', short: 'm' },
-      revision: { type: 'string' },
-      offline: { type: 'boolean' },
+      ...common,
       'aggregation-strategy': { type: 'string', short: 'a' },
       'ignore-labels': { type: 'string' },
       words: { type: 'string' },
@@ -112,13 +110,9 @@ async function main(argv: string[]): Promise<number | undefined> {
       output: { type: 'string' },
       stride: { type: 'string' },
       'batch-size': { type: 'string' },
-      threads: { type: 'string' },
-      device: { type: 'string' },
-      dtype: { type: 'string' },
       json: { type: 'boolean' },
       mode: { type: 'string' },
       digits: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
   })

@@ -82,4 +82,4 @@ export function pageEnd(): string {
   return '</body>\n</html>\n'
 }
 
-export { entityTypes } from './labels'
+export { entityTypes } from '../pipeline/labels'

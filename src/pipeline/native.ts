@@ -6,7 +6,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import type * as Binding from '../binding'
+import type * as Binding from '../../binding'
 
 export type NativeModel = Binding.NativeModel
 export type NativeTokens = Binding.NativeTokens
@@ -24,7 +24,7 @@ export function native(): Addon {
   if (!binding) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      binding = require('../binding.js') as Addon
+      binding = require('../../binding.js') as Addon
     } catch (e) {
       const err = new Error(
         `eurobert-ner: no native binary for ${process.platform}-${process.arch} could be loaded. ` +
@@ -47,7 +47,7 @@ function cudaAddon(): { addon?: Addon; why?: string } {
   if (cuda) return cuda
   const candidates: string[] = []
   if (process.env.EUROBERT_NER_CUDA_BINARY) candidates.push(path.resolve(process.env.EUROBERT_NER_CUDA_BINARY))
-  const local = path.join(__dirname, '..', 'eurobert-ner.linux-x64-gnu-cuda.node')
+  const local = path.join(__dirname, '..', '..', 'eurobert-ner.linux-x64-gnu-cuda.node')
   if (fs.existsSync(local)) candidates.push(local)
   try {
     candidates.push(require.resolve(CUDA_PACKAGE))

@@ -6,9 +6,9 @@ import * as os from 'node:os'
 
 import type * as BullMQ from 'bullmq'
 
-import type { Entity } from './aggregate'
-import type { LoadOptions } from './model'
-import { NerOptions, pipeline, PipelineOptions } from './pipeline'
+import type { Entity } from '../pipeline/aggregate'
+import type { LoadOptions } from '../pipeline/model'
+import { NerOptions, pipeline, PipelineOptions } from '../pipeline/pipeline'
 
 export interface NerJob {
   text?: string
