@@ -8,6 +8,7 @@ import type * as BullMQ from 'bullmq'
 
 import type { Entity } from '../pipeline/aggregate'
 import type { LoadOptions } from '../pipeline/model'
+import { checkServedStride } from '../pipeline/options'
 import { NerOptions, pipeline, PipelineOptions } from '../pipeline/pipeline'
 
 export interface NerJob {
@@ -103,6 +104,11 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
       let chars = 0
       for (const x of list) chars += x.length
       if (chars > maxJobChars) throw unrecoverable(`the job has ${chars} characters; the limit is ${maxJobChars} (split the document into several jobs)`)
+      try {
+        checkServedStride((o as NerOptions | undefined)?.stride, ner.model.modelMaxLength, 'options.stride', 'this worker')
+      } catch (e) {
+        throw unrecoverable((e as Error).message)
+      }
       let result: Entity[] | Entity[][]
       try {
         if (typeof text === 'string') result = await ner(text, o ?? {})

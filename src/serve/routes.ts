@@ -3,7 +3,7 @@
 // bounds (texts, characters, stride).
 import type { Entity } from '../pipeline/aggregate'
 import type { DType } from '../pipeline/model'
-import { NER_OPTIONS, normalize } from '../pipeline/options'
+import { checkServedStride, NER_OPTIONS, normalize } from '../pipeline/options'
 import type { Ner, NerOptions } from '../pipeline/pipeline'
 import { VERSION } from '../version'
 import { HttpError } from './http'
@@ -41,16 +41,6 @@ export function checkTexts(texts: readonly string[], limits: Limits): void {
   if (chars > limits.maxChars) throw new HttpError(413, `${chars} characters in one request; the limit is ${limits.maxChars}`)
 }
 
-/**
- * A server's own bound on `stride`: at most half the window, so a request's work stays within
- * about twice its text's tokens (the library takes any stride transformers does, up to a
- * window per token).
- */
-function checkStride(stride: unknown, ner: Ner, name: string): void {
-  const most = Math.floor(ner.model.modelMaxLength / 2)
-  if (typeof stride === 'number' && stride > most) throw new HttpError(400, `${name} may be at most ${most} on this server (half the window of ${ner.model.modelMaxLength} tokens), got ${stride}`)
-}
-
 /** `{inputs, parameters}` as the Hugging Face Inference API takes it; its answer, too. */
 export async function inferenceApi(ner: Ner, body: unknown, limits: Limits, signal: AbortSignal): Promise<unknown> {
   const { inputs, parameters = {} } = (body !== null && typeof body === 'object' ? body : {}) as { inputs?: unknown; parameters?: Record<string, unknown> }
@@ -72,7 +62,7 @@ export async function inferenceApi(ner: Ner, body: unknown, limits: Limits, sign
   }
   const texts = typeof inputs === 'string' ? [inputs] : inputs
   checkTexts(texts, limits)
-  checkStride(options.stride, ner, 'parameters.stride')
+  checkServedStride(options.stride, ner.model.modelMaxLength, 'parameters.stride', 'this server')
   let out: Entity[][]
   try {
     out = (await ner(texts, options)) as Entity[][]
@@ -103,7 +93,7 @@ export async function nerRoute(ner: Ner, body: unknown, limits: Limits, signal: 
   if (refused.length > 0) throw new HttpError(400, `options ${refused.join(', ')} cannot be set per request (the server sets them)`)
   const options = normalize<NerOptions>('options', raw, NER_OPTIONS)
   checkTexts(typeof text === 'string' ? [text] : (texts as string[]), limits)
-  checkStride(options.stride, ner, 'options.stride')
+  checkServedStride(options.stride, ner.model.modelMaxLength, 'options.stride', 'this server')
   return ner((text ?? texts) as string, { ...options, signal })
 }
 
