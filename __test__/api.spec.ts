@@ -59,10 +59,10 @@ test('renderHtml and the other HTML helpers come from the main entry; serve and 
   t.is(typeof renderHtml, 'function')
   t.regex(renderHtml('Oslo', [{ entity_group: 'GPE_LOC', score: 1, word: 'Oslo', start: 0, end: 4 }]), /<mark/)
   const probe = (code: string) => spawnSync(process.execPath, ['-e', code], { cwd: ROOT, encoding: 'utf8' })
-  const main = probe(`require('./'); console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /prom-client|bullmq|[\\\\/]serve\\.js$|[\\\\/]queue\\.js$/.test(k))))`)
+  const main = probe(`require('./'); console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /prom-client|bullmq|[\\\\/](serve|queue)[\\\\/]index\\.js$/.test(k))))`)
   t.deepEqual(JSON.parse(main.stdout), [], 'the main import loads neither the server nor the queue')
-  const sub = probe(`const p = require('./package.json'); for (const s of ['./serve', './queue', './html']) if (!p.exports[s]) throw new Error(s); console.log(typeof require('./dist/serve.js').serve)`)
-  t.is(sub.stdout.trim(), 'function', sub.stderr)
+  const sub = probe(`const p = require('./package.json'); for (const s of ['./serve', './queue', './html']) if (!p.exports[s]) throw new Error(s); console.log([require('eurobert-ner/serve').serve, require('eurobert-ner/queue').nerQueue, require('eurobert-ner/html').renderHtml].map((f) => typeof f).join())`)
+  t.is(sub.stdout.trim(), 'function,function,function', sub.stderr)
 })
 
 test('typed results: the entity type follows the strategy and the input; tsc --strict checks it', (t) => {
