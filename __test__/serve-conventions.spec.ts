@@ -11,7 +11,7 @@ import test from 'ava'
 
 import { serve } from '..'
 import { startCliServer } from './helpers/cli-server'
-import { TINY_MODEL } from './helpers/fixtures'
+import { SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
 const browser = ['chromium', 'chromium-browser', 'google-chrome'].find((c) => spawnSync(c, ['--version']).status === 0)
 const withBrowser = browser ? test : test.skip
@@ -116,7 +116,7 @@ test('/info in snake_case like TEI\'s; process and Node.js metrics under their s
 })
 
 test('draining: requests that arrive after SIGTERM get 503 with Retry-After while in-flight ones finish', async (t) => {
-  const { child, url, output, exited } = await startCliServer(['--log-requests'])
+  const { child, url, output, exited } = await startCliServer(['--log-requests', '--drain-timeout-ms', String(10_000 * SLOWDOWN)])
   const long = postJson(`${url}/`, { inputs: Array(40).fill('Erna Solberg besøkte Universitetet i Oslo forrige uke. '.repeat(30)) })
   await new Promise((r) => setTimeout(r, 150))
   child.kill('SIGTERM')

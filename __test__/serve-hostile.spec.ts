@@ -15,7 +15,7 @@ import { SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
 
 /** Sends raw bytes and reads the answer until the server closes or `waitMs` passes. */
-function raw(url: string, data: string | Buffer, waitMs = 3000): Promise<string> {
+function raw(url: string, data: string | Buffer, waitMs = 3000 * SLOWDOWN): Promise<string> {
   const { hostname, port } = new URL(url)
   return new Promise((resolve) => {
     const socket = net.connect(Number(port), hostname)
@@ -69,7 +69,7 @@ test('//ner and //health are not /ner and /health; HEAD works on GET routes; wro
   const s = await server(t)
   t.is(status(await raw(s.url, request('POST', '//ner', '{"text":"Oslo"}', { 'content-type': 'application/json' }))), 404)
   t.is(status(await raw(s.url, request('GET', '//health'))), 404)
-  const head = await raw(s.url, request('HEAD', '/health'), 1000)
+  const head = await raw(s.url, request('HEAD', '/health'), 1000 * SLOWDOWN)
   t.is(status(head), 200)
   t.is(head.slice(head.indexOf('\r\n\r\n') + 4), '', 'no body')
   const get = await raw(s.url, request('GET', '/ner'))
@@ -114,7 +114,7 @@ test('slow senders hold a connection, not a slot: NER requests are served while 
     answers.push(...(await Promise.all(Array.from({ length: 4 }, () => raw(s.url, request('POST', '/ner', '{"text":"Erna Solberg besøkte Oslo."}', { 'content-type': 'application/json' }))))))
   }
   t.deepEqual(answers.map(status), Array(8).fill(200))
-  const ends = await Promise.race([Promise.all(slow.map((x) => x.closed)), new Promise<null>((r) => setTimeout(() => r(null), 8000))])
+  const ends = await Promise.race([Promise.all(slow.map((x) => x.closed)), new Promise<null>((r) => setTimeout(() => r(null), 8000 * SLOWDOWN))])
   slow.forEach((x) => {
     clearInterval(x.timer)
     x.socket.destroy()
@@ -294,7 +294,7 @@ test('fuzz: 10,000 random request lines, headers and bodies; the process stays u
   const poller = (async () => {
     while (polling) {
       const t0 = Date.now()
-      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) }).catch((e) => e as Error)
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000 * SLOWDOWN) }).catch((e) => e as Error)
       slowest = Math.max(slowest, Date.now() - t0)
       if (res instanceof Error || res.status !== 200) slowest = Math.max(slowest, 99_999)
       await new Promise((r) => setTimeout(r, 100))

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { Entity, pipeline, serve } from '..'
-import { expected, TINY_MODEL } from './helpers/fixtures'
+import { expected, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
 const TEXTS = expected().batch.texts
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'index.js')
@@ -144,7 +144,7 @@ test('load: 64 concurrent clients, 640 requests, every answer right, none lost',
 })
 
 test('SIGTERM drains: an in-flight request completes, then the process exits 0', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'serve', '-m', TINY_MODEL, '--threads', '1', '--port', '0'])
+  const child = spawn(process.execPath, [CLI, 'serve', '-m', TINY_MODEL, '--threads', '1', '--port', '0', '--drain-timeout-ms', String(10_000 * SLOWDOWN)])
   // Listened for from the start: the process may exit before the answer is read.
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
   const lines: string[] = []
