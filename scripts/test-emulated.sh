@@ -7,6 +7,8 @@
 #   2. Windows x64: the crate tests built for x86_64-pc-windows-gnu (mingw-w64), run under wine.
 #   3. macOS: `cargo check` of the binding for aarch64-apple-darwin (with Metal) and
 #      x86_64-apple-darwin; the link and Metal at run time need a Mac (the workflow's jobs).
+# Arguments, if any, are ava file patterns: the arm64 ava step runs only those test files (to
+# rerun part of the suite; the whole run takes well over an hour here).
 # Needs root (or sudo) for apt-get and for registering qemu with binfmt_misc (so the arm64
 # Node can spawn arm64 child processes). Closes with `N passed, N failed` over every step's tests.
 set -uo pipefail
@@ -81,7 +83,7 @@ step "linux-arm64-gnu: the ava suite on an arm64 Node"
 # tsx compiles the tests with esbuild, a separate binary: the host's (x64) one serves.
 # Emulation runs about 20 times slower: the tests' time bounds and the Hub timeout scale with it.
 run env ESBUILD_BINARY_PATH="$root/node_modules/@esbuild/linux-x64/bin/esbuild" EUROBERT_TEST_SLOWDOWN=20 HF_HUB_DOWNLOAD_TIMEOUT=200 \
-  "$arm_node" node_modules/ava/entrypoints/cli.mjs --tap --timeout 10m
+  "$arm_node" node_modules/ava/entrypoints/cli.mjs --tap --timeout 10m "$@"
 step "linux-arm64-gnu: installed from its package, as a user would"
 mkdir -p npm/linux-arm64-gnu && cp eurobert-ner.linux-arm64-gnu.node npm/linux-arm64-gnu/
 PATH="$(dirname "$arm_node"):$PATH" run sh scripts/run-installed.sh linux-arm64-gnu
