@@ -130,9 +130,12 @@ test('load: 64 concurrent clients, 640 requests, every answer right, none lost',
       for (let i = next++; i < 640; i = next++) {
         const k = i % TEXTS.length
         const t0 = performance.now()
-        const r = await post(`${server.url}/`, { inputs: TEXTS[k] })
+        // A failed connection is counted with its cause (undici's "fetch failed" hides it).
+        const r = await post(`${server.url}/`, { inputs: TEXTS[k] }).catch((e: Error) => ({ status: 0, json: `${e.message}: ${String(e.cause)}` }))
         latencies.push(performance.now() - t0)
-        if (r.status !== 200 || JSON.stringify(r.json) !== want[k]) wrong++
+        if (r.status !== 200 || JSON.stringify(r.json) !== want[k]) {
+          if (wrong++ === 0) t.log(`first wrong answer: ${r.status} ${JSON.stringify(r.json).slice(0, 300)}`)
+        }
       }
     }),
   )
