@@ -189,7 +189,8 @@ test('metrics: 2,000 distinct unknown paths add no series; a client that goes aw
 })
 
 test('/info names the model, not its path on this machine, and the device it runs on', async (t) => {
-  const s = await server(t)
+  // Asked for 'auto', it reports where the model runs (here the CPU), not the request.
+  const s = await server(t, { device: 'auto' })
   const info = await (await fetch(`${s.url}/info`)).json()
   t.is(info.model_id, 'tiny-eurobert')
   t.is(info.device, 'cpu')
