@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --norne DIR] [-- --python PATH]`: the same workload through
-// this project, transformers.js (fp32 and q8), onnxruntime-node directly, and Python
-// transformers on PyTorch when a Python with torch is given; each system in its own process
-// so its load time and peak RSS are its own. Writes bench/RESULTS.md and bench/results/*.json.
+// `npm run bench [-- --quick] [-- --rounds N] [-- --norne DIR] [-- --python PATH]`: the same
+// workload through this project, transformers.js (fp32 and q8), onnxruntime-node directly, and
+// Python transformers on PyTorch when a Python with torch is given; each system in its own
+// process so its load time and peak RSS are its own. The systems run interleaved, round after
+// round (ours, peers, ours, peers, ...): on a shared machine one run of each is not a
+// measurement, so every figure is the median over rounds and every ratio is the median of the
+// rounds' own ratios, with its min–max. Writes bench/RESULTS.md and bench/results/*.json.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -22,14 +25,18 @@ const { values } = parseArgs({
     norne: { type: 'string', default: path.join(root, '..', 'shared', 'norne') },
     python: { type: 'string', default: process.env.BENCH_PYTHON },
     threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     out: { type: 'string', default: path.join(here, 'out') },
   },
 })
 const threads = values.threads
 const quick = values.quick ?? false
+const rounds = Number(values.rounds)
+if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`)
 
 // Workload: every NorNE dev sentence (both standards) as raw text, 50 documents of ~2,000
-// characters, and single short sentences for latency. --quick takes a subset per model size.
+// characters, and single sentences for latency: `latency` calls, one at a time, cycling over
+// the dev sentences of 40–120 characters. --quick takes a subset per model size.
 const sentences = readConllu(['nob', 'nno'].map((l) => path.join(values.norne, l, 'dev.conllu'))).map((s) => s.text)
 function docs(n) {
   const out = []
@@ -42,8 +49,8 @@ function docs(n) {
   return out
 }
 const MODELS = [
-  { name: 'norne-compact', dir: path.join(values.out, 'norne-compact'), short: quick ? 1000 : sentences.length, long: 50, latency: quick ? 50 : 200, maxLength: 512, stride: 128 },
-  { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: quick ? 10 : 30, maxLength: 8192, stride: 128, window: 8192 },
+  { name: 'norne-compact', dir: path.join(values.out, 'norne-compact'), short: quick ? 1000 : sentences.length, long: 50, latency: 300, maxLength: 512, stride: 128 },
+  { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: 200, maxLength: 8192, stride: 128, window: 8192 },
 ]
 
 function child(cmd, args) {
@@ -74,7 +81,8 @@ for (const m of MODELS) {
     console.error(`skipping ${m.name}: run python bench/make_models.py first`)
     continue
   }
-  const work = { short: sentences.slice(0, m.short), long: docs(m.long), latency: sentences.slice(0, m.latency).filter((s) => s.length < 120) }
+  const single = sentences.filter((s) => s.length >= 40 && s.length <= 120)
+  const work = { short: sentences.slice(0, m.short), long: docs(m.long), latency: Array.from({ length: m.latency }, (_, i) => single[i % single.length]) }
   const workFile = path.join(os.tmpdir(), `bench-${m.name}.json`)
   fs.writeFileSync(workFile, JSON.stringify(work))
   const check = child('node', ['systems/check.mjs', '--model', m.dir, '--threads', threads])
@@ -94,18 +102,34 @@ for (const m of MODELS) {
   if (values.python) systems.push(() => child(values.python, ['systems/torch_peer.py', ...common, '--stride', String(m.stride)]))
   const avgLen = count.short / work.short.length
   const fpt = flopsPerToken(cfg, avgLen)
-  for (const run of systems) {
-    const r = run()
-    const row = { model: m.name, sentences: work.short.length, tokens: count.short, longDocs: work.long.length, longTokens: count.long, ...r }
-    if (!r.error) {
-      row.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
-      row.tokensPerSecond = count.short / (r.shortMs / 1000)
-      row.longTokensPerSecond = count.long / (r.longMs / 1000)
-      row.peakShare = (fpt * row.tokensPerSecond) / (probe.gflops * 1e9)
+  const runs = systems.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    systems.forEach((run, i) => {
+      const r = run()
+      if (!r.error) {
+        r.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
+        r.tokensPerSecond = count.short / (r.shortMs / 1000)
+        r.longTokensPerSecond = count.long / (r.longMs / 1000)
+        r.peakShare = (fpt * r.tokensPerSecond) / (probe.gflops * 1e9)
+      }
+      runs[i].push(r)
+      console.error(`${m.name} round ${round + 1}/${rounds}: ${JSON.stringify(r)}`)
+    })
+  }
+  for (const rs of runs) {
+    const ok = rs.filter((r) => !r.error)
+    const row = { model: m.name, sentences: work.short.length, tokens: count.short, longDocs: work.long.length, longTokens: count.long, latencyCalls: work.latency.length, rounds: rs }
+    if (ok.length === 0) Object.assign(row, { system: rs[0]?.system, error: rs[0]?.error })
+    else {
+      row.system = ok[0].system
+      row.longTruncated = ok[0].longTruncated
+      for (const k of ['sentencesPerSecond', 'tokensPerSecond', 'longTokensPerSecond', 'peakShare', 'p50', 'p95', 'p99', 'loadMs', 'loadRssMB', 'peakRssMB', 'weightMB']) {
+        if (ok.some((r) => r[k] !== undefined)) row[k] = median(ok.map((r) => r[k]).filter((x) => x !== undefined))
+      }
+      if (ok.length < rs.length) row.failedRounds = rs.length - ok.length
     }
     row.checkMaxAbsDiff = check.maxAbsDiffOursVsOrt
     results.push(row)
-    console.error(JSON.stringify(row))
   }
   // q8 accuracy, ours next to ORT's: NorNE dev F1 where the model has real labels.
   const acc = child('node', ['systems/accuracy.mjs', '--model', m.dir, '--threads', threads, '--labels', m.name === 'norne-compact' ? 'real' : 'random',
@@ -119,6 +143,21 @@ for (const m of MODELS) {
   }
 }
 
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+/** a ÷ b per round (rounds where both ran), as { median, min, max }; undefined if none. */
+function ratio(a, b, key) {
+  const xs = []
+  for (let i = 0; i < Math.min(a.rounds.length, b.rounds.length); i++) {
+    const x = a.rounds[i][key], y = b.rounds[i][key]
+    if (!a.rounds[i].error && !b.rounds[i].error && x > 0 && y > 0) xs.push(x / y)
+  }
+  return xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) } : undefined
+}
+
 const pkg = (p) => { try { return require(p + '/package.json').version } catch { return 'n/a' } }
 const machine = {
   cpu: (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model,
@@ -130,7 +169,7 @@ const machine = {
   transformersJs: pkg(path.join(here, 'node_modules', '@huggingface/transformers')),
   fp32PeakGflops: probe.gflops,
 }
-const flags = [quick ? '--quick' : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
+const flags = [quick ? '--quick' : '', rounds !== 3 ? `--rounds ${rounds}` : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
 const command = `npm run bench${flags ? ' -- ' + flags : ''}`
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 fs.mkdirSync(path.join(here, 'results'), { recursive: true })
@@ -141,29 +180,41 @@ let md = `# Benchmark results\n\nCommand: \`${command}\` (${new Date().toISOStri
 md += `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGB} GiB; every system uses ${threads} threads. `
 md += `Node ${machine.node}, onnxruntime-node ${machine.onnxruntimeNode}, transformers.js ${machine.transformersJs}. `
 md += `FP32 peak from a ${probe.n}³ matmul probe (best of the gemm crate with AVX-512 kernels and rten-gemm): ${probe.gflops} GFLOP/s.\n\n`
-md += 'Workload: NorNE dev sentences as raw text (batch 32), long documents of 2,000 characters (windows with stride 128 where the system has them), single sentences for latency. "ours ÷ peer" is our sentences/s divided by the peer\'s (above 1: we are faster). Share of FP32 peak = FLOPs per token (from the config) × tokens/s ÷ the probe\'s peak.\n\n'
+md += `Workload: NorNE dev sentences as raw text (batch 32), long documents of 2,000 characters (windows with stride 128 where the system has them), and single sentences of 40–120 characters for latency (one caller, one sentence per call, p50/p99 over the calls). ${rounds} rounds, the systems interleaved in each; every figure is the median over the rounds, every ratio the median [min–max] of the rounds' own ratios. "ours ÷ peer" is our sentences/s divided by the peer's (above 1: we are faster); for latency, our p50 divided by the peer's (below 1: we answer sooner). Share of FP32 peak = FLOPs per token (from the config) × tokens/s ÷ the probe's peak.\n\n`
+const spread = (x) => (x ? `${f(x.median, 2)} [${f(x.min, 2)}–${f(x.max, 2)}]` : '–')
+// The cells the speed targets are set on: each of ours against onnxruntime-node at its dtype.
+md += '## Against onnxruntime-node\n\n| model · dtype | sentences | 2,000-char documents | single-sentence p50 (ours ÷ ORT) | p50 ms ours / ORT | p99 ms ours / ORT |\n|---|---:|---:|---:|---:|---:|\n'
+for (const m of MODELS) {
+  const rows = results.filter((r) => r.model === m.name)
+  for (const [ourName, peerName, label] of [['eurobert-ner', 'onnxruntime-node fp32', 'f32 vs ORT fp32'], ['eurobert-ner q8', 'onnxruntime-node q8', 'q8 vs ORT q8']]) {
+    const o = rows.find((r) => r.system === ourName && !r.error), p = rows.find((r) => r.system === peerName && !r.error)
+    if (!o || !p) continue
+    md += `| ${m.name} · ${label} | ${spread(ratio(o, p, 'sentencesPerSecond'))} | ${spread(ratio(o, p, 'longTokensPerSecond'))} | ${spread(ratio(o, p, 'p50'))} | ${f(o.p50, 2)} / ${f(p.p50, 2)} | ${f(o.p99, 2)} / ${f(p.p99, 2)} |\n`
+  }
+}
+md += '\n'
 for (const m of MODELS) {
   const rows = results.filter((r) => r.model === m.name)
   if (rows.length === 0) continue
   const ours = rows[0]
-  md += `## ${m.name} (${rows[0].sentences} sentences, ${rows[0].tokens} tokens; logits ours vs ORT max abs diff ${rows[0].checkMaxAbsDiff?.toExponential(1)})\n\n`
-  md += '| system | sentences/s | tokens/s | long docs tokens/s | p50 ms | p95 ms | load ms | RSS after load MB | peak RSS MB | share of FP32 peak | ours ÷ peer | ours ÷ peer, long docs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+  md += `## ${m.name} (${rows[0].sentences} sentences, ${rows[0].tokens} tokens, ${rows[0].latencyCalls} single-sentence calls; logits ours vs ORT max abs diff ${rows[0].checkMaxAbsDiff?.toExponential(1)})\n\n`
+  md += '| system | sentences/s | tokens/s | long docs tokens/s | p50 ms | p99 ms | load ms | RSS after load MB | peak RSS MB | share of FP32 peak | ours ÷ peer | ours ÷ peer, long docs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
   for (const r of rows) {
     if (r.error) {
       md += `| ${r.system ?? 'failed'} | error: ${r.error.slice(0, 120)} |||||||||||\n`
       continue
     }
-    const longRatio = r.longTruncated ? '–' : r === ours ? '1.00' : f(ours.longTokensPerSecond / r.longTokensPerSecond, 2)
-    md += `| ${r.system}${r.longTruncated ? ' ¹' : ''} | ${f(r.sentencesPerSecond)} | ${f(r.tokensPerSecond, 0)} | ${f(r.longTokensPerSecond, 0)} | ${f(r.p50)} | ${f(r.p95)} | ${f(r.loadMs, 0)} | ${f(r.loadRssMB, 0)} | ${f(r.peakRssMB, 0)} | ${f(100 * r.peakShare)}% | ${r === ours ? '1.00' : f(ours.sentencesPerSecond / r.sentencesPerSecond, 2)} | ${longRatio} |\n`
+    const longRatio = r.longTruncated ? '–' : r === ours ? '1.00' : spread(ratio(ours, r, 'longTokensPerSecond'))
+    md += `| ${r.system}${r.longTruncated ? ' ¹' : ''}${r.failedRounds ? ` (${r.failedRounds} rounds failed)` : ''} | ${f(r.sentencesPerSecond)} | ${f(r.tokensPerSecond, 0)} | ${f(r.longTokensPerSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.loadMs, 0)} | ${f(r.loadRssMB, 0)} | ${f(r.peakRssMB, 0)} | ${f(100 * r.peakShare)}% | ${r === ours ? '1.00' : spread(ratio(ours, r, 'sentencesPerSecond'))} | ${longRatio} |\n`
   }
   if (ours.weightMB) md += `\nOur weights in memory: ${f(ours.weightMB, 0)} MB; RSS after load ÷ weights: ${f(ours.loadRssMB / ours.weightMB, 2)}.\n`
   const oq = rows.find((r) => r.system === 'eurobert-ner q8' && !r.error)
   if (oq) {
-    const ratio = (name, key) => {
+    const vs = (name, key) => {
       const p = rows.find((r) => r.system === name && !r.error)
-      return p ? f(oq[key] / p[key], 2) + '×' : '–'
+      return p ? spread(ratio(oq, p, key)) + '×' : '–'
     }
-    md += `\nq8: ours q8 ÷ ORT q8 ${ratio('onnxruntime-node q8', 'sentencesPerSecond')} (long docs ${ratio('onnxruntime-node q8', 'longTokensPerSecond')}), ÷ transformers.js q8 ${ratio('transformers.js q8', 'sentencesPerSecond')}, ÷ our f32 ${ratio('eurobert-ner', 'sentencesPerSecond')} (long docs ${ratio('eurobert-ner', 'longTokensPerSecond')}); weights ${f(oq.weightMB, 0)} MB, RSS after load ${f(oq.loadRssMB, 0)} MB, load (with quantization) ${f(oq.loadMs, 0)} ms.\n`
+    md += `\nq8: ours q8 ÷ ORT q8 ${vs('onnxruntime-node q8', 'sentencesPerSecond')} (long docs ${vs('onnxruntime-node q8', 'longTokensPerSecond')}), ÷ transformers.js q8 ${vs('transformers.js q8', 'sentencesPerSecond')}, ÷ our f32 ${vs('eurobert-ner', 'sentencesPerSecond')} (long docs ${vs('eurobert-ner', 'longTokensPerSecond')}); weights ${f(oq.weightMB, 0)} MB, RSS after load ${f(oq.loadRssMB, 0)} MB, load (with quantization) ${f(oq.loadMs, 0)} ms.\n`
   }
   const ac = accuracy.find((x) => x.model === m.name)
   if (ac && !ac.error) {

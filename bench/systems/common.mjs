@@ -27,7 +27,7 @@ export function percentile(xs, p) {
 export async function latencies(texts, run) {
   const ms = []
   for (const t of texts) ms.push((await timed(() => run(t))).ms)
-  return { p50: percentile(ms, 50), p95: percentile(ms, 95) }
+  return { p50: percentile(ms, 50), p95: percentile(ms, 95), p99: percentile(ms, 99), calls: ms.length }
 }
 
 export function report(fields) {

@@ -31,5 +31,5 @@ for text in w["latency"]:
     lat.append((time.perf_counter() - t) * 1000)
 lat.sort()
 print(json.dumps({"system": "transformers (PyTorch)", "loadMs": load_ms, "shortMs": short_ms, "longMs": long_ms,
-                  "p50": lat[len(lat) // 2], "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
+                  "p50": lat[len(lat) // 2], "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))], "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))], "calls": len(lat),
                   "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))

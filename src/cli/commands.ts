@@ -14,7 +14,7 @@ export const SERVE_HELP = `Usage: eurobert-ner serve [options]
       --payload-limit BYTES       largest request body, e.g. 2mb (default); more gets 413
       --max-texts N               most texts in one request; more gets 413 (default 1024)
       --max-chars N               most characters in one request; more gets 413 (default 1000000)
-      --max-wait-ms N             dynamic batching wait (default 2)
+      --max-wait-ms N             dynamic batching wait (default 0)
       --request-timeout-ms N      a request not fully received by then gets 408 (default 30000)
       --drain-timeout-ms N        on SIGTERM, wait this long for requests in flight (default 10000)
       --cors ORIGINS              let pages on these origins call the server: * or a comma-

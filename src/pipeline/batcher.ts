@@ -1,5 +1,5 @@
-// Dynamic batching: concurrent ner() calls on one pipeline share forward passes. Calls that
-// arrive within `maxWaitMs` of each other, or while a batch is running, are merged into one
+// Dynamic batching: concurrent ner() calls on one pipeline share forward passes. Calls made
+// in the same tick (or within `maxWaitMs`, when set), or while a batch is running, merge into one
 // native scoreWindows call (which packs their windows into forward passes under
 // `maxBatchTokens`); each caller gets its own texts' results back, in order. One batch runs
 // at a time, so under load batches grow by themselves. If a merged call fails, its calls run

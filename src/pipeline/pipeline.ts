@@ -94,8 +94,9 @@ export interface NerOptions {
 /** Options of the pipeline itself (not of each call). */
 export interface PipelineOptions {
   /**
-   * How long a call waits for others to share its forward pass (default 2 ms). Calls that
-   * arrive while a batch runs always join the next one.
+   * How long a call to an idle pipeline waits for others to share its forward pass (default
+   * 0: it runs at once, merged only with the calls made in the same tick). Calls that arrive
+   * while a batch runs always join the next one, so batches grow under load either way.
    */
   maxWaitMs?: number
   /** Called with the texts, calls and tokens of each merged batch (for metrics). */
@@ -177,7 +178,7 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
   for (const k of Object.keys(load) as (keyof LoadOptions)[]) if (load[k] === undefined) delete load[k]
   const model_ = await EuroBertModel.load(model ?? BUNDLED_MODEL, load)
   const labels = parseLabels(model_.labels)
-  const batcher = new Batcher(model_, maxWaitMs ?? 2, { onBatch })
+  const batcher = new Batcher(model_, maxWaitMs ?? 0, { onBatch })
   const run = async (texts: string | readonly string[], callOptions?: NerOptions) => {
     const call = normalize<NerOptions>('ner', callOptions, NER_OPTIONS)
     checkNerOptions('ner', call)

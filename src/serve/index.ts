@@ -44,7 +44,7 @@ export interface ServeOptions extends LoadOptions {
   maxTexts?: number
   /** Most characters (UTF-16 units) over all texts of one request; more get 413 (default 1,000,000). */
   maxChars?: number
-  /** Dynamic batching wait (default 2 ms). */
+  /** Dynamic batching: how long a request to an idle server waits for others (default 0 ms). */
   maxWaitMs?: number
   /** A request whose headers and body have not all arrived by then gets 408 (default 30 s). */
   requestTimeoutMs?: number

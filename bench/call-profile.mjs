@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `node bench/call-profile.mjs [--model DIR] [--threads N] [--calls N]`: where the time of one
+// short ner() call goes. Each layer of the call is timed on its own, interleaved call by call
+// (so machine noise hits every layer alike), and reported as p50/p99 in microseconds:
+//   tokenize       napi hop to a libuv worker + tokenization + copy back
+//   logitsForIds   napi hop + the model's pool + the forward pass (ids already made)
+//   scoreWindows   napi hop + tokenization + windows + forward + copy back
+//   ner            the whole pipeline call: argument handling, batcher, scoreWindows, aggregation
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const require = createRequire(import.meta.url)
+const { pipeline, EuroBertModel } = require('../dist/index.js')
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: path.join(here, '..', 'models', 'norne-compact') },
+    threads: { type: 'string', default: '2' },
+    calls: { type: 'string', default: '300' },
+    dtype: { type: 'string', default: 'f32' },
+  },
+})
+const threads = Number(values.threads)
+const text = 'Jens Stoltenberg møtte statsminister Erna Solberg i Oslo tirsdag.'
+const model = await EuroBertModel.load(values.model, { threads, dtype: values.dtype })
+const ner = await pipeline(values.model, { threads, dtype: values.dtype, aggregationStrategy: 'simple' })
+const [tok] = await model.tokenize([text])
+const ids = Uint32Array.from(tok.ids)
+
+const layers = {
+  tokenize: () => model.tokenize([text]),
+  logitsForIds: () => model.logitsForIds([ids]),
+  scoreWindows: () => model.scoreWindows([text]),
+  ner: () => ner(text),
+}
+const ms = Object.fromEntries(Object.keys(layers).map((k) => [k, []]))
+for (let i = 0; i < 20; i++) for (const f of Object.values(layers)) await f()
+for (let i = 0; i < Number(values.calls); i++) {
+  for (const [k, f] of Object.entries(layers)) {
+    const t = process.hrtime.bigint()
+    await f()
+    ms[k].push(Number(process.hrtime.bigint() - t) / 1e3)
+  }
+}
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]
+console.log(`${path.basename(values.model)}, ${values.dtype}, ${threads} threads, ${tok.ids.length} tokens, ${values.calls} calls per layer (µs)`)
+for (const [k, xs] of Object.entries(ms)) console.log(`${k.padEnd(14)} p50 ${pct(xs, 50).toFixed(0).padStart(6)}  p99 ${pct(xs, 99).toFixed(0).padStart(6)}`)
+model.dispose()
+ner.model.dispose()
