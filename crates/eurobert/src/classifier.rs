@@ -99,7 +99,17 @@ impl TokenClassifier {
         };
         let warnings = checkpoint.warnings;
         let flops_per_token = config.flops_per_token();
-        Ok(TokenClassifier { config, device: options.device, encoder, warnings, tokenizer, pool, solo, flops_per_token, dir: dir.to_path_buf() })
+        Ok(TokenClassifier {
+            config,
+            device: options.device,
+            encoder,
+            warnings,
+            tokenizer,
+            pool,
+            solo,
+            flops_per_token,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn config(&self) -> &Config {
