@@ -16,6 +16,7 @@ export const SERVE_HELP = `Usage: eurobert-ner serve [options]
       --max-chars N               most characters in one request; more gets 413 (default 1000000)
       --max-wait-ms N             dynamic batching wait (default 0)
       --request-timeout-ms N      a request not fully received by then gets 408 (default 30000)
+      --keep-alive-timeout-ms N   close idle keep-alive connections after this long (default 65000)
       --drain-timeout-ms N        on SIGTERM, wait this long for requests in flight (default 10000)
       --cors ORIGINS              let pages on these origins call the server: * or a comma-
                                   separated list such as https://app.example.com (default: none)
@@ -124,6 +125,7 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
       'max-texts': { type: 'string' },
       'max-chars': { type: 'string' },
       'request-timeout-ms': { type: 'string' },
+      'keep-alive-timeout-ms': { type: 'string' },
       'drain-timeout-ms': { type: 'string' },
       cors: { type: 'string' },
       'log-requests': { type: 'boolean' },
@@ -145,6 +147,7 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
     maxTexts: int(values['max-texts'], '--max-texts', usage),
     maxChars: int(values['max-chars'], '--max-chars', usage),
     requestTimeoutMs: int(values['request-timeout-ms'], '--request-timeout-ms', usage),
+    keepAliveTimeoutMs: int(values['keep-alive-timeout-ms'], '--keep-alive-timeout-ms', usage, 0),
     drainTimeoutMs: int(values['drain-timeout-ms'], '--drain-timeout-ms', usage, 0),
     // serve() checks the origins (a RangeError, which the CLI reports as a usage error).
     cors: values.cors?.split(','),

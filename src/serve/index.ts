@@ -48,6 +48,13 @@ export interface ServeOptions extends LoadOptions {
   maxWaitMs?: number
   /** A request whose headers and body have not all arrived by then gets 408 (default 30 s). */
   requestTimeoutMs?: number
+  /**
+   * An idle keep-alive connection is closed after this long (default 65 s). Longer than the
+   * idle timeouts of the proxies and clients in front (AWS ALB and nginx: 60 s; undici: 4 s),
+   * so the other side always closes first: a server that closes first races a request sent on
+   * the dying connection, which the client sees as ECONNRESET (a 502 behind a proxy).
+   */
+  keepAliveTimeoutMs?: number
   /** `close()` waits this long for requests in flight, then drops their connections (default 10 s). */
   drainTimeoutMs?: number
   /** Origins whose pages may call the server: `'*'`, or a list such as `['https://app.example.com']` (default: none). */
@@ -103,7 +110,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const registry = new prom.Registry()
   let depth = () => 0
   const m = metrics(registry, () => depth())
-  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, requestTimeoutMs, drainTimeoutMs: _dt, cors: _c, onRequest, ...load } = options
+  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs: _dt, cors: _c, onRequest, ...load } = options
   const ner = await pipeline(model, {
     ...load,
     maxBatchTokens,
@@ -198,13 +205,17 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     }
   }
   const server = http.createServer(
-    { requestTimeout: requestTimeoutMs ?? 30_000, headersTimeout: Math.min(requestTimeoutMs ?? 30_000, 20_000), connectionsCheckingInterval: 1_000 },
+    {
+      requestTimeout: requestTimeoutMs ?? 30_000,
+      headersTimeout: Math.min(requestTimeoutMs ?? 30_000, 20_000),
+      connectionsCheckingInterval: 1_000,
+    },
     (req, res) => {
       // Nothing a request does may end the process: whatever escapes is this request's 500.
       handle(req, res).catch((e) => sendError(res, toHttpError(e)))
     },
   )
-  server.keepAliveTimeout = 5_000
+  server.keepAliveTimeout = keepAliveTimeoutMs ?? 65_000
   // A socket error (a client that resets, garbage before the request line) ends that socket only.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (socket.writable && !socket.destroyed) {
