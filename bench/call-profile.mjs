@@ -47,5 +47,23 @@ for (let i = 0; i < Number(values.calls); i++) {
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]
 console.log(`${path.basename(values.model)}, ${values.dtype}, ${threads} threads, ${tok.ids.length} tokens, ${values.calls} calls per layer (µs)`)
 for (const [k, xs] of Object.entries(ms)) console.log(`${k.padEnd(14)} p50 ${pct(xs, 50).toFixed(0).padStart(6)}  p99 ${pct(xs, 99).toFixed(0).padStart(6)}`)
+// Forward passes by length, this pool against a one-thread model: where a second thread pays.
+const one = await EuroBertModel.load(values.model, { threads: 1, dtype: values.dtype })
+console.log(`\nlogitsForIds of one sequence, p50 µs: ${threads} threads (small passes run on one) vs 1 thread`)
+for (const n of [8, 16, 32, 64, 128, 256]) {
+  const seq = Uint32Array.from({ length: n }, (_, i) => ids[i % ids.length])
+  const a = [], b = []
+  for (let i = 0; i < 10; i++) await Promise.all([model.logitsForIds([seq]), one.logitsForIds([seq])])
+  for (let i = 0; i < 100; i++) {
+    let t = process.hrtime.bigint()
+    await model.logitsForIds([seq])
+    a.push(Number(process.hrtime.bigint() - t) / 1e3)
+    t = process.hrtime.bigint()
+    await one.logitsForIds([seq])
+    b.push(Number(process.hrtime.bigint() - t) / 1e3)
+  }
+  console.log(`${String(n).padStart(4)} tokens  ${pct(a, 50).toFixed(0).padStart(6)}  ${pct(b, 50).toFixed(0).padStart(6)}`)
+}
+one.dispose()
 model.dispose()
 ner.model.dispose()

@@ -231,5 +231,9 @@ for (const m of MODELS) {
 }
 md += 'q8 rows run int8 matrix products, so their share of the FP32 peak can exceed 100%.\n\n'
 md += '¹ transformers.js has no stride: long documents are truncated to `model_max_length`, so it processes fewer tokens than the others there.\n'
+// The sections other scripts write (streaming) and the history of earlier machines stay.
+const previous = fs.existsSync(path.join(here, 'RESULTS.md')) ? fs.readFileSync(path.join(here, 'RESULTS.md'), 'utf8') : ''
+const kept = previous.search(/^## (Streaming|History)/m)
+if (kept >= 0) md += '\n' + previous.slice(kept)
 fs.writeFileSync(path.join(here, 'RESULTS.md'), md)
 console.log(md)

@@ -1,0 +1,45 @@
+//! GFLOP/s of the encoder's projections at EuroBERT-610m's shapes, rten-gemm (weights packed
+//! once) against the `gemm` crate (weights read in place), rows M from one sentence to a
+//! batch of long windows; interleaved, best of 7 each:
+//! `cargo run --release -p eurobert --example projection_probe -- [threads]`.
+use std::time::Instant;
+
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB};
+use rten_tensor::{Matrix, NdTensorView};
+
+fn main() {
+    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    // (name, outputs N, inputs K): qkv, o, gate_up, down of the 610m shape.
+    let shapes = [("qkv", 1920, 1152), ("out", 1152, 1152), ("gate_up", 8192, 1152), ("down", 1152, 4096)];
+    pool.install(|| {
+        for &(name, n, k) in &shapes {
+            let w: Vec<f32> = (0..n * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+            let exec = GemmExecutor::<f32, f32, f32>::default();
+            let wt = NdTensorView::from_data_with_strides([k, n], w.as_slice(), [1, k]).unwrap();
+            let packed = exec.prepack_b(wt);
+            for m in [16usize, 64, 256, 1024, 4096] {
+                let x: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+                let mut c = vec![0f32; m * n];
+                let flops = 2.0 * (m * n * k) as f64;
+                let (mut best_r, mut best_g) = (0f64, 0f64);
+                for _ in 0..7 {
+                    let t = Instant::now();
+                    let a = Matrix::from_data([m, k], x.as_slice());
+                    exec.gemm(&mut c, GemmInputA::Unpacked(a), GemmInputB::Packed(&packed), Default::default()).unwrap();
+                    best_r = best_r.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    let t = Instant::now();
+                    // c (m×n, row-major) = x (m×k, row-major) · Wᵀ (k×n: column stride k, row stride 1).
+                    unsafe {
+                        gemm::gemm(
+                            m, n, k, c.as_mut_ptr(), 1, n as isize, false, x.as_ptr(), 1, k as isize, w.as_ptr(), k as isize, 1, 0.0, 1.0,
+                            false, false, false, gemm::Parallelism::Rayon(threads),
+                        )
+                    };
+                    best_g = best_g.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                }
+                println!("{name:8} M {m:5}  rten {best_r:6.1}  gemm {best_g:6.1}  gemm÷rten {:.2}", best_g / best_r);
+            }
+        }
+    });
+}
