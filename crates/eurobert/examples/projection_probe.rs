@@ -32,8 +32,25 @@ fn main() {
                     // c (m×n, row-major) = x (m×k, row-major) · Wᵀ (k×n: column stride k, row stride 1).
                     unsafe {
                         gemm::gemm(
-                            m, n, k, c.as_mut_ptr(), 1, n as isize, false, x.as_ptr(), 1, k as isize, w.as_ptr(), k as isize, 1, 0.0, 1.0,
-                            false, false, false, gemm::Parallelism::Rayon(threads),
+                            m,
+                            n,
+                            k,
+                            c.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            false,
+                            x.as_ptr(),
+                            1,
+                            k as isize,
+                            w.as_ptr(),
+                            k as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(threads),
                         )
                     };
                     best_g = best_g.max(flops / t.elapsed().as_secs_f64() / 1e9);
