@@ -26,6 +26,8 @@ const { values } = parseArgs({
     python: { type: 'string', default: process.env.BENCH_PYTHON },
     threads: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
+    // Comma-separated system families to run: ours, ort, transformersjs, torch (default: all).
+    only: { type: 'string' },
     out: { type: 'string', default: path.join(here, 'out') },
   },
 })
@@ -90,16 +92,19 @@ for (const m of MODELS) {
   const cfg = JSON.parse(fs.readFileSync(path.join(m.dir, 'config.json'), 'utf8'))
   const count = child('node', ['systems/count.mjs', '--model', m.dir, '--work', workFile])
   const common = ['--model', m.dir, '--work', workFile, '--threads', threads, '--batch-size', '32']
+  const families = values.only ? values.only.split(',') : ['ours', 'ort', 'transformersjs', 'torch']
   const systems = [
-    () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride)]),
-    () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride), '--dtype', 'q8']),
-    () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength)]),
-    () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength), '--spin', '0']),
-    () => child('node', ['systems/ort.mjs', ...common, '--file', 'model_quantized.onnx', '--max-length', String(m.maxLength)]),
-    () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'fp32']),
-    () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'q8']),
+    ['ours', () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride)])],
+    ['ours', () => child('node', ['systems/ours.mjs', ...common, '--stride', String(m.stride), '--dtype', 'q8'])],
+    ['ort', () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength)])],
+    ['ort', () => child('node', ['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', String(m.maxLength), '--spin', '0'])],
+    ['ort', () => child('node', ['systems/ort.mjs', ...common, '--file', 'model_quantized.onnx', '--max-length', String(m.maxLength)])],
+    ['transformersjs', () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'fp32'])],
+    ['transformersjs', () => child('node', ['systems/transformersjs.mjs', ...common, '--dtype', 'q8'])],
+    ...(values.python ? [['torch', () => child(values.python, ['systems/torch_peer.py', ...common, '--stride', String(m.stride)])]] : []),
   ]
-  if (values.python) systems.push(() => child(values.python, ['systems/torch_peer.py', ...common, '--stride', String(m.stride)]))
+    .filter(([family]) => families.includes(family))
+    .map(([, run]) => run)
   const avgLen = count.short / work.short.length
   const fpt = flopsPerToken(cfg, avgLen)
   const runs = systems.map(() => [])
@@ -169,7 +174,7 @@ const machine = {
   transformersJs: pkg(path.join(here, 'node_modules', '@huggingface/transformers')),
   fp32PeakGflops: probe.gflops,
 }
-const flags = [quick ? '--quick' : '', rounds !== 3 ? `--rounds ${rounds}` : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
+const flags = [quick ? '--quick' : '', rounds !== 3 ? `--rounds ${rounds}` : '', values.only ? `--only ${values.only}` : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
 const command = `npm run bench${flags ? ' -- ' + flags : ''}`
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 fs.mkdirSync(path.join(here, 'results'), { recursive: true })
