@@ -49,7 +49,7 @@ console.log(`${path.basename(values.model)}, ${values.dtype}, ${threads} threads
 for (const [k, xs] of Object.entries(ms)) console.log(`${k.padEnd(14)} p50 ${pct(xs, 50).toFixed(0).padStart(6)}  p99 ${pct(xs, 99).toFixed(0).padStart(6)}`)
 // Forward passes by length, this pool against a one-thread model: where a second thread pays.
 const one = await EuroBertModel.load(values.model, { threads: 1, dtype: values.dtype })
-console.log(`\nlogitsForIds of one sequence, p50 µs: ${threads} threads (small passes run on one) vs 1 thread`)
+console.log(`\nlogitsForIds of one sequence, p50 µs: ${threads} threads vs 1 thread (where a second thread pays)`)
 for (const n of [8, 16, 32, 64, 128, 256]) {
   const seq = Uint32Array.from({ length: n }, (_, i) => ids[i % ids.length])
   const a = [], b = []

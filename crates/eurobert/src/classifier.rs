@@ -47,16 +47,8 @@ pub struct TokenClassifier {
     warnings: Vec<String>,
     tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
-    /// One thread for forward passes too small to split: below `SOLO_FLOPS` the fork-joins of
-    /// a multi-threaded pass (about 10 per layer) cost more than the second core gives.
-    solo: Option<rayon::ThreadPool>,
-    /// Multiply-adds × 2 per token of the forward pass, for choosing the pool.
-    flops_per_token: f64,
     dir: PathBuf,
 }
-
-/// Forward passes under this many FLOPs run on one thread (measured: bench/call-profile.mjs).
-const SOLO_FLOPS: f64 = 2e8;
 
 impl TokenClassifier {
     /// Loads `config.json`, `model.safetensors` (or its sharded index) and `tokenizer.json`.
@@ -83,12 +75,6 @@ impl TokenClassifier {
             .thread_name(|i| format!("eurobert-{i}"))
             .build()
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
-        let solo = if threads > 1 && device.is_cpu() {
-            let solo = rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "eurobert-solo".into()).build();
-            Some(solo.map_err(|e| Error::Compute(format!("cannot start a thread: {e}")))?)
-        } else {
-            None
-        };
         let weights = Weights::open_dir(dir)?;
         let checkpoint = Checkpoint::open(&config, &weights, &dir.join("config.json"))?;
         let encoder: Box<dyn Encoder> = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) {
@@ -98,18 +84,7 @@ impl TokenClassifier {
             Box::new(pool.install(|| CandleEncoder::load(&config, &checkpoint, options.dtype.candle(), &device))?)
         };
         let warnings = checkpoint.warnings;
-        let flops_per_token = config.flops_per_token();
-        Ok(TokenClassifier {
-            config,
-            device: options.device,
-            encoder,
-            warnings,
-            tokenizer,
-            pool,
-            solo,
-            flops_per_token,
-            dir: dir.to_path_buf(),
-        })
+        Ok(TokenClassifier { config, device: options.device, encoder, warnings, tokenizer, pool, dir: dir.to_path_buf() })
     }
 
     pub fn config(&self) -> &Config {
@@ -160,14 +135,6 @@ impl TokenClassifier {
             return texts.iter().map(|t| self.tokenizer.encode(t)).collect();
         }
         self.pool.install(|| texts.par_iter().map(|t| self.tokenizer.encode(t)).collect())
-    }
-
-    /// The pool for a forward pass over `tokens` tokens: one thread when it is small.
-    fn pool_for(&self, tokens: usize) -> &rayon::ThreadPool {
-        match &self.solo {
-            Some(solo) if tokens as f64 * self.flops_per_token < SOLO_FLOPS => solo,
-            _ => &self.pool,
-        }
     }
 
     /// Tokenizes and classifies every text whole (no windows); results in input order.
@@ -238,8 +205,7 @@ impl TokenClassifier {
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); sequences.len()];
         for rows in batching::plan(&lengths, options.batch_size, options.max_batch_tokens, self.encoder.layout()) {
             let batch: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
-            let tokens = rows.iter().map(|&i| lengths[i]).sum();
-            let logits = self.pool_for(tokens).install(|| self.encoder.forward(&batch))?;
+            let logits = self.pool.install(|| self.encoder.forward(&batch))?;
             // Finite weights can still overflow f32 in the forward pass; garbage logits would
             // decode as "no entities", so they are an error instead.
             let mut at = 0;

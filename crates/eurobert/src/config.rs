@@ -131,15 +131,6 @@ impl Config {
     pub fn num_labels(&self) -> usize {
         self.labels.len()
     }
-
-    /// FLOPs per token of the projections and the classifier (attention's part, which grows
-    /// with the length, is left out): what sizes the work of a forward pass.
-    pub fn flops_per_token(&self) -> f64 {
-        let (h, d, i) = (self.hidden_size as f64, self.head_dim as f64, self.intermediate_size as f64);
-        let heads = (self.num_attention_heads + 2 * self.num_key_value_heads) as f64;
-        let layer = h * heads * d + self.num_attention_heads as f64 * d * h + 3.0 * h * i;
-        2.0 * (self.num_hidden_layers as f64 * layer + h * self.num_labels() as f64)
-    }
 }
 
 /// `rope_parameters` (transformers v5) wins over legacy `rope_theta`/`rope_scaling`; only
