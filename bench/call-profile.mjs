@@ -11,6 +11,8 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
+import { percentile as pct } from './systems/common.mjs'
+
 const here = path.dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
 const { pipeline, EuroBertModel } = require('../dist/index.js')
@@ -44,7 +46,6 @@ for (let i = 0; i < Number(values.calls); i++) {
     ms[k].push(Number(process.hrtime.bigint() - t) / 1e3)
   }
 }
-const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]
 console.log(`${path.basename(values.model)}, ${values.dtype}, ${threads} threads, ${tok.ids.length} tokens, ${values.calls} calls per layer (µs)`)
 for (const [k, xs] of Object.entries(ms)) console.log(`${k.padEnd(14)} p50 ${pct(xs, 50).toFixed(0).padStart(6)}  p99 ${pct(xs, 99).toFixed(0).padStart(6)}`)
 // Forward passes by length, this pool against a one-thread model: where a second thread pays.

@@ -1,20 +1,15 @@
 //! Measures the machine's FP32 matrix-multiply peak: the best of a square matmul through the
 //! `gemm` crate (AVX-512 kernels on) and through rten-gemm with a prepacked B (the kernel of
 //! our projections): `cargo run --release -p eurobert --example matmul_probe -- [threads] [n]`.
-use std::time::Instant;
+mod common;
 
+use common::{gemm_crate, gflops};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB};
 use rten_tensor::Matrix;
 
 fn best_of<F: FnMut()>(mut f: F, flops: f64) -> f64 {
     f(); // warm-up
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            flops / t.elapsed().as_secs_f64() / 1e9
-        })
-        .fold(0.0, f64::max)
+    (0..5).map(|_| gflops(flops, &mut f)).fold(0.0, f64::max)
 }
 
 fn main() {
@@ -27,32 +22,7 @@ fn main() {
     let mut c = vec![0f32; n * n];
     let flops = 2.0 * (n as f64).powi(3);
     let (g, r) = pool.install(|| {
-        let g = best_of(
-            || unsafe {
-                gemm::gemm(
-                    n,
-                    n,
-                    n,
-                    c.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr(),
-                    1,
-                    n as isize,
-                    b.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(threads),
-                )
-            },
-            flops,
-        );
+        let g = best_of(|| gemm_crate(n, n, n, &mut c, &a, &b, n, 1, threads), flops);
         let exec = GemmExecutor::<f32, f32, f32>::default();
         let packed = exec.prepack_b(Matrix::from_data([n, n], b.as_slice()));
         let am = Matrix::from_data([n, n], a.as_slice());

@@ -2,8 +2,9 @@
 //! once) against the `gemm` crate (weights read in place), rows M from one sentence to a
 //! batch of long windows; interleaved, best of 7 each:
 //! `cargo run --release -p eurobert --example projection_probe -- [threads]`.
-use std::time::Instant;
+mod common;
 
+use common::{gemm_crate, gflops};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB};
 use rten_tensor::{Matrix, NdTensorView};
 
@@ -24,36 +25,11 @@ fn main() {
                 let flops = 2.0 * (m * n * k) as f64;
                 let (mut best_r, mut best_g) = (0f64, 0f64);
                 for _ in 0..7 {
-                    let t = Instant::now();
                     let a = Matrix::from_data([m, k], x.as_slice());
-                    exec.gemm(&mut c, GemmInputA::Unpacked(a), GemmInputB::Packed(&packed), Default::default()).unwrap();
-                    best_r = best_r.max(flops / t.elapsed().as_secs_f64() / 1e9);
-                    let t = Instant::now();
-                    // c (m×n, row-major) = x (m×k, row-major) · Wᵀ (k×n: column stride k, row stride 1).
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            c.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            false,
-                            x.as_ptr(),
-                            1,
-                            k as isize,
-                            w.as_ptr(),
-                            k as isize,
-                            1,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::Rayon(threads),
-                        )
-                    };
-                    best_g = best_g.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    let rten = || exec.gemm(&mut c, GemmInputA::Unpacked(a), GemmInputB::Packed(&packed), Default::default()).unwrap();
+                    best_r = best_r.max(gflops(flops, rten));
+                    // Wᵀ (k×n) read in place: its rows 1 apart, its columns k apart.
+                    best_g = best_g.max(gflops(flops, || gemm_crate(m, n, k, &mut c, &x, &w, 1, k, threads)));
                 }
                 println!("{name:8} M {m:5}  rten {best_r:6.1}  gemm {best_g:6.1}  gemm÷rten {:.2}", best_g / best_r);
             }
