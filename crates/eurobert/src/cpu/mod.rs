@@ -11,6 +11,8 @@ mod mlp;
 mod profile;
 mod qlinear;
 pub(crate) mod simd;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 use std::ops::Range;
 

@@ -9,6 +9,10 @@
 //!
 //! Where the kernel may saturate (AVX2 `vpmaddubsw` sums two u8×i8 products in i16), weights
 //! keep 7 bits so that no pair can overflow.
+//!
+//! On CPUs with AVX-512 VNNI our own kernel (`vnni.rs`) runs instead, with the same quantized
+//! weights and activations, so the same integer sums and the same outputs: it reads the
+//! activations in place and writes f32 directly, which pays most for a sentence's few rows.
 
 use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, PackedBMatrix, QuantParams};
@@ -20,17 +24,33 @@ thread_local! {
     static EXEC: GemmExecutor<u8, i8, i32> = GemmExecutor::default();
 }
 
-/// The int8 GEMM kernel rten-gemm picked for this CPU.
+/// Whether our VNNI kernel runs here.
+fn vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::vnni::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The int8 GEMM kernel this CPU runs: ours with VNNI, else the one rten-gemm picked.
 pub(crate) fn kernel_name() -> String {
+    if vnni() {
+        return "x86_64-u8i8i32-avx512vnni".to_string();
+    }
     EXEC.with(|e| e.kernel_name().to_string())
 }
 
+enum Packed {
+    /// rten-gemm's panels, and the zero point of each weight column (all 0: symmetric).
+    Rten(PackedBMatrix<i8>, Vec<i8>),
+    #[cfg(target_arch = "x86_64")]
+    Vnni(super::vnni::PackedW),
+}
+
 pub(crate) struct QLinear {
-    weight: PackedBMatrix<i8>,
+    weight: Packed,
     /// `w[c, k] ≈ scale[c] · q[c, k]`.
     scale: Vec<f32>,
-    /// Zero point of each weight column (all 0: symmetric), as the kernel takes them.
-    zero: Vec<i8>,
     bias: Option<Vec<f32>>,
     inputs: usize,
     outputs: usize,
@@ -46,8 +66,13 @@ struct Quantized {
 impl QLinear {
     /// `weight` is `(outputs, inputs)` row-major f32.
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
+        Self::with_kernel(weight, outputs, inputs, bias, vnni())
+    }
+
+    /// With our VNNI kernel (`vnni` is true only where it runs) or rten-gemm's.
+    fn with_kernel(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, vnni: bool) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
-        let qmax = if EXEC.with(|e| e.may_saturate()) { 63.0 } else { 127.0 };
+        let qmax = if !vnni && EXEC.with(|e| e.may_saturate()) { 63.0 } else { 127.0 };
         let mut q = vec![0i8; outputs * inputs];
         let mut scale = vec![0f32; outputs];
         q.par_chunks_mut(inputs).zip(weight.par_chunks(inputs)).zip(scale.par_iter_mut()).for_each(|((q, w), s)| {
@@ -58,9 +83,13 @@ impl QLinear {
                 *q = (v * inv).round().clamp(-qmax, qmax) as i8;
             }
         });
+        #[cfg(target_arch = "x86_64")]
+        if vnni {
+            return QLinear { weight: Packed::Vnni(super::vnni::PackedW::new(&q, outputs, inputs)), scale, bias, inputs, outputs };
+        }
         let wt = NdTensorView::from_data_with_strides([inputs, outputs], q.as_slice(), [1, inputs])
             .expect("a transposed view of a full matrix is valid");
-        QLinear { weight: EXEC.with(|e| e.prepack_b(wt)), scale, zero: vec![0; outputs], bias, inputs, outputs }
+        QLinear { weight: Packed::Rten(EXEC.with(|e| e.prepack_b(wt)), vec![0; outputs]), scale, bias, inputs, outputs }
     }
 
     pub fn outputs(&self) -> usize {
@@ -68,8 +97,12 @@ impl QLinear {
     }
 
     pub fn bytes(&self) -> usize {
-        let cols = self.outputs.next_multiple_of(32);
-        cols * self.inputs.next_multiple_of(4) + 5 * self.outputs + 4 * self.bias.as_ref().map_or(0, Vec::len)
+        let packed = match &self.weight {
+            Packed::Rten(..) => self.outputs.next_multiple_of(32) * self.inputs.next_multiple_of(4) + self.outputs,
+            #[cfg(target_arch = "x86_64")]
+            Packed::Vnni(w) => w.bytes(),
+        };
+        packed + 4 * self.outputs + 4 * self.bias.as_ref().map_or(0, Vec::len)
     }
 
     /// `out = x Wᵀ + b`, or `out += ...` with `accumulate`.
@@ -79,7 +112,16 @@ impl QLinear {
         if x.rows == 0 {
             return;
         }
-        let a = quantize_rows(x);
+        let (weight, zero) = match &self.weight {
+            Packed::Rten(w, z) => (w, z),
+            #[cfg(target_arch = "x86_64")]
+            Packed::Vnni(w) => {
+                let a = quantize_rows(x, w.depth());
+                let e = super::vnni::Epilogue { row_scale: &a.scale, col_scale: &self.scale, bias: self.bias.as_deref(), accumulate };
+                return super::vnni::gemm(&a.q, x.rows, w, out, &e);
+            }
+        };
+        let a = quantize_rows(x, x.cols);
         // The GEMM writes every element, so the accumulator is not zeroed first.
         let mut acc: Vec<std::mem::MaybeUninit<i32>> = Vec::with_capacity(x.rows * self.outputs);
         // SAFETY: MaybeUninit needs no initialization; gemm_uninit initializes all of it.
@@ -87,11 +129,11 @@ impl QLinear {
         let am = Matrix::from_data([x.rows, x.cols], a.q.as_slice());
         let opts = GemmUninitOptions {
             a_quant: Some(QuantParams { zero_point: &a.zero }),
-            b_quant: Some(QuantParams { zero_point: &self.zero }),
+            b_quant: Some(QuantParams { zero_point: zero }),
             ..Default::default()
         };
         let acc: &[i32] = EXEC
-            .with(|e| e.gemm_uninit(&mut acc, GemmInputA::Unpacked(am), GemmInputB::Packed(&self.weight), opts))
+            .with(|e| e.gemm_uninit(&mut acc, GemmInputA::Unpacked(am), GemmInputB::Packed(weight), opts))
             .expect("shapes were checked above");
         let n = self.outputs;
         out.par_chunks_mut(n)
@@ -102,9 +144,10 @@ impl QLinear {
     }
 }
 
-fn quantize_rows(x: Rows) -> Quantized {
-    let mut q = Quantized { q: vec![0u8; x.rows * x.cols], scale: vec![0f32; x.rows], zero: vec![0u8; x.rows] };
-    q.q.par_chunks_mut(x.cols).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
+/// Each row quantized into `depth ≥ cols` bytes, the rest being the zero point.
+fn quantize_rows(x: Rows, depth: usize) -> Quantized {
+    let mut q = Quantized { q: vec![ZERO as u8; x.rows * depth], scale: vec![0f32; x.rows], zero: vec![0u8; x.rows] };
+    q.q.par_chunks_mut(depth).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
         |(r, ((q, s), z))| {
             let row = &x.data[r * x.stride..r * x.stride + x.cols];
             (*s, *z) = quantize_row(row, q);
@@ -177,6 +220,41 @@ mod tests {
             }
         }
         assert!(worst < 0.01 * scale, "max error {worst} on values up to {scale}");
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod vnni_kernel {
+    use super::*;
+
+    /// Our VNNI kernel gives rten-gemm's bits: the same integer sums, the same epilogue.
+    #[test]
+    fn vnni_equals_rten_bit_for_bit() {
+        if !vnni() {
+            eprintln!("no AVX-512 VNNI here: skipped");
+            return;
+        }
+        // Rows from one to a few tiles (and uneven tiles), outputs not a multiple of 16 or 64,
+        // inputs not a multiple of 4, strided rows, with and without bias and accumulation.
+        for (rows, inp, outp, stride) in
+            [(1usize, 256usize, 256usize, 256usize), (5, 70, 45, 90), (13, 1152, 1920, 1152), (37, 767, 100, 800), (130, 64, 1030, 64)]
+        {
+            let w: Vec<f32> = (0..outp * inp).map(|i| (((i * 7919) % 201) as f32 - 100.0) * 0.003).collect();
+            let b: Vec<f32> = (0..outp).map(|i| i as f32 * 0.05 - 1.0).collect();
+            let x: Vec<f32> =
+                (0..rows * stride).map(|i| (((i * 104729) % 97) as f32 - 40.0) * 0.02 * (1 + i / stride % 5) as f32).collect();
+            let rows_of = || Rows { data: &x, rows, cols: inp, stride };
+            for (bias, accumulate) in [(None, false), (Some(b.clone()), false), (Some(b.clone()), true), (None, true)] {
+                let ours = QLinear::with_kernel(&w, outp, inp, bias.clone(), true);
+                let theirs = QLinear::with_kernel(&w, outp, inp, bias.clone(), false);
+                let start: Vec<f32> = (0..rows * outp).map(|i| (i % 11) as f32 * 0.25).collect();
+                let (mut a, mut b) = (start.clone(), start.clone());
+                ours.forward(rows_of(), &mut a, accumulate);
+                theirs.forward(rows_of(), &mut b, accumulate);
+                let differ = a.iter().zip(&b).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(differ, 0, "{rows}x{inp}x{outp} bias {} accumulate {accumulate}: {differ} outputs differ", bias.is_some());
+            }
+        }
     }
 }
 

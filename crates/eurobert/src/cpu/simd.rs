@@ -244,12 +244,13 @@ mod tests {
         eprintln!("kernels: {got:?}");
         match std::env::var("EUROBERT_EXPECT_SIMD").as_deref() {
             Ok("avx512") => assert_eq!(names, ["avx512", "x86_64-f32-avx512", "x86_64-u8i8i32-avx512"]),
+            Ok("avx512vnni") => assert_eq!(names, ["avx512", "x86_64-f32-avx512", "x86_64-u8i8i32-avx512vnni"]),
             Ok("avx2") => assert_eq!(names, ["avx2+fma", "x86_64-f32-fma", "x86_64-u8i8i32-avx2"]),
             Ok("baseline") => assert_eq!(names, ["baseline", "generic-f32", "generic-u8i8i32"]),
             // aarch64: plain NEON (e.g. qemu's cortex-a72), and with i8mm (qemu's default CPU).
             Ok("neon") => assert_eq!(names, ["neon", "aarch64-f32-neon", "aarch64-u8i8i32-mlal"]),
             Ok("neon-i8mm") => assert_eq!(names, ["neon", "aarch64-f32-neon", "aarch64-u8i8i32-i8mm"]),
-            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx2, baseline, neon or neon-i8mm"),
+            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon or neon-i8mm"),
             Err(_) => assert!(names.iter().all(|n| !n.is_empty())),
         }
     }

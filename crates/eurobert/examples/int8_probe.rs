@@ -1,0 +1,66 @@
+//! The int8 projections at EuroBERT-610m's shapes, rten-gemm (weights packed once, i32 out)
+//! against our VNNI kernel (`src/cpu/vnni.rs`, f32 out with the dequantization fused): GOP/s
+//! and the weight bytes streamed per second, rows M from one sentence to a long window;
+//! weights from memory, best of 7 each:
+//! `cargo run --release -p eurobert --example int8_probe -- [threads]`.
+#[allow(dead_code)] // the f32 probes' gemm-crate call
+mod common;
+#[allow(dead_code)] // the model's byte count
+#[path = "../src/cpu/vnni.rs"]
+mod vnni;
+
+use common::gflops;
+use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, QuantParams};
+use rten_tensor::{Matrix, NdTensorView};
+
+fn main() {
+    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let shapes = [("qkv", 1920, 1152), ("out", 1152, 1152), ("gate_up", 8192, 1152), ("down", 1152, 4096)];
+    pool.install(|| {
+        for &(name, n, k) in &shapes {
+            let w: Vec<i8> = (0..n * k).map(|i| ((i * 7919) % 255) as i8).collect();
+            let exec = GemmExecutor::<u8, i8, i32>::default();
+            let wt = NdTensorView::from_data_with_strides([k, n], w.as_slice(), [1, k]).unwrap();
+            // Copies filling 96 MB, used in turn: the weights come from memory, as in a model.
+            let copies: Vec<_> = (0..(96 << 20) / (n * k) + 1).map(|_| exec.prepack_b(wt.view())).collect();
+            let bz = vec![0i8; n];
+            let ours: Vec<_> = (0..copies.len()).map(|_| vnni::PackedW::new(&w, n, k)).collect();
+            let col_scale = vec![1e-3f32; n];
+            for m in [1usize, 8, 20, 64, 512] {
+                let x: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
+                let az = vec![128u8; m];
+                let mut c = vec![0i32; m * n];
+                let ops = 2.0 * (m * n * k) as f64;
+                let mut best = 0f64;
+                let mut best_v = 0f64;
+                let row_scale = vec![1e-2f32; m];
+                let mut out = vec![0f32; m * n];
+                for rep in 0..7 {
+                    let packed = &copies[rep % copies.len()];
+                    let a = Matrix::from_data([m, k], x.as_slice());
+                    let opts = GemmUninitOptions {
+                        a_quant: Some(QuantParams { zero_point: &az }),
+                        b_quant: Some(QuantParams { zero_point: &bz }),
+                        ..Default::default()
+                    };
+                    let c = unsafe { std::mem::transmute::<&mut [i32], &mut [std::mem::MaybeUninit<i32>]>(c.as_mut_slice()) };
+                    best = best.max(gflops(ops, || {
+                        exec.gemm_uninit(c, GemmInputA::Unpacked(a), GemmInputB::Packed(packed), opts).unwrap();
+                    }));
+                    if vnni::available() {
+                        let e = vnni::Epilogue { row_scale: &row_scale, col_scale: &col_scale, bias: None, accumulate: false };
+                        let w = &ours[(rep + 3) % ours.len()];
+                        best_v = best_v.max(gflops(ops, || vnni::gemm(&x, m, w, &mut out, &e)));
+                    }
+                }
+                let gbs = best * 1e9 / ops * (n * k) as f64 / 1e9;
+                let gbs_v = best_v * 1e9 / ops * (n * k) as f64 / 1e9;
+                println!(
+                    "{name:8} M {m:4}  rten {best:7.1} GOP/s {gbs:5.1} GB/s   ours {best_v:7.1} GOP/s {gbs_v:5.1} GB/s  ours÷rten {:.2}",
+                    best_v / best
+                );
+            }
+        }
+    });
+}

@@ -1,0 +1,226 @@
+//! The int8 GEMM of `dtype: 'q8'` on CPUs with AVX-512 VNNI, with the dequantization fused
+//! into its store: `out (+)= (a·Wᵀ − 128·Σw) · sa · sw + bias`, written straight to f32.
+//!
+//! Why our own: rten-gemm packs the activations on every call and writes an i32 matrix that a
+//! second pass turns into f32; a sentence's 20 rows then leave its kernel at half its
+//! large-batch speed (bench/RESULTS.md). Here activations are read in place (one broadcast
+//! per row and 4 depths), the weights stream once per call in the order the kernel reads
+//! them, and few rows get tall tiles, so every weight byte fetched from memory meets all rows.
+//!
+//! The integer sums are exact and the epilogue does rten's arithmetic in the same order
+//! (`acc as f32 * sa * sw + b`, no fused multiply-add), so both paths give the same bits.
+//! Self-contained (std and rayon only) so the probes can include it.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+/// Outputs per vector (16 i32 lanes).
+const VEC: usize = 16;
+/// Vectors per parallel task.
+const PANEL: usize = 4;
+/// Most rows of a tile: 6 rows × 4 vectors fill 24 of the 32 registers with accumulators,
+/// and per 4 depths 10 loads feed 24 VNNI instructions. (Taller tiles with fewer vectors, so
+/// that each weight byte meets more rows, measured slower: their broadcasts saturate the
+/// loads, and 20 rows of 4,096 inputs leave L1.)
+const ROWS: usize = 6;
+
+/// Whether this CPU runs the kernel (AVX-512 F/BW and VNNI).
+pub(crate) fn available() -> bool {
+    use std::sync::OnceLock;
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// Weights `(outputs, inputs)` in int8, packed for the kernel: for each block of 16 outputs,
+/// for each group of 4 inputs, 64 bytes `[output][input]`, so one load feeds one VNNI
+/// instruction. Outputs are padded to 16 and inputs to 4 with zeros.
+pub(crate) struct PackedW {
+    data: Vec<i8>,
+    /// `128 · Σₖ w[c, k]`: what the activations' zero point adds to output `c`.
+    zero_sum: Vec<i32>,
+    outputs: usize,
+    groups: usize,
+}
+
+impl PackedW {
+    /// `q` is `(outputs, inputs)` row-major.
+    pub fn new(q: &[i8], outputs: usize, inputs: usize) -> Self {
+        assert_eq!(q.len(), outputs * inputs, "weight size");
+        let groups = inputs.div_ceil(4);
+        let blocks = outputs.div_ceil(VEC);
+        let mut data = vec![0i8; blocks * groups * VEC * 4];
+        data.par_chunks_mut(groups * VEC * 4).enumerate().for_each(|(b, block)| {
+            for c in 0..VEC.min(outputs - b * VEC) {
+                let row = &q[(b * VEC + c) * inputs..(b * VEC + c + 1) * inputs];
+                for (k, &v) in row.iter().enumerate() {
+                    block[(k / 4) * VEC * 4 + c * 4 + k % 4] = v;
+                }
+            }
+        });
+        let mut zero_sum = vec![0i32; blocks * VEC];
+        for (c, z) in zero_sum.iter_mut().take(outputs).enumerate() {
+            *z = 128 * q[c * inputs..(c + 1) * inputs].iter().map(|&v| v as i32).sum::<i32>();
+        }
+        PackedW { data, zero_sum, outputs, groups }
+    }
+
+    /// Bytes of activation each row must have: the inputs rounded up to 4, padded with 128.
+    pub fn depth(&self) -> usize {
+        self.groups * 4
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() + 4 * self.zero_sum.len()
+    }
+}
+
+/// What turns the integer sums into `out`.
+pub(crate) struct Epilogue<'a> {
+    /// Scale of each activation row.
+    pub row_scale: &'a [f32],
+    /// Scale of each output.
+    pub col_scale: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    /// `out +=` instead of `out =` (a fused residual add).
+    pub accumulate: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tasks write disjoint columns of the output.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `out (rows × outputs) (+)= ...` for `a`: `rows` rows of `w.depth()` u8 around zero point 128.
+/// Panics unless [`available`] and the sizes agree.
+pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epilogue) {
+    assert!(available(), "AVX-512 VNNI");
+    assert_eq!(a.len(), rows * w.depth(), "activation size");
+    assert_eq!(out.len(), rows * w.outputs, "output size");
+    assert!(e.row_scale.len() == rows && e.col_scale.len() == w.outputs, "scale sizes");
+    assert!(e.bias.is_none_or(|b| b.len() == w.outputs), "bias size");
+    if rows == 0 {
+        return;
+    }
+    let vectors = w.outputs.div_ceil(VEC);
+    let o = Out(out.as_mut_ptr());
+    (0..vectors.div_ceil(PANEL)).into_par_iter().for_each(|t| {
+        // SAFETY: the CPU has the features (asserted); every pointer the panel forms lies in
+        // `a`, `w` or columns `t·64..` of `out`, whose sizes were checked above.
+        unsafe { panel(a, rows, w, t * PANEL..vectors.min((t + 1) * PANEL), o.ptr(), e) }
+    });
+}
+
+/// All rows against vectors `vs` of the weights, in tiles of rows, while the next panel's
+/// weights are fetched into cache a share per tile: its memory traffic overlaps this
+/// panel's arithmetic instead of stalling the next panel's first tile.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn panel(a: &[u8], rows: usize, w: &PackedW, vs: Range<usize>, out: *mut f32, e: &Epilogue) {
+    // Tiles of equal height: 20 rows are 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2.
+    let chunks = rows.div_ceil(ROWS);
+    let block = w.groups * VEC * 4;
+    let vectors = w.outputs.div_ceil(VEC);
+    let next = vs.end.min(vectors)..(vs.end + PANEL).min(vectors);
+    let lines = next.len() * block / 64;
+    let mut r0 = 0;
+    for c in 0..chunks {
+        let r1 = rows * (c + 1) / chunks;
+        let t = Tile {
+            a: a.as_ptr().add(r0 * w.groups * 4),
+            w,
+            out: out.add(r0 * w.outputs),
+            rows: r0..r1,
+            e,
+            prefetch: w.data.as_ptr().add(next.start * block),
+            lines: lines * c / chunks..lines * (c + 1) / chunks,
+        };
+        t.run(vs.start);
+        r0 = r1;
+    }
+}
+
+struct Tile<'a> {
+    a: *const u8,
+    w: &'a PackedW,
+    out: *mut f32,
+    rows: Range<usize>,
+    e: &'a Epilogue<'a>,
+    /// The next panel's weights, and which of their 64-byte lines this tile fetches.
+    prefetch: *const i8,
+    lines: Range<usize>,
+}
+
+impl Tile<'_> {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn run(&self, v0: usize) {
+        match self.rows.len() {
+            1 => self.kernel::<1>(v0),
+            2 => self.kernel::<2>(v0),
+            3 => self.kernel::<3>(v0),
+            4 => self.kernel::<4>(v0),
+            5 => self.kernel::<5>(v0),
+            6 => self.kernel::<6>(v0),
+            n => unreachable!("a tile of {n} rows"),
+        }
+    }
+
+    /// `R` rows against up to `V` vectors from `v0` (fewer at the end of the outputs).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn kernel<const R: usize>(&self, v0: usize) {
+        const V: usize = PANEL;
+        let w = self.w;
+        let vectors = w.outputs.div_ceil(VEC);
+        let nv = V.min(vectors - v0);
+        let block = w.groups * VEC * 4;
+        let b = w.data.as_ptr().add(v0 * block);
+        let lda = w.groups * 4;
+        let mut acc = [[_mm512_setzero_si512(); V]; R];
+        let (lo, count) = (self.lines.start, self.lines.len());
+        for g in 0..w.groups {
+            for l in lo + g * count / w.groups..lo + (g + 1) * count / w.groups {
+                _mm_prefetch::<_MM_HINT_T1>(self.prefetch.add(l * 64));
+            }
+            let mut bv = [_mm512_setzero_si512(); V];
+            for (j, bv) in bv.iter_mut().enumerate().take(nv) {
+                *bv = _mm512_loadu_si512(b.add(j * block + g * VEC * 4) as *const _);
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_epi32((self.a.add(r * lda + g * 4) as *const i32).read_unaligned());
+                for j in 0..V {
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], x, bv[j]);
+                }
+            }
+        }
+        let e = self.e;
+        for (r, acc) in acc.iter().enumerate() {
+            let sa = _mm512_set1_ps(e.row_scale[self.rows.start + r]);
+            for (j, &acc) in acc.iter().enumerate().take(nv) {
+                let c0 = (v0 + j) * VEC;
+                let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
+                let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
+                let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
+                let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
+                if let Some(bias) = e.bias {
+                    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
+                }
+                let o = self.out.add(r * w.outputs + c0);
+                if e.accumulate {
+                    y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
+                }
+                _mm512_mask_storeu_ps(o, mask, y);
+            }
+        }
+    }
+}
