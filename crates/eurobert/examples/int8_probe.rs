@@ -27,7 +27,7 @@ fn main() {
             let bz = vec![0i8; n];
             let ours: Vec<_> = (0..copies.len()).map(|_| vnni::PackedW::new(&w, n, k)).collect();
             let col_scale = vec![1e-3f32; n];
-            for m in [1usize, 8, 20, 64, 512] {
+            for m in [1usize, 8, 20, 64, 512, 3072] {
                 let x: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
                 let az = vec![128u8; m];
                 let mut c = vec![0i32; m * n];

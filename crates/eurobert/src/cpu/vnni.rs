@@ -20,6 +20,8 @@ use rayon::prelude::*;
 const VEC: usize = 16;
 /// Vectors per parallel task.
 const PANEL: usize = 4;
+/// Rows per parallel task: 96 rows of 4,096 inputs are 384 KB, which L2 holds.
+const BLOCK: usize = 96;
 /// Most rows of a tile: 6 rows × 4 vectors fill 24 of the 32 registers with accumulators,
 /// and per 4 depths 10 loads feed 24 VNNI instructions. (Taller tiles with fewer vectors, so
 /// that each weight byte meets more rows, measured slower: their broadcasts saturate the
@@ -114,11 +116,18 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
         return;
     }
     let vectors = w.outputs.div_ceil(VEC);
+    let panels = vectors.div_ceil(PANEL);
+    // Many rows go in blocks whose activations stay in L2 while the weights stream past
+    // them; task order is block-major, so each thread walks all panels of its blocks.
+    let blocks = rows.div_ceil(BLOCK);
     let o = Out(out.as_mut_ptr());
-    (0..vectors.div_ceil(PANEL)).into_par_iter().for_each(|t| {
+    (0..blocks * panels).into_par_iter().for_each(|t| {
+        let (b, p) = (t / panels, t % panels);
+        let rs = rows * b / blocks..rows * (b + 1) / blocks;
         // SAFETY: the CPU has the features (asserted); every pointer the panel forms lies in
-        // `a`, `w` or columns `t·64..` of `out`, whose sizes were checked above.
-        unsafe { panel(a, rows, w, t * PANEL..vectors.min((t + 1) * PANEL), o.ptr(), e) }
+        // `a`, `w` or rows `rs` × columns `p·64..` of `out`, whose sizes were checked above;
+        // tasks write disjoint parts of `out`.
+        unsafe { panel(a, rs, w, p * PANEL..vectors.min((p + 1) * PANEL), o.ptr(), e) }
     });
 }
 
@@ -126,16 +135,16 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
 /// weights are fetched into cache a share per tile: its memory traffic overlaps this
 /// panel's arithmetic instead of stalling the next panel's first tile.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn panel(a: &[u8], rows: usize, w: &PackedW, vs: Range<usize>, out: *mut f32, e: &Epilogue) {
+unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out: *mut f32, e: &Epilogue) {
     // Tiles of equal height: 20 rows are 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2.
-    let chunks = rows.div_ceil(ROWS);
+    let chunks = rows.len().div_ceil(ROWS);
     let block = w.groups * VEC * 4;
     let vectors = w.outputs.div_ceil(VEC);
     let next = vs.end.min(vectors)..(vs.end + PANEL).min(vectors);
     let lines = next.len() * block / 64;
-    let mut r0 = 0;
+    let mut r0 = rows.start;
     for c in 0..chunks {
-        let r1 = rows * (c + 1) / chunks;
+        let r1 = rows.start + rows.len() * (c + 1) / chunks;
         let t = Tile {
             a: a.as_ptr().add(r0 * w.groups * 4),
             w,
@@ -187,10 +196,15 @@ impl Tile<'_> {
         let b = w.data.as_ptr().add(v0 * block);
         let lda = w.groups * 4;
         let mut acc = [[_mm512_setzero_si512(); V]; R];
-        let (lo, count) = (self.lines.start, self.lines.len());
+        // The tile's share of lines spread evenly over its groups, without a division per group.
+        let (mut line, count) = (self.lines.start, self.lines.len());
+        let mut due = 0;
         for g in 0..w.groups {
-            for l in lo + g * count / w.groups..lo + (g + 1) * count / w.groups {
-                _mm_prefetch::<_MM_HINT_T1>(self.prefetch.add(l * 64));
+            due += count;
+            while due >= w.groups {
+                _mm_prefetch::<_MM_HINT_T1>(self.prefetch.add(line * 64));
+                line += 1;
+                due -= w.groups;
             }
             let mut bv = [_mm512_setzero_si512(); V];
             for (j, bv) in bv.iter_mut().enumerate().take(nv) {
