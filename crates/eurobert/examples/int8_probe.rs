@@ -5,9 +5,32 @@
 //! `cargo run --release -p eurobert --example int8_probe -- [threads]`.
 #[allow(dead_code)] // the f32 probes' gemm-crate call
 mod common;
+#[cfg(target_arch = "x86_64")]
 #[allow(dead_code)] // the model's byte count
 #[path = "../src/cpu/vnni.rs"]
 mod vnni;
+
+/// Elsewhere the kernel does not exist: the probe shows rten-gemm alone.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(dead_code)]
+mod vnni {
+    pub struct PackedW;
+    impl PackedW {
+        pub fn new(_: &[i8], _: usize, _: usize) -> Self {
+            PackedW
+        }
+    }
+    pub struct Epilogue<'a> {
+        pub row_scale: &'a [f32],
+        pub col_scale: &'a [f32],
+        pub bias: Option<&'a [f32]>,
+        pub accumulate: bool,
+    }
+    pub fn available() -> bool {
+        false
+    }
+    pub fn gemm(_: &[u8], _: usize, _: &PackedW, _: &mut [f32], _: &Epilogue) {}
+}
 
 use common::gflops;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, QuantParams};
