@@ -32,16 +32,14 @@ mod vnni {
     pub fn gemm(_: &[u8], _: usize, _: &PackedW, _: &mut [f32], _: &Epilogue) {}
 }
 
-use common::gflops;
+use common::{gflops, threads_and_pool, SHAPES_610M};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, QuantParams};
 use rten_tensor::{Matrix, NdTensorView};
 
 fn main() {
-    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let shapes = [("qkv", 1920, 1152), ("out", 1152, 1152), ("gate_up", 8192, 1152), ("down", 1152, 4096)];
+    let (_, pool) = threads_and_pool();
     pool.install(|| {
-        for &(name, n, k) in &shapes {
+        for (name, n, k) in SHAPES_610M {
             let w: Vec<i8> = (0..n * k).map(|i| ((i * 7919) % 255) as i8).collect();
             let exec = GemmExecutor::<u8, i8, i32>::default();
             let wt = NdTensorView::from_data_with_strides([k, n], w.as_slice(), [1, k]).unwrap();
@@ -53,7 +51,7 @@ fn main() {
             for m in [1usize, 8, 20, 64, 512, 3072] {
                 let x: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
                 let az = vec![128u8; m];
-                let mut c = vec![0i32; m * n];
+                let mut c = vec![std::mem::MaybeUninit::new(0i32); m * n];
                 let ops = 2.0 * (m * n * k) as f64;
                 let mut best = 0f64;
                 let mut best_v = 0f64;
@@ -67,9 +65,8 @@ fn main() {
                         b_quant: Some(QuantParams { zero_point: &bz }),
                         ..Default::default()
                     };
-                    let c = unsafe { std::mem::transmute::<&mut [i32], &mut [std::mem::MaybeUninit<i32>]>(c.as_mut_slice()) };
                     best = best.max(gflops(ops, || {
-                        exec.gemm_uninit(c, GemmInputA::Unpacked(a), GemmInputB::Packed(packed), opts).unwrap();
+                        exec.gemm_uninit(&mut c, GemmInputA::Unpacked(a), GemmInputB::Packed(packed), opts).unwrap();
                     }));
                     if vnni::available() {
                         let e = vnni::Epilogue { row_scale: &row_scale, col_scale: &col_scale, bias: None, accumulate: false };

@@ -3,7 +3,7 @@
 //! our projections): `cargo run --release -p eurobert --example matmul_probe -- [threads] [n]`.
 mod common;
 
-use common::{gemm_crate, gflops};
+use common::{gemm_crate, gflops, threads_and_pool};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB};
 use rten_tensor::Matrix;
 
@@ -13,10 +13,8 @@ fn best_of<F: FnMut()>(mut f: F, flops: f64) -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let threads: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2048);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let (threads, pool) = threads_and_pool();
+    let n: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(2048);
     let a: Vec<f32> = (0..n * n).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
     let b: Vec<f32> = (0..n * n).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
     let mut c = vec![0f32; n * n];

@@ -4,17 +4,14 @@
 //! `cargo run --release -p eurobert --example projection_probe -- [threads]`.
 mod common;
 
-use common::{gemm_crate, gflops};
+use common::{gemm_crate, gflops, threads_and_pool, SHAPES_610M};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB};
 use rten_tensor::{Matrix, NdTensorView};
 
 fn main() {
-    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    // (name, outputs N, inputs K): qkv, o, gate_up, down of the 610m shape.
-    let shapes = [("qkv", 1920, 1152), ("out", 1152, 1152), ("gate_up", 8192, 1152), ("down", 1152, 4096)];
+    let (threads, pool) = threads_and_pool();
     pool.install(|| {
-        for &(name, n, k) in &shapes {
+        for (name, n, k) in SHAPES_610M {
             let w: Vec<f32> = (0..n * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
             let exec = GemmExecutor::<f32, f32, f32>::default();
             let wt = NdTensorView::from_data_with_strides([k, n], w.as_slice(), [1, k]).unwrap();

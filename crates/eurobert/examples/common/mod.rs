@@ -1,5 +1,17 @@
-//! What the GEMM probes share: timing one call, and the `gemm` crate's row-major product.
+//! What the GEMM probes share: their thread pool, the 610m projection shapes, timing one
+//! call, and the `gemm` crate's row-major product.
 use std::time::Instant;
+
+/// (name, outputs N, inputs K): qkv, o, gate_up, down of the 610m shape.
+#[allow(dead_code)] // matmul_probe's square matrices need none
+pub const SHAPES_610M: [(&str, usize, usize); 4] =
+    [("qkv", 1920, 1152), ("out", 1152, 1152), ("gate_up", 8192, 1152), ("down", 1152, 4096)];
+
+/// The thread count from the first argument (default 2) and a pool of that many threads.
+pub fn threads_and_pool() -> (usize, rayon::ThreadPool) {
+    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    (threads, rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool"))
+}
 
 /// GFLOP/s of one call of `f` doing `flops` floating-point operations.
 pub fn gflops(flops: f64, f: impl FnOnce()) -> f64 {

@@ -3,9 +3,9 @@
 //!
 //! Why our own: rten-gemm packs the activations on every call and writes an i32 matrix that a
 //! second pass turns into f32; a sentence's 20 rows then leave its kernel at half its
-//! large-batch speed (bench/RESULTS.md). Here activations are read in place (one broadcast
-//! per row and 4 depths), the weights stream once per call in the order the kernel reads
-//! them, and few rows get tall tiles, so every weight byte fetched from memory meets all rows.
+//! large-batch speed (`examples/int8_probe.rs`). Here activations are read in place (one
+//! broadcast per row and 4 depths), the weights stream in the order the kernel reads them,
+//! and the next panel's weights are fetched while this one computes.
 //!
 //! The integer sums are exact and the epilogue does rten's arithmetic in the same order
 //! (`acc as f32 * sa * sw + b`, no fused multiply-add), so both paths give the same bits.
@@ -75,6 +75,16 @@ impl PackedW {
         self.groups * 4
     }
 
+    /// Blocks of 16 outputs.
+    fn vectors(&self) -> usize {
+        self.outputs.div_ceil(VEC)
+    }
+
+    /// Bytes of one block of 16 outputs.
+    fn block(&self) -> usize {
+        self.groups * VEC * 4
+    }
+
     pub fn bytes(&self) -> usize {
         self.data.len() + 4 * self.zero_sum.len()
     }
@@ -93,7 +103,7 @@ pub(crate) struct Epilogue<'a> {
 
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
-// SAFETY: tasks write disjoint columns of the output.
+// SAFETY: tasks write disjoint blocks (rows × columns) of the output.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
@@ -115,7 +125,7 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
     if rows == 0 {
         return;
     }
-    let vectors = w.outputs.div_ceil(VEC);
+    let vectors = w.vectors();
     let panels = vectors.div_ceil(PANEL);
     // Many rows go in blocks whose activations stay in L2 while the weights stream past
     // them; task order is block-major, so each thread walks all panels of its blocks.
@@ -138,15 +148,15 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
 unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out: *mut f32, e: &Epilogue) {
     // Tiles of equal height: 20 rows are 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2.
     let chunks = rows.len().div_ceil(ROWS);
-    let block = w.groups * VEC * 4;
-    let vectors = w.outputs.div_ceil(VEC);
+    let block = w.block();
+    let vectors = w.vectors();
     let next = vs.end.min(vectors)..(vs.end + PANEL).min(vectors);
     let lines = next.len() * block / 64;
     let mut r0 = rows.start;
     for c in 0..chunks {
         let r1 = rows.start + rows.len() * (c + 1) / chunks;
         let t = Tile {
-            a: a.as_ptr().add(r0 * w.groups * 4),
+            a: a.as_ptr().add(r0 * w.depth()),
             w,
             out: out.add(r0 * w.outputs),
             rows: r0..r1,
@@ -190,11 +200,10 @@ impl Tile<'_> {
     unsafe fn kernel<const R: usize>(&self, v0: usize) {
         const V: usize = PANEL;
         let w = self.w;
-        let vectors = w.outputs.div_ceil(VEC);
-        let nv = V.min(vectors - v0);
-        let block = w.groups * VEC * 4;
+        let nv = V.min(w.vectors() - v0);
+        let block = w.block();
         let b = w.data.as_ptr().add(v0 * block);
-        let lda = w.groups * 4;
+        let lda = w.depth();
         let mut acc = [[_mm512_setzero_si512(); V]; R];
         // The tile's share of lines spread evenly over its groups, without a division per group.
         let (mut line, count) = (self.lines.start, self.lines.len());
