@@ -29,6 +29,11 @@ count() { # adds cargo's and ava's counts from a log
   passed=$((passed + p)); failed=$((failed + f))
   echo "--- $p passed, $f failed"
 }
+check() { # check NAME CMD...: a command that is one test, passed when it exits 0
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "--- check $name: ok"
+  else failed=$((failed + 1)); echo "--- check $name: FAILED"; fi
+}
 run() { # runs a command, output to the terminal and the log; a command that dies uncounted fails once
   : > "$log"
   "$@" 2>&1 | tee "$log"
@@ -86,12 +91,8 @@ run env ESBUILD_BINARY_PATH="$root/node_modules/@esbuild/linux-x64/bin/esbuild" 
   "$arm_node" node_modules/ava/entrypoints/cli.mjs --tap --timeout 10m "$@"
 step "linux-arm64-gnu: installed from its package, as a user would"
 mkdir -p npm/linux-arm64-gnu && cp eurobert-ner.linux-arm64-gnu.node npm/linux-arm64-gnu/
-# One check: the CLI's answer and the kernels it reports (counted as one test).
-if PATH="$(dirname "$arm_node"):$PATH" sh scripts/run-installed.sh linux-arm64-gnu; then
-  passed=$((passed + 1)); echo "--- 1 passed, 0 failed"
-else
-  failed=$((failed + 1)); echo "--- 0 passed, 1 failed"
-fi
+# One check: the CLI's answer and the kernels it reports.
+check "installed linux-arm64-gnu" env PATH="$(dirname "$arm_node"):$PATH" sh scripts/run-installed.sh linux-arm64-gnu
 rm -f npm/linux-arm64-gnu/eurobert-ner.linux-arm64-gnu.node
 echo "--- $((SECONDS - t0)) s"
 
@@ -113,11 +114,7 @@ t0=$SECONDS
 step "macOS: the binding compiles for aarch64-apple-darwin (Metal) and x86_64-apple-darwin"
 zig_bin=$(node -e "console.log(require('path').join(process.env.EUROBERT_ZIG_HOME || require('path').join(require('os').homedir(), '.cache', 'eurobert-ner', 'zig'), 'bin'))")
 for t in "aarch64-apple-darwin --features metal" "x86_64-apple-darwin"; do
-  if PATH="$zig_bin:$PATH" cargo-zigbuild check --release --target $t -p eurobert-node --target-dir target/zig; then
-    passed=$((passed + 1)); echo "--- check $t: ok"
-  else
-    failed=$((failed + 1)); echo "--- check $t: FAILED"
-  fi
+  check "$t" env PATH="$zig_bin:$PATH" cargo-zigbuild check --release --target $t -p eurobert-node --target-dir target/zig
 done
 echo "--- $((SECONDS - t0)) s"
 
