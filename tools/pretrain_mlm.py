@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 BF16 or AMX)")
     ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--init", default="", help="warm start: a EuroBERT folder (token classifier or encoder) whose tokenizer and "
+                    "encoder weights this run continues from; the MLM head starts as a copy of the embeddings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -139,7 +141,13 @@ def main() -> None:
         docs, info = read_corpus(args.norec, args.norne)
         say(f"corpus: {info['documents']} documents; {info['norec_excluded_dev_overlap']} of {info['norec_files']} NoReC files excluded for an {NGRAM}-word run shared with NorNE dev")
         os.makedirs(enc_dir, exist_ok=True)
-        tok = train_tokenizer((l for d in docs for l in d), args.vocab_size, prefix_space=True)
+        if args.init:
+            # The warm start's own vocabulary: its embeddings mean these ids.
+            from tokenizers import Tokenizer as _Tok
+            tok = _Tok.from_file(os.path.join(args.init, "tokenizer.json"))
+            tok.no_padding(); tok.no_truncation()
+        else:
+            tok = train_tokenizer((l for d in docs for l in d), args.vocab_size, prefix_space=True)
         tok.save(tok_path)
         ids, words = pack(tok, docs, args.seq_len)
         info["sequences"] = int(ids.shape[0])
@@ -165,6 +173,19 @@ def main() -> None:
     )
     torch.manual_seed(args.seed)
     model = EuroBertForMaskedLM(config)
+    ckpt_path = os.path.join(args.out, "checkpoint.pt")
+    if args.init and not os.path.exists(ckpt_path):
+        from safetensors.torch import load_file
+        src = load_file(os.path.join(args.init, "model.safetensors"))
+        enc = {k[len("model."):]: v.float() for k, v in src.items() if k.startswith("model.")}
+        if not enc:  # an encoder folder (EuroBertModel) has no "model." prefix
+            enc = {k: v.float() for k, v in src.items()}
+        missing, unexpected = model.model.load_state_dict(enc, strict=False)
+        if missing or unexpected:
+            raise SystemExit(f"--init {args.init}: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            model.lm_head.weight.copy_(model.model.embed_tokens.weight)
+        say(f"warm start from {args.init} ({len(enc)} tensors); lm_head from the embeddings")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     n = ids_all.shape[0]
     per_epoch = n // args.batch_size
@@ -172,7 +193,6 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / args.warmup) * max(0.02, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
     )
-    ckpt_path = os.path.join(args.out, "checkpoint.pt")
     step, seen_tokens, elapsed = 0, 0, 0.0
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, weights_only=False)
