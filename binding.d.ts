@@ -12,22 +12,32 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** A loaded EuroBERT token classifier. */
 export declare class NativeModel {
   /** Loads a model folder off the main thread. */
-  static load(dir: string, options?: NativeLoadOptions | undefined | null): Promise<NativeModel>
+  static load(dir: string, options?: NativeLoadOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeModel>
   get info(): NativeModelInfo
   /** Tokenizes and runs `texts` whole, off the main thread. */
-  logits(texts: Array<string>, options?: NativeRunOptions | undefined | null): Promise<NativeTokens[]>
+  logits(texts: Array<string>, options?: NativeRunOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeTokens[]>
   /**
    * Logits for id sequences that already carry their special tokens (e.g. windows of a
    * long text), off the main thread; `tokens × numLabels` each, in input order.
    */
-  logitsForIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null): Promise<Float32Array[]>
+  logitsForIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<Float32Array[]>
   /**
    * The NER pipeline's native half in one round trip, off the main thread: tokenizes,
    * cuts long texts into windows and scores every window.
    */
-  scoreWindows(texts: Array<string>, options?: NativeWindowOptions | undefined | null): Promise<NativeScoredText[]>
+  scoreWindows(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeScoredText[]>
+  /**
+   * The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
+   * with no forward pass. Refused here, before any pass, if over `maxTokens`.
+   */
+  prepare(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativePrepared>
+  /**
+   * Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
+   * and stores their logits there; resolves with the tokens run.
+   */
+  runWindows(prepared: Array<NativePrepared>, from: Array<number>, to: Array<number>, options?: NativeRunOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<number>
   /** Tokenizes `texts` off the main thread (no model computation). */
-  tokenize(texts: Array<string>): Promise<NativeTokens[]>
+  tokenize(texts: Array<string>, signal?: AbortSignal | undefined | null): Promise<NativeTokens[]>
   /** Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`). */
   decodeTokens(tokens: Array<string>): string
   /**
@@ -41,6 +51,21 @@ export declare class NativeModel {
    */
   dispose(): void
   get disposed(): boolean
+}
+
+/**
+ * A call's texts tokenized and cut into windows, with no forward pass yet: what each window
+ * costs, and the windows' logits once `NativeModel.runWindows` has run them.
+ */
+export declare class NativePrepared {
+  /** Tokens of each window, special tokens included: what running it costs. */
+  get windowLengths(): Uint32Array
+  /** Index of each text's first window, and the window count at the end. */
+  get textWindows(): Uint32Array
+  /** Tokens of each text's whole tokenization, special tokens included. */
+  get textTokens(): Uint32Array
+  /** The scored texts `[from, to)`, moved out; every one of their windows must have run. */
+  take(from: number, to: number, tokens?: boolean | undefined | null): Array<NativeScoredText>
 }
 
 /** The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled. */
@@ -81,6 +106,8 @@ export interface NativeModelInfo {
   continuingSubwordPrefix?: string
   /** The tokenizer's unknown-token id, if it has one. */
   unkTokenId?: number
+  /** Special tokens the tokenizer adds around each window (BOS/EOS, CLS/SEP: 2). */
+  specialTokens: number
 }
 
 export interface NativeRunOptions {
@@ -128,6 +155,11 @@ export interface NativeWindow {
 export interface NativeWindowOptions {
   batchSize?: number
   maxBatchTokens?: number
+  /**
+   * Most tokens the call's windows may run (special tokens included); over it, the call
+   * fails before any forward pass.
+   */
+  maxTokens?: number
   /** Tokens per window, special tokens included (default: the model's modelMaxLength). */
   maxLength?: number
   /** Tokens shared by consecutive windows (default: a quarter of a window's text). */

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeModel = nativeBinding.NativeModel
+module.exports.NativePrepared = nativeBinding.NativePrepared
 module.exports.backends = nativeBinding.backends
 module.exports.cpuKernels = nativeBinding.cpuKernels
 module.exports.cudaDevices = nativeBinding.cudaDevices

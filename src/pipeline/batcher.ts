@@ -1,32 +1,77 @@
-// Dynamic batching: concurrent ner() calls on one pipeline share forward passes. Calls made
-// in the same tick (or within `maxWaitMs`, when set), or while a batch is running, merge into one
-// native scoreWindows call (which packs their windows into forward passes under
-// `maxBatchTokens`); each caller gets its own texts' results back, in order. One batch runs
-// at a time, so under load batches grow by themselves. If a merged call fails, its calls run
-// again one by one, so a bad text fails only its own call.
-import { abortError } from './abort'
-import type { EuroBertModel, ScoredText, WindowOptions } from './model'
+// Dynamic batching with fair scheduling. Concurrent ner() calls on one pipeline share forward
+// passes, and no call can hold the others up:
+// - Calls that arrive together (the same tick, or within `maxWaitMs` when set, or while others
+//   run) are tokenized and cut into windows in one native `prepare`, with no forward pass. A
+//   call's cost, the tokens its windows will run, is then known and checked against its
+//   budget (`maxTokens`) first.
+// - Windows run in steps, one native call each, of about STEP_MS of work (measured as it
+//   goes). A step takes windows round-robin from every call that has some left, oldest call
+//   first, so a one-sentence call waits for at most one step however long the calls before it,
+//   and each call resolves as soon as its own windows are done.
+// - A call that is aborted leaves at once; a step whose callers have all left is cancelled in
+//   the native pool (it stops within one layer). `cancel()` ends everything, for shutdowns.
+// If a merged native call fails, its calls run again one by one, so a bad text fails only its
+// own call.
+import { abortError, AbortError } from './abort'
+import { checkCost } from './cost'
+import type { EuroBertModel, NativePreparedCall, ScoredText, WindowOptions } from './model'
 
-interface Pending {
-  texts: string[]
-  options: WindowOptions
-  resolve: (out: ScoredText[]) => void
-  reject: (e: unknown) => void
-  signal?: AbortSignal
+/** Characters tokenized in one merged `prepare` at most (the texts of one call are never split). */
+const MAX_MERGED_CHARS = 1 << 20
+/** How long a step should take: the most a short call waits behind long ones. */
+const STEP_MS = 200
+/** Tokens of the first step, before any speed is measured. */
+const FIRST_STEP_TOKENS = 2048
+const MIN_STEP_TOKENS = 256
+const DEFAULT_MAX_BATCH_TOKENS = 16_384
+
+export interface ScoreOptions extends WindowOptions {
+  /** Most tokens the call's windows may run; over it, a TooLargeError before any forward pass. */
+  maxTokens?: number
 }
 
-/** Characters merged into one native call at most (about 4 per token; the call splits it). */
-const MAX_MERGED_CHARS = 1 << 20
-
 export interface BatchStats {
-  /** Texts, calls and tokens of each merged native call that succeeded. */
+  /**
+   * Called after each step that ran: texts and calls that had windows in it, and the tokens
+   * of those windows (special tokens included: what the model really ran).
+   */
   onBatch?: (texts: number, calls: number, tokens: number) => void
 }
 
+interface Job {
+  texts: string[]
+  options: ScoreOptions
+  signal?: AbortSignal
+  resolve: (out: ScoredText[]) => void
+  reject: (e: unknown) => void
+  settled: boolean
+  /** Run alone: a merged call that held it failed, so it must not fail others again. */
+  alone: boolean
+  /** Once prepared: its texts `[textFrom, textTo)` of `prepared`, windows `[next, end)` still to schedule. */
+  prepared?: NativePreparedCall
+  textFrom: number
+  textTo: number
+  next: number
+  end: number
+  /** Windows scheduled or not that have not run yet. */
+  left: number
+}
+
+interface Part {
+  job: Job
+  from: number
+  to: number
+}
+
 export class Batcher {
-  private queue: Pending[] = []
-  private running = false
+  private waiting: Job[] = []
+  private ready: Job[] = []
+  private preparing = false
+  private step: { parts: Part[]; controller: AbortController } | undefined
   private timer: NodeJS.Timeout | undefined
+  /** Tokens per second of the last steps (exponentially weighted), once measured. */
+  private rate: number | undefined
+  private cancelled: Error | undefined
 
   constructor(
     private readonly model: EuroBertModel,
@@ -34,90 +79,223 @@ export class Batcher {
     private readonly stats: BatchStats = {},
   ) {}
 
-  /** Texts waiting for a batch. */
+  /** Texts of calls that have not finished. */
   get depth(): number {
-    return this.queue.reduce((n, p) => n + p.texts.length, 0)
+    let n = 0
+    for (const j of this.waiting) n += j.texts.length
+    for (const j of this.ready) n += j.texts.length
+    return n
   }
 
   /**
-   * Scores `texts` in the next merged batch. An abort rejects at once: while still queued the
-   * texts leave the queue (they never reach the model); once their batch runs, it finishes
-   * for the other callers and this one's results are dropped.
+   * Scores `texts` in shared steps. An abort rejects at once with an AbortError; the call's
+   * windows that have not run never do, and a step that only it still needed is cancelled.
    */
-  score(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<ScoredText[]> {
+  score(texts: string[], options: ScoreOptions, signal?: AbortSignal): Promise<ScoredText[]> {
     if (signal?.aborted) return Promise.reject(abortError(signal))
+    if (this.cancelled) return Promise.reject(this.cancelled)
     return new Promise((resolve, reject) => {
-      const pending: Pending = { texts, options, resolve, reject, signal }
-      if (signal) {
-        const onAbort = () => {
-          this.queue = this.queue.filter((p) => p !== pending)
-          reject(abortError(signal))
-        }
-        signal.addEventListener('abort', onAbort, { once: true })
-        pending.resolve = (out) => {
-          signal.removeEventListener('abort', onAbort)
-          resolve(out)
-        }
-        pending.reject = (e) => {
-          signal.removeEventListener('abort', onAbort)
-          reject(e)
-        }
+      const job: Job = { texts, options, signal, resolve, reject, settled: false, alone: false, textFrom: 0, textTo: 0, next: 0, end: 0, left: 0 }
+      const onAbort = () => this.fail(job, abortError(signal!))
+      signal?.addEventListener('abort', onAbort, { once: true })
+      job.resolve = (out) => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve(out)
       }
-      this.queue.push(pending)
-      this.schedule()
+      job.reject = (e) => {
+        signal?.removeEventListener('abort', onAbort)
+        reject(e)
+      }
+      this.waiting.push(job)
+      this.pump()
     })
   }
 
-  private schedule(): void {
-    if (this.running || this.timer) return
-    if (this.maxWaitMs <= 0) return void setImmediate(() => this.flush())
-    this.timer = setTimeout(() => this.flush(), this.maxWaitMs)
+  /**
+   * Ends every call with `reason` (an AbortError by default) and cancels the step that runs:
+   * what a shutdown does at its deadline. Later calls fail with the same error.
+   */
+  cancel(reason: Error = new AbortError('The pipeline was shut down')): void {
+    this.cancelled = reason
+    clearTimeout(this.timer)
+    for (const job of [...this.waiting, ...this.ready]) this.fail(job, reason)
+    this.step?.controller.abort(reason)
   }
 
-  private async flush(): Promise<void> {
-    this.timer = undefined
-    if (this.running || this.queue.length === 0) return
-    // Merge the calls that share the first one's window and batch options.
-    const key = optionsKey(this.queue[0].options)
-    const batch: Pending[] = []
+  private fail(job: Job, e: unknown): void {
+    if (job.settled) return
+    job.settled = true
+    this.waiting = this.waiting.filter((j) => j !== job)
+    this.ready = this.ready.filter((j) => j !== job)
+    job.reject(e)
+    // A step that no caller waits for any more stops in the native pool.
+    if (this.step && this.step.parts.every((p) => p.job.settled)) this.step.controller.abort()
+  }
+
+  private pump(): void {
+    if (this.waiting.length > 0 && !this.preparing && !this.timer) {
+      // An idle pipeline may wait a little for company; a busy one prepares at once.
+      if (this.maxWaitMs > 0 && !this.step && this.ready.length === 0) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined
+          this.prepareWaiting()
+        }, this.maxWaitMs)
+      } else setImmediate(() => this.prepareWaiting())
+      this.preparing = true
+    }
+    if (!this.step && this.ready.some((j) => j.next < j.end)) this.runStep()
+  }
+
+  /** Tokenizes the waiting calls that share the first one's window options, in one native call. */
+  private prepareWaiting(): void {
+    const first = this.waiting[0]
+    if (!first) {
+      this.preparing = false
+      return
+    }
+    const key = prepareKey(first)
+    const group: Job[] = []
     let chars = 0
-    this.queue = this.queue.filter((p) => {
-      const size = p.texts.reduce((n, t) => n + t.length, 0)
-      if (optionsKey(p.options) !== key || (batch.length > 0 && chars + size > MAX_MERGED_CHARS)) return true
-      batch.push(p)
+    this.waiting = this.waiting.filter((j) => {
+      const size = j.texts.reduce((n, t) => n + t.length, 0)
+      if (prepareKey(j) !== key || (group.length > 0 && (chars + size > MAX_MERGED_CHARS || j.alone || first.alone))) return true
+      group.push(j)
       chars += size
       return false
     })
-    this.running = true
-    try {
-      await this.run(batch)
-    } finally {
-      this.running = false
-      // What arrived meanwhile goes at once: it has waited for the batch that just ran.
-      if (this.queue.length > 0) setImmediate(() => this.flush())
-    }
+    const controller = new AbortController()
+    const texts = group.flatMap((j) => j.texts)
+    // Tokenizing stops too if every caller of the group leaves meanwhile.
+    const leave = () => group.every((j) => j.settled) && controller.abort()
+    for (const j of group) j.signal?.addEventListener('abort', leave, { once: true })
+    this.model
+      .prepareCall(texts, first.options, controller.signal)
+      .then(
+        (prepared) => {
+          let at = 0
+          for (const job of group) {
+            job.textFrom = at
+            job.textTo = at += job.texts.length
+            if (job.settled) continue
+            job.prepared = prepared
+            job.next = prepared.textWindows[job.textFrom]
+            job.end = prepared.textWindows[job.textTo]
+            job.left = job.end - job.next
+            let tokens = 0
+            for (let w = job.next; w < job.end; w++) tokens += prepared.windowLengths[w]
+            try {
+              checkCost('ner', tokens, job.left, job.options.maxTokens)
+            } catch (e) {
+              this.fail(job, e)
+              continue
+            }
+            this.ready.push(job)
+          }
+        },
+        (e: unknown) => {
+          if (group.length === 1) return this.fail(group[0], e)
+          // Find the culprit: each call again on its own, so only the failing one fails.
+          for (const j of group) j.alone = true
+          this.waiting.unshift(...group.filter((j) => !j.settled))
+        },
+      )
+      .finally(() => {
+        for (const j of group) j.signal?.removeEventListener('abort', leave)
+        this.preparing = false
+        this.pump()
+      })
+      .catch((e: unknown) => this.cancel(e as Error)) // a bug above must not leave callers pending
   }
 
-  private async run(batch: Pending[]): Promise<void> {
-    const texts = batch.flatMap((p) => p.texts)
+  /** One step: windows round-robin from every ready call, about STEP_MS of work. */
+  private runStep(): void {
+    const candidates = this.ready.filter((j) => j.next < j.end)
+    const first = candidates[0]
+    const key = runKey(first)
+    const maxBatchTokens = first.options.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS
+    const budget = Math.min(maxBatchTokens, this.rate === undefined ? FIRST_STEP_TOKENS : Math.max(MIN_STEP_TOKENS, Math.round((this.rate * STEP_MS) / 1000)))
+    // A call that failed in company runs alone; the others share.
+    const jobs = first.alone ? [first] : candidates.filter((j) => !j.alone && runKey(j) === key)
+    const parts = new Map<Job, Part>()
+    let tokens = 0
+    for (let added = true; added; ) {
+      added = false
+      for (const job of jobs) {
+        if (job.next >= job.end) continue
+        const len = job.prepared!.windowLengths[job.next]
+        if (tokens > 0 && tokens + len > budget) continue
+        const part = parts.get(job) ?? { job, from: job.next, to: job.next }
+        parts.set(job, part)
+        part.to = ++job.next
+        tokens += len
+        added = true
+      }
+    }
+    const step = { parts: [...parts.values()], controller: new AbortController() }
+    this.step = step
+    const started = process.hrtime.bigint()
+    this.model
+      .runWindows(step.parts.map((p) => ({ prepared: p.job.prepared!, from: p.from, to: p.to })), { batchSize: first.options.batchSize, maxBatchTokens }, step.controller.signal)
+      .then(
+        (ran) => {
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9
+          const rate = ran / Math.max(seconds, 1e-4)
+          this.rate = this.rate === undefined ? rate : 0.7 * this.rate + 0.3 * rate
+          let texts = 0
+          for (const { job, from, to } of step.parts) {
+            job.left -= to - from
+            const first = job.prepared!.textWindows
+            for (let t = job.textFrom; t < job.textTo; t++) if (first[t] < to && first[t + 1] > from) texts++
+            if (job.left === 0 && !job.settled) this.finish(job)
+          }
+          // Callers first: a throwing metrics callback must not hold their answers.
+          try {
+            this.stats.onBatch?.(texts, step.parts.length, ran)
+          } catch (e) {
+            process.emitWarning(`onBatch threw: ${(e as Error)?.message ?? String(e)}`, 'EuroBertWarning')
+          }
+        },
+        (e: unknown) => {
+          if (step.controller.signal.aborted) return // its callers left, or cancel() ended them
+          const live = step.parts.filter((p) => !p.job.settled)
+          if (live.length === 1 || first.alone) {
+            for (const p of live) this.fail(p.job, e)
+            return
+          }
+          // Which call's windows broke it: each runs its windows again, alone.
+          for (const p of live) {
+            p.job.next = Math.min(p.job.next, p.from)
+            p.job.alone = true
+          }
+        },
+      )
+      .finally(() => {
+        this.step = undefined
+        this.ready = this.ready.filter((j) => !j.settled)
+        this.pump()
+      })
+      .catch((e: unknown) => this.cancel(e as Error))
+  }
+
+  private finish(job: Job): void {
+    job.settled = true
+    this.ready = this.ready.filter((j) => j !== job)
     let out: ScoredText[]
     try {
-      out = await this.model.scoreWindows(texts, batch[0].options)
+      out = this.model.takeScored(job.prepared!, job.textFrom, job.textTo, job.options.tokens ?? false)
     } catch (e) {
-      if (batch.length === 1) return batch[0].reject(e)
-      // Find the culprit: each call alone, so that only the failing one fails.
-      for (const p of batch) await this.model.scoreWindows(p.texts, p.options).then(p.resolve, p.reject)
-      return
+      return job.reject(e)
     }
-    this.stats.onBatch?.(texts.length, batch.length, out.reduce((n, t) => n + t.offsets.length / 2, 0))
-    let at = 0
-    for (const p of batch) {
-      p.resolve(out.slice(at, at + p.texts.length))
-      at += p.texts.length
-    }
+    job.resolve(out)
   }
 }
 
-function optionsKey(o: WindowOptions): string {
-  return [o.maxLength, o.stride, o.batchSize, o.maxBatchTokens, o.tokens].join('|')
+/** Calls that can share one `prepare`: the same windows. */
+function prepareKey(j: Job): string {
+  return `${j.options.maxLength}|${j.options.stride}`
+}
+
+/** Calls that can share one step: the same forward-pass caps. */
+function runKey(j: Job): string {
+  return `${j.options.batchSize}|${j.options.maxBatchTokens}`
 }

@@ -5,7 +5,10 @@ import * as path from 'node:path'
 import { abortable, abortError, throwIfAborted } from './abort'
 import { checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
-import { argumentError, call, native, NativeModel, NativeScoredText, NativeTokens, nativeFor } from './native'
+import { argumentError, call, native, NativeModel, NativePrepared, NativeScoredText, NativeTokens, nativeFor } from './native'
+
+/** A call's texts tokenized into windows, no forward pass yet (the batcher's unit of work). */
+export type NativePreparedCall = NativePrepared
 
 export type DType = 'f32' | 'q8' | 'f16' | 'bf16'
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal' | 'auto'
@@ -26,7 +29,10 @@ export interface LoadOptions extends HubOptions {
 }
 
 export interface RunOptions {
-  /** Cancels the call: it rejects at once with an AbortError (a forward pass already running finishes). */
+  /**
+   * Cancels the call: it rejects at once with an AbortError, and its native work stops (a
+   * forward pass already running stops at its next layer).
+   */
   signal?: AbortSignal
   /** Most texts in one forward pass (default 32). Texts are sorted by length into batches. */
   batchSize?: number
@@ -44,6 +50,11 @@ export interface WindowOptions extends RunOptions {
   stride?: number
   /** Also return the token strings (default false). */
   tokens?: boolean
+  /**
+   * Most tokens the call's windows may run, special tokens included (what a request really
+   * costs); over it, the call fails with a RangeError after tokenizing, before any forward pass.
+   */
+  maxTokens?: number
 }
 
 /** One window of a text: its content tokens `[from, to)` and their logits. */
@@ -132,6 +143,8 @@ export class EuroBertModel {
   readonly continuingSubwordPrefix?: string
   /** The tokenizer's unknown-token id, if it has one. */
   readonly unkTokenId?: number
+  /** Special tokens the tokenizer adds around each window (BOS and EOS, or CLS and SEP: 2). */
+  readonly specialTokens: number
 
   private constructor(private handle: NativeModel) {
     const info = handle.info
@@ -144,6 +157,7 @@ export class EuroBertModel {
     this.device = info.device
     this.continuingSubwordPrefix = info.continuingSubwordPrefix ?? undefined
     this.unkTokenId = info.unkTokenId ?? undefined
+    this.specialTokens = info.specialTokens
     for (const w of info.warnings) process.emitWarning(`${info.dir}: ${w}`, 'EuroBertWarning')
   }
 
@@ -165,7 +179,7 @@ export class EuroBertModel {
       threads: options.threads,
       dtype: options.dtype,
       device,
-    }))
+    }, options.signal))
     // An abort during the native load frees what it loaded.
     if (options.signal?.aborted) {
       handle.dispose()
@@ -182,7 +196,7 @@ export class EuroBertModel {
     const out = await abortable(call(this.handle.logits(list, {
       batchSize: options.batchSize,
       maxBatchTokens: options.maxBatchTokens,
-    })), options.signal)
+    }, options.signal)), options.signal)
     const numLabels = this.labels.length
     return out.map((t, i) => ({ ...tokenization(list[i], t), logits: t.logits!, numLabels }))
   }
@@ -193,7 +207,8 @@ export class EuroBertModel {
    */
   async logitsForIds(sequences: readonly Uint32Array[], options: RunOptions = {}): Promise<Float32Array[]> {
     checkOptions('logitsForIds', options, { batchSize: 'int', maxBatchTokens: 'int' })
-    return call(this.handle.logitsForIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens }))
+    throwIfAborted(options.signal)
+    return abortable(call(this.handle.logitsForIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens }, options.signal)), options.signal)
   }
 
   /**
@@ -203,26 +218,45 @@ export class EuroBertModel {
    */
   async scoreWindows(texts: string | readonly string[], options: WindowOptions = {}): Promise<ScoredText[]> {
     const list = textList('scoreWindows', texts)
-    checkOptions('scoreWindows', options, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int' })
+    checkOptions('scoreWindows', options, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int', maxTokens: 'int' })
     if (options.stride !== undefined && !(Number.isInteger(options.stride) && options.stride >= 0 && options.stride <= 0xffffffff)) {
       throw new RangeError(`scoreWindows: stride must be a non-negative integer, got ${describe(options.stride)}`)
     }
     throwIfAborted(options.signal)
     const { signal, ...native } = options
-    const out = await abortable(call(this.handle.scoreWindows(list, native)), signal)
-    return out.map((t: NativeScoredText) => ({
-      ids: t.ids,
-      offsets: t.offsets,
-      tokens: t.tokens ?? undefined,
-      windows: t.windows.map((w) => ({ from: w.from, to: w.to, owns: [w.ownsFrom, w.ownsTo], logits: w.logits })),
-    }))
+    const out = await abortable(call(this.handle.scoreWindows(list, native, signal)), signal)
+    return out.map(scoredText)
+  }
+
+  /**
+   * The batcher's first half of `scoreWindows`: tokenizes and cuts windows, no forward pass.
+   * @internal
+   */
+  prepareCall(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
+    return call(this.handle.prepare(texts, { maxLength: options.maxLength, stride: options.stride }, signal))
+  }
+
+  /**
+   * Runs windows of prepared calls in shared forward passes; resolves with the tokens run.
+   * @internal
+   */
+  runWindows(parts: { prepared: NativePreparedCall; from: number; to: number }[], options: Pick<RunOptions, 'batchSize' | 'maxBatchTokens'>, signal?: AbortSignal): Promise<number> {
+    return call(this.handle.runWindows(parts.map((p) => p.prepared), parts.map((p) => p.from), parts.map((p) => p.to), options, signal))
+  }
+
+  /**
+   * The scored texts `[from, to)` of a prepared call whose windows have all run.
+   * @internal
+   */
+  takeScored(prepared: NativePreparedCall, from: number, to: number, tokens: boolean): ScoredText[] {
+    return prepared.take(from, to, tokens).map(scoredText)
   }
 
   /** Tokenizes without running the model. */
   async tokenize(texts: string | readonly string[], options: { signal?: AbortSignal } = {}): Promise<Tokenization[]> {
     const list = textList('tokenize', texts)
     throwIfAborted(options.signal)
-    const out = await abortable(call(this.handle.tokenize(list)), options.signal)
+    const out = await abortable(call(this.handle.tokenize(list, options.signal)), options.signal)
     return out.map((t, i) => tokenization(list[i], t))
   }
 
@@ -234,6 +268,15 @@ export class EuroBertModel {
   /** Frees the weights now rather than at garbage collection; the model is unusable after. */
   dispose(): void {
     this.handle.dispose()
+  }
+}
+
+function scoredText(t: NativeScoredText): ScoredText {
+  return {
+    ids: t.ids,
+    offsets: t.offsets,
+    tokens: t.tokens ?? undefined,
+    windows: t.windows.map((w) => ({ from: w.from, to: w.to, owns: [w.ownsFrom, w.ownsTo], logits: w.logits })),
   }
 }
 

@@ -7,10 +7,12 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import type * as Binding from '../../binding'
+import { AbortError } from './abort'
 
 export type NativeModel = Binding.NativeModel
 export type NativeTokens = Binding.NativeTokens
 export type NativeScoredText = Binding.NativeScoredText
+export type NativePrepared = Binding.NativePrepared
 export type NativeLoadOptions = Binding.NativeLoadOptions
 export type NativeRunOptions = Binding.NativeRunOptions
 type Addon = typeof Binding
@@ -87,10 +89,13 @@ export function nativeFor(device: string): { addon: Addon; device: string } {
 
 /**
  * The addon's argument errors (status `InvalidArg`: the core's validation) as the
- * `RangeError`s the API promises, prefixed with the method; other failures pass through.
+ * `RangeError`s the API promises, prefixed with the method; its cancellations (status
+ * `Cancelled`, or napi-rs' own AbortError for work dropped before it started) as our
+ * AbortError; other failures pass through.
  */
 export function argumentError(e: unknown, method?: string): unknown {
   const err = e as Error & { code?: string }
+  if (err?.code === 'Cancelled' || err?.name === 'AbortError') return new AbortError(undefined, { cause: e })
   if (err?.code !== 'InvalidArg') return e
   return new RangeError(method ? `${method}: ${err.message}` : err.message)
 }

@@ -15,6 +15,7 @@ export const NER_OPTIONS = {
   words: 'words',
   decode: 'decode',
   maxLength: 'max_length',
+  maxTokens: 'max_tokens',
   signal: 'signal',
 } as const
 
@@ -97,14 +98,4 @@ function distance(a: string, b: string): number {
     prev = cur
   }
   return prev[b.length]
-}
-
-/**
- * The bound `serve` and the queue worker put on `stride`, for work that comes from others: at
- * most half the window, so a request's or a job's work stays within about twice its text's
- * tokens (the library itself takes any stride transformers does, up to a window per token).
- */
-export function checkServedStride(stride: unknown, windowLength: number, name: string, where: string): void {
-  const most = Math.floor(windowLength / 2)
-  if (typeof stride === 'number' && stride > most) throw new RangeError(`${name} may be at most ${most} on ${where} (half the window of ${windowLength} tokens), got ${stride}`)
 }

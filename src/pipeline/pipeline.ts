@@ -17,7 +17,7 @@ import {
   transformersSubword,
   wordAwareSubword,
 } from './aggregate'
-import { abortError } from './abort'
+import { abortError, AbortError, throwIfAborted } from './abort'
 import { checkOptions, describe, textList } from './args'
 import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
@@ -85,8 +85,15 @@ export interface NerOptions {
   maxLength?: number
   max_length?: number
   /**
-   * Cancels the call: it rejects at once with an AbortError; its texts that have not reached
-   * a forward pass never do (a batch already running finishes for the other callers).
+   * Most tokens the call's windows may run, special tokens included: what the call really
+   * costs, which a smaller `maxLength` or a larger `stride` multiplies. Over it, the call fails
+   * with a `TooLargeError` (a RangeError) after tokenizing, before any forward pass.
+   */
+  maxTokens?: number
+  max_tokens?: number
+  /**
+   * Cancels the call: it rejects at once with an AbortError; its windows that have not run
+   * never do, and a forward pass that only it still needed stops in the native pool.
    */
   signal?: AbortSignal
 }
@@ -125,10 +132,20 @@ export interface Ner<D extends StrategyName = 'none'> {
   stream<I extends StreamInput, S extends StrategyName = D>(source: Iterable<I> | AsyncIterable<I>, options?: StreamOptions & { aggregationStrategy?: S; aggregation_strategy?: S }): AsyncGenerator<StreamResult<I, EntityFor<S>>>
   /** `stream()` as a Node object-mode Duplex: `pipeline(readable, ner.createStream(), writable)`. */
   createStream(options?: StreamOptions): Duplex
+  /**
+   * What a call would cost, without running the model: the tokens its windows would run
+   * (special tokens included) and how many windows, for these texts and window options.
+   */
+  cost(texts: string | readonly string[], options?: NerOptions): Promise<{ tokens: number; windows: number }>
   readonly model: EuroBertModel
-  /** Texts waiting for the next batch. */
+  /** Texts of calls that have not finished. */
   readonly queueDepth: number
-  /** Frees the model's weights now. */
+  /**
+   * Ends every call in progress with `reason` (an AbortError by default) and stops the
+   * forward pass that runs, for a shutdown's deadline; later calls fail the same way.
+   */
+  cancel(reason?: Error): void
+  /** Ends calls in progress (as `cancel()`) and frees the model's weights now. */
   dispose(): void
 }
 
@@ -188,7 +205,20 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
   return Object.defineProperties(
     Object.assign(run, {
       model: model_,
-      dispose: () => model_.dispose(),
+      cancel: (reason?: Error) => batcher.cancel(reason),
+      cost: async (texts: string | readonly string[], callOptions?: NerOptions) => {
+        const o = { ...defaults, ...normalize<NerOptions>('cost', callOptions, NER_OPTIONS) }
+        checkNerOptions('cost', o)
+        throwIfAborted(o.signal)
+        const prepared = await model_.prepareCall(textList('cost', texts), { maxLength: o.maxLength, stride: o.stride }, o.signal)
+        let tokens = 0
+        for (const n of prepared.windowLengths) tokens += n
+        return { tokens, windows: prepared.windowLengths.length }
+      },
+      dispose: () => {
+        batcher.cancel(new Error('ner: the pipeline was disposed'))
+        model_.dispose()
+      },
       stream,
       createStream: (options?: StreamOptions) => Duplex.from(async function* (source: AsyncIterable<StreamInput>) {
         yield* stream(source, options)
@@ -212,15 +242,15 @@ async function* streamEntities(
   if (!(Number.isInteger(highWaterMark) && highWaterMark >= 1)) throw new RangeError(`stream: highWaterMark must be a positive integer, got ${describe(highWaterMark)}`)
   const call = normalize<NerOptions>('stream', rest, NER_OPTIONS)
   const signal = call.signal
-  if (signal) {
-    // One signal of our own for the documents in flight (each call listens to it), linked
-    // once to the caller's: the caller's signal gets one listener, not highWaterMark.
-    const inner = new AbortController()
-    setMaxListeners(0, inner.signal)
-    if (signal.aborted) inner.abort(signal.reason)
-    else signal.addEventListener('abort', () => inner.abort(signal.reason), { once: true })
-    call.signal = inner.signal
-  }
+  // One signal of our own for the documents in flight (each call listens to it), linked once
+  // to the caller's (which gets one listener, not highWaterMark), and aborted when the
+  // consumer stops early, so their work stops too.
+  const inner = new AbortController()
+  setMaxListeners(0, inner.signal)
+  const onAbort = () => inner.abort(signal!.reason)
+  if (signal?.aborted) inner.abort(signal.reason)
+  else signal?.addEventListener('abort', onAbort, { once: true })
+  call.signal = inner.signal
   const it = (Symbol.asyncIterator in Object(source) ? (source as AsyncIterable<StreamInput>)[Symbol.asyncIterator]() : (source as Iterable<StreamInput>)[Symbol.iterator]()) as AsyncIterator<StreamInput> | Iterator<StreamInput>
   const inFlight: { doc: Record<string, unknown>; entities: Promise<Entity[]>; settled: boolean }[] = []
   let done = false
@@ -259,7 +289,10 @@ async function* streamEntities(
       inFlight.push(entry)
     }
   } finally {
-    // A consumer that stops early (break, an error) closes the source too.
+    signal?.removeEventListener('abort', onAbort)
+    // A consumer that stops early (break, an error): the documents in flight stop in the
+    // native pool, and the source is closed too.
+    if (inFlight.length > 0) inner.abort(new AbortError('the stream was closed'))
     if (!done) await (it as AsyncIterator<StreamInput>).return?.()
   }
 }
@@ -288,6 +321,7 @@ async function recognize(
     stride: options.stride,
     batchSize: options.batchSize,
     maxBatchTokens: options.maxBatchTokens,
+    maxTokens: options.maxTokens,
     // Word-aware tokenizers decide subwords from token strings, even for clean output.
     tokens: !clean || model.continuingSubwordPrefix !== undefined,
   }, options.signal)
@@ -335,7 +369,7 @@ function cleanSpans(text: string, entities: Entity[], punctuation: boolean): Ent
 }
 
 function checkNerOptions(method: string, o: NerOptions): void {
-  checkOptions(method, o, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int' })
+  checkOptions(method, o, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int', maxTokens: 'int' })
   if (o.aggregationStrategy !== undefined && !(AGGREGATION_STRATEGIES as readonly string[]).includes(o.aggregationStrategy)) {
     throw new RangeError(`${method}: aggregationStrategy must be one of ${AGGREGATION_STRATEGIES.join(', ')}, got ${describe(o.aggregationStrategy)}`)
   }

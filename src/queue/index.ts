@@ -7,8 +7,8 @@ import * as os from 'node:os'
 import type * as BullMQ from 'bullmq'
 
 import type { Entity } from '../pipeline/aggregate'
+import { checkCost, checkServedStride, SERVER_SET, TooLargeError, windowOf } from '../pipeline/cost'
 import type { LoadOptions } from '../pipeline/model'
-import { checkServedStride } from '../pipeline/options'
 import { NerOptions, pipeline, PipelineOptions } from '../pipeline/pipeline'
 
 export interface NerJob {
@@ -37,6 +37,14 @@ export interface WorkerOptions extends QueueOptions, LoadOptions, PipelineOption
   name?: string
   /** Most characters (UTF-16 units) over a job's texts; a larger job fails without retries (default 1,000,000). */
   maxJobChars?: number
+  /** Most texts in one job; a larger job fails without retries (default 1024). */
+  maxJobTexts?: number
+  /**
+   * Most tokens a job's windows may run, special tokens included: what it really costs,
+   * checked after tokenizing and before any forward pass; a larger job fails without retries
+   * (default 1,048,576).
+   */
+  maxJobTokens?: number
   /** Largest result, as JSON bytes, a job may store in Redis; a larger one fails without retries (default 16 MB). */
   maxResultBytes?: number
   /** Job events, for logs; `error` is a connection problem (the worker keeps retrying). */
@@ -82,55 +90,34 @@ function redisLabel(url = 'redis://127.0.0.1:6379'): string {
 
 export interface NerWorker {
   worker: BullMQ.Worker
-  /** Finishes running jobs, then closes the connection and frees the model. */
-  close(): Promise<void>
+  /**
+   * Takes no new jobs and lets running ones finish for up to `timeoutMs` (default 30 s); then
+   * stops them in the native pool and closes at once (BullMQ's `close(true)`): their locks
+   * expire and another worker runs them again. Frees the model.
+   */
+  close(timeoutMs?: number): Promise<void>
 }
 
 /** Loads the model and consumes the queue until `close()`. */
 export async function startWorker(options: WorkerOptions = {}): Promise<NerWorker> {
   const { Worker, UnrecoverableError } = bullmq()
-  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, name, maxJobChars = 1_000_000, maxResultBytes = 16 << 20, ...load } = options
+  const { redis, queue, model, concurrency, lockDurationMs, stalledIntervalMs, onEvent, name, maxJobChars = 1_000_000, maxJobTexts = 1024, maxJobTokens = 1 << 20, maxResultBytes = 16 << 20, ...load } = options
   const ner = await pipeline(model, load)
   const started = new Map<string, number>()
+  /** Running jobs, each with the signal that stops its native work at a close's deadline. */
+  const active = new Map<string, AbortController>()
   // A job that can never succeed (bad data, too large, bad options) fails once, not `attempts` times.
   const unrecoverable = (message: string) => new UnrecoverableError(message)
   const worker = new Worker<NerJob, Entity[] | Entity[][]>(
     queue ?? 'ner',
     async (job) => {
-      const { text, texts, options: o } = (job.data ?? {}) as NerJob
-      if ((text === undefined) === (texts === undefined)) throw unrecoverable('a job needs exactly one of "text" (a string) or "texts" (an array of strings)')
-      const list = typeof text === 'string' ? [text] : Array.isArray(texts) && texts.every((x) => typeof x === 'string') ? texts : undefined
-      if (!list) throw unrecoverable('"text" must be a string, or "texts" an array of strings')
-      let chars = 0
-      for (const x of list) chars += x.length
-      if (chars > maxJobChars) throw unrecoverable(`the job has ${chars} characters; the limit is ${maxJobChars} (split the document into several jobs)`)
+      const controller = new AbortController()
+      active.set(job.id!, controller)
       try {
-        checkServedStride((o as NerOptions | undefined)?.stride, ner.model.modelMaxLength, 'options.stride', 'this worker')
-      } catch (e) {
-        throw unrecoverable((e as Error).message)
+        return await run(job, controller.signal)
+      } finally {
+        active.delete(job.id!)
       }
-      let result: Entity[] | Entity[][]
-      try {
-        if (typeof text === 'string') result = await ner(text, o ?? {})
-        else {
-          // Long jobs report progress (0–100) as parts of their texts finish.
-          const parts = Math.min(10, list.length)
-          const size = Math.ceil(list.length / parts)
-          const out: Entity[][] = []
-          for (let i = 0; i < list.length; i += size) {
-            out.push(...(await ner(list.slice(i, i + size), o ?? {})))
-            if (parts > 1) await job.updateProgress(Math.round((100 * out.length) / list.length))
-          }
-          result = out
-        }
-      } catch (e) {
-        throw e instanceof TypeError || e instanceof RangeError ? unrecoverable(e.message) : e
-      }
-      const bytes = Buffer.byteLength(JSON.stringify(result))
-      if (bytes > maxResultBytes) {
-        throw unrecoverable(`the result is ${bytes} bytes of JSON, over the ${maxResultBytes} a job may store; split the document, or group tokens (aggregationStrategy 'first')`)
-      }
-      return result
     },
     {
       connection: connection(redis),
@@ -142,6 +129,52 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
       name: name ?? `eurobert-ner@${os.hostname()}:${process.pid}`,
     },
   )
+  async function run(job: BullMQ.Job<NerJob>, signal: AbortSignal): Promise<Entity[] | Entity[][]> {
+      const { text, texts, options: raw } = (job.data ?? {}) as NerJob
+      if ((text === undefined) === (texts === undefined)) throw unrecoverable('a job needs exactly one of "text" (a string) or "texts" (an array of strings)')
+      const list = typeof text === 'string' ? [text] : Array.isArray(texts) && texts.every((x) => typeof x === 'string') ? texts : undefined
+      if (!list) throw unrecoverable('"text" must be a string, or "texts" an array of strings')
+      // The same bounds as serve's: what a producer may ask of a worker is what a client may ask of a server.
+      if (list.length > maxJobTexts) throw unrecoverable(`the job has ${list.length} texts; the limit is ${maxJobTexts} (split it into several jobs)`)
+      let chars = 0
+      for (const x of list) chars += x.length
+      if (chars > maxJobChars) throw unrecoverable(`the job has ${chars} characters; the limit is ${maxJobChars} (split the document into several jobs)`)
+      if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) throw unrecoverable('"options" must be an object')
+      const refused = Object.keys(raw ?? {}).filter((k) => SERVER_SET.includes(k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())))
+      if (refused.length > 0) throw unrecoverable(`options ${refused.join(', ')} cannot be set per job (the worker sets them)`)
+      const o: NerOptions = { ...(raw ?? {}), maxTokens: maxJobTokens, signal }
+      try {
+        checkServedStride(o.stride, windowOf((raw as NerOptions | undefined)?.maxLength ?? (raw as { max_length?: unknown } | undefined)?.max_length, ner.model), ner.model.specialTokens, 'options.stride', 'this worker')
+      } catch (e) {
+        throw unrecoverable((e as Error).message)
+      }
+      let result: Entity[] | Entity[][]
+      try {
+        if (typeof text === 'string') result = await ner(text, o)
+        else {
+          // Long jobs report progress (0–100) as parts of their texts finish; the budget is the job's.
+          const parts = Math.min(10, list.length)
+          const size = Math.ceil(list.length / parts)
+          const out: Entity[][] = []
+          // The job's cost is checked whole, before any part runs.
+          const { tokens, windows } = await ner.cost(list, o)
+          checkCost('ner', tokens, windows, maxJobTokens)
+          for (let i = 0; i < list.length; i += size) {
+            out.push(...(await ner(list.slice(i, i + size), { ...o, maxTokens: undefined })))
+            if (parts > 1) await job.updateProgress(Math.round((100 * out.length) / list.length))
+          }
+          result = out
+        }
+      } catch (e) {
+        if (e instanceof TooLargeError) throw unrecoverable(e.message.replace(/^ner: /, '').replace('this call', 'this job'))
+        throw e instanceof TypeError || e instanceof RangeError ? unrecoverable(e.message) : e
+      }
+      const bytes = Buffer.byteLength(JSON.stringify(result))
+      if (bytes > maxResultBytes) {
+        throw unrecoverable(`the result is ${bytes} bytes of JSON, over the ${maxResultBytes} a job may store; split the document, or group tokens (aggregationStrategy 'first')`)
+      }
+      return result
+  }
   worker.on('active', (job) => {
     started.set(job.id!, Date.now())
     onEvent?.({ event: 'active', job: job.id! })
@@ -156,12 +189,24 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
     onEvent?.({ event: 'error', error: `${err.message} (redis ${redisLabel(redis)}; retrying)` })
   })
   await worker.waitUntilReady()
+  let closing: Promise<void> | undefined
   return {
     worker,
-    close: async () => {
-      await worker.close()
-      ner.dispose()
-    },
+    close: (timeoutMs = 30_000) =>
+      (closing ??= (async () => {
+        // No new jobs; the running ones get until the deadline.
+        await worker.pause(true)
+        const deadline = Date.now() + timeoutMs
+        while (active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        if (active.size > 0) {
+          // Closed without waiting (their locks expire and another worker runs them again),
+          // then their native work stops.
+          await worker.close(true)
+          for (const c of active.values()) c.abort(new Error('the worker shut down before this job finished'))
+          ner.cancel()
+        } else await worker.close()
+        ner.dispose()
+      })()),
   }
 }
 

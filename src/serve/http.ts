@@ -2,15 +2,22 @@
 // bounded JSON bodies, request ids, and CORS as the Fetch standard describes it.
 import { randomUUID } from 'node:crypto'
 import type * as http from 'node:http'
+import { isIP } from 'node:net'
+
+import { TooLargeError } from '../pipeline/cost'
 
 /**
  * An error answered as `{error, error_type}` (text-embeddings-inference's shape). The type is
  * one of a fixed set, so clients can switch on it.
  */
-export type ErrorType = 'validation' | 'not_found' | 'method_not_allowed' | 'unsupported_media_type' | 'payload_too_large' | 'timeout' | 'overloaded' | 'unhealthy' | 'backend'
+export type ErrorType = 'validation' | 'forbidden' | 'not_found' | 'method_not_allowed' | 'unsupported_media_type' | 'payload_too_large' | 'timeout' | 'overloaded' | 'unhealthy' | 'backend'
+
+/** Every error type, for the OpenAPI document. */
+export const ERROR_TYPES: readonly ErrorType[] = ['validation', 'forbidden', 'not_found', 'method_not_allowed', 'unsupported_media_type', 'payload_too_large', 'timeout', 'overloaded', 'unhealthy', 'backend']
 
 const TYPE_OF_STATUS: Record<number, ErrorType> = {
   400: 'validation',
+  403: 'forbidden',
   404: 'not_found',
   405: 'method_not_allowed',
   408: 'timeout',
@@ -32,9 +39,10 @@ export class HttpError extends Error {
   }
 }
 
-/** An error as an answer: ours keep their status; argument errors are 400; the rest 500. */
+/** An error as an answer: ours keep their status; over-budget work 413; argument errors 400; the rest 500. */
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e
+  if (e instanceof TooLargeError) return new HttpError(413, e.message)
   if (e instanceof TypeError || e instanceof RangeError) return new HttpError(400, e.message)
   return new HttpError(500, (e as Error)?.message ?? String(e))
 }
@@ -80,10 +88,55 @@ export function readJson(req: http.IncomingMessage, limit: number): Promise<unkn
 }
 
 export function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  sendJson(res, status, JSON.stringify(body), headers)
+}
+
+/** Sends JSON text made by `serialize` (or JSON.stringify). */
+export function sendJson(res: http.ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return
-  const json = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), ...headers })
   res.end(json)
+}
+
+/** An answer as JSON, or a 413 when it is over `maxBytes` (strategy none gives ~60 bytes per input byte). */
+export function serialize(body: unknown, maxBytes: number): string {
+  const json = JSON.stringify(body)
+  // Length in UTF-16 units is at most the UTF-8 bytes for ASCII; measure bytes only near the cap.
+  if (json.length > maxBytes / 3 && Buffer.byteLength(json) > maxBytes) {
+    throw new HttpError(413, `the answer would be ${Buffer.byteLength(json)} bytes of JSON, over this server's limit of ${maxBytes}; send less text per request, or group tokens into entities (aggregation_strategy)`)
+  }
+  return json
+}
+
+/** Host names a server answers to: all, or names (exact, or `.suffix` for subdomains). */
+export type AllowedHosts = 'all' | { names: readonly string[]; loopbackNames: boolean }
+
+/**
+ * `allowedHosts` as given, or the default for the address the server binds: loopback names
+ * (`localhost`, `*.localhost`) and IP literals when bound to loopback, all otherwise (Vite's
+ * and webpack-dev-server's guard against DNS rebinding).
+ */
+export function allowedHosts(given: 'all' | readonly string[] | undefined, bind: string): AllowedHosts {
+  if (given === 'all' || (Array.isArray(given) && given.includes('all'))) return 'all'
+  if (given !== undefined) {
+    const names = [...(given as readonly string[])].map((h) => h.trim().toLowerCase()).filter(Boolean)
+    for (const n of names) if (!/^\.?[a-z0-9_.:[\]-]+$/.test(n)) throw new RangeError(`allowedHosts: ${JSON.stringify(n)} is not a host name`)
+    return { names, loopbackNames: true }
+  }
+  const loopback = bind === 'localhost' || /^127\./.test(bind) || bind === '::1' || bind === '[::1]'
+  return loopback ? { names: [], loopbackNames: true } : 'all'
+}
+
+/** Whether a request's Host header names an allowed host (IP literals always are). */
+export function hostAllowed(allowed: AllowedHosts, host: string | undefined): boolean {
+  if (allowed === 'all') return true
+  if (!host) return false
+  const h = host.trim().toLowerCase()
+  // `[v6]:port`, `[v6]`, `name:port`, `name`.
+  const name = h.startsWith('[') ? h.slice(1, h.indexOf(']') < 0 ? undefined : h.indexOf(']')) : h.replace(/:\d*$/, '')
+  if (isIP(name)) return true
+  if (allowed.loopbackNames && (name === 'localhost' || name.endsWith('.localhost'))) return true
+  return allowed.names.some((n) => (n.startsWith('.') ? name === n.slice(1) || name.endsWith(n) : name === n))
 }
 
 export function sendError(res: http.ServerResponse, err: HttpError): void {
@@ -105,7 +158,10 @@ export function parseCors(value: string | readonly string[] | undefined): Cors {
   return list.map((o) => o.toLowerCase())
 }
 
+/** Request headers a preflight allows when the browser names none (or names invalid ones). */
 const CORS_HEADERS = 'content-type, authorization, x-request-id'
+/** A header list as a preflight's Access-Control-Request-Headers carries it: tokens and commas. */
+const HEADER_LIST = /^[!#$%&'*+.^_`|~0-9a-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9a-z-]+)*$/i
 const EXPOSED = 'x-request-id, x-total-time, x-inference-time, x-queue-time, retry-after'
 
 /**
@@ -131,8 +187,18 @@ export function preflight(cors: Cors, req: http.IncomingMessage, allowed: readon
     headers: {
       ...base,
       'access-control-allow-methods': allowed.join(', '),
-      'access-control-allow-headers': CORS_HEADERS,
+      // The headers the request asks for: clients send their own (the Hugging Face clients
+      // add user-agent, which Firefox then asks about; Chromium leaves it out). Credentials
+      // are never allowed, so this grants nothing a page could not send without a preflight.
+      'access-control-allow-headers': requestedHeaders(req) ?? CORS_HEADERS,
       'access-control-max-age': '600',
     },
   }
+}
+
+/** A preflight's Access-Control-Request-Headers when it is a sane header list, lower-cased. */
+function requestedHeaders(req: http.IncomingMessage): string | undefined {
+  const asked = req.headers['access-control-request-headers']
+  if (typeof asked !== 'string' || asked.length > 1024 || !HEADER_LIST.test(asked.trim())) return undefined
+  return asked.trim().toLowerCase()
 }

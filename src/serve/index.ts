@@ -21,7 +21,7 @@ import { isDirectory, parseHubId } from '../pipeline/hub'
 import type { LoadOptions } from '../pipeline/model'
 import { Ner, pipeline } from '../pipeline/pipeline'
 import { entityTypes } from './html'
-import { Cors, corsHeaders, HttpError, parseCors, preflight, readJson, requestId, send, sendError, toHttpError } from './http'
+import { AllowedHosts, allowedHosts, Cors, corsHeaders, HttpError, hostAllowed, parseCors, preflight, readJson, requestId, send, sendError, sendJson, serialize, toHttpError } from './http'
 import { metrics } from './metrics'
 import { openApi } from './openapi'
 import { viewPage } from './page'
@@ -44,6 +44,25 @@ export interface ServeOptions extends LoadOptions {
   maxTexts?: number
   /** Most characters (UTF-16 units) over all texts of one request; more get 413 (default 1,000,000). */
   maxChars?: number
+  /**
+   * Most tokens one request's windows may run, special tokens included: what it really costs,
+   * checked after tokenizing and before any forward pass; more get 413 (default 1,048,576).
+   */
+  maxRequestTokens?: number
+  /** Largest answer in bytes of JSON; a larger one gets 413 instead (default 16 MB). */
+  maxAnswerBytes?: number
+  /**
+   * A client that has not read its whole answer this long after it was written is
+   * disconnected, and its memory freed (default 30 s).
+   */
+  sendTimeoutMs?: number
+  /**
+   * Host names the server answers to (the Host header, without its port); others get 403, so
+   * a web page cannot reach a loopback server through DNS rebinding. `'all'` turns the check
+   * off. Default: when bound to a loopback address, `localhost`, `*.localhost` and IP
+   * addresses; otherwise all. A name starting with `.` allows its subdomains too.
+   */
+  allowedHosts?: 'all' | readonly string[]
   /** Dynamic batching: how long a request to an idle server waits for others (default 0 ms). */
   maxWaitMs?: number
   /** A request whose headers and body have not all arrived by then gets 408 (default 30 s). */
@@ -101,19 +120,43 @@ function routeOf(target: string | undefined): Route | undefined {
   return Object.hasOwn(ROUTES, p) ? (p as Route) : undefined
 }
 
+/**
+ * Resolves once `res` has been handed to the operating system in full, or its connection
+ * closed; a client that has not taken its answer within `ms` is disconnected.
+ */
+function flushed(res: http.ServerResponse, ms: number): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      res.destroy()
+      done()
+    }, ms)
+    res.once('finish', done)
+    res.once('close', done)
+  })
+}
+
 export async function serve(options: ServeOptions = {}): Promise<Server> {
   const maxConcurrent = options.maxConcurrentRequests ?? 64
   const payloadLimit = options.payloadLimit ?? 2 << 20
-  const limits = { maxTexts: options.maxTexts ?? 1024, maxChars: options.maxChars ?? 1_000_000 }
+  const limits = { maxTexts: options.maxTexts ?? 1024, maxChars: options.maxChars ?? 1_000_000, maxTokens: options.maxRequestTokens ?? 1 << 20 }
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000
+  const maxAnswerBytes = options.maxAnswerBytes ?? 16 << 20
+  const sendTimeoutMs = options.sendTimeoutMs ?? 30_000
   const cors: Cors = parseCors(options.cors)
+  const hosts: AllowedHosts = allowedHosts(options.allowedHosts, options.host ?? '127.0.0.1')
   const registry = new prom.Registry()
   let depth = () => 0
   const m = metrics(registry, () => depth())
-  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs: _dt, cors: _c, onRequest, ...load } = options
+  const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, maxRequestTokens: _mrt, maxAnswerBytes: _mab, sendTimeoutMs: _st, allowedHosts: _ah, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs: _dt, cors: _c, onRequest, ...load } = options
   const ner = await pipeline(model, {
     ...load,
     maxBatchTokens,
+    // Per step of the batcher: the tokens its windows ran (what the model really did).
     onBatch: (texts, calls, tokens) => {
       m.batchTexts.observe(texts)
       m.batchCalls.observe(calls)
@@ -122,7 +165,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   })
   depth = () => ner.queueDepth
   const modelName = model !== undefined && parseHubId(model) && !isDirectory(model) ? model : path.basename(ner.model.path)
-  const about = info(ner, modelName, options.dtype ?? 'f32', { maxConcurrent, maxBatchTokens: maxBatchTokens ?? 16384, ...limits })
+  const about = info(ner, modelName, options.dtype ?? 'f32', { maxConcurrent, maxBatchTokens: maxBatchTokens ?? 16384, maxAnswerBytes, ...limits })
   const apiDoc = JSON.stringify(openApi(VERSION, ner.model.labels))
 
   let inFlight = 0
@@ -151,6 +194,10 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       }
     })
     try {
+      // DNS rebinding: a page whose name resolves to this machine reaches us with its own Host.
+      if (!hostAllowed(hosts, req.headers.host)) {
+        throw new HttpError(403, `requests for host ${JSON.stringify(String(req.headers.host ?? '').slice(0, 100))} are not allowed; start the server with --allowed-hosts (allowedHosts) naming it`)
+      }
       if (route && cors) {
         const pre = preflight(cors, req, ROUTES[route])
         if (pre) {
@@ -185,14 +232,18 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       inFlight++
       counted = true
       const answer = route === '/' ? await inferenceApi(ner, body, limits, cancel.signal) : await nerRoute(ner, body, limits, cancel.signal)
+      const json = serialize(answer, maxAnswerBytes)
       // TEI's timing headers: the whole request, in ms.
       res.setHeader('x-total-time', String(Math.round(Number(process.hrtime.bigint() - started) / 1e6)))
-      send(res, 200, answer)
+      sendJson(res, 200, json)
     } catch (e) {
       const err = toHttpError(e)
       if (err.status >= 500) failure = err.message
       sendError(res, err)
     } finally {
+      // The slot is held until the answer has left: a client that does not read holds its
+      // own slot (and its answer's memory) for at most sendTimeoutMs.
+      if (counted) await flushed(res, sendTimeoutMs)
       if (counted) inFlight--
       // A client that went away is nginx's 499, not a server error.
       const gone = aborted || res.destroyed

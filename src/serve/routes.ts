@@ -2,14 +2,15 @@
 // ner() and back (offsets in code points), `/ner`'s own shape, `/info`, and the per-request
 // bounds (texts, characters, stride).
 import type { Entity } from '../pipeline/aggregate'
+import { checkServedStride, SERVER_SET, TooLargeError, windowOf } from '../pipeline/cost'
 import type { DType } from '../pipeline/model'
-import { checkServedStride, NER_OPTIONS, normalize } from '../pipeline/options'
+import { NER_OPTIONS, normalize } from '../pipeline/options'
 import type { Ner, NerOptions } from '../pipeline/pipeline'
 import { VERSION } from '../version'
 import { HttpError } from './http'
 
 /** What runs, in text-embeddings-inference's snake_case: the model's Hub id or folder name (not its path on this machine), and the limits. */
-export function info(ner: Ner, model: string, dtype: DType, l: { maxConcurrent: number; maxBatchTokens: number; maxTexts: number; maxChars: number }) {
+export function info(ner: Ner, model: string, dtype: DType, l: { maxConcurrent: number; maxBatchTokens: number; maxAnswerBytes: number } & Limits) {
   const m = ner.model
   return {
     model_id: model,
@@ -24,6 +25,8 @@ export function info(ner: Ner, model: string, dtype: DType, l: { maxConcurrent: 
     max_batch_tokens: l.maxBatchTokens,
     max_client_batch_size: l.maxTexts,
     max_client_chars: l.maxChars,
+    max_request_tokens: l.maxTokens,
+    max_answer_bytes: l.maxAnswerBytes,
     threads: m.threads,
   }
 }
@@ -31,6 +34,8 @@ export function info(ner: Ner, model: string, dtype: DType, l: { maxConcurrent: 
 export interface Limits {
   maxTexts: number
   maxChars: number
+  /** Most tokens a request's windows may run (its real cost). */
+  maxTokens: number
 }
 
 /** The texts of a request, within the per-request caps (each request's work is linear in its size). */
@@ -62,13 +67,14 @@ export async function inferenceApi(ner: Ner, body: unknown, limits: Limits, sign
   }
   const texts = typeof inputs === 'string' ? [inputs] : inputs
   checkTexts(texts, limits)
-  checkServedStride(options.stride, ner.model.modelMaxLength, 'parameters.stride', 'this server')
+  checkServedStride(options.stride, ner.model.modelMaxLength, ner.model.specialTokens, 'parameters.stride', 'this server')
+  options.maxTokens = limits.maxTokens
   let out: Entity[][]
   try {
     out = (await ner(texts, options)) as Entity[][]
   } catch (e) {
     // The client sent snake_case names: its errors use them.
-    if (e instanceof TypeError || e instanceof RangeError) {
+    if ((e instanceof TypeError || e instanceof RangeError) && !(e instanceof TooLargeError)) {
       const message = e.message.replace(/\baggregationStrategy\b/g, 'aggregation_strategy').replace(/\bignoreLabels\b/g, 'ignore_labels').replace(/^ner: /, '')
       throw new HttpError(400, message)
     }
@@ -79,8 +85,7 @@ export async function inferenceApi(ner: Ner, body: unknown, limits: Limits, sign
   return typeof inputs === 'string' ? answer[0] : answer
 }
 
-/** Per-call options a client may set (either spelling); batch sizes are the server's to choose. */
-const SERVER_SET = ['batchSize', 'maxBatchTokens', 'signal']
+
 
 export async function nerRoute(ner: Ner, body: unknown, limits: Limits, signal: AbortSignal): Promise<unknown> {
   const { text, texts, options: raw = {} } = (body !== null && typeof body === 'object' ? body : {}) as { text?: unknown; texts?: unknown; options?: unknown }
@@ -93,8 +98,10 @@ export async function nerRoute(ner: Ner, body: unknown, limits: Limits, signal: 
   if (refused.length > 0) throw new HttpError(400, `options ${refused.join(', ')} cannot be set per request (the server sets them)`)
   const options = normalize<NerOptions>('options', raw, NER_OPTIONS)
   checkTexts(typeof text === 'string' ? [text] : (texts as string[]), limits)
-  checkServedStride(options.stride, ner.model.modelMaxLength, 'options.stride', 'this server')
-  return ner((text ?? texts) as string, { ...options, signal })
+  // The stride against the window this request asks for, not the model's: a short window
+  // with a large stride is the costliest request of all.
+  checkServedStride(options.stride, windowOf(options.maxLength, ner.model), ner.model.specialTokens, 'options.stride', 'this server')
+  return ner((text ?? texts) as string, { ...options, maxTokens: limits.maxTokens, signal })
 }
 
 /**
@@ -115,3 +122,4 @@ function toCodePoints(text: string, entities: Entity[]): Entity[] {
   cp[text.length] = n
   return entities.map((e) => ({ ...e, start: cp[e.start], end: cp[e.end] }))
 }
+

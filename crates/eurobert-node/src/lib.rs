@@ -3,6 +3,10 @@
 //! Model work runs in `AsyncTask`s (libuv worker threads, then the model's own rayon pool),
 //! never on the JavaScript thread. Every error, and any panic, becomes a rejected promise
 //! with a JavaScript `Error`; nothing unwinds across the FFI boundary.
+//!
+//! Every async entry takes the caller's `AbortSignal`: a task not yet started is dropped from
+//! libuv's queue (napi-rs), and one already running sees its `Cancel` flag set, which the
+//! forward loop reads between passes and layers, so it rejects within one layer.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -16,9 +20,20 @@ use napi_derive::napi;
 /// `RangeError`s by kind, never by message text.
 fn js_error(e: eurobert::Error) -> Error {
     match e {
-        eurobert::Error::InvalidArgument(message) => Error::new(Status::InvalidArg, message),
+        eurobert::Error::InvalidArgument(message) | eurobert::Error::TooLarge(message) => Error::new(Status::InvalidArg, message),
+        eurobert::Error::Cancelled => Error::new(Status::Cancelled, "the operation was cancelled".to_string()),
         e => Error::new(Status::GenericFailure, e.to_string()),
     }
+}
+
+/// A cancel flag that the caller's signal sets, and the task that carries both.
+fn with_signal<T: Task>(task: impl FnOnce(eurobert::Cancel) -> T, signal: Option<AbortSignal>) -> AsyncTask<T> {
+    let cancel = eurobert::Cancel::new();
+    if let Some(signal) = &signal {
+        let flag = cancel.clone();
+        signal.on_abort(move || flag.cancel());
+    }
+    AsyncTask::with_optional_signal(task(cancel), signal)
 }
 
 /// Runs `f`, turning a panic into an error so it cannot take the host process down.
@@ -56,6 +71,9 @@ pub struct NativeRunOptions {
 pub struct NativeWindowOptions {
     pub batch_size: Option<u32>,
     pub max_batch_tokens: Option<u32>,
+    /// Most tokens the call's windows may run (special tokens included); over it, the call
+    /// fails before any forward pass.
+    pub max_tokens: Option<u32>,
     /// Tokens per window, special tokens included (default: the model's modelMaxLength).
     pub max_length: Option<u32>,
     /// Tokens shared by consecutive windows (default: a quarter of a window's text).
@@ -123,6 +141,8 @@ pub struct NativeModelInfo {
     pub continuing_subword_prefix: Option<String>,
     /// The tokenizer's unknown-token id, if it has one.
     pub unk_token_id: Option<u32>,
+    /// Special tokens the tokenizer adds around each window (BOS/EOS, CLS/SEP: 2).
+    pub special_tokens: u32,
 }
 
 /// Builds the core's load options from the JavaScript ones; the core validates them.
@@ -141,6 +161,7 @@ fn run_options(batch_size: Option<u32>, max_batch_tokens: Option<u32>) -> Result
     let options = eurobert::RunOptions {
         batch_size: batch_size.map_or(defaults.batch_size, |b| b as usize),
         max_batch_tokens: max_batch_tokens.map_or(defaults.max_batch_tokens, |b| b as usize),
+        cancel: defaults.cancel,
     };
     options.validate().map_err(js_error)?;
     Ok(options)
@@ -156,6 +177,28 @@ fn tokens_to_js(e: eurobert::Encoded, logits: Option<Vec<f32>>) -> NativeTokens 
         word_ids: e.word_ids.into(),
         logits: logits.map(Into::into),
     }
+}
+
+fn window_options(options: Option<NativeWindowOptions>) -> Result<(eurobert::WindowOptions, bool)> {
+    let o = options.unwrap_or(NativeWindowOptions {
+        batch_size: None,
+        max_batch_tokens: None,
+        max_tokens: None,
+        max_length: None,
+        stride: None,
+        tokens: None,
+    });
+    let options = eurobert::WindowOptions {
+        max_length: o.max_length.map(|m| m as usize),
+        stride: o.stride.map(|s| s as usize),
+        max_tokens: o.max_tokens.map(|m| m as usize),
+        run: run_options(o.batch_size, o.max_batch_tokens)?,
+    };
+    Ok((options, o.tokens.unwrap_or(false)))
+}
+
+fn cancelled_by(options: eurobert::WindowOptions, cancel: eurobert::Cancel) -> eurobert::WindowOptions {
+    eurobert::WindowOptions { run: eurobert::RunOptions { cancel, ..options.run }, ..options }
 }
 
 pub struct LoadTask {
@@ -231,29 +274,150 @@ impl Task for ScoreWindowsTask {
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        let tokens = self.tokens;
-        Ok(output
-            .into_iter()
-            .map(|t| {
-                let offsets: Vec<u32> = t.encoded.offsets.iter().flat_map(|&(s, e)| [s, e]).collect();
-                NativeScoredText {
-                    ids: t.encoded.ids.into(),
-                    offsets: offsets.into(),
-                    tokens: tokens.then_some(t.encoded.tokens),
-                    windows: t
-                        .windows
-                        .into_iter()
-                        .map(|w| NativeWindow {
-                            from: w.window.from as u32,
-                            to: w.window.to as u32,
-                            owns_from: w.window.owns.0 as u32,
-                            owns_to: w.window.owns.1 as u32,
-                            logits: w.logits.into(),
-                        })
-                        .collect(),
+        Ok(scored_to_js(output, self.tokens))
+    }
+}
+
+fn scored_to_js(output: Vec<eurobert::ScoredText>, tokens: bool) -> Vec<NativeScoredText> {
+    output
+        .into_iter()
+        .map(|t| {
+            let offsets: Vec<u32> = t.encoded.offsets.iter().flat_map(|&(s, e)| [s, e]).collect();
+            NativeScoredText {
+                ids: t.encoded.ids.into(),
+                offsets: offsets.into(),
+                tokens: tokens.then_some(t.encoded.tokens),
+                windows: t
+                    .windows
+                    .into_iter()
+                    .map(|w| NativeWindow {
+                        from: w.window.from as u32,
+                        to: w.window.to as u32,
+                        owns_from: w.window.owns.0 as u32,
+                        owns_to: w.window.owns.1 as u32,
+                        logits: w.logits.into(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+pub struct PrepareTask {
+    model: Arc<TokenClassifier>,
+    texts: Vec<String>,
+    options: eurobert::WindowOptions,
+}
+
+impl Task for PrepareTask {
+    type Output = eurobert::Prepared;
+    type JsValue = NativePrepared;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guarded("tokenizing", || self.model.prepare(&self.texts, &self.options))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativePrepared::new(output))
+    }
+}
+
+pub struct RunWindowsTask {
+    model: Arc<TokenClassifier>,
+    parts: Vec<(Arc<Mutex<eurobert::Prepared>>, std::ops::Range<usize>)>,
+    options: eurobert::RunOptions,
+}
+
+fn lock(p: &Mutex<eurobert::Prepared>) -> std::sync::MutexGuard<'_, eurobert::Prepared> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Task for RunWindowsTask {
+    type Output = u32;
+    type JsValue = u32;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guarded("running the model", || {
+            // The same prepared call may appear in several parts (two callers' texts): each is
+            // locked in turn, never two at once.
+            let mut sequences: Vec<Vec<u32>> = Vec::new();
+            for (p, range) in &self.parts {
+                let p = lock(p);
+                if range.end > p.window_count() {
+                    return Err(eurobert::Error::InvalidArgument(format!("windows {range:?} of a call with {}", p.window_count())));
                 }
-            })
-            .collect())
+                sequences.extend(range.clone().map(|i| p.sequence(i)));
+            }
+            let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+            let mut logits = self.model.logits_for_ids(&refs, &self.options)?.into_iter();
+            for (p, range) in &self.parts {
+                let mut p = lock(p);
+                for i in range.clone() {
+                    p.store(i, logits.next().unwrap_or_default())?;
+                }
+            }
+            Ok(sequences.iter().map(Vec::len).sum::<usize>() as u32)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// A call's texts tokenized and cut into windows, with no forward pass yet: what each window
+/// costs, and the windows' logits once `NativeModel.runWindows` has run them.
+#[napi]
+pub struct NativePrepared {
+    inner: Arc<Mutex<eurobert::Prepared>>,
+    window_lengths: Vec<u32>,
+    text_windows: Vec<u32>,
+    text_tokens: Vec<u32>,
+}
+
+impl NativePrepared {
+    fn new(p: eurobert::Prepared) -> Self {
+        let texts = p.text_count();
+        let mut text_windows: Vec<u32> = (0..texts).map(|t| p.text_windows(t).start as u32).collect();
+        text_windows.push(p.window_count() as u32);
+        NativePrepared {
+            window_lengths: (0..p.window_count()).map(|i| p.window_len(i) as u32).collect(),
+            text_tokens: (0..texts).map(|t| p.text_tokens(t) as u32).collect(),
+            text_windows,
+            inner: Arc::new(Mutex::new(p)),
+        }
+    }
+}
+
+#[napi]
+impl NativePrepared {
+    /// Tokens of each window, special tokens included: what running it costs.
+    #[napi(getter)]
+    pub fn window_lengths(&self) -> Uint32Array {
+        self.window_lengths.clone().into()
+    }
+
+    /// Index of each text's first window, and the window count at the end.
+    #[napi(getter)]
+    pub fn text_windows(&self) -> Uint32Array {
+        self.text_windows.clone().into()
+    }
+
+    /// Tokens of each text's whole tokenization, special tokens included.
+    #[napi(getter)]
+    pub fn text_tokens(&self) -> Uint32Array {
+        self.text_tokens.clone().into()
+    }
+
+    /// The scored texts `[from, to)`, moved out; every one of their windows must have run.
+    #[napi]
+    pub fn take(&self, from: u32, to: u32, tokens: Option<bool>) -> Result<Vec<NativeScoredText>> {
+        let mut p = lock(&self.inner);
+        if from > to || to as usize > p.text_count() {
+            return Err(Error::new(Status::InvalidArg, format!("texts {from}..{to} of a call with {}", p.text_count())));
+        }
+        let out = guarded("taking results", || p.take(from as usize..to as usize))?;
+        Ok(scored_to_js(out, tokens.unwrap_or(false)))
     }
 }
 
@@ -305,9 +469,9 @@ pub struct NativeModel {
 impl NativeModel {
     /// Loads a model folder off the main thread.
     #[napi(ts_return_type = "Promise<NativeModel>")]
-    pub fn load(dir: String, options: Option<NativeLoadOptions>) -> Result<AsyncTask<LoadTask>> {
+    pub fn load(dir: String, options: Option<NativeLoadOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<LoadTask>> {
         let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
-        Ok(AsyncTask::new(LoadTask { dir: PathBuf::from(dir), options }))
+        Ok(AsyncTask::with_optional_signal(LoadTask { dir: PathBuf::from(dir), options }, signal))
     }
 
     fn model(&self) -> Result<Arc<TokenClassifier>> {
@@ -333,53 +497,87 @@ impl NativeModel {
             device: m.device().to_string(),
             continuing_subword_prefix: m.tokenizer().continuing_subword_prefix(),
             unk_token_id: m.tokenizer().unk_token_id(),
+            special_tokens: m.tokenizer().special_tokens() as u32,
         })
     }
 
     /// Tokenizes and runs `texts` whole, off the main thread.
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn logits(&self, texts: Vec<String>, options: Option<NativeRunOptions>) -> Result<AsyncTask<LogitsTask>> {
+    pub fn logits(&self, texts: Vec<String>, options: Option<NativeRunOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<LogitsTask>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
-        Ok(AsyncTask::new(LogitsTask { model: self.model()?, texts, options: run_options(o.batch_size, o.max_batch_tokens)? }))
+        let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
+        Ok(with_signal(|cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }, signal))
     }
 
     /// Logits for id sequences that already carry their special tokens (e.g. windows of a
     /// long text), off the main thread; `tokens × numLabels` each, in input order.
     #[napi(ts_return_type = "Promise<Float32Array[]>")]
-    pub fn logits_for_ids(&self, sequences: Vec<Uint32Array>, options: Option<NativeRunOptions>) -> Result<AsyncTask<LogitsForIdsTask>> {
+    pub fn logits_for_ids(
+        &self,
+        sequences: Vec<Uint32Array>,
+        options: Option<NativeRunOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<LogitsForIdsTask>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         // Copied now: the JavaScript side may reuse its arrays while the task runs.
         let sequences = sequences.iter().map(|s| s.to_vec()).collect();
-        Ok(AsyncTask::new(LogitsForIdsTask { model: self.model()?, sequences, options: run_options(o.batch_size, o.max_batch_tokens)? }))
+        let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
+        Ok(with_signal(|cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } }, signal))
     }
 
     /// The NER pipeline's native half in one round trip, off the main thread: tokenizes,
     /// cuts long texts into windows and scores every window.
     #[napi(ts_return_type = "Promise<NativeScoredText[]>")]
-    pub fn score_windows(&self, texts: Vec<String>, options: Option<NativeWindowOptions>) -> Result<AsyncTask<ScoreWindowsTask>> {
-        let o = options.unwrap_or(NativeWindowOptions {
-            batch_size: None,
-            max_batch_tokens: None,
-            max_length: None,
-            stride: None,
-            tokens: None,
-        });
-        Ok(AsyncTask::new(ScoreWindowsTask {
-            model: self.model()?,
-            texts,
-            options: eurobert::WindowOptions {
-                max_length: o.max_length.map(|m| m as usize),
-                stride: o.stride.map(|s| s as usize),
-                run: run_options(o.batch_size, o.max_batch_tokens)?,
-            },
-            tokens: o.tokens.unwrap_or(false),
-        }))
+    pub fn score_windows(
+        &self,
+        texts: Vec<String>,
+        options: Option<NativeWindowOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<ScoreWindowsTask>> {
+        let (options, tokens) = window_options(options)?;
+        let model = self.model()?;
+        Ok(with_signal(|cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens }, signal))
+    }
+
+    /// The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
+    /// with no forward pass. Refused here, before any pass, if over `maxTokens`.
+    #[napi(ts_return_type = "Promise<NativePrepared>")]
+    pub fn prepare(&self, texts: Vec<String>, options: Option<NativeWindowOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<PrepareTask>> {
+        let (options, _) = window_options(options)?;
+        let model = self.model()?;
+        Ok(with_signal(|cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel) }, signal))
+    }
+
+    /// Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
+    /// and stores their logits there; resolves with the tokens run.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn run_windows(
+        &self,
+        prepared: Vec<&NativePrepared>,
+        from: Vec<u32>,
+        to: Vec<u32>,
+        options: Option<NativeRunOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<RunWindowsTask>> {
+        if prepared.len() != from.len() || prepared.len() != to.len() {
+            return Err(Error::new(Status::InvalidArg, "prepared, from and to must have the same length".to_string()));
+        }
+        let mut parts = Vec::with_capacity(prepared.len());
+        for ((p, &f), &t) in prepared.iter().zip(&from).zip(&to) {
+            if f > t || t as usize > p.window_lengths.len() {
+                return Err(Error::new(Status::InvalidArg, format!("windows {f}..{t} of a call with {}", p.window_lengths.len())));
+            }
+            parts.push((p.inner.clone(), f as usize..t as usize));
+        }
+        let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
+        let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
+        Ok(with_signal(|cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } }, signal))
     }
 
     /// Tokenizes `texts` off the main thread (no model computation).
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn tokenize(&self, texts: Vec<String>) -> Result<AsyncTask<TokenizeTask>> {
-        Ok(AsyncTask::new(TokenizeTask { model: self.model()?, texts }))
+    pub fn tokenize(&self, texts: Vec<String>, signal: Option<AbortSignal>) -> Result<AsyncTask<TokenizeTask>> {
+        Ok(AsyncTask::with_optional_signal(TokenizeTask { model: self.model()?, texts }, signal))
     }
 
     /// Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`).

@@ -7,6 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::batching::Layout;
+use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, Dense};
 use crate::config::Config;
 use crate::encoder::Encoder;
@@ -184,7 +185,7 @@ impl CandleEncoder {
     /// Logits `(batch, seq_len, num_labels)` in f32 for a right-padded batch: `ids` is
     /// `batch × seq_len` ids, row-major; row `b` has `lengths[b]` real tokens. Keys past a
     /// row's length are masked, so padding never changes the logits of real tokens.
-    fn forward_padded(&self, ids: &[u32], lengths: &[usize], seq_len: usize) -> Result<Vec<f32>> {
+    fn forward_padded(&self, ids: &[u32], lengths: &[usize], seq_len: usize, cancel: &Cancel) -> Result<Vec<f32>> {
         let (batch, dev) = (lengths.len(), &self.device);
         let table = self.rope.table(seq_len);
         let half = table.half;
@@ -201,6 +202,7 @@ impl CandleEncoder {
         };
         let mut x = self.embed_tokens.index_select(&Tensor::from_slice(ids, batch * seq_len, dev)?, 0)?;
         for layer in &self.layers {
+            cancel.check()?;
             x = layer.forward(x, &p, self.eps)?;
         }
         let x = candle_nn::ops::rms_norm(&x, &self.norm, self.eps)?;
@@ -213,14 +215,14 @@ impl Encoder for CandleEncoder {
         Layout::Padded
     }
 
-    fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
+    fn forward(&self, sequences: &[&[u32]], cancel: &Cancel) -> Result<Vec<f32>> {
         let seq_len = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut ids = vec![0u32; sequences.len() * seq_len];
         for (row, s) in ids.chunks_mut(seq_len.max(1)).zip(sequences) {
             row[..s.len()].copy_from_slice(s);
         }
         let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
-        let padded = self.forward_padded(&ids, &lengths, seq_len)?;
+        let padded = self.forward_padded(&ids, &lengths, seq_len, cancel)?;
         // Drop each row's padding: both encoders hand back packed rows.
         let l = self.num_labels;
         Ok(lengths.iter().enumerate().flat_map(|(r, &n)| &padded[r * seq_len * l..][..n * l]).copied().collect())

@@ -1,5 +1,6 @@
 //! A loaded model folder: config, weights, tokenizer and the thread pool that runs them.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::batching;
@@ -11,6 +12,7 @@ use crate::device;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::options::{DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
+use crate::prepared::Prepared;
 use crate::tokenize::{Encoded, Tokenizer};
 use crate::weights::Weights;
 use crate::windows::{self, Window};
@@ -149,6 +151,16 @@ impl TokenClassifier {
     /// of `max_length` tokens sharing `stride` (one window when it fits) and runs all windows
     /// of all texts through the model together.
     pub fn score_windows(&self, texts: &[String], options: &WindowOptions) -> Result<Vec<ScoredText>> {
+        let mut prepared = self.prepare(texts, options)?;
+        let windows = 0..prepared.window_count();
+        self.run_windows(&mut [(&mut prepared, windows)], &options.run)?;
+        prepared.take(0..texts.len())
+    }
+
+    /// The first half of `score_windows`: tokenizes every text and cuts it into windows, with
+    /// no forward pass. What each window will cost is then known (`Prepared::cost`), and its
+    /// windows can run in pieces (`run_windows`).
+    pub fn prepare(&self, texts: &[String], options: &WindowOptions) -> Result<Prepared> {
         let max_length = options.max_length.unwrap_or_else(|| self.model_max_length());
         if max_length > self.config.max_position_embeddings {
             return Err(Error::InvalidArgument(format!(
@@ -156,42 +168,42 @@ impl TokenClassifier {
                 self.config.max_position_embeddings
             )));
         }
+        options.run.cancel.check()?;
         let encoded = self.tokenize(texts)?;
-        let mut plans = Vec::with_capacity(encoded.len());
-        let mut sequences: Vec<Vec<u32>> = Vec::new();
-        for e in &encoded {
+        let mut prepared = Prepared::new(self.config.num_labels());
+        for e in encoded {
             let n = e.len();
             let prefix = e.special_tokens_mask.iter().take_while(|&&m| m != 0).count();
             let suffix = e.special_tokens_mask[prefix..].iter().rev().take_while(|&&m| m != 0).count();
             let ws = windows::windows(n, prefix, suffix, max_length, options.stride)?;
-            for w in &ws {
-                let mut ids = Vec::with_capacity(prefix + (w.to - w.from) + suffix);
-                ids.extend_from_slice(&e.ids[..prefix]);
-                ids.extend_from_slice(&e.ids[w.from..w.to]);
-                ids.extend_from_slice(&e.ids[n - suffix..]);
-                sequences.push(ids);
-            }
-            plans.push((prefix, ws));
+            prepared.push(e, prefix, suffix, ws);
         }
+        if let Some(max) = options.max_tokens {
+            let cost = prepared.cost(0..prepared.text_count());
+            if cost > max {
+                return Err(Error::TooLarge(format!(
+                    "the {} windows of this call would run {cost} tokens; the limit is {max}",
+                    prepared.window_count()
+                )));
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Runs windows of prepared calls, several calls' pieces in shared forward passes, and
+    /// stores their logits in them. Returns the tokens run.
+    pub fn run_windows(&self, parts: &mut [(&mut Prepared, Range<usize>)], options: &RunOptions) -> Result<usize> {
+        let sequences: Vec<Vec<u32>> = parts.iter().flat_map(|(p, r)| r.clone().map(|i| p.sequence(i))).collect();
+        let tokens = sequences.iter().map(Vec::len).sum();
         let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-        let mut logits = self.logits_for_ids(&refs, &options.run)?.into_iter();
-        let l = self.config.num_labels();
-        Ok(encoded
-            .into_iter()
-            .zip(plans)
-            .map(|(encoded, (prefix, ws))| {
-                let windows = ws
-                    .into_iter()
-                    .map(|window| {
-                        let all = logits.next().unwrap_or_default();
-                        // Keep the content rows only: special tokens never become entities.
-                        let logits = all[prefix * l..(prefix + window.to - window.from) * l].to_vec();
-                        ScoredWindow { window, logits }
-                    })
-                    .collect();
-                ScoredText { encoded, windows }
-            })
-            .collect())
+        let logits = self.logits_for_ids(&refs, options)?;
+        let mut logits = logits.into_iter();
+        for (p, r) in parts.iter_mut() {
+            for i in r.clone() {
+                p.store(i, logits.next().unwrap_or_default())?;
+            }
+        }
+        Ok(tokens)
     }
 
     /// Logits for id sequences that already carry their special tokens (windows of a long
@@ -204,8 +216,9 @@ impl TokenClassifier {
         let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); sequences.len()];
         for rows in batching::plan(&lengths, options.batch_size, options.max_batch_tokens, self.encoder.layout()) {
+            options.cancel.check()?;
             let batch: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
-            let logits = self.pool.install(|| self.encoder.forward(&batch))?;
+            let logits = self.pool.install(|| self.encoder.forward(&batch, &options.cancel))?;
             // Finite weights can still overflow f32 in the forward pass; garbage logits would
             // decode as "no entities", so they are an error instead.
             let mut at = 0;

@@ -23,6 +23,12 @@ pub enum Error {
     Encode(String),
     #[error("model computation failed: {0}")]
     Compute(String),
+    /// The caller cancelled the call (`Cancel::cancel`) before it finished.
+    #[error("the operation was cancelled")]
+    Cancelled,
+    /// The call would run more tokens than its budget allows; nothing was computed.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -5,6 +5,7 @@
 //! The public surface is what the binding and the tests use; every module is private.
 
 mod batching;
+mod cancel;
 mod candle;
 mod checkpoint;
 mod classifier;
@@ -15,16 +16,19 @@ mod encoder;
 mod error;
 mod files;
 mod options;
+mod prepared;
 mod rope;
 mod tokenize;
 mod weights;
 mod windows;
 
+pub use cancel::Cancel;
 pub use classifier::{Classified, ScoredText, ScoredWindow, TokenClassifier};
 pub use config::Config;
 pub use device::{backends, cuda_devices};
 pub use error::{Error, Result};
 pub use options::{max_threads, DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
+pub use prepared::Prepared;
 pub use tokenize::{Encoded, Tokenizer};
 pub use windows::Window;
 

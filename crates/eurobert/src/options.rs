@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use candle_core::DType;
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 
 /// Where a model runs.
@@ -136,18 +137,20 @@ fn available_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Most sequences in one forward pass.
     pub batch_size: usize,
     /// Most tokens in one forward pass (on GPUs, padded tokens: rows × longest row); bounds
     /// activation memory, which grows linearly with it.
     pub max_batch_tokens: usize,
+    /// Stops the call between forward passes and between layers once set.
+    pub cancel: Cancel,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { batch_size: 32, max_batch_tokens: 16_384 }
+        RunOptions { batch_size: 32, max_batch_tokens: 16_384, cancel: Cancel::default() }
     }
 }
 
@@ -164,13 +167,16 @@ impl RunOptions {
 }
 
 /// Windows of the NER pipeline and the batches they run in.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WindowOptions {
     /// Tokens per window, special tokens included (default: `model_max_length`).
     pub max_length: Option<usize>,
     /// Tokens shared by consecutive windows (default: a quarter of a window's text); less
     /// than the text tokens a window holds, as transformers requires.
     pub stride: Option<usize>,
+    /// Most tokens the call's windows may run (special tokens included), checked after
+    /// tokenizing and before any forward pass: `Error::TooLarge` above it.
+    pub max_tokens: Option<usize>,
     pub run: RunOptions,
 }
 

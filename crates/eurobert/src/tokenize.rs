@@ -25,6 +25,17 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    pub(crate) fn empty() -> Self {
+        Encoded {
+            ids: Vec::new(),
+            tokens: Vec::new(),
+            offsets: Vec::new(),
+            special_tokens_mask: Vec::new(),
+            attention_mask: Vec::new(),
+            word_ids: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -99,6 +110,13 @@ impl Tokenizer {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Special tokens the post-processor adds around one text (BOS and EOS: 2), which every
+    /// window repeats; the stride rule counts a window's text budget without them.
+    pub fn special_tokens(&self) -> usize {
+        use tokenizers::PostProcessor;
+        self.inner.get_post_processor().map_or(0, |p| p.added_tokens(false))
     }
 
     /// Size of the vocabulary including added tokens.

@@ -18,15 +18,24 @@ pub struct Window {
 
 /// Windows over a tokenization of `n` tokens whose first `prefix` and last `suffix` are
 /// special tokens. `stride` defaults to a quarter of the content a window holds.
+///
+/// The stride rule is the tokenizers library's, which transformers' pipeline inherits: a stride
+/// above the window's text budget is refused whatever the text (the check made when truncation
+/// is set); a stride equal to it only when the text must be cut (the check made when cutting).
 pub fn windows(n: usize, prefix: usize, suffix: usize, max_length: usize, stride: Option<usize>) -> Result<Vec<Window>> {
     let content = n - prefix - suffix;
     let budget = max_length.saturating_sub(prefix + suffix);
-    // Checked whatever the text's length, as the tokenizers library checks it.
-    if let Some(stride) = stride.filter(|&s| s >= budget.max(1)) {
-        return Err(Error::InvalidArgument(format!("stride must be less than the {budget} text tokens a window holds, got {stride}")));
+    let too_large = |stride: usize| {
+        Error::InvalidArgument(format!("stride must be less than the {budget} text tokens a window holds, got {stride}"))
+    };
+    if let Some(stride) = stride.filter(|&s| s > budget) {
+        return Err(too_large(stride));
     }
     if content <= budget {
         return Ok(vec![Window { from: prefix, to: prefix + content, owns: (prefix, prefix + content) }]);
+    }
+    if let Some(stride) = stride.filter(|&s| s >= budget) {
+        return Err(too_large(stride));
     }
     if budget < 1 {
         return Err(Error::InvalidArgument(format!(
@@ -73,7 +82,12 @@ mod tests {
         assert_eq!(w.len(), 1101 - 511 + 1, "one token per step");
         assert!(w.windows(2).all(|p| p[1].from == p[0].from + 1));
         assert!(windows(1102, 1, 0, 512, Some(511)).unwrap_err().to_string().contains("less than the 511"));
-        // Refused for a short text too: the tokenizers library checks the setting, not the text.
-        assert!(windows(10, 1, 1, 512, Some(510)).unwrap_err().to_string().contains("less than the 510"));
+        // A stride above the budget is refused for a short text too (the setting's check); one
+        // equal to it only when the text must be cut (measured with transformers 5.25).
+        assert!(windows(10, 1, 1, 512, Some(511)).unwrap_err().to_string().contains("less than the 510"));
+        assert_eq!(windows(10, 1, 1, 512, Some(510)).unwrap().len(), 1);
+        assert_eq!(windows(16, 1, 1, 20, Some(18)).unwrap().len(), 1);
+        assert!(windows(16, 1, 1, 12, Some(10)).unwrap_err().to_string().contains("less than the 10"));
+        assert_eq!(windows(16, 1, 1, 12, Some(9)).unwrap().len(), 5);
     }
 }

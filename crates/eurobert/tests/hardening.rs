@@ -178,8 +178,8 @@ fn padded_f16_batches_on_the_candle_path_stay_close_to_transformers() {
     let texts: Vec<String> = exp["batch"]["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     let model = TokenClassifier::load(&fixture(), &LoadOptions { dtype: Dtype::F16, threads: Some(2), ..Default::default() }).unwrap();
     // One padded batch and many small ones: padding must not move any real token's logits.
-    let one = model.logits(&texts, &RunOptions { batch_size: 64, max_batch_tokens: 1 << 20 }).unwrap();
-    let small = model.logits(&texts, &RunOptions { batch_size: 3, max_batch_tokens: 64 }).unwrap();
+    let one = model.logits(&texts, &RunOptions { batch_size: 64, max_batch_tokens: 1 << 20, ..Default::default() }).unwrap();
+    let small = model.logits(&texts, &RunOptions { batch_size: 3, max_batch_tokens: 64, ..Default::default() }).unwrap();
     let mut worst = 0f32;
     for (i, (a, b)) in one.iter().zip(&small).enumerate() {
         let want: Vec<f32> = exp["batch"]["logits"][i]

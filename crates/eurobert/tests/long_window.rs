@@ -41,7 +41,7 @@ fn an_8192_token_window_matches_transformers_in_memory_linear_in_its_length() {
     let dir = long_model(exp["max_position_embeddings"].as_u64().unwrap());
     let model = TokenClassifier::load(&dir, &LoadOptions { threads: Some(2), ..Default::default() }).unwrap();
     let c = model.config().clone();
-    let options = RunOptions { batch_size: 1, max_batch_tokens: ids.len() };
+    let options = RunOptions { batch_size: 1, max_batch_tokens: ids.len(), ..Default::default() };
 
     #[cfg(target_os = "linux")]
     std::fs::write("/proc/self/clear_refs", "5").unwrap(); // peak RSS := current RSS

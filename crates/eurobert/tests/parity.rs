@@ -63,7 +63,7 @@ fn padded_batch_matches_transformers_and_padding_changes_nothing() {
     let exp = expected();
     let batch_texts = texts(&exp["batch"]["texts"]);
     // One forward over the whole padded batch.
-    let out = model.logits(&batch_texts, &RunOptions { batch_size: 64, max_batch_tokens: 1 << 20 }).unwrap();
+    let out = model.logits(&batch_texts, &RunOptions { batch_size: 64, max_batch_tokens: 1 << 20, ..Default::default() }).unwrap();
     let mut worst = 0f32;
     for (i, o) in out.iter().enumerate() {
         let d = max_abs_diff(&o.logits, &flat(&exp["batch"]["logits"][i]));
@@ -267,7 +267,7 @@ fn folder_and_file_errors_are_named() {
 #[test]
 fn bad_run_arguments_are_errors_and_the_model_stays_usable() {
     let model = load(&model_dir());
-    let err = model.logits(&["Oslo".into()], &RunOptions { batch_size: 0, max_batch_tokens: 10 }).unwrap_err();
+    let err = model.logits(&["Oslo".into()], &RunOptions { batch_size: 0, max_batch_tokens: 10, ..Default::default() }).unwrap_err();
     assert!(err.to_string().contains("batchSize must be at least 1"), "{err}");
     let long = "Oslo ".repeat(400);
     let err = model.logits(&[long], &RunOptions::default()).unwrap_err();

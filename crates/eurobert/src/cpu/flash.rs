@@ -55,7 +55,12 @@ pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>]
     let (qw, ow) = (heads.qkv_width(), heads.out_width());
     let tokens = out.len() / ow;
     assert_eq!(qkv.len(), tokens * qw, "qkv rows");
+    // Tasks write through a shared pointer, one block of rows each: that is sound only if no
+    // two sequences share a row. Checked here, so no caller of this safe function can break it.
     assert!(sequences.iter().all(|s| s.start < s.end && s.end <= tokens), "sequence ranges");
+    let mut starts: Vec<&Range<usize>> = sequences.iter().collect();
+    starts.sort_unstable_by_key(|s| s.start);
+    assert!(starts.windows(2).all(|p| p[0].end <= p[1].start), "sequences must be disjoint token ranges");
     let mut tasks = Vec::new();
     for seq in sequences {
         for g in 0..heads.kv {

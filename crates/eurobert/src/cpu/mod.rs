@@ -19,6 +19,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::batching::Layout;
+use crate::cancel::Cancel;
 use crate::checkpoint::{Checkpoint, Dense, LayerWeights};
 use crate::config::Config;
 use crate::encoder::Encoder;
@@ -140,7 +141,7 @@ impl CpuEncoder {
     }
 
     /// Logits `(tokens, num_labels)` of a packed batch, row-major, in batch order.
-    fn forward_packed(&self, batch: &Batch) -> Vec<f32> {
+    fn forward_packed(&self, batch: &Batch, cancel: &Cancel) -> Result<Vec<f32>> {
         let c = &self.config;
         let (h, n) = (c.hidden_size, batch.tokens());
         let longest = batch.sequences.iter().map(|s| s.len()).max().unwrap_or(0);
@@ -161,6 +162,7 @@ impl CpuEncoder {
         };
         let eps = c.rms_norm_eps as f32;
         for layer in &self.layers {
+            cancel.check()?;
             layer.forward(&mut x, batch, &rope, eps, &mut s);
         }
         let mut normed = std::mem::take(&mut s.normed);
@@ -172,7 +174,7 @@ impl CpuEncoder {
             self.classifier.forward(Rows::dense(&normed, h), &mut logits, false);
         }
         profile::report(n, batch.sequences.len());
-        logits
+        Ok(logits)
     }
 }
 
@@ -181,8 +183,8 @@ impl Encoder for CpuEncoder {
         Layout::Packed
     }
 
-    fn forward(&self, sequences: &[&[u32]]) -> Result<Vec<f32>> {
-        Ok(self.forward_packed(&Batch::pack(sequences)))
+    fn forward(&self, sequences: &[&[u32]], cancel: &Cancel) -> Result<Vec<f32>> {
+        self.forward_packed(&Batch::pack(sequences), cancel)
     }
 
     fn weight_bytes(&self) -> usize {
