@@ -42,7 +42,7 @@ const status = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1
 const json = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))
 
 function request(method: string, target: string, body?: string, headers: Record<string, string> = {}): string {
-  const h = { host: 'x', ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers }
+  const h = { host: '127.0.0.1', ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers }
   return `${method} ${target} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')}connection: close\r\n\r\n${body ?? ''}`
 }
 
@@ -53,7 +53,7 @@ async function server(t: { teardown: (f: () => Promise<void>) => void }, options
 }
 
 test('keep-alive: idle connections outlive a proxy\'s 60 s by default (Keep-Alive: timeout=65); keepAliveTimeoutMs closes them sooner', async (t) => {
-  const keepAlive = 'GET /health HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\n\r\n'
+  const keepAlive = 'GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: keep-alive\r\n\r\n'
   const s = await server(t)
   t.regex(await raw(s.url, keepAlive), /\r\nkeep-alive: timeout=65\r\n/i)
   // A short timeout: the server itself closes the idle connection after its answer.
@@ -124,7 +124,7 @@ test('slow senders hold a connection, not a slot: NER requests are served while 
   const { port } = new URL(s.url)
   const slow = Array.from({ length: 16 }, () => {
     const socket = net.connect(Number(port), '127.0.0.1')
-    socket.write('POST /ner HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{')
+    socket.write('POST /ner HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{')
     const timer = setInterval(() => socket.writable && socket.write(' '), 300)
     let answer = ''
     socket.on('data', (d) => (answer += d))
@@ -228,7 +228,7 @@ test('shutdown has a deadline: a client trickling a body cannot keep the server 
   const { port } = new URL(s.url)
   const socket = net.connect(Number(port), '127.0.0.1')
   socket.on('error', () => undefined)
-  socket.write('POST /ner HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{')
+  socket.write('POST /ner HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{')
   const timer = setInterval(() => socket.writable && socket.write(' '), 100)
   await new Promise((r) => setTimeout(r, 200))
   const started = Date.now()
@@ -297,7 +297,7 @@ test('fuzz: 10,000 random request lines, headers and bodies; the process stays u
     ])()
   const headerSets = () => {
     const h: string[] = []
-    if (random() < 0.9) h.push('host: x')
+    if (random() < 0.9) h.push('host: 127.0.0.1')
     if (random() < 0.7) h.push(`content-type: ${pick(['application/json', 'text/plain', 'application/json; charset=latin1', ascii(12), ''])}`)
     if (random() < 0.1) h.push(`content-encoding: ${pick(['gzip', 'br', 'identity', ascii(5)])}`)
     if (random() < 0.1) h.push(`transfer-encoding: ${pick(['chunked', 'gzip, chunked', ascii(6)])}`)
