@@ -7,12 +7,13 @@ import type { Entity } from '../pipeline/aggregate'
 import { BUNDLED_MODEL } from '../pipeline/bundled'
 import { parseConllu } from '../evaluate/conllu'
 import { evaluate, readConllu } from '../evaluate/evaluate'
-import { common, int as intOption, serveCommand, workerCommand } from './commands'
+import { common, int as intOption, service, serveCommand, workerCommand } from './commands'
 import { DownloadProgress, parseHubId } from '../pipeline/hub'
 import { entityTypes, pageEnd, pageStart, renderHtml } from '../serve/html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
 import { checkLoadOptions, DType, Device } from '../pipeline/model'
 import { NerOptions, pipeline } from '../pipeline/pipeline'
+import { cliNerOptions, cliOptionHelp, cliOptionFlags } from './options'
 import { VERSION } from '../version'
 import { formatReport } from '../evaluate/seqeval'
 
@@ -41,15 +42,7 @@ Model and pipeline:
                             into the Hugging Face cache (default: the bundled NorNE model)
       --revision REV        Hub branch, tag or commit (default: main)
       --offline             use the Hugging Face cache only (same as HF_HUB_OFFLINE=1)
-  -a, --aggregation-strategy S
-                            none, simple, first (default), average or max
-      --ignore-labels L,L   labels or groups to leave out (default: O)
-      --words W             transformers or unicode (default: unicode)
-      --decode D            argmax (default, as transformers) or viterbi (IOB2-valid
-                            label sequences; also for evaluate)
-      --output O            clean (default) or transformers
-      --stride N            tokens shared by windows of long texts
-      --batch-size N        documents per forward pass (default: 32)
+${cliOptionHelp({ aggregationStrategy: 'first', words: 'unicode' })}
       --threads N           CPU threads (default: all cores)
       --device D            cpu (default), cuda, cuda:N, metal or auto
       --dtype T             f32 (default, exact), q8 (int8 on the CPU: faster, within
@@ -103,13 +96,7 @@ async function main(argv: string[]): Promise<number | undefined> {
       progress: { type: 'boolean' },
       'no-progress': { type: 'boolean' },
       ...common,
-      'aggregation-strategy': { type: 'string', short: 'a' },
-      'ignore-labels': { type: 'string' },
-      words: { type: 'string' },
-      decode: { type: 'string' },
-      output: { type: 'string' },
-      stride: { type: 'string' },
-      'batch-size': { type: 'string' },
+      ...cliOptionFlags(),
       json: { type: 'boolean' },
       mode: { type: 'string' },
       digits: { type: 'string' },
@@ -124,8 +111,9 @@ async function main(argv: string[]): Promise<number | undefined> {
     process.stdout.write(VERSION + '\n')
     return 0
   }
+  const threads = int(values.threads, '--threads')
   try {
-    checkLoadOptions('eurobert-ner', { threads: int(values.threads, '--threads'), dtype: values.dtype as DType | undefined, device: values.device as Device | undefined })
+    checkLoadOptions('eurobert-ner', { threads, dtype: values.dtype as DType | undefined, device: values.device as Device | undefined })
   } catch (e) {
     throw new UsageError(`--${(e as Error).message.replace(/^eurobert-ner: /, '')}`)
   }
@@ -143,10 +131,9 @@ async function main(argv: string[]): Promise<number | undefined> {
     onProgress: download?.update.bind(download),
   }
 
-  if (values.decode !== undefined && values.decode !== 'argmax' && values.decode !== 'viterbi') {
-    throw new UsageError(`--decode must be argmax or viterbi, got ${values.decode}`)
-  }
-  const decode = values.decode as 'argmax' | 'viterbi' | undefined
+  // The NER options from their flags, checked as ner() checks them (a bad one is a usage error).
+  const given = cliNerOptions(values as Record<string, string | undefined>, (m) => new UsageError(m))
+  const decode = given.decode
   if (evaluating) {
     if (positionals.length === 0) throw new UsageError('evaluate needs at least one CoNLL-U file')
     for (const f of positionals) checkInputFile(f, (m) => new UsageError(m))
@@ -155,7 +142,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     const sentences = readConllu(positionals)
     if (sentences.length === 0) throw new UsageError('the CoNLL-U files hold no sentences')
     const ner = await pipeline(modelPath, load)
-    const ev = await evaluate(ner.model, sentences, { mode, decode, batchSize: int(values['batch-size'], '--batch-size') })
+    const ev = await evaluate(ner.model, sentences, { mode, decode, batchSize: given.batchSize })
     if (values.json) {
       process.stdout.write(JSON.stringify({ sentences: ev.sentences, tokens: ev.tokens, mode, ...ev.report }, null, 2) + '\n')
     } else {
@@ -169,15 +156,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   const files = values.file ?? []
   for (const f of files) checkInputFile(f, (m) => new UsageError(m))
   if (positionals.length > 0 && files.length > 0) throw new UsageError('give texts as arguments or with --file, not both')
-  const options: NerOptions = {
-    aggregationStrategy: (values['aggregation-strategy'] ?? 'first') as NerOptions['aggregationStrategy'],
-    ignoreLabels: values['ignore-labels']?.split(',').map((s) => s.trim()).filter(Boolean),
-    words: (values.words ?? 'unicode') as NerOptions['words'],
-    output: values.output as NerOptions['output'],
-    stride: int(values.stride, '--stride', 0),
-    batchSize: int(values['batch-size'], '--batch-size'),
-    decode,
-  }
+  const options: NerOptions = { aggregationStrategy: 'first', words: 'unicode', ...given }
   const batchSize = options.batchSize ?? 32
 
   const docs: AsyncIterable<Doc> =
@@ -229,8 +208,21 @@ async function* fromStdin(whole: boolean): AsyncIterable<Doc> {
 
 type Values = { whole?: boolean; field?: string }
 
+/** The documents of the files, in order; a file that cannot be read is an error naming it. */
 async function* fromFiles(files: string[], values: Values): AsyncIterable<Doc> {
   for (const file of files) {
+    try {
+      yield* fromFile(file, values)
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException
+      if (err instanceof UsageError || err.message.startsWith(file)) throw e
+      throw new Error(`${file}: ${err.message}`, { cause: e })
+    }
+  }
+}
+
+async function* fromFile(file: string, values: Values): AsyncIterable<Doc> {
+  {
     if (file.endsWith('.conllu')) {
       for (const s of parseConllu(readWholeFile(file, 4 * MAX_DOCUMENT_BYTES), file)) yield { text: s.text, words: s.tokens }
     } else if (file.endsWith('.jsonl')) {
@@ -380,25 +372,46 @@ function label(e: Entity): string {
   return 'entity_group' in e ? e.entity_group : e.entity
 }
 
-/** One word per line with IOB2 tags from the entities; words are the CoNLL-U tokens or whitespace-separated. */
+/**
+ * One word per line with IOB2 tags from the entities; words are the CoNLL-U tokens or
+ * whitespace-separated. Each entity finds its first word by binary search, so a document
+ * costs O((words + entities) · log words), not words × entities.
+ */
 function conll(doc: Doc, entities: Entity[]): string {
   const words = doc.words ?? [...doc.text.matchAll(/\S+/g)].map((m) => ({ start: m.index!, end: m.index! + m[0].length }))
   const tags = words.map(() => 'O')
   for (const e of entities) {
     const type = 'entity_group' in e ? e.entity_group : e.entity.replace(/^[BI]-/, '')
+    // The first word that ends after the entity starts (words are in text order).
+    let lo = 0
+    let hi = words.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (words[mid].end > e.start) hi = mid
+      else lo = mid + 1
+    }
     let first = true
-    words.forEach((w, i) => {
-      if (w.start < e.end && w.end > e.start && tags[i] === 'O') {
+    for (let i = lo; i < words.length && words[i].start < e.end; i++) {
+      if (tags[i] === 'O') {
         tags[i] = `${first ? 'B' : 'I'}-${type}`
         first = false
       }
-    })
+    }
   }
   return words.map((w, i) => `${doc.text.slice(w.start, w.end)}\t${tags[i]}`).join('\n')
 }
 
+// A closed stderr loses messages, never the process.
+process.stderr.on('error', () => undefined)
+
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0) // `| head` closed the pipe
+  if (e.code === 'EPIPE' && service.running) {
+    // serve or worker: the log's reader went away; the service goes on, and says so once.
+    if (!service.stdoutBroken) process.stderr.write('eurobert-ner: stdout was closed (EPIPE): the event log is lost from here on; still running\n')
+    service.stdoutBroken = true
+    return
+  }
+  if (e.code === 'EPIPE') process.exit(0) // `eurobert-ner … | head` closed the pipe
   // Any other failure to write (a full disk, /dev/full) loses output: say so and fail.
   process.stderr.write(`eurobert-ner: error: cannot write the output: ${e.message}\n`)
   process.exit(EXIT_FAILURE)

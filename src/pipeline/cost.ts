@@ -39,9 +39,6 @@ export function checkServedStride(stride: unknown, maxLength: number, specialTok
   }
 }
 
-/** Per-call options a client of `serve` or a producer of worker jobs may not set (either spelling): batch sizes and budgets are the operator's. */
-export const SERVER_SET: readonly string[] = ['batchSize', 'maxBatchTokens', 'maxTokens', 'signal']
-
 /** The window a served call asks for: its maxLength when usable (ner() checks it), else the model's. */
 export function windowOf(maxLength: unknown, model: { maxLength: number; modelMaxLength: number }): number {
   return Number.isInteger(maxLength) && (maxLength as number) >= 1 ? Math.min(maxLength as number, model.maxLength) : model.modelMaxLength

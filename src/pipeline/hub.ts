@@ -130,6 +130,7 @@ class CachedRepo {
   readonly storage: string
   readonly endpoint: string
   readonly token: string | undefined
+  private readonly basicAuth: string | undefined
   readonly offline: boolean
   readonly timeoutMs: number
 
@@ -142,10 +143,17 @@ class CachedRepo {
   ) {
     this.cacheDir = path.resolve(options.cacheDir ?? getHFHubCachePath())
     this.storage = path.join(this.cacheDir, getRepoFolderName({ name: repo, type: 'model' }))
-    this.endpoint = (options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '')
-    if (!URL.canParse(this.endpoint) || !/^https?:$/.test(new URL(this.endpoint).protocol)) {
-      throw new TypeError(`the Hub endpoint '${this.endpoint}' (HF_ENDPOINT or the endpoint option) is not an http(s) URL`)
+    const given = (options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '')
+    if (!URL.canParse(given) || !/^https?:$/.test(new URL(given).protocol)) {
+      throw new TypeError(`the Hub endpoint '${redact(given)}' (HF_ENDPOINT or the endpoint option) is not an http(s) URL`)
     }
+    // Credentials in the endpoint (a mirror behind basic auth) go in a header, as Python's
+    // requests sends them, and never into a message.
+    const u = new URL(given)
+    this.basicAuth = u.username || u.password ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` : undefined
+    u.username = ''
+    u.password = ''
+    this.endpoint = u.href.replace(/\/+$/, '')
     this.token = options.token ?? envToken()
     this.offline = options.localFilesOnly ?? isTrue(process.env.HF_HUB_OFFLINE)
     const envTimeout = Number(process.env.HF_HUB_DOWNLOAD_TIMEOUT) * 1000
@@ -330,20 +338,20 @@ class CachedRepo {
   private async download(file: string, meta: { etag: string; size: number; url: string }, blob: string): Promise<void> {
     const partial = this.inside(`${blob}.incomplete`)
     for (let attempt = 0; ; attempt++) {
-      const before = fs.existsSync(partial) ? fs.statSync(partial).size : 0
+      const before = partialSize(partial)
       try {
         await this.transfer(file, meta, partial)
         break
       } catch (e) {
         const err = e as NodeJS.ErrnoException
         if (err.code === 'ENOSPC') throw new Error(`the disk is full while writing ${partial} (${file}, ${meta.size} bytes); free space and load again to resume`)
-        const after = fs.existsSync(partial) ? fs.statSync(partial).size : 0
+        const after = partialSize(partial)
         // A transfer that moved forward is resumed; one that got nothing is not retried, so a
         // dead server costs one timeout, not RETRIES of them.
         if (err instanceof HubError || isAbort(err) || attempt >= RETRIES || after <= before) throw e
       }
     }
-    const size = fs.statSync(partial).size
+    const size = partialSize(partial)
     if (size !== meta.size) {
       await fsp.rm(partial, { force: true })
       throw new HubError(`${file}: got ${size} bytes, the Hub says ${meta.size}`, 0)
@@ -358,7 +366,7 @@ class CachedRepo {
 
   /** One GET into `partial`, appending to what it has; never more than the declared size. */
   private async transfer(file: string, meta: { size: number; url: string }, partial: string): Promise<void> {
-    let have = fs.existsSync(partial) ? fs.statSync(partial).size : 0
+    let have = partialSize(partial)
     if (have > meta.size) {
       await fsp.rm(partial)
       have = 0
@@ -367,7 +375,15 @@ class CachedRepo {
     report?.({ file, loaded: have, total: meta.size })
     if (have === meta.size) return
     const controller = new AbortController()
-    const res = await this.request(meta.url, { method: 'GET', headers: have > 0 ? { Range: `bytes=${have}-` } : {} }, file, controller)
+    let res = await this.request(meta.url, { method: 'GET', headers: have > 0 ? { Range: `bytes=${have}-` } : {} }, file, controller)
+    if (res.status === 416 && have > 0) {
+      // The server will not resume from there (the file changed, or a bad partial): start over.
+      await discard(res)
+      await fsp.rm(partial, { force: true })
+      have = 0
+      report?.({ file, loaded: 0, total: meta.size })
+      res = await this.request(meta.url, { method: 'GET' }, file, controller)
+    }
     if (res.status >= 400) {
       await discard(res)
       throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, file, res.headers.get('x-error-code'))
@@ -381,7 +397,10 @@ class CachedRepo {
         throw new Error(`${file}: the server answered a request for bytes ${have}- with ${res.headers.get('content-range') ?? 'no Content-Range'}; starting over`)
       }
     } else have = 0
-    const out = fs.createWriteStream(partial, { flags: have > 0 ? 'a' : 'w' })
+    // Never through a link planted in the cache: O_NOFOLLOW where the system has it, and
+    // partialSize() already removed anything at that path that is not a regular file.
+    const flags = (have > 0 ? fs.constants.O_APPEND : fs.constants.O_TRUNC) | fs.constants.O_WRONLY | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW ?? 0)
+    const out = fs.createWriteStream(partial, { flags: flags as unknown as string })
     const done = new Promise<void>((resolve, reject) => {
       out.on('error', reject)
       out.on('finish', resolve)
@@ -468,8 +487,13 @@ class CachedRepo {
     throwIfAborted(this.signal)
     this.signal.addEventListener('abort', () => controller.abort(this.signal.reason), { once: true })
     for (let hop = 0; hop < 10; hop++) {
-      const headers: Record<string, string> = { ...init.headers, 'user-agent': 'eurobert-ner' }
-      if (this.token && new URL(url).origin === hub) headers.authorization = `Bearer ${this.token}`
+      // identity: sizes and hashes are those of the stored bytes (a mirror that gzips JSON
+      // would otherwise fail the size check), as huggingface_hub asks.
+      const headers: Record<string, string> = { ...init.headers, 'user-agent': 'eurobert-ner', 'accept-encoding': 'identity' }
+      if (new URL(url).origin === hub) {
+        const auth = this.token ? `Bearer ${this.token}` : this.basicAuth
+        if (auth) headers.authorization = auth
+      }
       let res: Response
       // Each connection attempt gets the whole time limit: a retry is a fresh wait for an answer.
       const arm = () => setTimeout(() => controller.abort(new TimeoutError(`${file}: ${new URL(url).origin} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs)
@@ -546,6 +570,28 @@ function shardsOf(indexPath: string, id: string): string[] {
     if (typeof s !== 'string' || !SHARD.test(s)) throw new HubError(`${id}: ${INDEX} names shard ${JSON.stringify(s)}, which is not a .safetensors file name`, 0)
   }
   return shards as string[]
+}
+
+/**
+ * Bytes of a partial download, judged without following links: anything at the path that is
+ * not a regular file (a planted symlink, a folder) is removed first, so a download can only
+ * ever write inside the cache.
+ */
+function partialSize(partial: string): number {
+  let st: fs.Stats
+  try {
+    st = fs.lstatSync(partial)
+  } catch {
+    return 0
+  }
+  if (st.isFile()) return st.size
+  fs.rmSync(partial, { recursive: true, force: true })
+  return 0
+}
+
+/** A URL with any credentials in it masked, for messages. */
+function redact(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^/@]*@/i, '$1***@')
 }
 
 /** Drops a response's body so its connection is freed. */

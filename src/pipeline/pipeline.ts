@@ -4,7 +4,6 @@ import { setMaxListeners } from 'node:events'
 import { Duplex } from 'node:stream'
 
 import {
-  AGGREGATION_STRATEGIES,
   aggregate,
   AggregationStrategy,
   dropIgnored,
@@ -18,13 +17,13 @@ import {
   wordAwareSubword,
 } from './aggregate'
 import { abortError, AbortError, throwIfAborted } from './abort'
-import { checkOptions, describe, textList } from './args'
+import { describe, textList } from './args'
 import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
-import { Decoding, DECODINGS } from './viterbi'
+import { Decoding } from './viterbi'
 import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
-import { LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
+import { checkNerOptions, LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
 import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
 import { trimSpan, unicodeSubwordRule } from './words'
 
@@ -311,13 +310,8 @@ async function recognize(
   }
   const clean = (options.output ?? 'clean') === 'clean'
   const unicodeWords = options.words === 'unicode'
-  const maxLength = options.maxLength ?? model.modelMaxLength
-  if (maxLength > model.maxLength) {
-    throw new RangeError(`ner: maxLength ${maxLength} exceeds the model's ${model.maxLength} positions`)
-  }
-
   const scored = await batcher.score(list, {
-    maxLength,
+    maxLength: options.maxLength,
     stride: options.stride,
     batchSize: options.batchSize,
     maxBatchTokens: options.maxBatchTokens,
@@ -366,27 +360,4 @@ function cleanSpans(text: string, entities: Entity[], punctuation: boolean): Ent
     if (start < end) out.push({ ...e, word: text.slice(start, end), start, end })
   }
   return out
-}
-
-function checkNerOptions(method: string, o: NerOptions): void {
-  checkOptions(method, o, { batchSize: 'int', maxBatchTokens: 'int', maxLength: 'int', maxTokens: 'int' })
-  if (o.aggregationStrategy !== undefined && !(AGGREGATION_STRATEGIES as readonly string[]).includes(o.aggregationStrategy)) {
-    throw new RangeError(`${method}: aggregationStrategy must be one of ${AGGREGATION_STRATEGIES.join(', ')}, got ${describe(o.aggregationStrategy)}`)
-  }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError(`${method}: signal must be an AbortSignal, got ${describe(o.signal)}`)
-  if (o.stride !== undefined && !(Number.isInteger(o.stride) && o.stride >= 0)) {
-    throw new RangeError(`${method}: stride must be a non-negative integer, got ${describe(o.stride)}`)
-  }
-  if (o.ignoreLabels !== undefined && !(Array.isArray(o.ignoreLabels) && o.ignoreLabels.every((l) => typeof l === 'string'))) {
-    throw new TypeError(`${method}: ignoreLabels must be an array of strings, got ${describe(o.ignoreLabels)}`)
-  }
-  if (o.output !== undefined && o.output !== 'clean' && o.output !== 'transformers') {
-    throw new RangeError(`${method}: output must be 'clean' or 'transformers', got ${describe(o.output)}`)
-  }
-  if (o.decode !== undefined && !DECODINGS.includes(o.decode)) {
-    throw new RangeError(`${method}: decode must be 'argmax' or 'viterbi', got ${describe(o.decode)}`)
-  }
-  if (o.words !== undefined && o.words !== 'transformers' && o.words !== 'unicode') {
-    throw new RangeError(`${method}: words must be 'transformers' or 'unicode', got ${describe(o.words)}`)
-  }
 }

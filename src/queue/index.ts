@@ -7,8 +7,9 @@ import * as os from 'node:os'
 import type * as BullMQ from 'bullmq'
 
 import type { Entity } from '../pipeline/aggregate'
-import { checkCost, checkServedStride, SERVER_SET, TooLargeError, windowOf } from '../pipeline/cost'
+import { checkCost, checkServedStride, TooLargeError, windowOf } from '../pipeline/cost'
 import type { LoadOptions } from '../pipeline/model'
+import { SERVER_SET } from '../pipeline/options'
 import { NerOptions, pipeline, PipelineOptions } from '../pipeline/pipeline'
 
 export interface NerJob {

@@ -1,15 +1,18 @@
 // `GET /openapi.json`: the server's routes, bodies and errors as an OpenAPI 3.1 document, for
 // client generators and API explorers (text-embeddings-inference serves one too).
 import { AGGREGATION_STRATEGIES } from '../pipeline/aggregate'
+import { servedOptionsSchema } from '../pipeline/options'
+import { ERROR_TYPES } from './http'
 
 const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } })
 const entities = { type: 'array', items: { $ref: '#/components/schemas/Entity' } }
 const json = (schema: object) => ({ 'application/json': { schema } })
 const errors = {
   '400': error('Bad JSON, options or inputs (error_type validation)'),
+  '403': error('A Host this server does not answer to (error_type forbidden): see --allowed-hosts'),
   '405': error('Wrong method (error_type method_not_allowed); see Allow'),
   '408': error('The body did not arrive in time (error_type timeout)'),
-  '413': error('Body, texts or characters over the limits (error_type payload_too_large)'),
+  '413': error('Body, texts, characters, window tokens or the answer over the limits (error_type payload_too_large)'),
   '415': error('Not application/json, or compressed (error_type unsupported_media_type)'),
   '429': error('Too many requests at once (error_type overloaded); see Retry-After'),
   '500': error('The model failed on this input (error_type backend)'),
@@ -55,7 +58,7 @@ export function openApi(version: string, labels: readonly string[]): object {
     },
     components: {
       schemas: {
-        Error: { type: 'object', required: ['error', 'error_type'], properties: { error: { type: 'string' }, error_type: { enum: ['validation', 'not_found', 'method_not_allowed', 'unsupported_media_type', 'payload_too_large', 'timeout', 'overloaded', 'unhealthy', 'backend'] } } },
+        Error: { type: 'object', required: ['error', 'error_type'], properties: { error: { type: 'string' }, error_type: { enum: [...ERROR_TYPES] } } },
         Entity: {
           type: 'object',
           required: ['score', 'word', 'start', 'end'],
@@ -90,19 +93,8 @@ export function openApi(version: string, labels: readonly string[]): object {
           properties: {
             text: { type: 'string' },
             texts: { type: 'array', items: { type: 'string' } },
-            options: {
-              type: 'object',
-              additionalProperties: false,
-              properties: {
-                aggregationStrategy: { enum: [...AGGREGATION_STRATEGIES], default: 'none' },
-                ignoreLabels: { type: 'array', items: { type: 'string' } },
-                stride: { type: 'integer', minimum: 0 },
-                output: { enum: ['clean', 'transformers'] },
-                words: { enum: ['transformers', 'unicode'] },
-                decode: { enum: ['argmax', 'viterbi'] },
-                maxLength: { type: 'integer', minimum: 3 },
-              },
-            },
+            // ner()'s options a client may set, from the one options table.
+            options: servedOptionsSchema(),
           },
           oneOf: [{ required: ['text'] }, { required: ['texts'] }],
         },
@@ -121,6 +113,8 @@ export function openApi(version: string, labels: readonly string[]): object {
             max_batch_tokens: { type: 'integer' },
             max_client_batch_size: { type: 'integer' },
             max_client_chars: { type: 'integer' },
+            max_request_tokens: { type: 'integer' },
+            max_answer_bytes: { type: 'integer' },
             threads: { type: 'integer' },
           },
         },

@@ -2,9 +2,9 @@
 // ner() and back (offsets in code points), `/ner`'s own shape, `/info`, and the per-request
 // bounds (texts, characters, stride).
 import type { Entity } from '../pipeline/aggregate'
-import { checkServedStride, SERVER_SET, TooLargeError, windowOf } from '../pipeline/cost'
+import { checkServedStride, TooLargeError, windowOf } from '../pipeline/cost'
 import type { DType } from '../pipeline/model'
-import { NER_OPTIONS, normalize } from '../pipeline/options'
+import { NER_OPTIONS, normalize, SERVER_SET } from '../pipeline/options'
 import type { Ner, NerOptions } from '../pipeline/pipeline'
 import { VERSION } from '../version'
 import { HttpError } from './http'

@@ -503,7 +503,12 @@ impl NativeModel {
 
     /// Tokenizes and runs `texts` whole, off the main thread.
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn logits(&self, texts: Vec<String>, options: Option<NativeRunOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<LogitsTask>> {
+    pub fn logits(
+        &self,
+        texts: Vec<String>,
+        options: Option<NativeRunOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<LogitsTask>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
         Ok(with_signal(|cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }, signal))
@@ -542,7 +547,12 @@ impl NativeModel {
     /// The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
     /// with no forward pass. Refused here, before any pass, if over `maxTokens`.
     #[napi(ts_return_type = "Promise<NativePrepared>")]
-    pub fn prepare(&self, texts: Vec<String>, options: Option<NativeWindowOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<PrepareTask>> {
+    pub fn prepare(
+        &self,
+        texts: Vec<String>,
+        options: Option<NativeWindowOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<PrepareTask>> {
         let (options, _) = window_options(options)?;
         let model = self.model()?;
         Ok(with_signal(|cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel) }, signal))

@@ -25,9 +25,8 @@ pub struct Window {
 pub fn windows(n: usize, prefix: usize, suffix: usize, max_length: usize, stride: Option<usize>) -> Result<Vec<Window>> {
     let content = n - prefix - suffix;
     let budget = max_length.saturating_sub(prefix + suffix);
-    let too_large = |stride: usize| {
-        Error::InvalidArgument(format!("stride must be less than the {budget} text tokens a window holds, got {stride}"))
-    };
+    let too_large =
+        |stride: usize| Error::InvalidArgument(format!("stride must be less than the {budget} text tokens a window holds, got {stride}"));
     if let Some(stride) = stride.filter(|&s| s > budget) {
         return Err(too_large(stride));
     }

@@ -92,7 +92,10 @@ fn a_cancelled_call_stops_and_the_model_stays_usable() {
     let many: Vec<String> = (0..100).map(|i| format!("{} {i}", long_text())).collect();
     let o = WindowOptions { run, ..windowed(64, 8) };
     let started = std::time::Instant::now();
-    let whole = model.score_windows(&many[..10], &WindowOptions { run: RunOptions { batch_size: 1, max_batch_tokens: 64, ..Default::default() }, ..windowed(64, 8) });
+    let whole = model.score_windows(
+        &many[..10],
+        &WindowOptions { run: RunOptions { batch_size: 1, max_batch_tokens: 64, ..Default::default() }, ..windowed(64, 8) },
+    );
     let tenth = started.elapsed();
     assert!(whole.is_ok());
     let outcome = std::thread::scope(|s| {

@@ -42,6 +42,7 @@ impl Heads {
 struct SharedOut(*mut f32);
 // SAFETY: tasks write disjoint (rows, head) regions; see `attention`.
 unsafe impl Send for SharedOut {}
+// SAFETY: as for Send: no two tasks touch the same element.
 unsafe impl Sync for SharedOut {}
 
 thread_local! {
@@ -126,30 +127,37 @@ unsafe fn attend(
     while k0 < seq.end {
         let n = (k0 + kb).min(seq.end) - k0;
         let s = &mut scores[..m * n];
-        let k = qkv.as_ptr().add(k0 * qw + k_col);
-        let v = qkv.as_ptr().add(k0 * qw + v_col);
+        // Bounds-checked starts: rows k0.. of the K and V columns, inside `qkv`.
+        let k = qkv[k0 * qw + k_col..].as_ptr();
+        let v = qkv[k0 * qw + v_col..].as_ptr();
+        debug_assert!((k0 + n - 1) * qw + v_col + d <= qkv.len());
         // S = scale · Q Kᵀ  (m × n)
-        gemm::gemm(
-            m,
-            n,
-            d,
-            s.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            q.as_ptr(),
-            1,
-            d as isize,
-            k,
-            qw as isize,
-            1,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+        // SAFETY: `s` is m × n (row stride n); `q` is m × d (row stride d); K is read as d × n
+        // with column stride qw from row k0, and its last element, row k0 + n - 1 of the K
+        // columns, lies inside `qkv` (k0 + n <= seq.end <= tokens, checked by `attention`).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                d,
+                s.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                q.as_ptr(),
+                1,
+                d as isize,
+                k,
+                qw as isize,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
         let first = k0 == seq.start;
         for i in 0..m {
             let row = &mut s[i * n..(i + 1) * n];
@@ -167,34 +175,40 @@ unsafe fn attend(
             row_max[i] = new_max;
         }
         // O = O + P V  (m × d); the first block overwrites.
-        gemm::gemm(
-            m,
-            d,
-            n,
-            o.as_mut_ptr(),
-            1,
-            d as isize,
-            !first,
-            s.as_ptr(),
-            1,
-            n as isize,
-            v,
-            1,
-            qw as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+        // SAFETY: `o` is m × d, `s` m × n, and V is read as n × d with row stride qw from row
+        // k0 of the V columns: rows k0..k0 + n of a sequence inside `qkv`, as above.
+        unsafe {
+            gemm::gemm(
+                m,
+                d,
+                n,
+                o.as_mut_ptr(),
+                1,
+                d as isize,
+                !first,
+                s.as_ptr(),
+                1,
+                n as isize,
+                v,
+                1,
+                qw as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
         k0 += n;
     }
     for r in 0..n_rep {
         let h = g * n_rep + r;
         for (i, t) in rows.clone().enumerate() {
             let row = r * rows.len() + i;
-            let dst = std::slice::from_raw_parts_mut(out.0.add(t * ow + h * d), d);
+            // SAFETY: row t, columns of head h: inside the `(tokens, ow)` matrix `out` points at
+            // (t < seq.end <= tokens), and owned by this task alone (the caller's contract).
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(t * ow + h * d), d) };
             for (x, &y) in dst.iter_mut().zip(&o[row * d..(row + 1) * d]) {
                 *x = y / row_sum[row];
             }

@@ -231,8 +231,7 @@ mod vnni_kernel {
     #[test]
     fn vnni_equals_rten_bit_for_bit() {
         if !vnni() {
-            eprintln!("no AVX-512 VNNI here: skipped");
-            return;
+            return crate::skip_test("cpu::qlinear::vnni_equals_rten_bit_for_bit", "no AVX-512 VNNI on this CPU");
         }
         // Rows from one to a few tiles (and uneven tiles), outputs not a multiple of 16 or 64,
         // inputs not a multiple of 4, strided rows, with and without bias and accumulation.

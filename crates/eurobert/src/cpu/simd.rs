@@ -71,6 +71,7 @@ macro_rules! simd_fn {
                 match $crate::cpu::simd::level() {
                     // SAFETY: the CPU has every feature the function was compiled for.
                     $crate::cpu::simd::Level::Avx512 => return unsafe { v4($($arg),*) },
+                    // SAFETY: as above, for the AVX2 + FMA build.
                     $crate::cpu::simd::Level::Avx2 => return unsafe { v3($($arg),*) },
                     $crate::cpu::simd::Level::Baseline => {}
                 }

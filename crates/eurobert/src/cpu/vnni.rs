@@ -105,6 +105,7 @@ pub(crate) struct Epilogue<'a> {
 struct Out(*mut f32);
 // SAFETY: tasks write disjoint blocks (rows × columns) of the output.
 unsafe impl Send for Out {}
+// SAFETY: as for Send: no two tasks touch the same element.
 unsafe impl Sync for Out {}
 
 impl Out {
@@ -144,6 +145,11 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
 /// All rows against vectors `vs` of the weights, in tiles of rows, while the next panel's
 /// weights are fetched into cache a share per tile: its memory traffic overlaps this
 /// panel's arithmetic instead of stalling the next panel's first tile.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW and VNNI; `a` holds at least `rows.end` rows of `w.depth()`;
+/// `vs` are vectors of `w`; `out` points at a live `(rows.end.., w.outputs)` f32 matrix whose
+/// rows `rows` × the columns of `vs` no one else touches during the call.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out: *mut f32, e: &Epilogue) {
     // Tiles of equal height: 20 rows are 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2.
@@ -156,15 +162,19 @@ unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out
     for c in 0..chunks {
         let r1 = rows.start + rows.len() * (c + 1) / chunks;
         let t = Tile {
-            a: a.as_ptr().add(r0 * w.depth()),
+            // Bounds-checked: row r0 of `a`, and the next panel's first weights (or the end).
+            a: a[r0 * w.depth()..].as_ptr(),
             w,
-            out: out.add(r0 * w.outputs),
+            // SAFETY: row r0 < rows.end of the matrix `out` points at (the caller's contract).
+            out: unsafe { out.add(r0 * w.outputs) },
             rows: r0..r1,
             e,
-            prefetch: w.data.as_ptr().add(next.start * block),
+            prefetch: w.data[(next.start * block).min(w.data.len())..].as_ptr(),
             lines: lines * c / chunks..lines * (c + 1) / chunks,
         };
-        t.run(vs.start);
+        // SAFETY: the tile's rows r0..r1 lie in `rows`, its pointers are set just above, and
+        // the features are this function's own.
+        unsafe { t.run(vs.start) };
         r0 = r1;
     }
 }
@@ -181,68 +191,84 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
+    /// # Safety
+    /// As for [`Tile::kernel`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn run(&self, v0: usize) {
-        match self.rows.len() {
-            1 => self.kernel::<1>(v0),
-            2 => self.kernel::<2>(v0),
-            3 => self.kernel::<3>(v0),
-            4 => self.kernel::<4>(v0),
-            5 => self.kernel::<5>(v0),
-            6 => self.kernel::<6>(v0),
-            n => unreachable!("a tile of {n} rows"),
+        // SAFETY: the caller's contract is the kernel's; R is the tile's row count.
+        unsafe {
+            match self.rows.len() {
+                1 => self.kernel::<1>(v0),
+                2 => self.kernel::<2>(v0),
+                3 => self.kernel::<3>(v0),
+                4 => self.kernel::<4>(v0),
+                5 => self.kernel::<5>(v0),
+                6 => self.kernel::<6>(v0),
+                n => unreachable!("a tile of {n} rows"),
+            }
         }
     }
 
     /// `R` rows against up to `V` vectors from `v0` (fewer at the end of the outputs).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW and VNNI; `self.a` points at `R` rows of `w.depth()` bytes,
+    /// `self.out` at `R` rows of `w.outputs` f32 that only this tile writes, `v0` is a vector
+    /// of `w`, and `self.rows` has `R` rows of the epilogue's scales.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     unsafe fn kernel<const R: usize>(&self, v0: usize) {
-        const V: usize = PANEL;
-        let w = self.w;
-        let nv = V.min(w.vectors() - v0);
-        let block = w.block();
-        let b = w.data.as_ptr().add(v0 * block);
-        let lda = w.depth();
-        let mut acc = [[_mm512_setzero_si512(); V]; R];
-        // The tile's share of lines spread evenly over its groups, without a division per group.
-        let (mut line, count) = (self.lines.start, self.lines.len());
-        let mut due = 0;
-        for g in 0..w.groups {
-            due += count;
-            while due >= w.groups {
-                _mm_prefetch::<_MM_HINT_T1>(self.prefetch.add(line * 64));
-                line += 1;
-                due -= w.groups;
-            }
-            let mut bv = [_mm512_setzero_si512(); V];
-            for (j, bv) in bv.iter_mut().enumerate().take(nv) {
-                *bv = _mm512_loadu_si512(b.add(j * block + g * VEC * 4) as *const _);
-            }
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_epi32((self.a.add(r * lda + g * 4) as *const i32).read_unaligned());
-                for j in 0..V {
-                    acc[j] = _mm512_dpbusd_epi32(acc[j], x, bv[j]);
+        // SAFETY: every load reads inside the packed weights (vectors v0.. of `w`, groups
+        // 0..w.groups), the `R` activation rows or the scales, per the contract above; every
+        // store writes the tile's own output rows, masked to the outputs that exist; the
+        // prefetches are hints that never fault.
+        unsafe {
+            const V: usize = PANEL;
+            let w = self.w;
+            let nv = V.min(w.vectors() - v0);
+            let block = w.block();
+            let b = w.data.as_ptr().add(v0 * block);
+            let lda = w.depth();
+            let mut acc = [[_mm512_setzero_si512(); V]; R];
+            // The tile's share of lines spread evenly over its groups, without a division per group.
+            let (mut line, count) = (self.lines.start, self.lines.len());
+            let mut due = 0;
+            for g in 0..w.groups {
+                due += count;
+                while due >= w.groups {
+                    _mm_prefetch::<_MM_HINT_T1>(self.prefetch.add(line * 64));
+                    line += 1;
+                    due -= w.groups;
+                }
+                let mut bv = [_mm512_setzero_si512(); V];
+                for (j, bv) in bv.iter_mut().enumerate().take(nv) {
+                    *bv = _mm512_loadu_si512(b.add(j * block + g * VEC * 4) as *const _);
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_epi32((self.a.add(r * lda + g * 4) as *const i32).read_unaligned());
+                    for j in 0..V {
+                        acc[j] = _mm512_dpbusd_epi32(acc[j], x, bv[j]);
+                    }
                 }
             }
-        }
-        let e = self.e;
-        for (r, acc) in acc.iter().enumerate() {
-            let sa = _mm512_set1_ps(e.row_scale[self.rows.start + r]);
-            for (j, &acc) in acc.iter().enumerate().take(nv) {
-                let c0 = (v0 + j) * VEC;
-                let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
-                let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
-                let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
-                let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
-                if let Some(bias) = e.bias {
-                    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
+            let e = self.e;
+            for (r, acc) in acc.iter().enumerate() {
+                let sa = _mm512_set1_ps(e.row_scale[self.rows.start + r]);
+                for (j, &acc) in acc.iter().enumerate().take(nv) {
+                    let c0 = (v0 + j) * VEC;
+                    let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
+                    let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
+                    let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
+                    let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
+                    if let Some(bias) = e.bias {
+                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
+                    }
+                    let o = self.out.add(r * w.outputs + c0);
+                    if e.accumulate {
+                        y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
+                    }
+                    _mm512_mask_storeu_ps(o, mask, y);
                 }
-                let o = self.out.add(r * w.outputs + c0);
-                if e.accumulate {
-                    y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
-                }
-                _mm512_mask_storeu_ps(o, mask, y);
             }
         }
     }
