@@ -1,4 +1,6 @@
-// The TypeScript linter: ESLint's and typescript-eslint's recommended rules, nothing custom.
+// The TypeScript linter: ESLint's and typescript-eslint's recommended rules, and for the
+// package's own sources the type-aware rules about promises: a promise nobody awaits or
+// catches (a floating flush()) ends a user's process when it rejects.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
@@ -15,6 +17,16 @@ export default tseslint.config(
     // Tests poke at JSON of any shape and load built files by path.
     files: ['__test__/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/only-throw-error': 'error',
+    },
   },
   {
     // Unused names are errors, except the conventional `_` prefix for a required-but-unused parameter.

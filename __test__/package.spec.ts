@@ -105,3 +105,19 @@ export async function run(): Promise<number> {
   }
   fs.rmSync(work, { recursive: true, force: true })
 })
+
+test('one version: every manifest (the platform packages, the CUDA one, the Rust workspace) has package.json\'s version and publishing fields', (t) => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'version.mjs'), '--check'], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version
+  for (const dir of fs.readdirSync(path.join(ROOT, 'npm'))) {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8'))
+    t.is(pkg.version, version, dir)
+    // npm's provenance check compares the repository with the one that built the package.
+    t.truthy(pkg.repository?.url, `${dir} has a repository`)
+  }
+  t.regex(fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8'), new RegExp(`\\[workspace\\.package\\][^[]*\\nversion = "${version.replace(/\./g, '\\.')}"`))
+  // The version the CLI and /info report is read from package.json, not written anywhere else.
+  const literal = spawnSync('git', ['grep', '-n', '-F', `'${version}'`, '--', 'src'], { cwd: ROOT, encoding: 'utf8' })
+  t.is(literal.stdout, '', 'no version literal in the sources')
+})

@@ -5,9 +5,12 @@
 //   call's cost, the tokens its windows will run, is then known and checked against its
 //   budget (`maxTokens`) first.
 // - Windows run in steps, one native call each, of about STEP_MS of work (measured as it
-//   goes). A step takes windows round-robin from every call that has some left, oldest call
-//   first, so a one-sentence call waits for at most one step however long the calls before it,
-//   and each call resolves as soon as its own windows are done.
+//   goes). A step first takes one window of every call that has not started (so a
+//   one-sentence call waits for at most the step that runs when it comes, however long the
+//   calls before it), then fills up with the oldest calls' windows (so calls finish in the
+//   order they came, and each resolves as soon as its own windows are done).
+// - One native call runs at a time, tokenizing and steps taking turns, so newcomers are
+//   tokenized between two steps and join the next one.
 // - A call that is aborted leaves at once; a step whose callers have all left is cancelled in
 //   the native pool (it stops within one layer). `cancel()` ends everything, for shutdowns.
 // If a merged native call fails, its calls run again one by one, so a bad text fails only its
@@ -55,6 +58,8 @@ interface Job {
   end: number
   /** Windows scheduled or not that have not run yet. */
   left: number
+  /** Whether any of its windows has been in a step. */
+  started: boolean
 }
 
 interface Part {
@@ -67,6 +72,8 @@ export class Batcher {
   private waiting: Job[] = []
   private ready: Job[] = []
   private preparing = false
+  /** Whether the last native call tokenized: a step goes next, so arrivals cannot starve steps. */
+  private preparedLast = false
   private step: { parts: Part[]; controller: AbortController } | undefined
   private timer: NodeJS.Timeout | undefined
   /** Tokens per second of the last steps (exponentially weighted), once measured. */
@@ -95,7 +102,7 @@ export class Batcher {
     if (signal?.aborted) return Promise.reject(abortError(signal))
     if (this.cancelled) return Promise.reject(this.cancelled)
     return new Promise((resolve, reject) => {
-      const job: Job = { texts, options, signal, resolve, reject, settled: false, alone: false, textFrom: 0, textTo: 0, next: 0, end: 0, left: 0 }
+      const job: Job = { texts, options, signal, resolve, reject, settled: false, alone: false, textFrom: 0, textTo: 0, next: 0, end: 0, left: 0, started: false }
       const onAbort = () => this.fail(job, abortError(signal!))
       signal?.addEventListener('abort', onAbort, { once: true })
       job.resolve = (out) => {
@@ -133,17 +140,18 @@ export class Batcher {
   }
 
   private pump(): void {
-    if (this.waiting.length > 0 && !this.preparing && !this.timer) {
-      // An idle pipeline may wait a little for company; a busy one prepares at once.
-      if (this.maxWaitMs > 0 && !this.step && this.ready.length === 0) {
+    if (this.preparing || this.step || this.timer) return
+    const canStep = this.ready.some((j) => j.next < j.end)
+    if (this.waiting.length > 0 && !(canStep && this.preparedLast)) {
+      this.preparing = true
+      // An idle pipeline may wait a little for company; a busy one tokenizes at once.
+      if (this.maxWaitMs > 0 && !canStep) {
         this.timer = setTimeout(() => {
           this.timer = undefined
           this.prepareWaiting()
         }, this.maxWaitMs)
       } else setImmediate(() => this.prepareWaiting())
-      this.preparing = true
-    }
-    if (!this.step && this.ready.some((j) => j.next < j.end)) this.runStep()
+    } else if (canStep) this.runStep()
   }
 
   /** Tokenizes the waiting calls that share the first one's window options, in one native call. */
@@ -151,6 +159,7 @@ export class Batcher {
     const first = this.waiting[0]
     if (!first) {
       this.preparing = false
+      this.pump()
       return
     }
     const key = prepareKey(first)
@@ -202,6 +211,7 @@ export class Batcher {
       .finally(() => {
         for (const j of group) j.signal?.removeEventListener('abort', leave)
         this.preparing = false
+        this.preparedLast = true
         this.pump()
       })
       .catch((e: unknown) => this.cancel(e as Error)) // a bug above must not leave callers pending
@@ -218,19 +228,19 @@ export class Batcher {
     const jobs = first.alone ? [first] : candidates.filter((j) => !j.alone && runKey(j) === key)
     const parts = new Map<Job, Part>()
     let tokens = 0
-    for (let added = true; added; ) {
-      added = false
-      for (const job of jobs) {
-        if (job.next >= job.end) continue
-        const len = job.prepared!.windowLengths[job.next]
-        if (tokens > 0 && tokens + len > budget) continue
-        const part = parts.get(job) ?? { job, from: job.next, to: job.next }
-        parts.set(job, part)
-        part.to = ++job.next
-        tokens += len
-        added = true
-      }
+    const take = (job: Job): boolean => {
+      const len = job.prepared!.windowLengths[job.next]
+      if (tokens > 0 && tokens + len > budget) return false
+      const part = parts.get(job) ?? { job, from: job.next, to: job.next }
+      parts.set(job, part)
+      part.to = ++job.next
+      job.started = true
+      tokens += len
+      return true
     }
+    // Newcomers first, one window each; then the oldest calls, in order, as far as it goes.
+    for (const job of jobs) if (!job.started && job.next < job.end) take(job)
+    for (const job of jobs) while (job.next < job.end && take(job));
     const step = { parts: [...parts.values()], controller: new AbortController() }
     this.step = step
     const started = process.hrtime.bigint()
@@ -271,6 +281,7 @@ export class Batcher {
       )
       .finally(() => {
         this.step = undefined
+        this.preparedLast = false
         this.ready = this.ready.filter((j) => !j.settled)
         this.pump()
       })

@@ -248,16 +248,18 @@ export async function nerQueue(options: QueueOptions = {}): Promise<NerQueue> {
         f()
       }
       const timer = timeoutMs ? setTimeout(() => settle(() => reject(new Error(`job ${j.id} did not finish within ${timeoutMs} ms`))), timeoutMs) : undefined
-      const poll = setInterval(async () => {
+      const check = async () => {
         const state = await queue.getJobState(j.id!).catch(() => 'unknown')
         if (state !== 'completed' && state !== 'failed') return
         const done = await Job.fromId<NerJob, Entity[] | Entity[][]>(queue, j.id!)
         if (state === 'completed') settle(() => resolve(done!.returnvalue))
         else settle(() => reject(new Error(done?.failedReason ?? `job ${j.id} failed`)))
-      }, 500)
+      }
+      // A poll that fails (Redis gone a moment) is tried again at the next tick, never thrown.
+      const poll = setInterval(() => void check().catch(() => undefined), 500)
       j.waitUntilFinished(events).then(
         (v) => settle(() => resolve(v)),
-        (e) => settle(() => reject(e)),
+        (e: unknown) => settle(() => reject(e instanceof Error ? e : new Error(String(e)))),
       )
     })
   const ner = async (input: string | string[], o?: NerOptions, job?: BullMQ.JobsOptions) =>
