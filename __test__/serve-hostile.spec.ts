@@ -349,3 +349,123 @@ test('fuzz: 10,000 random request lines, headers and bodies; the process stays u
   t.false(codes.has(500), `no 500s: ${JSON.stringify([...codes])}`)
   t.log(`${TOTAL} requests; answers by status ${JSON.stringify([...codes].sort((a, b) => a[0] - b[0]))}; /health at most ${slowest} ms`)
 })
+
+test('DNS rebinding: a loopback server answers loopback names and IP addresses only, unless told others', async (t) => {
+  const s = await server(t)
+  const { port } = new URL(s.url)
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'app.localhost', `[::1]:${port}`, '10.0.0.7'] as const) {
+    t.is(status(await raw(s.url, request('GET', '/health', undefined, { host }))), 200, host)
+  }
+  for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '']) {
+    const answer = await raw(s.url, request('GET', '/health', undefined, { host }))
+    t.is(status(answer), 403, JSON.stringify(host))
+    t.like(json(answer), { error_type: 'forbidden' })
+  }
+  // A POST from a rebinding page is refused before its body is read or any work starts.
+  t.is(status(await raw(s.url, request('POST', '/ner', JSON.stringify({ text: 'Oslo' }), { host: 'evil.example', 'content-type': 'application/json' }))), 403)
+  const named = await server(t, { allowedHosts: ['ner.internal', '.corp.example'] })
+  for (const [host, want] of [['ner.internal', 200], ['a.corp.example:8080', 200], ['corp.example', 200], ['evil.example', 403], ['localhost', 200]] as const) {
+    t.is(status(await raw(named.url, request('GET', '/health', undefined, { host }))), want, host)
+  }
+  const all = await server(t, { allowedHosts: 'all' })
+  t.is(status(await raw(all.url, request('GET', '/health', undefined, { host: 'evil.example' }))), 200)
+})
+
+test('cost: a short window with a large stride is refused by the window it asks for, and every request by its window tokens', async (t) => {
+  const s = await server(t, { maxRequestTokens: 4000 })
+  const text = 'Erna Solberg besøkte Oslo og Bergen. '.repeat(150)
+  const post = (body: unknown) => raw(s.url, request('POST', '/ner', JSON.stringify(body), { 'content-type': 'application/json' }), 30_000 * SLOWDOWN)
+  // The audit's request: a window of 19 (17 text tokens) and a stride of 16 multiplies the work.
+  const shortWindow = await post({ text, options: { maxLength: 19, stride: 16 } })
+  t.is(status(shortWindow), 400)
+  t.regex(json(shortWindow).error, /options\.stride may be at most 8 on this server \(half the 17 text tokens a window of 19 holds\), got 16/)
+  // Within the stride rule but over the token budget: 413, before any forward pass.
+  const cost = await s.ner.cost(text, { maxLength: 19, stride: 8 })
+  t.true(cost.tokens > 4000)
+  const over = await post({ text, options: { maxLength: 19, stride: 8 } })
+  t.is(status(over), 413)
+  t.regex(json(over).error, new RegExp(`would run ${cost.tokens} tokens; the limit is 4000`))
+  t.like(json(over), { error_type: 'payload_too_large' })
+  t.is(status(await raw(s.url, request('POST', '/', JSON.stringify({ inputs: text.repeat(3) }), { 'content-type': 'application/json' }))), 413)
+  // A client may not raise the budget.
+  const raise = await post({ text: 'Oslo', options: { max_tokens: 1e9 } })
+  t.is(status(raise), 400)
+  t.regex(json(raise).error, /max_tokens cannot be set per request/)
+  // What fits runs, and the metrics count the window tokens the model ran.
+  t.is(status(await post({ text: 'Erna Solberg besøkte Oslo.', options: {} })), 200)
+  const ran = (await s.ner.cost('Erna Solberg besøkte Oslo.')).tokens
+  const metrics = await (await fetch(`${s.url}/metrics`)).text()
+  t.regex(metrics, new RegExp(`^eurobert_ner_tokens_total ${ran}$`, 'm'))
+  t.is(status(await raw(s.url, request('GET', '/info'))), 200)
+  t.like(json(await raw(s.url, request('GET', '/info'))), { max_request_tokens: 4000, max_answer_bytes: 16 << 20 })
+})
+
+test('unread answers: an answer over the cap is 413, and a client that does not read is dropped after the send timeout, freeing its slot', async (t) => {
+  const capped = await server(t, { maxAnswerBytes: 20_000 })
+  const text = 'Erna Solberg besøkte Oslo og Bergen. '.repeat(100)
+  const big = await raw(capped.url, request('POST', '/ner', JSON.stringify({ text }), { 'content-type': 'application/json' }), 30_000 * SLOWDOWN)
+  t.is(status(big), 413)
+  t.regex(json(big).error, /the answer would be \d+ bytes of JSON, over this server's limit of 20000/)
+  t.is(status(await raw(capped.url, request('POST', '/ner', JSON.stringify({ text: text.slice(0, 1000), options: { aggregationStrategy: 'first' } }), { 'content-type': 'application/json' }), 30_000 * SLOWDOWN)), 200, 'less text, grouped: it fits')
+  // Clients that post and never read a ~20 MB answer (more than the kernel's socket buffers
+  // take): each holds a slot, and its answer's memory, for the send timeout only.
+  const s = await server(t, { sendTimeoutMs: 1500 * SLOWDOWN, maxConcurrentRequests: 2, payloadLimit: 4 << 20, maxAnswerBytes: 64 << 20 })
+  const { port } = new URL(s.url)
+  const body = JSON.stringify({ text: 'Oslo og Bergen. '.repeat(60_000) })
+  const sockets = Array.from({ length: 2 }, () => {
+    const socket = net.connect(Number(port), '127.0.0.1')
+    socket.on('error', () => undefined)
+    socket.write(request('POST', '/ner', body, { 'content-type': 'application/json' }).replace('connection: close\r\n', ''))
+    socket.pause() // never reads
+    return socket
+  })
+  t.teardown(() => sockets.forEach((x) => x.destroy()))
+  // While they hold their slots (their answers written, not read), others are turned away…
+  for (let i = 0; i < 300 && s.inFlight < 2; i++) await new Promise((r) => setTimeout(r, 100))
+  t.is(s.inFlight, 2, 'the non-readers hold every slot')
+  // …until the send timeout drops them.
+  for (let i = 0; i < 300 && s.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 100))
+  t.is(s.inFlight, 0, 'slots freed')
+  t.is(status(await raw(s.url, request('GET', '/health'))), 200)
+  const metrics = await (await fetch(`${s.url}/metrics`)).text()
+  t.regex(metrics, /eurobert_ner_requests_total\{route="POST \/ner",status="499"\} 2/)
+})
+
+test('SIGTERM has a deadline for the work too: requests still running are cancelled in the native pool and the process exits on time', async (t) => {
+  t.timeout(120_000 * SLOWDOWN)
+  const { child, url, exited } = await startCliServer(['--drain-timeout-ms', String(1000 * SLOWDOWN), '--max-request-tokens', '100000000', '--max-chars', '10000000', '--payload-limit', '20mb'])
+  // Work that takes the tiny model far longer than the deadline.
+  const text = 'Erna Solberg besøkte Universitetet i Oslo forrige uke. '.repeat(40_000)
+  const inflight = fetch(`${url}/ner`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts: [text, text, text] }) }).then((r) => r.status, () => 0)
+  await new Promise((r) => setTimeout(r, 1500 * SLOWDOWN))
+  const started = Date.now()
+  child.kill('SIGTERM')
+  const code = await exited
+  const took = Date.now() - started
+  t.is(code, 0)
+  t.true(took < 10_000 * SLOWDOWN, `exited ${took} ms after SIGTERM with a 1 s deadline`)
+  t.not(await inflight, 200, 'the cancelled request got no answer')
+})
+
+test('the log pipe closing does not stop serve: it says so on stderr and keeps serving', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'serve', '-m', TINY_MODEL, '--threads', '1', '--port', '0', '--log-requests'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => child.kill('SIGKILL'))
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  // Read the first line (the address), then close the pipe as `| head -1` would.
+  const url = await new Promise<string>((resolve) => {
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d
+      const m = /"url":"([^"]+)"/.exec(out)
+      if (m) resolve(m[1])
+    })
+  })
+  child.stdout.destroy()
+  // Requests make log lines, which now meet a closed pipe.
+  for (let i = 0; i < 5; i++) t.is((await fetch(`${url}/health`)).status, 200)
+  await new Promise((r) => setTimeout(r, 300))
+  t.is(child.exitCode, null, 'still running')
+  t.is((await fetch(`${url}/ner`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'Oslo' }) })).status, 200)
+  t.regex(stderr, /stdout was closed \(EPIPE\): the event log is lost from here on; still running/)
+})
