@@ -204,6 +204,65 @@ withRedis('jobs are bounded: too many characters or too large a result fail once
   await stop(w)
 })
 
+withRedis('jobs cost what serve allows: batch options refused, texts capped, the window tokens budgeted before any forward pass', async (t) => {
+  const w = startWorker('costs', ['--max-job-texts', '10', '--max-job-tokens', '3000'])
+  await w.ready
+  const q = await openQueue('costs')
+  const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: Error) => e.message)
+  const long = 'Erna Solberg besøkte Oslo og Bergen. '.repeat(120)
+  const [batch, tokensOpt, many, shortWindow, dense, manyTexts, ok] = await Promise.all([
+    settle(q.ner('Oslo', { batchSize: 1e6 } as never, { attempts: 3 })),
+    settle(q.ner('Oslo', { max_batch_tokens: 1e9 } as never, { attempts: 3 })),
+    settle(q.ner(Array(11).fill('Oslo'), {}, { attempts: 3 })),
+    // The audit's job: a short window with a stride that steps one token at a time.
+    settle(q.ner(long, { maxLength: 19, stride: 16 }, { attempts: 3 })),
+    settle(q.ner(long, { maxLength: 19, stride: 8 }, { attempts: 3 })),
+    // A texts job's budget is the whole job's, checked before its first part runs.
+    settle(q.ner(Array(10).fill(long.slice(0, 1500)), {}, { attempts: 3 })),
+    settle(q.ner(TEXTS[0])),
+  ])
+  t.regex(batch, /options batchSize cannot be set per job/)
+  t.regex(tokensOpt, /options max_batch_tokens cannot be set per job/)
+  t.regex(many, /the job has 11 texts; the limit is 10/)
+  t.regex(shortWindow, /options\.stride may be at most 8 on this worker \(half the 17 text tokens a window of 19 holds\)/)
+  t.regex(dense, /windows of this job would run \d+ tokens; the limit is 3000/)
+  t.regex(manyTexts, /windows of this job would run \d+ tokens; the limit is 3000/)
+  t.is(ok, 'ok')
+  const failed = await q.queue.getJobs(['failed'])
+  t.is(failed.length, 6)
+  t.true(failed.every((j) => j.attemptsMade === 1), 'each failed once, without retries')
+  await q.close()
+  await stop(w)
+})
+
+withRedis('close has a deadline: at SIGTERM a running job is stopped in the native pool, the worker exits on time, and the job runs again elsewhere', async (t) => {
+  t.timeout(180_000 * SLOWDOWN)
+  const opts = ['--lock-ms', '2000', '--stalled-ms', '500', '--concurrency', '1', '--max-job-tokens', '100000000', '--max-job-chars', '10000000']
+  const a = startWorker('deadline', [...opts, '--drain-timeout-ms', String(500 * SLOWDOWN)])
+  await a.ready
+  const q = await openQueue('deadline')
+  // Far more work than the deadline: the tiny model needs seconds for it.
+  const big = TEXTS.join(' ').repeat(2000)
+  // Every entity left out: the result stays small, the work does not.
+  const ignore = [...new Set(expected().labels.map((l) => l.replace(/^[BI]-/, '')))]
+  const job = await q.add({ texts: [big], options: { aggregationStrategy: 'first', ignoreLabels: ignore } })
+  await until(() => a.events.some((e) => e.event === 'active'), 30_000 * SLOWDOWN)
+  const started = Date.now()
+  a.child.kill('SIGTERM')
+  const code = await new Promise<number | null>((r) => a.child.on('exit', r))
+  const took = Date.now() - started
+  t.is(code, 0)
+  t.true(took < 8000 * SLOWDOWN, `exited ${took} ms after SIGTERM with a 0.5 s deadline`)
+  t.false(a.events.some((e) => e.event === 'completed'))
+  // Its lock expires, and another worker runs it.
+  const b = startWorker('deadline', opts)
+  await b.ready
+  const result = await q.wait(job, 120_000 * SLOWDOWN)
+  t.deepEqual(result, [[]])
+  await q.close()
+  await stop(b)
+})
+
 withRedis('a worker whose Redis is unreachable says so at once', async (t) => {
   const child = spawn(process.execPath, [CLI, 'worker', '--redis', 'redis://127.0.0.1:1', '-m', TINY_MODEL, '--threads', '1'])
   let out = ''
