@@ -336,3 +336,78 @@ test('hostile Hub: a connection reset before any answer (a stale kept-alive sock
   t.is(fs.statSync(path.join(dir, 'model.safetensors')).size, fs.statSync(path.join(TINY_MODEL, 'model.safetensors')).size)
   fs.rmSync(root, { recursive: true, force: true })
 })
+
+test('hostile Hub: every request asks for identity encoding, so a mirror that gzips JSON cannot skew sizes or hashes', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
+  const seen: string[] = []
+  const record: Intercept = (_s, req) => (seen.push(`${req.method} ${String(req.headers['accept-encoding'])}`), false)
+  const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)], { intercept: record })
+  t.teardown(() => hub.close())
+  await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: path.join(root, 'cache'), timeoutMs: TIMEOUT })
+  t.true(seen.some((s) => s.startsWith('HEAD')) && seen.some((s) => s.startsWith('GET')))
+  t.deepEqual([...new Set(seen.map((s) => s.split(' ')[1]))], ['identity'], seen.join('; '))
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+test('hostile Hub: a 416 to a resumed download starts over instead of leaving a partial file that blocks every load', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
+  const cache = path.join(root, 'cache')
+  const blobs = path.join(cache, 'models--test--tiny', 'blobs')
+  fs.mkdirSync(blobs, { recursive: true })
+  // A partial left by an earlier try of a file that has since changed on the server.
+  fs.writeFileSync(path.join(blobs, `${sha256Of('model.safetensors')}.incomplete`), Buffer.alloc(100, 7))
+  let refused = 0
+  const noResume: Intercept = (s, req, res) => {
+    if (s !== 'cdn' || !req.headers.range) return false
+    refused++
+    res.writeHead(416, { 'content-range': 'bytes */0' }).end()
+    return true
+  }
+  const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)], { intercept: noResume })
+  t.teardown(() => hub.close())
+  const dir = await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: cache, timeoutMs: TIMEOUT })
+  t.is(refused, 1)
+  t.is(createHash('sha256').update(fs.readFileSync(path.join(dir, 'model.safetensors'))).digest('hex'), sha256Of('model.safetensors'))
+  t.deepEqual(cacheProblems(cache), [])
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+test('hostile Hub: credentials in HF_ENDPOINT go in a header to the Hub only and never into a message', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
+  const auth: string[] = []
+  const record: Intercept = (s, req) => (auth.push(`${s} ${String(req.headers.authorization)}`), false)
+  const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)], { intercept: record })
+  t.teardown(() => hub.close())
+  const endpoint = hub.url.replace('http://', 'http://mirror-user:s3cret-pass@')
+  const dir = await resolveModel('test/tiny', { endpoint, cacheDir: path.join(root, 'cache'), timeoutMs: TIMEOUT })
+  t.true(fs.existsSync(path.join(dir, 'config.json')))
+  const basic = `Basic ${Buffer.from('mirror-user:s3cret-pass').toString('base64')}`
+  t.true(auth.filter((a) => a.startsWith('hub')).every((a) => a === `hub ${basic}`), auth.join('; '))
+  t.true(auth.filter((a) => a.startsWith('cdn')).every((a) => a === 'cdn undefined'), 'not to the CDN')
+  for (const bad of [endpoint, `${endpoint.replace('http://', 'ftp://')}`]) {
+    const err = await t.throwsAsync(resolveModel('test/missing', { endpoint: bad, cacheDir: path.join(root, 'cache'), timeoutMs: TIMEOUT }))
+    t.notRegex(err!.message, /s3cret/, err!.message)
+  }
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+test('hostile Hub: a symlink planted at the partial download is never written through', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-hostile-'))
+  const victim = path.join(root, 'home', '.bashrc')
+  fs.mkdirSync(path.dirname(victim))
+  fs.writeFileSync(victim, 'echo hello\n')
+  const cache = path.join(root, 'cache')
+  const blobs = path.join(cache, 'models--test--tiny', 'blobs')
+  fs.mkdirSync(blobs, { recursive: true })
+  for (const f of ['model.safetensors', 'config.json']) {
+    const name = f === 'config.json' ? gitSha1(CONFIG) : sha256Of(f)
+    fs.symlinkSync(victim, path.join(blobs, `${name}.incomplete`))
+  }
+  const hub = await startHub([folderRepo('test/tiny', TINY_MODEL)])
+  t.teardown(() => hub.close())
+  const dir = await resolveModel('test/tiny', { endpoint: hub.url, cacheDir: cache, timeoutMs: TIMEOUT })
+  t.is(fs.readFileSync(victim, 'utf8'), 'echo hello\n', 'the link target is untouched')
+  t.is(createHash('sha256').update(fs.readFileSync(path.join(dir, 'model.safetensors'))).digest('hex'), sha256Of('model.safetensors'))
+  t.deepEqual(cacheProblems(cache), [])
+  fs.rmSync(root, { recursive: true, force: true })
+})
