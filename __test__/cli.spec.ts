@@ -14,7 +14,7 @@ const MODEL = ['--model', TINY_MODEL, '--threads', '1']
 const TEXTS = ['Erna Solberg besøkte Universitetet i Oslo.', 'Eg budde i Bergen då NRK sende «Nytt på nytt».', 'Kari 😀 jobber hos DNB i Trondheim.']
 
 function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8' })
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', maxBuffer: 256 << 20 })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -162,10 +162,19 @@ test('user errors: one line on stderr, exit code 2, no stack trace', (t) => {
     [['--model', '/no/such/model', 'x'], undefined, /model folder not found/],
     [['evaluate', ...MODEL], undefined, /evaluate needs at least one CoNLL-U file/],
     [[...MODEL, '--threads', '100000', 'x'], undefined, /threads must be at most/],
+    // Each names its flag once, with its range.
+    [[...MODEL, '--threads', '0', 'x'], undefined, /^eurobert-ner: --threads must be an integer from 1 to/],
+    [[...MODEL, '--aggregation-strategy', 'nope', 'x'], undefined, /^eurobert-ner: --aggregation-strategy must be one of none, simple, first, average, max/],
+    [[...MODEL, '--max-tokens=-3', 'x'], undefined, /--max-tokens must be an integer/],
+    [['serve', ...MODEL, '--port', '99999'], undefined, /--port must be an integer from 0 to 65535, got 99999/],
+    [['serve', ...MODEL, '--payload-limit', '0'], undefined, /--payload-limit must be a size from 1 byte/],
+    [['serve', ...MODEL, '--keep-alive-timeout-ms', '99999999999'], undefined, /--keep-alive-timeout-ms must be an integer from 0 to 2147483647/],
+    [['worker', ...MODEL, '--drain-timeout-ms', '1e99'], undefined, /--drain-timeout-ms must be an integer/],
   ]
   for (const [args, input, message] of cases) {
     const r = cli(args, input)
-    t.is(r.code, 2, args.join(' '))
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    t.false(r.stderr.includes('----'), r.stderr)
     t.regex(r.stderr, message)
     t.is(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`)
     t.false(/\n\s+at /.test(r.stderr), 'no stack trace')
@@ -181,6 +190,32 @@ withDevFull('output that cannot be written (/dev/full) fails with exit code 1 an
   t.is(r.status, 1)
   t.regex(r.stderr, /^eurobert-ner: error: cannot write the output: .*ENOSPC/)
   t.is(r.stderr.trimEnd().split('\n').length, 1)
+})
+
+// /proc/self/mem is a "regular file" that cannot be read from offset 0.
+const withProcMem = fs.existsSync('/proc/self/mem') ? test : test.skip
+withProcMem('a file that fails while read is named in the error', (t) => {
+  const r = cli([...MODEL, '-f', '/proc/self/mem'])
+  t.is(r.code, 1)
+  t.regex(r.stderr, /^eurobert-ner: error: \/proc\/self\/mem: /)
+  t.is(r.stderr.trimEnd().split('\n').length, 1)
+})
+
+test('--format conll is linear: a large document with many entities takes about as long as jsonl', (t) => {
+  // 60,000 words, each an entity under strategy none with no labels ignored.
+  const doc = tmp('big.txt', 'Oslo '.repeat(60_000).trim() + '\n')
+  const args = [...MODEL, '-f', doc, '--whole', '-a', 'none', '--ignore-labels', ',']
+  const time = (format: string) => {
+    const started = process.hrtime.bigint()
+    const r = cli([...args, '--format', format])
+    t.is(r.code, 0, r.stderr)
+    return { ms: Number(process.hrtime.bigint() - started) / 1e6, out: r.stdout }
+  }
+  const jsonl = time('jsonl')
+  const conll = time('conll')
+  t.is(conll.out.trim().split('\n').length, 60_000)
+  // Quadratic (words × entities), it took ten times jsonl's time; the bound leaves room for a loaded machine.
+  t.true(conll.ms < 3 * jsonl.ms + 3000, `conll ${Math.round(conll.ms)} ms, jsonl ${Math.round(jsonl.ms)} ms`)
 })
 
 test('an unreadable model: one line on stderr, exit code 1', (t) => {

@@ -227,6 +227,8 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
     process.stdout.write(WORKER_HELP + '\n')
     return 0
   }
+  // Every flag is checked before anything starts.
+  const drain = ms(values['drain-timeout-ms'], '--drain-timeout-ms', usage, 0)
   const { startWorker } = await import('../queue')
   service.running = true
   const worker = await startWorker({
@@ -244,7 +246,6 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
     onEvent: log,
   })
   log({ event: 'ready', queue: values.queue ?? 'ner', pid: process.pid })
-  const drain = ms(values['drain-timeout-ms'], '--drain-timeout-ms', usage, 0)
   onSignals(() => worker.close(drain))
   return undefined
 }
