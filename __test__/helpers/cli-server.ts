@@ -16,9 +16,9 @@ export interface CliServer {
   exited: Promise<number | null>
 }
 
-/** Starts the CLI's server on a free port with the tiny model, resolving once it listens. */
-export async function startCliServer(args: string[] = []): Promise<CliServer> {
-  const child = spawn(process.execPath, [CLI, 'serve', '-m', TINY_MODEL, '--threads', '1', '--port', '0', ...args])
+/** Starts the CLI's server on a free port with the tiny model (or `model`), resolving once it listens. */
+export async function startCliServer(args: string[] = [], model: string = TINY_MODEL): Promise<CliServer> {
+  const child = spawn(process.execPath, [CLI, 'serve', '-m', model, '--threads', '1', '--port', '0', ...args])
   let out = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
