@@ -1,4 +1,4 @@
-//! The EuroBERT encoder on Candle, for GPU devices (CUDA, Metal) and f16/bf16 compute: right-
+//! Any recipe's encoder on Candle, for GPU devices (CUDA, Metal) and f16/bf16 compute: right-
 //! padded batches with a key mask. The f32 CPU path is `cpu`, which packs batches instead.
 //!
 //! Activations stay 2-D `(tokens, features)` between layers so every projection is one GEMM
@@ -8,10 +8,11 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::batching::Layout;
 use crate::cancel::Cancel;
-use crate::checkpoint::{Checkpoint, Dense};
+use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::encoder::Encoder;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::recipe::{Act, Dense, Head, Mlp as MlpKind, NormKind, NormWeights, Positions, Recipe};
 use crate::rope::Rope;
 
 /// Uploads checkpoint tensors to the device in the compute dtype, counting their bytes.
@@ -53,12 +54,47 @@ impl Linear {
     }
 }
 
+/// A norm on the device: RMSNorm, or LayerNorm (zero shift where the checkpoint has none).
+struct Norm {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    kind: NormKind,
+    eps: f32,
+}
+
+impl Norm {
+    fn new(up: &mut Upload, w: NormWeights, r: &Recipe) -> Result<Self> {
+        let n = w.weight.len();
+        let bias = match (r.norm, w.bias) {
+            (NormKind::Layer, Some(b)) => Some(up.vector(b)?),
+            (NormKind::Layer, None) => Some(up.vector(vec![0f32; n])?),
+            (NormKind::Rms, _) => None,
+        };
+        Ok(Norm { weight: up.vector(w.weight)?, bias, kind: r.norm, eps: r.eps })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match (self.kind, &self.bias) {
+            (NormKind::Layer, Some(b)) => candle_nn::ops::layer_norm(x, &self.weight, b, self.eps)?,
+            _ => candle_nn::ops::rms_norm(x, &self.weight, self.eps)?,
+        })
+    }
+}
+
+fn activate(x: &Tensor, a: Act) -> Result<Tensor> {
+    Ok(match a {
+        Act::Silu => x.silu()?,
+        Act::GeluErf => x.gelu_erf()?,
+        Act::GeluTanh => x.gelu()?,
+    })
+}
+
 /// What one padded batch shares across layers.
 struct Padded {
     batch: usize,
     seq_len: usize,
-    cos: Tensor,
-    sin: Tensor,
+    /// cos/sin of each of the encoder's RoPE tables, for positions `0..seq_len`.
+    ropes: Vec<(Tensor, Tensor)>,
     /// Additive mask over keys `(batch, 1, 1, seq_len)`: 0 for real tokens, -inf for padding.
     mask: Tensor,
 }
@@ -73,16 +109,20 @@ struct Attention {
 }
 
 impl Attention {
-    /// `o(attention(qkv(x)))` for `x` of `(batch·seq_len, hidden)`.
-    fn forward(&self, x: &Tensor, p: &Padded) -> Result<Tensor> {
+    /// `o(attention(qkv(x)))` for `x` of `(batch·seq_len, hidden)`, rotated by `rope` if any.
+    fn forward(&self, x: &Tensor, p: &Padded, rope: Option<usize>) -> Result<Tensor> {
         let (nh, nkv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let (batch, seq_len) = (p.batch, p.seq_len);
         let qkv = self.qkv.forward(x)?;
         let heads = |start: usize, n: usize| -> Result<Tensor> {
             Ok(qkv.narrow(1, start * hd, n * hd)?.reshape((batch, seq_len, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = candle_nn::rotary_emb::rope(&heads(0, nh)?, &p.cos, &p.sin)?;
-        let k = candle_nn::rotary_emb::rope(&heads(nh, nkv)?, &p.cos, &p.sin)?;
+        let (mut q, mut k) = (heads(0, nh)?, heads(nh, nkv)?);
+        if let Some(r) = rope {
+            let (cos, sin) = &p.ropes[r];
+            q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+            k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        }
         let v = heads(nh + nkv, nkv)?;
         // Query head h reads key/value head h / n_rep (transformers' repeat_kv): group the
         // n_rep query heads of each kv head as extra rows instead of copying k and v.
@@ -100,60 +140,95 @@ impl Attention {
 }
 
 struct Mlp {
-    /// gate and up projections stacked along the output dimension.
-    gate_up: Linear,
+    /// The input projection: `[a | b]` stacked along the outputs for a GLU.
+    up: Linear,
     down: Linear,
     intermediate: usize,
+    kind: MlpKind,
 }
 
 impl Mlp {
-    /// `down(silu(gate(x)) * up(x))`.
+    /// `down(act(a) * b)` with `[a | b] = up(x)`, or `down(act(up(x)))`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let i = self.intermediate;
-        let gu = self.gate_up.forward(x)?;
-        let act = (gu.narrow(1, 0, i)?.silu()? * gu.narrow(1, i, i)?)?;
+        let h = self.up.forward(x)?;
+        let act = match self.kind {
+            MlpKind::Glu(a) => (activate(&h.narrow(1, 0, i)?, a)? * h.narrow(1, i, i)?)?,
+            MlpKind::Plain(a) => activate(&h, a)?,
+        };
         self.down.forward(&act)
     }
 }
 
 struct Layer {
-    input_norm: Tensor,
+    attention_norm: Option<Norm>,
     attention: Attention,
-    post_attention_norm: Tensor,
+    mlp_norm: Norm,
     mlp: Mlp,
+    rope: Option<usize>,
 }
 
 impl Layer {
-    fn forward(&self, x: Tensor, p: &Padded, eps: f32) -> Result<Tensor> {
-        let h = candle_nn::ops::rms_norm(&x, &self.input_norm, eps)?;
-        let x = (x + self.attention.forward(&h, p)?)?;
-        let h = candle_nn::ops::rms_norm(&x, &self.post_attention_norm, eps)?;
-        Ok((x + self.mlp.forward(&h)?)?)
+    fn forward(&self, x: Tensor, p: &Padded, pre_norm: bool) -> Result<Tensor> {
+        if pre_norm {
+            let h = match &self.attention_norm {
+                Some(n) => n.forward(&x)?,
+                None => x.clone(),
+            };
+            let x = (&x + self.attention.forward(&h, p, self.rope)?)?;
+            let h = self.mlp_norm.forward(&x)?;
+            Ok((&x + self.mlp.forward(&h)?)?)
+        } else {
+            let mut x = (&x + self.attention.forward(&x, p, self.rope)?)?;
+            if let Some(n) = &self.attention_norm {
+                x = n.forward(&x)?;
+            }
+            let x = (&x + self.mlp.forward(&x)?)?;
+            self.mlp_norm.forward(&x)
+        }
     }
 }
 
 pub(crate) struct CandleEncoder {
     num_labels: usize,
-    eps: f32,
+    pre_norm: bool,
     device: Device,
     dtype: DType,
-    embed_tokens: Tensor,
+    tokens: Tensor,
+    token_type: Option<Tensor>,
+    /// The absolute position table and the row the first token reads.
+    positions: Option<(Tensor, usize)>,
+    embed_norm: Option<Norm>,
+    projection: Option<Linear>,
     layers: Vec<Layer>,
-    norm: Tensor,
+    final_norm: Option<Norm>,
+    head: Option<(Linear, Act, Norm)>,
     classifier: Linear,
-    rope: Rope,
+    ropes: Vec<Rope>,
     bytes: usize,
 }
 
 impl CandleEncoder {
     pub fn load(config: &Config, checkpoint: &Checkpoint, dtype: DType, device: &Device) -> Result<Self> {
         let c = config;
+        let r = &c.recipe;
         let mut up = Upload { device, dtype, bytes: 0 };
+        let mut thetas: Vec<f64> = Vec::new();
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let w = checkpoint.layer(i)?;
+            let rope = match &r.positions {
+                Positions::Rope { thetas: t } => Some(thetas.iter().position(|&x| x == t[i]).unwrap_or_else(|| {
+                    thetas.push(t[i]);
+                    thetas.len() - 1
+                })),
+                Positions::Absolute { .. } => None,
+            };
+            if r.windows[i].is_some() {
+                return Err(Error::Compute("local attention windows are not implemented on Candle".into()));
+            }
             layers.push(Layer {
-                input_norm: up.vector(w.input_norm)?,
+                attention_norm: w.attention_norm.map(|n| Norm::new(&mut up, n, r)).transpose()?,
                 attention: Attention {
                     qkv: up.linear(w.qkv)?,
                     o: up.linear(w.o)?,
@@ -161,24 +236,56 @@ impl CandleEncoder {
                     kv_heads: c.num_key_value_heads,
                     head_dim: c.head_dim,
                 },
-                post_attention_norm: up.vector(w.post_attention_norm)?,
-                mlp: Mlp { gate_up: up.linear(w.gate_up)?, down: up.linear(w.down)?, intermediate: c.intermediate_size },
+                mlp_norm: Norm::new(&mut up, w.mlp_norm, r)?,
+                mlp: Mlp { up: up.linear(w.up)?, down: up.linear(w.down)?, intermediate: c.intermediate_size, kind: r.mlp },
+                rope,
             });
         }
-        let embed_tokens = up.tensor(checkpoint.embed_tokens()?, &[c.vocab_size, c.hidden_size])?;
-        let norm = up.vector(checkpoint.final_norm()?)?;
+        let e = checkpoint.embeddings()?;
+        let width = e.width;
+        let tokens = up.tensor(e.tokens, &[c.vocab_size, width])?;
+        let offset = match r.positions {
+            Positions::Absolute { offset } => offset,
+            Positions::Rope { .. } => 0,
+        };
+        let positions = match e.positions {
+            Some(t) => {
+                let rows = t.len() / width.max(1);
+                Some((up.tensor(t, &[rows, width])?, offset))
+            }
+            None => None,
+        };
+        let token_type = e.token_type.map(|t| up.tensor(t, &[1, width])).transpose()?;
+        let embed_norm = e.norm.map(|n| Norm::new(&mut up, n, r)).transpose()?;
+        let projection = e.projection.map(|d| up.linear(d)).transpose()?;
+        let final_norm = checkpoint.final_norm()?.map(|n| Norm::new(&mut up, n, r)).transpose()?;
+        let head = match checkpoint.head()? {
+            Some(h) => {
+                let act = match r.head {
+                    Head::DenseActNorm(a) => a,
+                    Head::Linear => Act::GeluErf,
+                };
+                Some((up.linear(h.dense)?, act, Norm::new(&mut up, h.norm, r)?))
+            }
+            None => None,
+        };
         let classifier = up.linear(checkpoint.classifier()?)?;
         Ok(CandleEncoder {
             num_labels: c.num_labels(),
-            eps: c.rms_norm_eps as f32,
+            pre_norm: r.pre_norm,
             device: device.clone(),
             dtype,
-            embed_tokens,
+            tokens,
+            token_type,
+            positions,
+            embed_norm,
+            projection,
             layers,
-            norm,
+            final_norm,
+            head,
             classifier,
             bytes: up.bytes,
-            rope: Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings),
+            ropes: thetas.into_iter().map(|t| Rope::new(c.head_dim, t, c.max_position_embeddings)).collect(),
         })
     }
 
@@ -187,25 +294,46 @@ impl CandleEncoder {
     /// row's length are masked, so padding never changes the logits of real tokens.
     fn forward_padded(&self, ids: &[u32], lengths: &[usize], seq_len: usize, cancel: &Cancel) -> Result<Vec<f32>> {
         let (batch, dev) = (lengths.len(), &self.device);
-        let table = self.rope.table(seq_len);
-        let half = table.half;
         let mut mask = vec![0f32; batch * seq_len];
         for (row, &len) in mask.chunks_mut(seq_len).zip(lengths) {
             row[len..].fill(f32::NEG_INFINITY);
         }
-        let p = Padded {
-            batch,
-            seq_len,
-            cos: Tensor::from_slice(&table.cos[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?,
-            sin: Tensor::from_slice(&table.sin[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?,
-            mask: Tensor::from_vec(mask, (batch, 1, 1, seq_len), dev)?.to_dtype(self.dtype)?,
-        };
-        let mut x = self.embed_tokens.index_select(&Tensor::from_slice(ids, batch * seq_len, dev)?, 0)?;
+        let mut ropes = Vec::with_capacity(self.ropes.len());
+        for rope in &self.ropes {
+            let table = rope.table(seq_len);
+            let half = table.half;
+            ropes.push((
+                Tensor::from_slice(&table.cos[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?,
+                Tensor::from_slice(&table.sin[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?,
+            ));
+        }
+        let p = Padded { batch, seq_len, ropes, mask: Tensor::from_vec(mask, (batch, 1, 1, seq_len), dev)?.to_dtype(self.dtype)? };
+        let mut x = self.tokens.index_select(&Tensor::from_slice(ids, batch * seq_len, dev)?, 0)?;
+        if let Some(t) = &self.token_type {
+            x = x.broadcast_add(t)?;
+        }
+        if let Some((table, offset)) = &self.positions {
+            let rows: Vec<u32> = (0..seq_len).map(|t| (offset + t) as u32).collect();
+            let pos = table.index_select(&Tensor::from_vec(rows, seq_len, dev)?, 0)?;
+            let width = pos.dim(1)?;
+            x = x.reshape((batch, seq_len, width))?.broadcast_add(&pos.unsqueeze(0)?)?.reshape((batch * seq_len, width))?;
+        }
+        if let Some(n) = &self.embed_norm {
+            x = n.forward(&x)?;
+        }
+        if let Some(proj) = &self.projection {
+            x = proj.forward(&x)?;
+        }
         for layer in &self.layers {
             cancel.check()?;
-            x = layer.forward(x, &p, self.eps)?;
+            x = layer.forward(x, &p, self.pre_norm)?;
         }
-        let x = candle_nn::ops::rms_norm(&x, &self.norm, self.eps)?;
+        if let Some(n) = &self.final_norm {
+            x = n.forward(&x)?;
+        }
+        if let Some((dense, act, norm)) = &self.head {
+            x = norm.forward(&activate(&dense.forward(&x)?, *act)?)?;
+        }
         Ok(self.classifier.forward(&x)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
 }

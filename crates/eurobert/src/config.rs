@@ -1,22 +1,29 @@
-//! `config.json` of a Hugging Face EuroBERT checkpoint: every field that changes the math,
-//! validated up front so a bad file fails at load with its name, not mid-forward.
+//! `config.json` of a Hugging Face token-classification checkpoint: every field that changes
+//! the math, validated up front so a bad file fails at load with its name, not mid-forward.
+//! The families' own fields are read in `arch/`; the helpers for reading them are here.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::arch::Family;
 use crate::error::{Error, Result};
+use crate::recipe::{Positions, Recipe};
 
 /// Largest size any config field may claim (a model file from the Hub must never make us
-/// allocate from an absurd number); real EuroBERTs are far below (vocab 128,256).
+/// allocate from an absurd number); real models are far below (XLM-R's vocab: 250,002).
 const MAX_SIZE: usize = 1 << 24;
 const MAX_LAYERS: usize = 4096;
 /// Most labels generated as `LABEL_i` when the config has `num_labels` but no `id2label`.
 const MAX_LABELS: usize = 1 << 16;
 
-/// Absent fields take `transformers.EuroBertConfig`'s defaults, as `from_pretrained` does.
+/// A token-classification checkpoint's `config.json`: the sizes every architecture has, and
+/// (crate-internal) its family and the recipe its forward pass follows. Absent fields take the
+/// defaults of the family's transformers config class, as `from_pretrained` does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// transformers' `model_type` (`eurobert`, `bert`, `xlm-roberta`, ...).
+    pub model_type: String,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,
@@ -24,13 +31,26 @@ pub struct Config {
     pub num_attention_heads: usize,
     pub num_key_value_heads: usize,
     pub head_dim: usize,
-    pub rms_norm_eps: f64,
-    pub rope_theta: f64,
+    /// Longest sequence the model's positions take, special tokens included (RoBERTa's 514
+    /// position rows start after the padding id: 512).
     pub max_position_embeddings: usize,
-    pub attention_bias: bool,
-    pub mlp_bias: bool,
     /// Label names indexed by class id (`id2label`), `LABEL_i` where the config has none.
     pub labels: Vec<String>,
+    pub(crate) family: Family,
+    pub(crate) recipe: Recipe,
+    /// Rows of the tables the checkpoint holds (for shape checks).
+    pub(crate) tables: Tables,
+}
+
+/// Shapes of embedding tables that are not among the public sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Tables {
+    /// Rows of an absolute position table (`max_position_embeddings` as written).
+    pub positions: usize,
+    /// Rows of the token-type table (`type_vocab_size`).
+    pub token_types: usize,
+    /// Width of the embeddings (ELECTRA's `embedding_size`; else the hidden size).
+    pub embedding: usize,
 }
 
 impl Config {
@@ -44,98 +64,84 @@ impl Config {
         let value: Value = serde_json::from_str(text).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
         let obj = value.as_object().ok_or_else(|| Error::config(path, "expected a JSON object at the top level"))?;
         let f = Fields { obj, path };
-
-        match obj.get("model_type").and_then(Value::as_str) {
-            Some("eurobert") => {}
-            Some(other) => {
-                return Err(Error::config(path, format!("unsupported model_type '{other}': this runtime implements 'eurobert' only")))
-            }
+        let model_type = match obj.get("model_type").and_then(Value::as_str) {
+            Some(t) => t,
             None => return Err(Error::config(path, "missing string field 'model_type'")),
-        }
-
-        let hidden_size = f.usize_opt("hidden_size")?.unwrap_or(768);
-        let num_attention_heads = f.usize_opt("num_attention_heads")?.unwrap_or(12);
-        let num_key_value_heads = f.usize_opt("num_key_value_heads")?.unwrap_or(num_attention_heads);
-        let head_dim = match f.usize_opt("head_dim")? {
-            Some(d) => d,
-            None => {
-                if num_attention_heads == 0 || hidden_size % num_attention_heads != 0 {
-                    return Err(Error::config(path, "hidden_size must be divisible by num_attention_heads when head_dim is absent"));
-                }
-                hidden_size / num_attention_heads
-            }
         };
-        if num_attention_heads == 0 || num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
+        let Some(family) = Family::from_model_type(model_type) else {
             return Err(Error::config(
                 path,
-                format!("num_attention_heads ({num_attention_heads}) must be a positive multiple of num_key_value_heads ({num_key_value_heads})"),
+                format!("unsupported model_type '{model_type}': this runtime implements {}", Family::supported().join(", ")),
             ));
-        }
-        if head_dim == 0 || head_dim % 2 != 0 {
-            return Err(Error::config(path, format!("head_dim must be even and positive, got {head_dim}")));
-        }
-
-        let act = obj.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
-        if act != "silu" && act != "swish" {
-            return Err(Error::config(path, format!("unsupported hidden_act '{act}': EuroBERT uses 'silu'")));
-        }
-
-        let config = Config {
-            vocab_size: f.usize_opt("vocab_size")?.unwrap_or(128_256),
-            hidden_size,
-            intermediate_size: f.usize_opt("intermediate_size")?.unwrap_or(3072),
-            num_hidden_layers: f.usize_opt("num_hidden_layers")?.unwrap_or(12),
-            num_attention_heads,
-            num_key_value_heads,
-            head_dim,
-            rms_norm_eps: f.f64_opt("rms_norm_eps")?.unwrap_or(1e-5),
-            rope_theta: rope_theta(&f)?,
-            max_position_embeddings: f.usize_opt("max_position_embeddings")?.unwrap_or(8192),
-            attention_bias: f.bool_opt("attention_bias")?.unwrap_or(false),
-            mlp_bias: f.bool_opt("mlp_bias")?.unwrap_or(false),
-            labels: labels(&f)?,
         };
-        if config.hidden_size == 0 || config.intermediate_size == 0 || config.vocab_size == 0 {
+        let config = crate::arch::parse_config(family, &f)?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    /// Sizes within what a model file may claim, before anything is allocated from them.
+    fn check(&self, path: &Path) -> Result<()> {
+        if self.hidden_size == 0 || self.intermediate_size == 0 || self.vocab_size == 0 {
             return Err(Error::config(path, "hidden_size, intermediate_size and vocab_size must be positive"));
         }
+        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.num_attention_heads % self.num_key_value_heads != 0 {
+            return Err(Error::config(
+                path,
+                format!(
+                    "num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})",
+                    self.num_attention_heads, self.num_key_value_heads
+                ),
+            ));
+        }
         for (name, v, max) in [
-            ("vocab_size", config.vocab_size, MAX_SIZE),
-            ("hidden_size", config.hidden_size, MAX_SIZE),
-            ("intermediate_size", config.intermediate_size, MAX_SIZE),
-            ("num_hidden_layers", config.num_hidden_layers, MAX_LAYERS),
-            ("num_attention_heads", config.num_attention_heads, 1 << 12),
-            ("num_key_value_heads", config.num_key_value_heads, 1 << 12),
-            ("head_dim", config.head_dim, 1 << 12),
-            // RoPE tables grow with the longest sequence run, so a large claim costs nothing.
-            ("max_position_embeddings", config.max_position_embeddings, 1 << 30),
+            ("vocab_size", self.vocab_size, MAX_SIZE),
+            ("hidden_size", self.hidden_size, MAX_SIZE),
+            ("intermediate_size", self.intermediate_size, MAX_SIZE),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, 1 << 12),
+            ("num_key_value_heads", self.num_key_value_heads, 1 << 12),
+            ("head_dim", self.head_dim, 1 << 12),
+            ("embedding_size", self.tables.embedding, MAX_SIZE),
+            ("type_vocab_size", self.tables.token_types, MAX_SIZE),
+            // Tables of absolute positions are read from the file; RoPE tables grow with
+            // the longest sequence run, so a large claim costs nothing.
+            ("max_position_embeddings", self.max_position_embeddings.max(self.tables.positions), 1 << 30),
         ] {
             if v > max {
                 return Err(Error::config(path, format!("{name} {v} is out of range (at most {max})")));
             }
         }
-        if config.max_position_embeddings == 0 {
-            return Err(Error::config(path, "max_position_embeddings must be positive"));
+        if self.max_position_embeddings == 0 {
+            return Err(Error::config(path, "max_position_embeddings must be positive (after the position offset)"));
         }
-        if !(config.rms_norm_eps.is_finite() && config.rms_norm_eps > 0.0 && config.rms_norm_eps < 1.0) {
-            return Err(Error::config(path, format!("rms_norm_eps must be a small positive number, got {}", config.rms_norm_eps)));
+        if self.head_dim == 0 {
+            return Err(Error::config(path, "head_dim must be positive"));
         }
-        if !((config.rope_theta as f32).is_finite() && config.rope_theta >= 1.0) {
-            return Err(Error::config(
-                path,
-                format!("rope_theta must be a finite number of at least 1 (in f32), got {}", config.rope_theta),
-            ));
+        let r = &self.recipe;
+        if let Positions::Rope { thetas } = &r.positions {
+            if self.head_dim % 2 != 0 {
+                return Err(Error::config(path, format!("head_dim must be even and positive, got {}", self.head_dim)));
+            }
+            if let Some(t) = thetas.iter().find(|t| !((**t as f32).is_finite() && **t >= 1.0)) {
+                return Err(Error::config(path, format!("rope_theta must be a finite number of at least 1 (in f32), got {t}")));
+            }
         }
-        Ok(config)
+        Ok(())
     }
 
     pub fn num_labels(&self) -> usize {
         self.labels.len()
     }
+
+    /// The architecture's transformers class (`BertForTokenClassification`).
+    pub fn architecture(&self) -> &'static str {
+        self.family.class()
+    }
 }
 
 /// `rope_parameters` (transformers v5) wins over legacy `rope_theta`/`rope_scaling`; only
 /// the default RoPE is implemented, so any scaling is refused rather than silently ignored.
-fn rope_theta(f: &Fields) -> Result<f64> {
+pub(crate) fn rope_theta(f: &Fields) -> Result<f64> {
     let check_type = |v: &Map<String, Value>, key: &str| -> Result<()> {
         let ty = v.get("rope_type").or_else(|| v.get("type")).and_then(Value::as_str).unwrap_or("default");
         if ty != "default" {
@@ -160,7 +166,17 @@ fn rope_theta(f: &Fields) -> Result<f64> {
     Ok(f.f64_opt("rope_theta")?.unwrap_or(10_000.0))
 }
 
-fn labels(f: &Fields) -> Result<Vec<String>> {
+/// A norm epsilon under `key` (default `default`), checked: a zero or negative one divides by
+/// zero or takes the root of a negative number.
+pub(crate) fn eps(f: &Fields, key: &str, default: f64) -> Result<f32> {
+    let e = f.f64_opt(key)?.unwrap_or(default);
+    if !(e.is_finite() && e > 0.0 && e < 1.0) {
+        return Err(f.error(format!("{key} must be a small positive number, got {e}")));
+    }
+    Ok(e as f32)
+}
+
+pub(crate) fn labels(f: &Fields) -> Result<Vec<String>> {
     let num_labels = f.usize_opt("num_labels")?;
     let Some(map) = f.obj.get("id2label").filter(|v| !v.is_null()) else {
         let n = num_labels.unwrap_or(2);
@@ -195,16 +211,25 @@ fn labels(f: &Fields) -> Result<Vec<String>> {
     Ok(labels)
 }
 
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    path: &'a Path,
+pub(crate) struct Fields<'a> {
+    pub obj: &'a Map<String, Value>,
+    pub path: &'a Path,
 }
 
 impl Fields<'_> {
-    fn present(&self, key: &str) -> Option<&Value> {
+    pub fn present(&self, key: &str) -> Option<&Value> {
         self.obj.get(key).filter(|v| !v.is_null())
     }
-    fn usize_opt(&self, key: &str) -> Result<Option<usize>> {
+    pub fn str_opt(&self, key: &str) -> Result<Option<&str>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| Error::config(self.path, format!("'{key}' must be a string, got {v}"))),
+        }
+    }
+    pub fn error(&self, message: impl Into<String>) -> Error {
+        Error::config(self.path, message)
+    }
+    pub fn usize_opt(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -213,13 +238,13 @@ impl Fields<'_> {
                 .ok_or_else(|| Error::config(self.path, format!("'{key}' must be a non-negative integer, got {v}"))),
         }
     }
-    fn f64_opt(&self, key: &str) -> Result<Option<f64>> {
+    pub fn f64_opt(&self, key: &str) -> Result<Option<f64>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v.as_f64().map(Some).ok_or_else(|| Error::config(self.path, format!("'{key}' must be a number, got {v}"))),
         }
     }
-    fn bool_opt(&self, key: &str) -> Result<Option<bool>> {
+    pub fn bool_opt(&self, key: &str) -> Result<Option<bool>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v.as_bool().map(Some).ok_or_else(|| Error::config(self.path, format!("'{key}' must be true or false, got {v}"))),
@@ -249,10 +274,10 @@ mod tests {
         let c = parse(BASE).unwrap();
         assert_eq!((c.hidden_size, c.intermediate_size, c.num_hidden_layers), (64, 128, 2));
         assert_eq!((c.num_attention_heads, c.num_key_value_heads, c.head_dim), (4, 2, 16));
-        assert_eq!(c.rope_theta, 250000.0);
-        assert_eq!(c.rms_norm_eps, 1e-5);
+        assert_eq!(c.recipe.positions, Positions::Rope { thetas: vec![250000.0; 2] });
+        assert_eq!(c.recipe.eps, 1e-5);
         assert_eq!(c.labels, vec!["O", "B-PER", "I-PER"]);
-        assert!(!c.attention_bias && !c.mlp_bias);
+        assert_eq!(c.family, Family::EuroBert { attention_bias: false, mlp_bias: false });
     }
 
     #[test]
@@ -260,21 +285,21 @@ mod tests {
         let c = parse(r#"{"model_type":"eurobert"}"#).unwrap();
         assert_eq!((c.vocab_size, c.hidden_size, c.num_attention_heads, c.num_key_value_heads), (128_256, 768, 12, 12));
         assert_eq!(c.head_dim, 64);
-        assert_eq!(c.rope_theta, 10_000.0);
+        assert_eq!(c.recipe.positions, Positions::Rope { thetas: vec![10_000.0; 12] });
         assert_eq!(c.labels, vec!["LABEL_0", "LABEL_1"]);
     }
 
     #[test]
     fn legacy_rope_theta_and_null_scaling_are_read() {
         let c = parse(r#"{"model_type":"eurobert","rope_theta":500000.0,"rope_scaling":null,"num_labels":3}"#).unwrap();
-        assert_eq!(c.rope_theta, 500000.0);
+        assert_eq!(c.recipe.positions, Positions::Rope { thetas: vec![500000.0; 12] });
         assert_eq!(c.labels.len(), 3);
     }
 
     #[test]
     fn rejects_what_it_cannot_compute() {
         let cases = [
-            (r#"{"model_type":"bert"}"#.to_string(), "unsupported model_type 'bert'"),
+            (r#"{"model_type":"gpt2"}"#.to_string(), "unsupported model_type 'gpt2': this runtime implements eurobert, bert"),
             (r#"{"hidden_size":8}"#.to_string(), "missing string field 'model_type'"),
             (with(r#"{"rope_scaling":{"rope_type":"llama3","factor":8.0}}"#), "rope_type 'llama3'"),
             (with(r#"{"rope_parameters":{"rope_type":"yarn","rope_theta":1.0}}"#), "rope_type 'yarn'"),

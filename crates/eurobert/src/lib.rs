@@ -4,6 +4,7 @@
 //!
 //! The public surface is what the binding and the tests use; every module is private.
 
+mod arch;
 mod batching;
 mod cancel;
 mod candle;
@@ -17,6 +18,7 @@ mod error;
 mod files;
 mod options;
 mod prepared;
+mod recipe;
 mod rope;
 mod tokenize;
 mod weights;

@@ -120,6 +120,11 @@ impl Weights {
         Ok(Weights { shards, location, describe })
     }
 
+    /// Whether the checkpoint has a tensor of this name.
+    pub fn has(&self, name: &str) -> bool {
+        self.location.contains_key(name)
+    }
+
     /// Every tensor name in the checkpoint.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.location.keys().map(String::as_str)

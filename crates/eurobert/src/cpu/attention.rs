@@ -1,5 +1,6 @@
-//! The self-attention block: fused QKV projection, RoPE in place, blocked attention per
-//! sequence, and the output projection added straight onto the residual stream.
+//! The self-attention block: fused QKV projection (with biases where the checkpoint has
+//! them), RoPE in place where the recipe rotates, blocked attention per sequence, and the
+//! output projection added straight onto the residual stream.
 
 use rayon::prelude::*;
 
@@ -7,8 +8,8 @@ use super::flash::{self, Heads};
 use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
 use super::{simd, Batch, Precision, Scratch};
-use crate::checkpoint::Dense;
 use crate::config::Config;
+use crate::recipe::Dense;
 use crate::rope::RopeTable;
 
 pub(crate) struct Attention {
@@ -20,7 +21,10 @@ pub(crate) struct Attention {
 }
 
 impl Attention {
-    pub fn new(qkv: Dense, o: Dense, p: Precision, c: &Config) -> Self {
+    /// `window`: attend only to keys within that distance (no family that needs it is
+    /// implemented on this path yet, so none is passed).
+    pub fn new(qkv: Dense, o: Dense, p: Precision, c: &Config, window: Option<usize>) -> Self {
+        assert!(window.is_none(), "local attention windows are not implemented in the CPU encoder");
         Attention {
             qkv: p.projection(qkv),
             o: p.projection(o),
@@ -34,7 +38,7 @@ impl Attention {
     }
 
     /// `x += o(attention(qkv(normed)))`.
-    pub fn forward(&self, normed: &[f32], x: &mut [f32], batch: &Batch, rope: &RopeTable, s: &mut Scratch) {
+    pub fn forward(&self, normed: &[f32], x: &mut [f32], batch: &Batch, rope: Option<&RopeTable>, s: &mut Scratch) {
         let hidden = self.o.outputs();
         let (qw, ow) = (self.heads.qkv_width(), self.heads.out_width());
         let n = batch.tokens();
@@ -43,7 +47,7 @@ impl Attention {
             let _t = span(Op::Qkv);
             self.qkv.forward(Rows::dense(normed, hidden), qkv, false);
         }
-        {
+        if let Some(rope) = rope {
             let _t = span(Op::Rope);
             let rotated = self.heads.query + self.heads.kv;
             qkv.par_chunks_mut(qw)

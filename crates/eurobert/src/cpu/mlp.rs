@@ -1,57 +1,70 @@
-//! The SwiGLU MLP block, run over chunks of rows so its widest activation (`tokens ×
-//! 2·intermediate`) stays a few megabytes however long the batch.
+//! The MLP block (a GLU: SwiGLU, GeGLU; or plain: `down(act(up(x)))`), run over chunks of
+//! rows so its widest activation (`tokens × 2·intermediate` for a GLU) stays a few megabytes
+//! however long the batch.
 
 use rayon::prelude::*;
 
 use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
-use super::{simd, Precision, Scratch};
-use crate::checkpoint::Dense;
+use super::{act_code, simd, Precision, Scratch};
+use crate::recipe::{Act, Dense, Mlp as Kind};
 
 /// Bytes of gate/up activations per chunk.
 const CHUNK_BYTES: usize = 8 << 20;
 
 pub(crate) struct Mlp {
-    /// gate and up projections stacked along the output dimension.
-    gate_up: Projection,
+    /// The input projection: `[a | b]` stacked along the outputs for a GLU.
+    up: Projection,
     down: Projection,
     intermediate: usize,
+    kind: Kind,
 }
 
 impl Mlp {
-    pub fn new(gate_up: Dense, down: Dense, p: Precision) -> Self {
-        let intermediate = down.inputs;
-        Mlp { gate_up: p.projection(gate_up), down: p.projection(down), intermediate }
+    pub fn new(up: Dense, down: Dense, p: Precision, kind: Kind, intermediate: usize) -> Self {
+        Mlp { up: p.projection(up), down: p.projection(down), intermediate, kind }
+    }
+
+    /// Width of the input projection's output: 2·intermediate for a GLU.
+    pub fn width(&self) -> usize {
+        match self.kind {
+            Kind::Glu(_) => 2 * self.intermediate,
+            Kind::Plain(_) => self.intermediate,
+        }
     }
 
     pub fn bytes(&self) -> usize {
-        self.gate_up.bytes() + self.down.bytes()
+        self.up.bytes() + self.down.bytes()
     }
 
     /// Rows per chunk: a multiple of 64 (the GEMM's row block) within `CHUNK_BYTES`.
     pub fn chunk_rows(&self) -> usize {
-        (CHUNK_BYTES / (8 * self.intermediate)).max(64) / 64 * 64
+        (CHUNK_BYTES / (4 * self.width())).max(64) / 64 * 64
     }
 
-    /// `x += down(silu(gate(normed)) * up(normed))`.
+    /// `x += down(act(a) * b)` with `[a | b] = up(normed)`, or `x += down(act(up(normed)))`.
     pub fn forward(&self, normed: &[f32], x: &mut [f32], s: &mut Scratch) {
         let hidden = self.down.outputs();
-        let i = self.intermediate;
+        let (i, w) = (self.intermediate, self.width());
         let rows = self.chunk_rows();
         for (inp, out) in normed.chunks(rows * hidden).zip(x.chunks_mut(rows * hidden)) {
             let r = inp.len() / hidden;
-            let gu = &mut s.mlp[..r * 2 * i];
+            let h = &mut s.mlp[..r * w];
             {
                 let _t = span(Op::GateUp);
-                self.gate_up.forward(Rows::dense(inp, hidden), gu, false);
+                self.up.forward(Rows::dense(inp, hidden), h, false);
             }
             {
                 let _t = span(Op::Act);
-                gu.par_chunks_mut(2 * i * 8).for_each(|c| simd::silu_mul(c, i));
+                match self.kind {
+                    Kind::Glu(Act::Silu) => h.par_chunks_mut(w * 8).for_each(|c| simd::silu_mul(c, i)),
+                    Kind::Glu(a) => h.par_chunks_mut(w * 8).for_each(|c| simd::gelu_mul(c, i, a == Act::GeluTanh)),
+                    Kind::Plain(a) => h.par_chunks_mut(w * 8).for_each(|c| simd::activate(c, act_code(a))),
+                }
             }
             let _t = span(Op::Down);
-            // The activations sit in the gate half of each row: read them with its stride.
-            self.down.forward(Rows { data: gu, rows: r, cols: i, stride: 2 * i }, out, true);
+            // A GLU's activations sit in the first half of each row: read them with its stride.
+            self.down.forward(Rows { data: h, rows: r, cols: i, stride: w }, out, true);
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The f32 CPU encoder: EuroBERT computed over *packed* batches, every sequence of a batch
-//! laid end to end in one `(tokens, hidden)` matrix with no padding. Projections, norms and
+//! The f32/int8 CPU encoder: any recipe (`recipe.rs`) computed over *packed* batches, every
+//! sequence of a batch laid end to end in one `(tokens, hidden)` matrix with no padding. Projections, norms and
 //! the MLP are per token, so they run as single GEMMs over all tokens of the batch; attention
 //! runs per sequence over its own range (`flash`). Weights are packed once at load for the
 //! GEMM kernel (`linear`); element-wise work uses run-time dispatched SIMD (`simd`).
@@ -20,11 +20,12 @@ use rayon::prelude::*;
 
 use crate::batching::Layout;
 use crate::cancel::Cancel;
-use crate::checkpoint::{Checkpoint, Dense, LayerWeights};
+use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::encoder::Encoder;
 use crate::error::Result;
-use crate::rope::Rope;
+use crate::recipe::{Act, Dense, Head, NormKind, NormWeights, Positions, Recipe};
+use crate::rope::{Rope, RopeTable};
 use attention::Attention;
 use linear::{Linear, Projection, Rows};
 use mlp::Mlp;
@@ -78,48 +79,140 @@ impl Precision {
     }
 }
 
+/// A norm with its weights: RMSNorm, or LayerNorm with or without a shift.
+pub(crate) struct Norm {
+    kind: NormKind,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    eps: f32,
+}
+
+impl Norm {
+    fn new(w: NormWeights, recipe: &Recipe) -> Self {
+        Norm { kind: recipe.norm, weight: w.weight, bias: w.bias, eps: recipe.eps }
+    }
+
+    fn bytes(&self) -> usize {
+        4 * (self.weight.len() + self.bias.as_ref().map_or(0, Vec::len))
+    }
+
+    /// Each row of `x` normalized into `out`, rows in parallel.
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        let _t = span(Op::Norm);
+        let rows = 32 * self.weight.len();
+        let (w, b, eps) = (&self.weight, self.bias.as_deref(), self.eps);
+        match self.kind {
+            NormKind::Rms => x.par_chunks(rows).zip(out.par_chunks_mut(rows)).for_each(|(x, o)| simd::rms_norm(x, w, eps, o)),
+            NormKind::Layer => x.par_chunks(rows).zip(out.par_chunks_mut(rows)).for_each(|(x, o)| simd::layer_norm(x, w, b, eps, o)),
+        }
+    }
+}
+
 struct Layer {
-    input_norm: Vec<f32>,
+    attention_norm: Option<Norm>,
     attention: Attention,
-    post_attention_norm: Vec<f32>,
+    mlp_norm: Norm,
     mlp: Mlp,
+    /// Which of the encoder's RoPE tables this layer rotates with, if any.
+    rope: Option<usize>,
 }
 
 impl Layer {
-    fn new(w: LayerWeights, p: Precision, c: &Config) -> Self {
-        Layer {
-            input_norm: w.input_norm,
-            attention: Attention::new(w.qkv, w.o, p, c),
-            post_attention_norm: w.post_attention_norm,
-            mlp: Mlp::new(w.gate_up, w.down, p),
-        }
-    }
-
-    fn forward(&self, x: &mut [f32], batch: &Batch, rope: &crate::rope::RopeTable, eps: f32, s: &mut Scratch) {
+    /// One layer over the packed batch `x`, pre-norm (`x + f(norm(x))`) or post-norm
+    /// (`norm(x + f(x))`) as the recipe says.
+    fn forward(&self, x: &mut Vec<f32>, batch: &Batch, rope: Option<&RopeTable>, pre_norm: bool, s: &mut Scratch) {
         let n = x.len();
         let mut normed = std::mem::take(&mut s.normed);
-        rms_norm(x, &self.input_norm, eps, &mut normed[..n]);
-        self.attention.forward(&normed[..n], x, batch, rope, s);
-        rms_norm(x, &self.post_attention_norm, eps, &mut normed[..n]);
-        self.mlp.forward(&normed[..n], x, s);
+        if pre_norm {
+            match &self.attention_norm {
+                Some(norm) => norm.forward(x, &mut normed[..n]),
+                None => normed[..n].copy_from_slice(x),
+            }
+            self.attention.forward(&normed[..n], x, batch, rope, s);
+            self.mlp_norm.forward(x, &mut normed[..n]);
+            self.mlp.forward(&normed[..n], x, s);
+        } else {
+            normed[..n].copy_from_slice(x);
+            self.attention.forward(&normed[..n], x, batch, rope, s);
+            if let Some(norm) = &self.attention_norm {
+                norm.forward(x, &mut normed[..n]);
+                std::mem::swap(x, &mut normed);
+            }
+            normed[..n].copy_from_slice(x);
+            self.mlp.forward(&normed[..n], x, s);
+            self.mlp_norm.forward(x, &mut normed[..n]);
+            std::mem::swap(x, &mut normed);
+        }
         s.normed = normed;
     }
 }
 
-fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let _t = span(Op::Norm);
-    let rows = 32 * w.len();
-    x.par_chunks(rows).zip(out.par_chunks_mut(rows)).for_each(|(x, o)| simd::rms_norm(x, w, eps, o));
+/// What turns ids into the first hidden states, in the recipe's order: `(token + type) +
+/// position`, then the embedding norm, then the projection to the hidden width.
+struct Embeddings {
+    /// `(vocab, width)`, row-major.
+    tokens: Vec<f32>,
+    positions: Option<(Vec<f32>, usize)>,
+    token_type: Option<Vec<f32>>,
+    norm: Option<Norm>,
+    projection: Option<Linear>,
+    width: usize,
+}
+
+impl Embeddings {
+    fn bytes(&self) -> usize {
+        4 * (self.tokens.len() + self.positions.as_ref().map_or(0, |p| p.0.len()) + self.token_type.as_ref().map_or(0, Vec::len))
+            + self.norm.as_ref().map_or(0, Norm::bytes)
+            + self.projection.as_ref().map_or(0, Linear::bytes)
+    }
+
+    /// `(tokens, hidden)` hidden states of a packed batch.
+    fn forward(&self, batch: &Batch, hidden: usize) -> Vec<f32> {
+        let _t = span(Op::Embed);
+        let (e, n) = (self.width, batch.tokens());
+        let mut x = vec![0f32; n * e];
+        x.par_chunks_mut(e).zip(batch.ids.par_iter().zip(batch.positions.par_iter())).with_min_len(64).for_each(|(row, (&id, &pos))| {
+            row.copy_from_slice(&self.tokens[id as usize * e..][..e]);
+            if let Some(t) = &self.token_type {
+                row.iter_mut().zip(t).for_each(|(r, v)| *r += v);
+            }
+            if let Some((table, offset)) = &self.positions {
+                let p = &table[(offset + pos as usize) * e..][..e];
+                row.iter_mut().zip(p).for_each(|(r, v)| *r += v);
+            }
+        });
+        if let Some(norm) = &self.norm {
+            let mut out = vec![0f32; n * e];
+            norm.forward(&x, &mut out);
+            x = out;
+        }
+        match &self.projection {
+            Some(p) => {
+                let mut out = vec![0f32; n * hidden];
+                p.forward(Rows::dense(&x, e), &mut out, false);
+                out
+            }
+            None => x,
+        }
+    }
+}
+
+/// The prediction head before the classifier, when the recipe has one.
+struct PredictionHead {
+    dense: Linear,
+    act: Act,
+    norm: Norm,
 }
 
 pub(crate) struct CpuEncoder {
     config: Config,
-    /// `(vocab, hidden)`, row-major.
-    embed_tokens: Vec<f32>,
+    embeddings: Embeddings,
     layers: Vec<Layer>,
-    norm: Vec<f32>,
+    final_norm: Option<Norm>,
+    head: Option<PredictionHead>,
     classifier: Linear,
-    rope: Rope,
+    /// One RoPE table per distinct θ of the layers.
+    ropes: Vec<Rope>,
 }
 
 impl CpuEncoder {
@@ -127,16 +220,60 @@ impl CpuEncoder {
     /// one at a time, so the load holds at most one layer in f32 beside what it keeps.
     pub fn load(config: &Config, checkpoint: &Checkpoint, q8: bool) -> Result<Self> {
         let c = config;
+        let r = &c.recipe;
         let p = Precision { q8 };
-        let layers = (0..c.num_hidden_layers).map(|i| Ok(Layer::new(checkpoint.layer(i)?, p, c))).collect::<Result<Vec<_>>>()?;
-        let head = checkpoint.classifier()?;
+        let mut thetas: Vec<f64> = Vec::new();
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let w = checkpoint.layer(i)?;
+            let rope = match &r.positions {
+                Positions::Rope { thetas: t } => Some(match thetas.iter().position(|&x| x == t[i]) {
+                    Some(k) => k,
+                    None => {
+                        thetas.push(t[i]);
+                        thetas.len() - 1
+                    }
+                }),
+                Positions::Absolute { .. } => None,
+            };
+            layers.push(Layer {
+                attention_norm: w.attention_norm.map(|n| Norm::new(n, r)),
+                attention: Attention::new(w.qkv, w.o, p, c, r.windows[i]),
+                mlp_norm: Norm::new(w.mlp_norm, r),
+                mlp: Mlp::new(w.up, w.down, p, r.mlp, c.intermediate_size),
+                rope,
+            });
+        }
+        let e = checkpoint.embeddings()?;
+        let offset = match r.positions {
+            Positions::Absolute { offset } => offset,
+            Positions::Rope { .. } => 0,
+        };
+        let embeddings = Embeddings {
+            positions: e.positions.map(|t| (t, offset)),
+            token_type: e.token_type,
+            norm: e.norm.map(|n| Norm::new(n, r)),
+            projection: e.projection.map(|d| Linear::new(&d.weight, d.outputs, d.inputs, d.bias)),
+            width: e.width,
+            tokens: e.tokens,
+        };
+        let head = checkpoint.head()?.map(|h| PredictionHead {
+            dense: Linear::new(&h.dense.weight, h.dense.outputs, h.dense.inputs, h.dense.bias),
+            act: match r.head {
+                Head::DenseActNorm(a) => a,
+                Head::Linear => Act::GeluErf,
+            },
+            norm: Norm::new(h.norm, r),
+        });
+        let classifier = checkpoint.classifier()?;
         Ok(CpuEncoder {
             config: c.clone(),
-            embed_tokens: checkpoint.embed_tokens()?,
+            embeddings,
             layers,
-            norm: checkpoint.final_norm()?,
-            classifier: Linear::new(&head.weight, head.outputs, head.inputs, head.bias),
-            rope: Rope::new(c.head_dim, c.rope_theta, c.max_position_embeddings),
+            final_norm: checkpoint.final_norm()?.map(|n| Norm::new(n, r)),
+            head,
+            classifier: Linear::new(&classifier.weight, classifier.outputs, classifier.inputs, classifier.bias),
+            ropes: thetas.into_iter().map(|t| Rope::new(c.head_dim, t, c.max_position_embeddings)).collect(),
         })
     }
 
@@ -145,36 +282,48 @@ impl CpuEncoder {
         let c = &self.config;
         let (h, n) = (c.hidden_size, batch.tokens());
         let longest = batch.sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-        let rope = self.rope.table(longest);
-        let mut x = vec![0f32; n * h];
-        {
-            let _t = span(Op::Embed);
-            x.par_chunks_mut(h).zip(batch.ids.par_iter()).with_min_len(64).for_each(|(row, &id)| {
-                row.copy_from_slice(&self.embed_tokens[id as usize * h..][..h]);
-            });
-        }
+        let tables: Vec<_> = self.ropes.iter().map(|r| r.table(longest)).collect();
+        let mut x = self.embeddings.forward(batch, h);
         let mlp_rows = self.layers.first().map_or(0, |l| l.mlp.chunk_rows()).min(n);
         let mut s = Scratch {
             normed: vec![0f32; n * h],
             qkv: vec![0f32; n * (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim],
             attn: vec![0f32; n * c.num_attention_heads * c.head_dim],
-            mlp: vec![0f32; mlp_rows * 2 * c.intermediate_size],
+            mlp: vec![0f32; mlp_rows * self.layers.first().map_or(0, |l| l.mlp.width())],
         };
-        let eps = c.rms_norm_eps as f32;
         for layer in &self.layers {
             cancel.check()?;
-            layer.forward(&mut x, batch, &rope, eps, &mut s);
+            layer.forward(&mut x, batch, layer.rope.map(|k| &*tables[k]), c.recipe.pre_norm, &mut s);
         }
         let mut normed = std::mem::take(&mut s.normed);
         drop(s);
-        rms_norm(&x, &self.norm, eps, &mut normed);
+        if let Some(norm) = &self.final_norm {
+            norm.forward(&x, &mut normed);
+            std::mem::swap(&mut x, &mut normed);
+        }
+        if let Some(head) = &self.head {
+            let _t = span(Op::Classifier);
+            head.dense.forward(Rows::dense(&x, h), &mut normed, false);
+            let which = act_code(head.act);
+            normed.par_chunks_mut(32 * h).for_each(|c| simd::activate(c, which));
+            head.norm.forward(&normed, &mut x);
+        }
         let mut logits = vec![0f32; n * c.num_labels()];
         {
             let _t = span(Op::Classifier);
-            self.classifier.forward(Rows::dense(&normed, h), &mut logits, false);
+            self.classifier.forward(Rows::dense(&x, h), &mut logits, false);
         }
         profile::report(n, batch.sequences.len());
         Ok(logits)
+    }
+}
+
+/// The code `simd::activate` takes for an activation.
+pub(crate) fn act_code(a: Act) -> u8 {
+    match a {
+        Act::Silu => 0,
+        Act::GeluErf => 1,
+        Act::GeluTanh => 2,
     }
 }
 
@@ -188,12 +337,14 @@ impl Encoder for CpuEncoder {
     }
 
     fn weight_bytes(&self) -> usize {
-        4 * (self.embed_tokens.len() + self.norm.len())
+        self.embeddings.bytes()
+            + self.final_norm.as_ref().map_or(0, Norm::bytes)
+            + self.head.as_ref().map_or(0, |h| h.dense.bytes() + h.norm.bytes())
             + self.classifier.bytes()
             + self
                 .layers
                 .iter()
-                .map(|l| 4 * (l.input_norm.len() + l.post_attention_norm.len()) + l.attention.bytes() + l.mlp.bytes())
+                .map(|l| l.attention_norm.as_ref().map_or(0, Norm::bytes) + l.mlp_norm.bytes() + l.attention.bytes() + l.mlp.bytes())
                 .sum::<usize>()
     }
 }

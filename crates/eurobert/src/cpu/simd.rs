@@ -153,6 +153,123 @@ simd_fn! {
 }
 
 simd_fn! {
+    /// In each row, the first half `a` becomes `gelu(a) * b`, `b` being the second half
+    /// (GeGLU); `tanh` picks the tanh approximation over the exact erf form.
+    pub(crate) fn gelu_mul(rows: &mut [f32], width: usize, tanh: bool) {
+        for row in rows.chunks_exact_mut(2 * width) {
+            let (a, b) = row.split_at_mut(width);
+            if tanh {
+                for (x, &y) in a.iter_mut().zip(b.iter()) {
+                    *x = gelu_tanh(*x) * y;
+                }
+            } else {
+                for (x, &y) in a.iter_mut().zip(b.iter()) {
+                    *x = gelu_erf(*x) * y;
+                }
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// An activation in place: `0` SiLU, `1` GELU (erf), `2` GELU (tanh).
+    pub(crate) fn activate(x: &mut [f32], which: u8) {
+        match which {
+            0 => x.iter_mut().for_each(|v| *v = *v / (1.0 + exp(-*v))),
+            1 => x.iter_mut().for_each(|v| *v = gelu_erf(*v)),
+            _ => x.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+        }
+    }
+}
+
+simd_fn! {
+    /// LayerNorm of each `width`-wide row of `x` into `out`, as PyTorch computes it in f32:
+    /// `w * (x - mean) / sqrt(var + eps) + b`, with the biased variance.
+    pub(crate) fn layer_norm(x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+        let width = w.len();
+        for (row, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            let mean = sum(row) / width as f32;
+            let mut acc = [0f32; LANES];
+            let chunks = row.chunks_exact(LANES);
+            let mut var = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
+            for c in chunks {
+                for i in 0..LANES {
+                    acc[i] += (c[i] - mean) * (c[i] - mean);
+                }
+            }
+            for a in acc {
+                var += a;
+            }
+            let inv = 1.0 / (var / width as f32 + eps).sqrt();
+            match b {
+                Some(b) => {
+                    for (((o, &v), &g), &s) in o.iter_mut().zip(row).zip(w).zip(b) {
+                        *o = (v - mean) * inv * g + s;
+                    }
+                }
+                None => {
+                    for ((o, &v), &g) in o.iter_mut().zip(row).zip(w) {
+                        *o = (v - mean) * inv * g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let mut s = chunks.remainder().iter().sum::<f32>();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+/// `erf(x)` within ~1.2e-7 of the exact value (Numerical Recipes' `erfc` Chebyshev fit, with
+/// our `exp`); branch-free so it vectorizes.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let mut p = 0.170_872_77f32;
+    p = p * t - 0.822_152_23;
+    p = p * t + 1.488_515_9;
+    p = p * t - 1.135_203_98;
+    p = p * t + 0.278_868_07;
+    p = p * t - 0.186_288_06;
+    p = p * t + 0.096_784_18;
+    p = p * t + 0.374_091_96;
+    p = p * t + 1.000_023_7;
+    p = p * t - 1.265_512_2;
+    let erfc = t * exp(p - z * z);
+    (1.0 - erfc).copysign(x)
+}
+
+/// GELU, exact form: `0.5 x (1 + erf(x / √2))` (PyTorch's `gelu`).
+#[inline(always)]
+fn gelu_erf(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// GELU, tanh approximation (PyTorch's `gelu(approximate='tanh')`, transformers' `gelu_new`).
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    const K: f32 = 0.797_884_6; // √(2/π)
+    let y = K * (x + 0.044_715 * x * x * x);
+    // tanh(y) = 1 - 2 / (e^{2y} + 1), with exp clamped (so ±1 at the ends).
+    let t = 1.0 - 2.0 / (exp(2.0 * y) + 1.0);
+    0.5 * x * (1.0 + t)
+}
+
+simd_fn! {
     /// Rotary embedding in place (transformers' `rotate_half` form) on `heads` consecutive
     /// heads of `x`; `cos`/`sin` hold the half-width table row of this position.
     pub(crate) fn rope(x: &mut [f32], heads: usize, cos: &[f32], sin: &[f32]) {
@@ -233,6 +350,15 @@ pub(crate) fn exp_scalar(x: f32) -> f32 {
 }
 
 #[cfg(test)]
+pub(crate) fn gelu_scalar(x: f32, tanh: bool) -> f32 {
+    if tanh {
+        gelu_tanh(x)
+    } else {
+        gelu_erf(x)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -273,6 +399,56 @@ mod tests {
         let want: f64 = row.iter().map(|&v| ((v - m) as f64).exp()).sum();
         let got = exp_shifted(&mut row, m);
         assert!(((got as f64) - want).abs() < 1e-6 * want, "{got} vs {want}");
+    }
+
+    #[test]
+    fn gelu_and_layer_norm_follow_their_definitions() {
+        // GELU against f64 (erf from its series / continued fraction via libm-free erf).
+        fn erf64(x: f64) -> f64 {
+            // Abramowitz-Stegun 7.1.26 is too coarse; integrate the series for |x| < 3, else 1.
+            if x.abs() > 5.0 {
+                return x.signum();
+            }
+            let (mut term, mut sum, mut n) = (x, x, 0.0);
+            while term.abs() > 1e-17 {
+                n += 1.0;
+                term *= -x * x / n;
+                sum += term / (2.0 * n + 1.0);
+            }
+            2.0 / std::f64::consts::PI.sqrt() * sum
+        }
+        let mut worst = (0f64, 0f64);
+        let mut x = -9.0f32;
+        while x < 9.0 {
+            let xe = x as f64;
+            let want_erf = 0.5 * xe * (1.0 + erf64(xe / 2f64.sqrt()));
+            let want_tanh = 0.5 * xe * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (xe + 0.044715 * xe.powi(3))).tanh());
+            worst.0 = worst.0.max((gelu_scalar(x, false) as f64 - want_erf).abs());
+            worst.1 = worst.1.max((gelu_scalar(x, true) as f64 - want_tanh).abs());
+            x += 0.0173;
+        }
+        assert!(worst.0 < 2e-6 && worst.1 < 2e-6, "worst abs error erf {} tanh {}", worst.0, worst.1);
+        let mut v: Vec<f32> = (0..40).map(|i| (i as f32 - 13.0) * 0.21).collect();
+        let orig = v.clone();
+        activate(&mut v, 1);
+        assert!(v.iter().zip(&orig).all(|(g, &x)| (*g - gelu_scalar(x, false)).abs() < 1e-7));
+        // LayerNorm with and without a bias.
+        let x: Vec<f32> = (0..40).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.5 + 3.0).collect();
+        let w: Vec<f32> = (0..20).map(|i| 1.0 + i as f32 * 0.02).collect();
+        let b: Vec<f32> = (0..20).map(|i| i as f32 * 0.1 - 1.0).collect();
+        for bias in [Some(b.as_slice()), None] {
+            let mut out = vec![0f32; 40];
+            layer_norm(&x, &w, bias, 1e-5, &mut out);
+            for r in 0..2 {
+                let row = &x[r * 20..(r + 1) * 20];
+                let mean = row.iter().map(|&v| v as f64).sum::<f64>() / 20.0;
+                let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 20.0;
+                for i in 0..20 {
+                    let want = (row[i] as f64 - mean) / (var + 1e-5).sqrt() * w[i] as f64 + bias.map_or(0.0, |b| b[i] as f64);
+                    assert!((out[r * 20 + i] as f64 - want).abs() < 2e-6, "{} vs {want}", out[r * 20 + i]);
+                }
+            }
+        }
     }
 
     #[test]
