@@ -151,6 +151,7 @@ fn load_options(o: &NativeLoadOptions) -> Result<eurobert::LoadOptions> {
         dtype: o.dtype.as_deref().unwrap_or("f32").parse().map_err(js_error)?,
         device: o.device.as_deref().unwrap_or("cpu").parse().map_err(js_error)?,
         threads: o.threads.map(|t| t as usize),
+        candle: false,
     };
     options.validate().map_err(js_error)?;
     Ok(options)

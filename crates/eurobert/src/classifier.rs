@@ -62,7 +62,7 @@ impl TokenClassifier {
             });
         }
         let config = Config::from_file(&dir.join("config.json"))?;
-        let tokenizer = Tokenizer::from_dir(dir)?;
+        let tokenizer = Tokenizer::from_dir(dir, &config.model_type)?;
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(Error::Tokenizer {
                 path: tokenizer.path().to_path_buf(),
@@ -79,7 +79,7 @@ impl TokenClassifier {
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
         let checkpoint = Checkpoint::open(&config, &weights, &dir.join("config.json"))?;
-        let encoder: Box<dyn Encoder> = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) {
+        let encoder: Box<dyn Encoder> = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) && !options.candle {
             let q8 = options.dtype == Dtype::Q8;
             Box::new(pool.install(|| CpuEncoder::load(&config, &checkpoint, q8))?)
         } else {

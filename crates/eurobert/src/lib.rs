@@ -18,6 +18,7 @@ mod error;
 mod files;
 mod options;
 mod prepared;
+mod rebuild;
 mod recipe;
 mod rope;
 mod tokenize;

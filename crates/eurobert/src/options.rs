@@ -91,11 +91,14 @@ pub struct LoadOptions {
     pub device: DeviceKind,
     /// CPU threads for this model's pool; `None` = one per available core.
     pub threads: Option<usize>,
+    /// Run on Candle even where our own CPU encoder would (f32 or q8 on the CPU): the GPU
+    /// path's recipe, checked on the CPU by the parity tests.
+    pub candle: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { dtype: Dtype::F32, device: DeviceKind::Cpu, threads: None }
+        LoadOptions { dtype: Dtype::F32, device: DeviceKind::Cpu, threads: None, candle: false }
     }
 }
 
@@ -200,7 +203,7 @@ mod tests {
 
     #[test]
     fn load_options_refuse_impossible_pairs() {
-        let o = |dtype, device, threads| LoadOptions { dtype, device, threads }.validate();
+        let o = |dtype, device, threads| LoadOptions { dtype, device, threads, candle: false }.validate();
         assert!(o(Dtype::F32, DeviceKind::Cpu, Some(1)).is_ok());
         assert!(o(Dtype::F32, DeviceKind::Cpu, Some(0)).is_err());
         assert!(o(Dtype::F32, DeviceKind::Cpu, Some(max_threads() + 1)).is_err());

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use tokenizers::{Decoder, Tokenizer as HfTokenizer};
 
 use crate::error::{Error, Result};
+use crate::rebuild;
 
 /// One tokenized text, unpadded.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,11 +57,29 @@ pub struct Tokenizer {
 }
 
 impl Tokenizer {
-    /// `tokenizer.json` of a model folder, with `model_max_length` from
-    /// `tokenizer_config.json` when that file sets a usable one.
-    pub fn from_dir(dir: &Path) -> Result<Self> {
-        let mut t = Self::from_file(&dir.join("tokenizer.json"))?;
-        t.model_max_length = read_model_max_length(&dir.join("tokenizer_config.json"))?;
+    /// The tokenizer of a model folder as transformers 5 builds it for `model_type`
+    /// (`rebuild.rs`): `tokenizer.json`, or the files older repos ship (`vocab.txt`), with the
+    /// flags and `model_max_length` (or the legacy `max_len`) of `tokenizer_config.json`.
+    pub fn from_dir(dir: &Path, model_type: &str) -> Result<Self> {
+        let config_path = dir.join("tokenizer_config.json");
+        let cfg = read_tokenizer_config(&config_path)?;
+        let json = dir.join("tokenizer.json");
+        let class = rebuild::class(&cfg, model_type);
+        let mut t = match class {
+            rebuild::Class::Verbatim => Self::from_file(&json)?,
+            rebuild::Class::Bert => {
+                let (vocab, path) = if crate::files::present(&json) {
+                    (rebuild::wordpiece_vocab(&Self::from_file(&json)?.inner, &json)?, json)
+                } else if crate::files::present(&dir.join("vocab.txt")) {
+                    let p = dir.join("vocab.txt");
+                    (rebuild::read_vocab_txt(&p)?, p)
+                } else {
+                    return Err(Error::Tokenizer { path: json, message: "file not found (nor a vocab.txt to build it from)".into() });
+                };
+                Tokenizer { inner: rebuild::bert(vocab, &cfg, &path)?, path, model_max_length: None }
+            }
+        };
+        t.model_max_length = model_max_length(&cfg);
         // A post-processor naming special tokens the vocabulary lacks fails on every text;
         // say so now, with the file, rather than on each call.
         // The tokenizers crate panics (an unchecked map lookup) rather than erring here.
@@ -179,16 +198,23 @@ impl Tokenizer {
     }
 }
 
-/// `model_max_length` of a `tokenizer_config.json`; `None` when the file is absent or leaves
-/// it unset (transformers writes ~1e30 for "unset").
-fn read_model_max_length(path: &Path) -> Result<Option<usize>> {
+/// `tokenizer_config.json` as an object; empty when the file is absent.
+fn read_tokenizer_config(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
     if !crate::files::present(path) {
-        return Ok(None);
+        return Ok(Default::default());
     }
     let text = crate::files::read_text(path, MAX_TOKENIZER_CONFIG)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
-    Ok(value.get("model_max_length").and_then(serde_json::Value::as_u64).filter(|&m| m > 0 && m < 1_000_000_000).map(|m| m as usize))
+    match serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })? {
+        serde_json::Value::Object(o) => Ok(o),
+        _ => Err(Error::Json { path: path.to_path_buf(), message: "expected a JSON object".into() }),
+    }
+}
+
+/// `model_max_length` (or the legacy `max_len`, which transformers still reads) of a
+/// tokenizer config; `None` when unset (transformers writes ~1e30 for "unset").
+fn model_max_length(cfg: &serde_json::Map<String, serde_json::Value>) -> Option<usize> {
+    let get = |k: &str| cfg.get(k).and_then(serde_json::Value::as_u64).filter(|&m| m > 0 && m < 1_000_000_000);
+    get("model_max_length").or_else(|| get("max_len")).map(|m| m as usize)
 }
 
 /// Maps UTF-8 byte offsets of a string to UTF-16 code-unit offsets.

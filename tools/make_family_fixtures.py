@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Fixtures for the token-classification families beyond EuroBERT, from transformers' own classes.
+
+For each family: small random `*ForTokenClassification(config)` models saved with
+`save_pretrained` (safetensors, committed), with the tokenizer types those families ship
+(`tokenizer.json`, or only `vocab.txt` / `vocab.json`+`merges.txt` as older Hub repos do), and
+what transformers gives on them: tokens, ids, offsets and logits of the parity texts, and the
+token-classification pipeline under all five aggregation strategies, with and without stride,
+at the model's real maximum window. A base-sized model of each family (768 hidden, 12 heads,
+3,072 intermediate, 2 layers) is too large to commit: its weights come from a deterministic
+generator that the tests re-implement (`__test__/helpers/generated.ts`), and only its logits
+are committed.
+
+Not run by CI; regenerate with torch, transformers and tokenizers from PyPI:
+
+    python tools/make_family_fixtures.py --norne ../shared/norne
+
+Writes __test__/fixtures/families/<name>/ and __test__/fixtures/families/<name>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import transformers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eurobert_tokenizer import norne_texts  # noqa: E402
+from make_fixtures import PIPELINE_EXTRA, STRATEGIES, TEXTS, entity_record, f32_list, utf16_offsets, write_json  # noqa: E402
+
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+# Texts for the tokenizer rules BERT's normalizer and pre-tokenizer apply: accents, case,
+# Chinese characters, control characters, punctuation.
+EXTRA = ["ÅLESUND og Tromsø: Ærlig talt, René!", "北京大学 i Oslo", "Naïve café\u0301 i Trondheim\u0007.", "Dr. Ola-Nordmann (NRK) sa «nei»..."]
+SPECIALS_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def generated(name: str, n: int, scale: float, center: float = 0.0) -> np.ndarray:
+    """Deterministic weights, re-implemented in __test__/helpers/generated.ts: a 32-bit hash of
+    (FNV-1a of the name, index) mapped to [-1, 1) exactly, times scale, plus center."""
+    h = 0x811C9DC5
+    for b in name.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    i = np.arange(n, dtype=np.uint64)
+    x = (np.uint64(h) + i * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x7FEB352D)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(15)
+    x = (x * np.uint64(0x846CA68B)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    u = (x >> np.uint64(8)).astype(np.float64) / 16777216.0  # [0, 1), exact in f64 and f32
+    return ((u * 2.0 - 1.0) * scale + center).astype(np.float32)
+
+
+def fill_generated(model: torch.nn.Module) -> None:
+    """Every parameter from `generated`: norms near 1, biases small, the rest ±0.05."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm.weight" in name or "layer_norm.weight" in name or name.endswith("norm.weight"):
+                v = generated(name, p.numel(), 0.1, 1.0)
+            elif name.endswith("bias"):
+                v = generated(name, p.numel(), 0.02)
+            else:
+                v = generated(name, p.numel(), 0.05)
+            p.copy_(torch.from_numpy(v).reshape(p.shape))
+
+
+def wordpiece_vocab(norne: str, out: str, size: int, lowercase: bool) -> str:
+    """A WordPiece vocabulary trained on NorNE train text, written as vocab.txt (id order)."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(norne_texts(norne, "train"), trainers.WordPieceTrainer(vocab_size=size, special_tokens=SPECIALS_BERT, show_progress=False))
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    path = os.path.join(out, "vocab.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        for t, _ in vocab:
+            f.write(t + "\n")
+    return path
+
+
+def label_config(cfg):
+    cfg.id2label = dict(enumerate(LABELS))
+    cfg.label2id = {l: i for i, l in enumerate(LABELS)}
+    return cfg
+
+
+def record(model_dir: str, generated_weights: bool = False) -> dict:
+    """What transformers gives on a saved model folder."""
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+    texts = TEXTS + EXTRA
+    singles = []
+    with torch.no_grad():
+        for text in texts:
+            enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True)
+            ids = enc["input_ids"]
+            logits = model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits[0]
+            singles.append({
+                "text": text,
+                "ids": ids,
+                "tokens": tok.convert_ids_to_tokens(ids),
+                "offsets_utf16": utf16_offsets(text, enc["offset_mapping"]),
+                "special_tokens_mask": enc["special_tokens_mask"],
+                "logits": f32_list(logits),
+            })
+    out = {
+        "generator": "tools/make_family_fixtures.py",
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+        "model_type": model.config.model_type,
+        "tokenizer_class": type(tok).__name__,
+        "model_max_length": tok.model_max_length if tok.model_max_length < 1e9 else None,
+        "labels": LABELS,
+        "singles": singles,
+    }
+    if generated_weights:
+        return out
+    ner = pipeline("token-classification", model=model, tokenizer=tok, device=-1)
+    cases = []
+    for strategy in STRATEGIES:
+        for text in texts + PIPELINE_EXTRA:
+            res = ner(text, aggregation_strategy=strategy)
+            cases.append({"text": text, "aggregation_strategy": strategy, "entities": [entity_record(text, e) for e in res]})
+    out["cases"] = cases
+    # A text longer than the model's real window, with and without stride.
+    long_text = " ".join(f"{t} ({i})" for i in range(3) for t in TEXTS)
+    n = len(tok(long_text)["input_ids"])
+    runs = []
+    for strategy in STRATEGIES[1:]:
+        for stride in (None, 16, 128):
+            kw = {} if stride is None else {"stride": stride}
+            res = ner(long_text, aggregation_strategy=strategy, **kw)
+            runs.append({"aggregation_strategy": strategy, "stride": stride, "entities": [entity_record(long_text, e) for e in res]})
+    out["long"] = {"text": long_text, "num_tokens": n, "runs": runs}
+    return out
+
+
+def bert_family(args, root: str) -> None:
+    fx = os.path.join(root, "__test__", "fixtures", "families")
+    os.makedirs(fx, exist_ok=True)
+    vocab_dir = os.path.join(fx, "_vocab-cased")
+    os.makedirs(vocab_dir, exist_ok=True)
+    cased_vocab = wordpiece_vocab(args.norne, vocab_dir, 1500, lowercase=False)
+    uncased_dir = os.path.join(fx, "_vocab-uncased")
+    os.makedirs(uncased_dir, exist_ok=True)
+    uncased_vocab = wordpiece_vocab(args.norne, uncased_dir, 1500, lowercase=True)
+
+    def bert_config(**kw):
+        base = dict(vocab_size=1500, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                    max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12)
+        base.update(kw)
+        return label_config(transformers.BertConfig(**base))
+
+    cases = [
+        # (name, config, tokenizer: (vocab, tokenizer kwargs), files kept)
+        ("bert-cased", bert_config(), (cased_vocab, {"do_lower_case": False, "model_max_length": 512}), "tokenizer.json"),
+        # dslim/bert-base-NER's layout: vocab.txt and a tokenizer_config with the old key max_len.
+        ("bert-vocab-only", bert_config(hidden_size=48, num_attention_heads=6, intermediate_size=96, layer_norm_eps=1e-5),
+         (cased_vocab, {"do_lower_case": False, "max_len": 512}), "vocab.txt"),
+        # An uncased model whose tokenizer_config does not say so: transformers 5 lowercases by default.
+        ("bert-uncased", bert_config(num_hidden_layers=3, hidden_act="gelu_new"), (uncased_vocab, {"model_max_length": 512}), "tokenizer.json"),
+    ]
+    for name, cfg, (vocab, tk), files in cases:
+        d = os.path.join(fx, name)
+        os.makedirs(d, exist_ok=True)
+        torch.manual_seed(20261204)
+        model = AutoModelForTokenClassification.from_config(cfg)
+        with torch.no_grad():
+            model.classifier.bias[0] -= 1.0  # fewer O labels: more entities for the grouping rules
+        model.save_pretrained(d, safe_serialization=True)
+        tok = transformers.BertTokenizer(vocab=vocab, **{k: v for k, v in tk.items() if k != "max_len"})
+        tok.save_pretrained(d)
+        tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
+        if "max_len" in tk:
+            tc.pop("model_max_length", None)
+            tc["max_len"] = tk["max_len"]
+        if "do_lower_case" not in tk:
+            tc.pop("do_lower_case", None)
+        # Keep what such repos hold: only the files named.
+        keep = {"config.json", "model.safetensors", "tokenizer_config.json", files}
+        for f in os.listdir(d):
+            if f not in keep:
+                os.remove(os.path.join(d, f))
+        if files == "vocab.txt":
+            import shutil
+            shutil.copy(vocab, os.path.join(d, "vocab.txt"))
+        json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=2)
+        write_json(os.path.join(fx, f"{name}.json"), record(d))
+        print("wrote", name)
+
+    # Base-sized: weights from the generator, not committed (the test writes them).
+    d = os.path.join(args.scratch, "bert-base-generated")
+    os.makedirs(d, exist_ok=True)
+    cfg = bert_config(vocab_size=1500, hidden_size=768, num_attention_heads=12, intermediate_size=3072, num_hidden_layers=2)
+    model = AutoModelForTokenClassification.from_config(cfg)
+    fill_generated(model)
+    model.save_pretrained(d, safe_serialization=True)
+    transformers.BertTokenizer(vocab=cased_vocab, do_lower_case=False, model_max_length=512).save_pretrained(d)
+    rec = record(d, generated_weights=True)
+    rec["config"] = json.load(open(os.path.join(d, "config.json")))
+    write_json(os.path.join(fx, "bert-base-generated.json"), rec)
+    print("wrote bert-base-generated")
+
+
+def main() -> None:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--norne", required=True)
+    ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
+    args = ap.parse_args()
+    bert_family(args, root)
+
+
+if __name__ == "__main__":
+    main()
