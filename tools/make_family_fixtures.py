@@ -144,10 +144,10 @@ def record(model_dir: str, generated_weights: bool = False) -> dict:
 def bert_family(args, root: str) -> None:
     fx = os.path.join(root, "__test__", "fixtures", "families")
     os.makedirs(fx, exist_ok=True)
-    vocab_dir = os.path.join(fx, "_vocab-cased")
+    vocab_dir = os.path.join(args.scratch, "vocab-cased")
     os.makedirs(vocab_dir, exist_ok=True)
     cased_vocab = wordpiece_vocab(args.norne, vocab_dir, 1500, lowercase=False)
-    uncased_dir = os.path.join(fx, "_vocab-uncased")
+    uncased_dir = os.path.join(args.scratch, "vocab-uncased")
     os.makedirs(uncased_dir, exist_ok=True)
     uncased_vocab = wordpiece_vocab(args.norne, uncased_dir, 1500, lowercase=True)
 
@@ -204,6 +204,8 @@ def bert_family(args, root: str) -> None:
     transformers.BertTokenizer(vocab=cased_vocab, do_lower_case=False, model_max_length=512).save_pretrained(d)
     rec = record(d, generated_weights=True)
     rec["config"] = json.load(open(os.path.join(d, "config.json")))
+    rec["shapes"] = {k: list(v.shape) for k, v in model.state_dict().items()}
+    rec["tokenizer_from"] = "bert-cased"  # the same vocabulary and flags
     write_json(os.path.join(fx, "bert-base-generated.json"), rec)
     print("wrote bert-base-generated")
 

@@ -1,0 +1,99 @@
+// The families beyond EuroBERT through the pipeline, against transformers' own classes with
+// random weights (tools/make_family_fixtures.py): all five aggregation strategies on the parity
+// texts, windows at the model's real maximum (512 tokens) with strides, the tokenizer types
+// the families ship (tokenizer.json, vocab.txt only, an uncased tokenizer whose config does
+// not say so), and a base-sized model (768 hidden, 12 heads, 3,072 intermediate) whose weights
+// are generated here, as the script generated them.
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import { EuroBertModel, Entity, pipeline } from '..'
+import { FIXTURES, PyEntity } from './helpers/fixtures'
+import { writeGeneratedModel } from './helpers/generated'
+
+type Strategy = 'none' | 'simple' | 'first' | 'average' | 'max'
+interface Fixture {
+  model_type: string
+  model_max_length: number | null
+  singles: { text: string; ids: number[]; logits: number[][] }[]
+  cases: { text: string; aggregation_strategy: Strategy; entities: PyEntity[] }[]
+  long: { text: string; num_tokens: number; runs: { aggregation_strategy: Strategy; stride: number | null; entities: PyEntity[] }[] }
+}
+
+const DIR = path.join(FIXTURES, 'families')
+const MODELS = ['bert-cased', 'bert-vocab-only', 'bert-uncased']
+const read = <T>(name: string): T => JSON.parse(fs.readFileSync(path.join(DIR, `${name}.json`), 'utf8'))
+
+/** transformers' entity with its UTF-16 offsets as ours (`output: 'transformers'`). */
+const asOurs = (e: PyEntity) => {
+  const { score: _s, start_utf16, end_utf16, ...rest } = e
+  return { ...rest, start: start_utf16, end: end_utf16 }
+}
+const withoutScore = (e: Entity) => {
+  const { score: _s, ...rest } = e
+  return rest
+}
+
+for (const name of MODELS) {
+  test(`${name}: the pipeline equals transformers' under all five strategies`, async (t) => {
+    const fx = read<Fixture>(name)
+    const ner = await pipeline(path.join(DIR, name), { threads: 2 })
+    t.is(ner.model.continuingSubwordPrefix, '##', 'WordPiece: transformers decides subwords by the ## rule')
+    let worst = 0
+    for (const c of fx.cases) {
+      const got = (await ner(c.text, { aggregationStrategy: c.aggregation_strategy, output: 'transformers' })) as Entity[]
+      t.deepEqual(got.map(withoutScore), c.entities.map(asOurs), `${c.aggregation_strategy} ${JSON.stringify(c.text)}`)
+      got.forEach((g, i) => (worst = Math.max(worst, Math.abs(g.score - c.entities[i].score))))
+    }
+    t.true(worst < 1e-5, `score diff ${worst}`)
+    ner.dispose()
+  })
+
+  test(`${name}: windows at the model's real maximum with stride equal transformers`, async (t) => {
+    const fx = read<Fixture>(name)
+    const ner = await pipeline(path.join(DIR, name), { threads: 2 })
+    t.is(ner.model.modelMaxLength, 512)
+    t.true(fx.long.num_tokens > 512, `${fx.long.num_tokens} tokens`)
+    for (const r of fx.long.runs) {
+      if (r.stride === null) {
+        // Without stride transformers truncates to one window; we never do. Its entities are
+        // those of the first window: ours hold every one that ends well inside it.
+        const got = (await ner(fx.long.text, { aggregationStrategy: r.aggregation_strategy, output: 'transformers' })) as Entity[]
+        const firstWindowEnd = Math.max(...r.entities.map((e) => e.end_utf16))
+        const inner = r.entities.filter((e) => e.end_utf16 < firstWindowEnd * 0.7).map(asOurs)
+        const ours = new Set(got.map((e) => JSON.stringify(withoutScore(e))))
+        t.true(inner.every((e) => ours.has(JSON.stringify(e))), `${r.aggregation_strategy}: entities of the first window`)
+        t.true(got.length > r.entities.length, 'and the rest of the text, which transformers drops')
+        continue
+      }
+      const got = (await ner(fx.long.text, { aggregationStrategy: r.aggregation_strategy, stride: r.stride, output: 'transformers' })) as Entity[]
+      t.deepEqual(got.map(withoutScore), r.entities.map(asOurs), `${r.aggregation_strategy} stride ${r.stride}`)
+    }
+    ner.dispose()
+  })
+}
+
+test('bert-base-generated: a base-sized BERT (768 hidden, 12 heads, 3,072 intermediate) gives transformers\' logits', async (t) => {
+  t.timeout(180_000)
+  const fx = read<Fixture & { config: Record<string, unknown>; shapes: Record<string, number[]>; tokenizer_from: string }>('bert-base-generated')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-base-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  writeGeneratedModel(dir, fx.config, fx.shapes, path.join(DIR, fx.tokenizer_from))
+  const model = await EuroBertModel.load(dir, { threads: 2 })
+  const out = await model.logits(fx.singles.map((s) => s.text))
+  let worst = 0
+  let scale = 0
+  fx.singles.forEach((s, i) => {
+    t.deepEqual([...out[i].ids], s.ids, s.text)
+    s.logits.flat().forEach((v, j) => {
+      worst = Math.max(worst, Math.abs(out[i].logits[j] - v))
+      scale = Math.max(scale, Math.abs(v))
+    })
+  })
+  t.log(`max |diff| ${worst.toExponential(2)} at logits up to ${scale.toFixed(2)}`)
+  t.true(worst < 1e-5, `max |diff| ${worst}`)
+  model.dispose()
+})
