@@ -167,3 +167,6 @@ export interface NativeWindowOptions {
   /** Also return the token strings (for transformers-style words); off by default. */
   tokens?: boolean
 }
+
+/** Every `model_type` this runtime implements ("eurobert", "bert", ...). */
+export declare function supportedModelTypes(): Array<string>

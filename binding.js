@@ -840,3 +840,4 @@ module.exports.NativePrepared = nativeBinding.NativePrepared
 module.exports.backends = nativeBinding.backends
 module.exports.cpuKernels = nativeBinding.cpuKernels
 module.exports.cudaDevices = nativeBinding.cudaDevices
+module.exports.supportedModelTypes = nativeBinding.supportedModelTypes

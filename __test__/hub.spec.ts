@@ -265,3 +265,74 @@ test('the CLI and pipeline take a Hub id from HF_ENDPOINT and HF_HUB_CACHE; tran
   t.is(typeof (await ner(TEXT)).length, 'number')
   await hub.close()
 })
+
+const BERT_VOCAB_ONLY = path.join(FIXTURES, 'families', 'bert-vocab-only')
+
+test('a BERT repo as dslim/bert-base-NER ships it (vocab.txt, max_len, no tokenizer.json) loads by Hub id, as the folder does', async (t) => {
+  const hub = await startHub([folderRepo('dslim/bert-like', BERT_VOCAB_ONLY)])
+  t.teardown(() => hub.close())
+  const cacheDir = tmp('bert')
+  const ner = await pipeline('dslim/bert-like', { endpoint: hub.url, cacheDir, threads: 1 })
+  const local = await pipeline(BERT_VOCAB_ONLY, { threads: 1 })
+  t.is(ner.model.modelMaxLength, 512, 'max_len counts')
+  t.deepEqual(await ner(TEXT, { aggregationStrategy: 'first' }), await local(TEXT, { aggregationStrategy: 'first' }))
+  const fetched = hub.requests.filter((r) => r.method === 'GET' && r.url.includes('/resolve/')).map((r) => r.url.split('/').pop())
+  t.deepEqual(fetched.sort(), ['config.json', 'tokenizer_config.json', 'vocab.txt'])
+  t.true(hub.requests.some((r) => r.server === 'cdn' && r.url.includes('file=model.safetensors')), 'and the weights from the CDN')
+  ner.dispose()
+  local.dispose()
+})
+
+/** A repo whose main has only pytorch_model.bin, and conversion PRs on refs/pr/N. */
+function conversionRepo(prs: { author: string; fromMain: boolean; num: number }[]): HubRepo {
+  const main = readFolder(BERT_VOCAB_ONLY)
+  delete main['model.safetensors']
+  main['pytorch_model.bin'] = Buffer.from('\x80\x02 a pickle')
+  const mainSha = commitOf(main)
+  const repo: HubRepo = { id: 'NbAiLab/bert-like-ner', commits: { [mainSha]: main }, refs: { main: mainSha }, discussions: [], parents: {} }
+  for (const pr of prs) {
+    const files = { ...readFolder(BERT_VOCAB_ONLY), 'pytorch_model.bin': main['pytorch_model.bin'], [`pr-${pr.num}.txt`]: Buffer.from(String(pr.num)) }
+    const sha = commitOf(files)
+    repo.commits[sha] = files
+    repo.refs[`refs/pr/${pr.num}`] = sha
+    repo.parents![sha] = pr.fromMain ? mainSha : '0'.repeat(40)
+    repo.discussions!.push({ num: pr.num, title: 'Adding `safetensors` variant of this model', status: 'open', isPullRequest: true, author: pr.author })
+  }
+  return repo
+}
+
+test('only pytorch_model.bin on main: the Hub\'s safetensors conversion PR is used as transformers uses it; an impostor\'s or a stale one is not', async (t) => {
+  // NbAiLab/nb-bert-base-ner's layout: the safetensors are on refs/pr/1 only.
+  const hub = await startHub([conversionRepo([{ author: 'someone-else', fromMain: true, num: 1 }, { author: 'SFconvertbot', fromMain: false, num: 2 }, { author: 'SFconvertbot', fromMain: true, num: 3 }])])
+  t.teardown(() => hub.close())
+  const cacheDir = tmp('convert')
+  const dir = await resolveModel('NbAiLab/bert-like-ner', { endpoint: hub.url, cacheDir })
+  t.true(fs.existsSync(path.join(dir, 'pr-3.txt')) === false && fs.existsSync(path.join(dir, 'model.safetensors')))
+  t.is(fs.readFileSync(path.join(cacheDir, 'models--NbAiLab--bert-like-ner', 'refs', 'refs', 'pr', '3'), 'utf8'), path.basename(dir), 'the PR of SFconvertbot made from main')
+  t.false(hub.requests.some((r) => r.url.includes('pytorch_model.bin')), 'the pickle is never fetched')
+  const model = await EuroBertModel.load(dir, { threads: 1 })
+  t.is(model.labels.length, 9)
+  model.dispose()
+  // Offline afterwards, by the same id.
+  t.is(await resolveModel('NbAiLab/bert-like-ner', { cacheDir, localFilesOnly: true }), dir)
+  // Explicitly too.
+  t.is(await resolveModel('NbAiLab/bert-like-ner', { endpoint: hub.url, cacheDir: tmp('convert2'), revision: 'refs/pr/3' }).then((d) => fs.existsSync(path.join(d, 'model.safetensors'))), true)
+  // Without an eligible PR: the clear error, nothing downloaded but the config.
+  const none = await startHub([conversionRepo([{ author: 'someone-else', fromMain: true, num: 1 }, { author: 'SFconvertbot', fromMain: false, num: 2 }])])
+  t.teardown(() => none.close())
+  const err = await t.throwsAsync(resolveModel('NbAiLab/bert-like-ner', { endpoint: none.url, cacheDir: tmp('convert3') }))
+  t.regex(err!.message, /has no model\.safetensors or model\.safetensors\.index\.json\. It has pytorch_model\.bin: .*no open safetensors conversion PR/)
+  t.deepEqual(none.requests.filter((r) => r.url.includes('/resolve/')).map((r) => r.url.split('/').pop()), ['config.json', 'config.json'])
+})
+
+test('an architecture this runtime does not run is refused after config.json, before any other file moves', async (t) => {
+  const files = readFolder(TINY_MODEL)
+  files['config.json'] = Buffer.from(JSON.stringify({ model_type: 'gpt2', n_layer: 2 }))
+  const sha = commitOf(files)
+  const hub = await startHub([{ id: 'openai/gpt-like', commits: { [sha]: files }, refs: { main: sha } }])
+  t.teardown(() => hub.close())
+  const err = await t.throwsAsync(pipeline('openai/gpt-like', { endpoint: hub.url, cacheDir: tmp('arch') }))
+  t.regex(err!.message, /unsupported model_type 'gpt2': this runtime implements eurobert, bert, .*; nothing else was downloaded/)
+  const fetched = hub.requests.filter((r) => r.url.includes('/resolve/')).map((r) => r.url.split('/').pop())
+  t.deepEqual([...new Set(fetched)], ['config.json'])
+})

@@ -24,6 +24,10 @@ export interface HubRepo {
   refs: Record<string, string>
   /** Tokens that may read the repo; when set, the repo is gated/private. */
   tokens?: string[]
+  /** Discussions and pull requests (`/api/models/{repo}/discussions`); a PR's branch is `refs/pr/{num}` in `refs`. */
+  discussions?: { num: number; title: string; status: 'open' | 'closed' | 'merged'; isPullRequest: boolean; author: string }[]
+  /** commit → its parent, for `/api/models/{repo}/commits/{rev}` (newest first). */
+  parents?: Record<string, string>
 }
 
 export interface Faults {
@@ -140,6 +144,21 @@ export async function startHub(repos: HubRepo[], faults: Faults = {}): Promise<H
       if (!repo.tokens.includes(auth)) return fail(res, 403, 'GatedRepo', `Access to model ${repo.id} is restricted and you are not in the authorized list.`)
     }
     const resolveRev = (rev: string) => repo.refs[rev] ?? (repo.commits[rev] ? rev : undefined)
+    if (api && parts[4] === 'discussions') {
+      // One page of 50, as the Hub pages them (huggingface_hub reads `count` and `start`).
+      const all = (repo.discussions ?? []).map((d) => ({ ...d, author: { name: d.author }, repo: { name: repo.id, type: 'model' }, createdAt: '2026-01-01T00:00:00.000Z' }))
+      const start = 50 * Number(url.searchParams.get('p') ?? 0)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return res.end(JSON.stringify({ discussions: all.slice(start, start + 50), count: all.length, start }))
+    }
+    if (api && parts[4] === 'commits') {
+      const sha = resolveRev(parts.slice(5).join('/'))
+      if (!sha) return fail(res, 404, 'RevisionNotFound', `Invalid rev id: ${parts.slice(5).join('/')}`)
+      const chain: { id: string; title: string }[] = []
+      for (let c: string | undefined = sha; c && chain.length < 100; c = repo.parents?.[c]) chain.push({ id: c, title: `commit ${c.slice(0, 7)}` })
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return res.end(JSON.stringify(chain))
+    }
     if (api && parts[4] === 'tree') {
       // huggingface_hub's snapshot_download lists files here (recursive, one page).
       const sha = resolveRev(parts[5])

@@ -14,6 +14,7 @@ import * as path from 'node:path'
 
 import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub'
 import { abortError, isAbort, throwIfAborted } from './abort'
+import { native } from './native'
 import * as lockfile from 'proper-lockfile'
 
 export interface HubOptions {
@@ -44,8 +45,13 @@ export interface DownloadProgress {
   total: number
 }
 
-const REQUIRED = ['config.json', 'tokenizer.json']
+/** The tokenizer a model needs: `tokenizer.json`, else what older repos ship (BERT's vocab.txt). */
+const TOKENIZERS = ['tokenizer.json', 'vocab.txt']
 const OPTIONAL = ['tokenizer_config.json', 'special_tokens_map.json']
+/** The title of the Hub's safetensors conversion PRs (opened by SFconvertbot), as transformers looks for them. */
+const CONVERSION_PR = 'Adding `safetensors` variant of this model'
+/** Pages of discussions read at most while looking for a conversion PR. */
+const DISCUSSION_PAGES = 20
 const SINGLE = 'model.safetensors'
 const INDEX = 'model.safetensors.index.json'
 const PICKLES = /\.(bin|pt|pth|ckpt|pkl)$/
@@ -64,6 +70,7 @@ const SIZE_CAPS: Record<string, number> = {
   'tokenizer_config.json': 8 * MiB,
   'special_tokens_map.json': 1 * MiB,
   'tokenizer.json': 128 * MiB,
+  'vocab.txt': 64 * MiB,
   [INDEX]: 16 * MiB,
 }
 const WEIGHTS_CAP = 256 * 1024 * MiB
@@ -172,7 +179,7 @@ class CachedRepo {
 
   async snapshot(): Promise<string> {
     if (this.offline) return this.cachedSnapshot('HF_HUB_OFFLINE is set (or localFilesOnly)')
-    let info: { commit: string; files: Set<string> }
+    let info: { commit: string; files: Set<string>; private: boolean }
     try {
       info = await this.repoInfo()
     } catch (e) {
@@ -184,17 +191,68 @@ class CachedRepo {
     await fsp.mkdir(this.storage, { recursive: true })
     await fsp.writeFile(path.join(this.cacheDir, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' }).catch(() => undefined)
     if (this.revision !== commit) await this.writeRef(commit)
-    for (const f of REQUIRED) {
-      if (!files.has(f)) throw new HubError(`${this.repo}@${this.revision} has no ${f}: it is not a transformers token-classification model`, 0)
+    if (!files.has('config.json')) throw new HubError(`${this.repo}@${this.revision} has no config.json: it is not a transformers token-classification model`, 0)
+    // config.json first: an architecture this runtime does not run is refused before any
+    // tokenizer or weight byte moves.
+    checkArchitecture(await this.ensure(commit, 'config.json'), `${this.repo}@${this.revision}`)
+    const tokenizer = TOKENIZERS.find((f) => files.has(f))
+    if (!tokenizer) throw new HubError(`${this.repo}@${this.revision} has no tokenizer.json (nor a vocab.txt to build one from)`, 0)
+    const weights = await this.weightFiles(commit, files)
+    if (weights === 'convert') {
+      // Only pickles on this revision: the Hub's safetensors conversion PR, as transformers uses it.
+      const pr = await this.conversionRevision(commit, info.private)
+      if (!pr) throw this.noSafetensors(files)
+      return new CachedRepo(this.repo, pr, this.options, this.signal).snapshot()
     }
-    const wanted = [...REQUIRED, ...OPTIONAL.filter((f) => files.has(f))]
-    for (const f of wanted) await this.ensure(commit, f)
-    for (const f of await this.weightFiles(commit, files)) await this.ensure(commit, f)
+    for (const f of [tokenizer, ...OPTIONAL.filter((f) => files.has(f))]) await this.ensure(commit, f)
+    for (const f of weights) await this.ensure(commit, f)
     return path.join(this.storage, 'snapshots', commit)
   }
 
-  /** The commit a revision points at and the repo's file names, from `/api/models`. */
-  private async repoInfo(): Promise<{ commit: string; files: Set<string> }> {
+  /**
+   * The revision (`refs/pr/N`) of an open safetensors conversion PR whose parent is `commit`,
+   * found as transformers finds it (`get_conversion_pr_reference`): titled as SFconvertbot
+   * titles them, opened by SFconvertbot (by anyone on a private repo), and made from this very
+   * commit, so its weights are this revision's.
+   */
+  private async conversionRevision(commit: string, isPrivate: boolean): Promise<string | undefined> {
+    const what = `the discussions of ${this.repo}`
+    for (let page = 0; page < DISCUSSION_PAGES; page++) {
+      const body = await this.apiJson(`${this.endpoint}/api/models/${this.repo}/discussions?p=${page}`, what)
+      const list = Array.isArray(body?.discussions) ? (body.discussions as Record<string, unknown>[]) : []
+      for (const d of list) {
+        const author = (d.author as { name?: unknown } | undefined)?.name
+        if (d.title !== CONVERSION_PR || d.status !== 'open' || d.isPullRequest !== true || !Number.isSafeInteger(d.num)) continue
+        if (!isPrivate && author !== 'SFconvertbot') continue
+        const revision = `refs/pr/${d.num as number}`
+        const commits = await this.apiJson(`${this.endpoint}/api/models/${this.repo}/commits/${encodeURIComponent(revision)}`, `the commits of ${revision}`)
+        if (Array.isArray(commits) && (commits[1] as { id?: unknown } | undefined)?.id === commit) return revision
+      }
+      const count = Number(body?.count)
+      const start = Number(body?.start)
+      if (!(start + list.length < count) || list.length === 0) break
+    }
+    return undefined
+  }
+
+  /** A small JSON answer of the Hub's API, within the size and time limits. */
+  private async apiJson(url: string, what: string): Promise<Record<string, unknown> & unknown[]> {
+    const controller = new AbortController()
+    const res = await this.request(url, { method: 'GET' }, what, controller)
+    if (res.status >= 400) {
+      await discard(res)
+      throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, what, res.headers.get('x-error-code'))
+    }
+    const text = (await this.readBounded(res, controller, API_CAP, what)).toString('utf8')
+    try {
+      return JSON.parse(text)
+    } catch (e) {
+      throw new HubError(`${url}: ${what} is not JSON (${(e as Error).message})`, res.status)
+    }
+  }
+
+  /** The commit a revision points at, the repo's file names and whether it is private, from `/api/models`. */
+  private async repoInfo(): Promise<{ commit: string; files: Set<string>; private: boolean }> {
     const what = `the repo description of ${this.repo}@${this.revision}`
     const url = `${this.endpoint}/api/models/${this.repo}/revision/${encodeURIComponent(this.revision)}`
     const controller = new AbortController()
@@ -204,7 +262,7 @@ class CachedRepo {
       throw this.apiError(res.status, res.headers.get('x-error-message') ?? res.statusText, `the repo at revision '${this.revision}'`, res.headers.get('x-error-code'))
     }
     const text = (await this.readBounded(res, controller, API_CAP, what)).toString('utf8')
-    let body: { sha?: unknown; siblings?: unknown }
+    let body: { sha?: unknown; siblings?: unknown; private?: unknown }
     try {
       body = JSON.parse(text)
     } catch (e) {
@@ -214,11 +272,11 @@ class CachedRepo {
     if (typeof commit !== 'string' || !COMMIT.test(commit)) throw new HubError(`${this.endpoint}: the Hub gave no commit (40 hex digits) for ${this.repo}@${this.revision}`, res.status)
     const files = new Set<string>()
     if (Array.isArray(body.siblings)) for (const s of body.siblings) if (typeof s?.rfilename === 'string') files.add(s.rfilename)
-    return { commit, files }
+    return { commit, files, private: (body as { private?: unknown }).private === true }
   }
 
-  /** The safetensors the model needs; a repo with only pickles is refused. */
-  private async weightFiles(commit: string, files: Set<string>): Promise<string[]> {
+  /** The safetensors the model needs; `'convert'` when the revision has only pickles (a conversion PR may have them). */
+  private async weightFiles(commit: string, files: Set<string>): Promise<string[] | 'convert'> {
     if (files.has(SINGLE)) return [SINGLE]
     if (files.has(INDEX)) {
       const shards = shardsOf(await this.ensure(commit, INDEX), `${this.repo}@${this.revision}`)
@@ -227,9 +285,14 @@ class CachedRepo {
       }
       return shards
     }
+    if ([...files].some((f) => PICKLES.test(f)) && !this.revision.startsWith('refs/pr/')) return 'convert'
+    throw this.noSafetensors(files)
+  }
+
+  private noSafetensors(files: Set<string>): HubError {
     const pickles = [...files].filter((f) => PICKLES.test(f))
-    const found = pickles.length > 0 ? ` It has ${pickles.join(', ')}: pickled checkpoints can run code and are never loaded; ask the owner for safetensors, or convert it with the safetensors library.` : ''
-    throw new HubError(`${this.repo}@${this.revision} has no ${SINGLE} or ${INDEX}.${found}`, 0)
+    const found = pickles.length > 0 ? ` It has ${pickles.join(', ')}: pickled checkpoints can run code and are never loaded, and no open safetensors conversion PR (SFconvertbot's "${CONVERSION_PR}") was made from this commit; ask the owner for safetensors, or convert it with the safetensors library.` : ''
+    return new HubError(`${this.repo}@${this.revision} has no ${SINGLE} or ${INDEX}.${found}`, 0)
   }
 
   /** A complete cached snapshot of this revision, or an error that says what is missing. */
@@ -240,7 +303,17 @@ class CachedRepo {
       throw new Error(`${why}, and ${this.repo}@${this.revision} is not in the cache (${this.storage}). Download it once online; then HF_HUB_OFFLINE=1 keeps it offline.`)
     }
     const dir = path.join(this.storage, 'snapshots', commit)
-    const missing = REQUIRED.filter((f) => !fs.existsSync(path.join(dir, f)))
+    const hasWeights = fs.existsSync(path.join(dir, SINGLE)) || fs.existsSync(path.join(dir, INDEX))
+    if (!hasWeights) {
+      // Loaded online through a conversion PR: its snapshot is the complete one.
+      const prs = path.join(this.storage, 'refs', 'refs', 'pr')
+      for (const n of fs.existsSync(prs) ? fs.readdirSync(prs) : []) {
+        const pr = readIfExists(path.join(prs, n))?.trim()
+        if (pr && COMMIT.test(pr) && fs.existsSync(path.join(this.storage, 'snapshots', pr, SINGLE))) return path.join(this.storage, 'snapshots', pr)
+      }
+    }
+    const missing = ['config.json'].filter((f) => !fs.existsSync(path.join(dir, f)))
+    if (!TOKENIZERS.some((f) => fs.existsSync(path.join(dir, f)))) missing.push('tokenizer.json')
     if (fs.existsSync(path.join(dir, SINGLE))) {
       // complete
     } else if (fs.existsSync(path.join(dir, INDEX))) {
@@ -592,6 +665,23 @@ function partialSize(partial: string): number {
 /** A URL with any credentials in it masked, for messages. */
 function redact(url: string): string {
   return url.replace(/^([a-z]+:\/\/)[^/@]*@/i, '$1***@')
+}
+
+/**
+ * Refuses a config.json whose `model_type` this runtime does not run (the core's own list and
+ * message), before anything else of the repo is downloaded.
+ */
+function checkArchitecture(configPath: string, id: string): void {
+  let config: { model_type?: unknown }
+  try {
+    config = JSON.parse(fs.readFileSync(configPath, 'utf8'))
+  } catch (e) {
+    throw new HubError(`${id}: config.json is not JSON (${(e as Error).message})`, 0)
+  }
+  const type = config?.model_type
+  const supported = native().supportedModelTypes()
+  if (typeof type !== 'string') throw new HubError(`${id}: config.json has no string field 'model_type'`, 0)
+  if (!supported.includes(type)) throw new HubError(`${id}: unsupported model_type '${type}': this runtime implements ${supported.join(', ')}; nothing else was downloaded`, 0)
 }
 
 /** Drops a response's body so its connection is freed. */

@@ -446,6 +446,12 @@ pub fn cuda_devices() -> u32 {
     catch_unwind(eurobert::cuda_devices).unwrap_or(0) as u32
 }
 
+/// Every `model_type` this runtime implements ("eurobert", "bert", ...).
+#[napi]
+pub fn supported_model_types() -> Vec<String> {
+    eurobert::supported_model_types().into_iter().map(String::from).collect()
+}
+
 /// The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled.
 #[napi]
 pub fn backends() -> Vec<String> {

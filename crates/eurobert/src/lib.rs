@@ -35,6 +35,11 @@ pub use prepared::Prepared;
 pub use tokenize::{Encoded, Tokenizer};
 pub use windows::Window;
 
+/// Every `model_type` this runtime implements (`eurobert`, `bert`, ...).
+pub fn supported_model_types() -> Vec<&'static str> {
+    arch::Family::supported()
+}
+
 /// The CPU kernels this process runs, as `(part, kernel)` pairs: our element-wise level
 /// (avx512, avx2+fma, baseline or neon) and rten-gemm's f32 and int8 GEMM kernels.
 pub fn cpu_kernels() -> Vec<(&'static str, String)> {
