@@ -9,7 +9,7 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A loaded EuroBERT token classifier. */
+/** A loaded token classifier (any supported architecture). */
 export declare class NativeModel {
   /** Loads a model folder off the main thread. */
   static load(dir: string, options?: NativeLoadOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeModel>
@@ -108,6 +108,10 @@ export interface NativeModelInfo {
   unkTokenId?: number
   /** Special tokens the tokenizer adds around each window (BOS/EOS, CLS/SEP: 2). */
   specialTokens: number
+  /** transformers' `model_type` ("eurobert", "bert", ...). */
+  modelType: string
+  /** The transformers class it computes as ("BertForTokenClassification"). */
+  architecture: string
 }
 
 export interface NativeRunOptions {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import { ConlluSentence, parseConllu } from './conllu'
 import { argmax, softmax } from '../pipeline/aggregate'
 import { parseLabels } from '../pipeline/labels'
-import { EuroBertModel, ScoredText } from '../pipeline/model'
+import { TokenClassifierModel, ScoredText } from '../pipeline/model'
 import { Decoding, viterbi } from '../pipeline/viterbi'
 import { formatReport, Mode, Report, scores } from './seqeval'
 
@@ -37,7 +37,7 @@ export function readConllu(files: string | readonly string[]): ConlluSentence[] 
 }
 
 export async function evaluate(
-  model: EuroBertModel,
+  model: TokenClassifierModel,
   sentences: readonly ConlluSentence[],
   options: EvaluateOptions = {},
 ): Promise<Evaluation> {

@@ -17,7 +17,7 @@
 // own call.
 import { abortError, AbortError } from './abort'
 import { checkCost } from './cost'
-import type { EuroBertModel, NativePreparedCall, ScoredText, WindowOptions } from './model'
+import type { TokenClassifierModel, NativePreparedCall, ScoredText, WindowOptions } from './model'
 
 /** Characters tokenized in one merged `prepare` at most (the texts of one call are never split). */
 const MAX_MERGED_CHARS = 1 << 20
@@ -81,7 +81,7 @@ export class Batcher {
   private cancelled: Error | undefined
 
   constructor(
-    private readonly model: EuroBertModel,
+    private readonly model: TokenClassifierModel,
     private readonly maxWaitMs: number,
     private readonly stats: BatchStats = {},
   ) {}

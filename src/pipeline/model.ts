@@ -1,4 +1,4 @@
-// A loaded EuroBERT token classifier: per-token logits and the tokenization they belong to.
+// A loaded token classifier: per-token logits and the tokenization they belong to.
 // All model work happens in the native addon, off the JavaScript thread.
 import * as path from 'node:path'
 
@@ -122,7 +122,11 @@ export function checkLoadOptions(method: string, options: Pick<LoadOptions, 'thr
   }
 }
 
-export class EuroBertModel {
+/**
+ * A loaded token classifier of any supported architecture (EuroBERT, BERT, RoBERTa, XLM-R,
+ * CamemBERT, ELECTRA, DistilBERT): per-token logits and the tokenization they belong to.
+ */
+export class TokenClassifierModel {
   /** Label names by class id (`id2label`). */
   readonly labels: readonly string[]
   /** Longest sequence, in tokens (special tokens included), the model accepts. */
@@ -145,6 +149,10 @@ export class EuroBertModel {
   readonly unkTokenId?: number
   /** Special tokens the tokenizer adds around each window (BOS and EOS, or CLS and SEP: 2). */
   readonly specialTokens: number
+  /** transformers' `model_type` of the checkpoint (`eurobert`, `bert`, `xlm-roberta`, ...). */
+  readonly modelType: string
+  /** The transformers class it computes as (`BertForTokenClassification`). */
+  readonly architecture: string
 
   private constructor(private handle: NativeModel) {
     const info = handle.info
@@ -158,6 +166,8 @@ export class EuroBertModel {
     this.continuingSubwordPrefix = info.continuingSubwordPrefix ?? undefined
     this.unkTokenId = info.unkTokenId ?? undefined
     this.specialTokens = info.specialTokens
+    this.modelType = info.modelType
+    this.architecture = info.architecture
     for (const w of info.warnings) process.emitWarning(`${info.dir}: ${w}`, 'EuroBertWarning')
   }
 
@@ -166,11 +176,11 @@ export class EuroBertModel {
    * `tokenizer.json`), or a Hub repo `owner/name[@revision]`, downloaded once into the cache
    * Python's huggingface_hub shares. Safetensors only: pickled checkpoints are refused.
    */
-  static async load(model: string, options: LoadOptions = {}): Promise<EuroBertModel> {
+  static async load(model: string, options: LoadOptions = {}): Promise<TokenClassifierModel> {
     if (typeof model !== 'string' || model.length === 0) {
-      throw new TypeError('EuroBertModel.load: model must be a non-empty string (a folder or a Hub id)')
+      throw new TypeError(`${this.name}.load: model must be a non-empty string (a folder or a Hub id)`)
     }
-    checkLoadOptions('EuroBertModel.load', options)
+    checkLoadOptions(`${this.name}.load`, options)
     throwIfAborted(options.signal)
     const dir = await resolveModel(model, options)
     throwIfAborted(options.signal)
@@ -185,7 +195,7 @@ export class EuroBertModel {
       handle.dispose()
       throw abortError(options.signal)
     }
-    return new EuroBertModel(handle)
+    return new TokenClassifierModel(handle)
   }
 
   /** Per-token logits for each text, in input order. */
@@ -292,3 +302,8 @@ function tokenization(text: string, t: NativeTokens): Tokenization {
     wordIds: t.wordIds,
   }
 }
+
+/** The former name of `TokenClassifierModel`, kept for code written against it. */
+export const EuroBertModel = TokenClassifierModel
+/** The former name of `TokenClassifierModel`. */
+export type EuroBertModel = TokenClassifierModel

@@ -24,7 +24,7 @@ import { Decoding } from './viterbi'
 import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
 import { checkNerOptions, LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
-import { DType, EuroBertModel, LoadOptions, ScoredWindow } from './model'
+import { DType, TokenClassifierModel, LoadOptions, ScoredWindow } from './model'
 import { trimSpan, unicodeSubwordRule } from './words'
 
 export type { AggregationStrategy, Entity, GroupedEntity, TokenEntity }
@@ -136,7 +136,7 @@ export interface Ner<D extends StrategyName = 'none'> {
    * (special tokens included) and how many windows, for these texts and window options.
    */
   cost(texts: string | readonly string[], options?: NerOptions): Promise<{ tokens: number; windows: number }>
-  readonly model: EuroBertModel
+  readonly model: TokenClassifierModel
   /** Texts of calls that have not finished. */
   readonly queueDepth: number
   /**
@@ -192,7 +192,7 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
     : onProgress
   const load: LoadOptions = { threads, dtype: dtype === undefined ? undefined : (({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)), device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress: progress, timeoutMs, signal }
   for (const k of Object.keys(load) as (keyof LoadOptions)[]) if (load[k] === undefined) delete load[k]
-  const model_ = await EuroBertModel.load(model ?? BUNDLED_MODEL, load)
+  const model_ = await TokenClassifierModel.load(model ?? BUNDLED_MODEL, load)
   const labels = parseLabels(model_.labels)
   const batcher = new Batcher(model_, maxWaitMs ?? 0, { onBatch })
   const run = async (texts: string | readonly string[], callOptions?: NerOptions) => {
@@ -297,7 +297,7 @@ async function* streamEntities(
 }
 
 async function recognize(
-  model: EuroBertModel,
+  model: TokenClassifierModel,
   labels: Label[],
   texts: string | readonly string[],
   options: NerOptions,

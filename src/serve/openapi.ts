@@ -104,6 +104,8 @@ export function openApi(version: string, labels: readonly string[]): object {
             model_id: { type: 'string' },
             model_dtype: { type: 'string' },
             model_type: { type: 'object' },
+            architecture: { type: 'string' },
+            config_model_type: { type: 'string' },
             labels: { type: 'array', items: { type: 'string' } },
             device: { type: 'string' },
             version: { type: 'string' },

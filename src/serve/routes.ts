@@ -16,6 +16,9 @@ export function info(ner: Ner, model: string, dtype: DType, l: { maxConcurrent: 
     model_id: model,
     model_dtype: dtype,
     model_type: { token_classifier: { id2label: Object.fromEntries(m.labels.map((label, i) => [String(i), label])) } },
+    // TEI's model_type is the task; the architecture is transformers' class and model_type.
+    architecture: m.architecture,
+    config_model_type: m.modelType,
     labels: m.labels,
     device: m.device,
     version: VERSION,

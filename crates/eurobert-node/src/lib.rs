@@ -1,4 +1,5 @@
-//! napi-rs addon: translates between JavaScript and the `eurobert` crate, nothing more.
+//! napi-rs addon: translates between JavaScript and the `eurobert` crate (every architecture it
+//! implements, not only EuroBERT), nothing more.
 //!
 //! Model work runs in `AsyncTask`s (libuv worker threads, then the model's own rayon pool),
 //! never on the JavaScript thread. Every error, and any panic, becomes a rejected promise
@@ -143,6 +144,10 @@ pub struct NativeModelInfo {
     pub unk_token_id: Option<u32>,
     /// Special tokens the tokenizer adds around each window (BOS/EOS, CLS/SEP: 2).
     pub special_tokens: u32,
+    /// transformers' `model_type` ("eurobert", "bert", ...).
+    pub model_type: String,
+    /// The transformers class it computes as ("BertForTokenClassification").
+    pub architecture: String,
 }
 
 /// Builds the core's load options from the JavaScript ones; the core validates them.
@@ -464,7 +469,7 @@ pub fn cpu_kernels() -> std::collections::HashMap<String, String> {
     eurobert::cpu_kernels().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// A loaded EuroBERT token classifier.
+/// A loaded token classifier (any supported architecture).
 #[napi]
 pub struct NativeModel {
     /// `None` once disposed. Calls clone the `Arc`, so a dispose while they run frees the
@@ -505,6 +510,8 @@ impl NativeModel {
             continuing_subword_prefix: m.tokenizer().continuing_subword_prefix(),
             unk_token_id: m.tokenizer().unk_token_id(),
             special_tokens: m.tokenizer().special_tokens() as u32,
+            model_type: c.model_type.clone(),
+            architecture: c.architecture().to_string(),
         })
     }
 

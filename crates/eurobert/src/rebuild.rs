@@ -82,8 +82,13 @@ pub(crate) fn bert(vocab: HashMap<String, u32>, cfg: &Map<String, Value>, path: 
         .map_err(|e| fail(e.to_string()))?;
     let mut t = HfTokenizer::new(ModelWrapper::WordPiece(model));
     let lowercase = flag(cfg, "do_lower_case").unwrap_or(true);
-    t.with_normalizer(Some(BertNormalizer::new(true, flag(cfg, "tokenize_chinese_chars").unwrap_or(true), flag(cfg, "strip_accents"), lowercase)))
-        .map_err(|e| fail(e.to_string()))?;
+    t.with_normalizer(Some(BertNormalizer::new(
+        true,
+        flag(cfg, "tokenize_chinese_chars").unwrap_or(true),
+        flag(cfg, "strip_accents"),
+        lowercase,
+    )))
+    .map_err(|e| fail(e.to_string()))?;
     t.with_pre_tokenizer(Some(BertPreTokenizer));
     t.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
     let template = TemplateProcessing::builder()

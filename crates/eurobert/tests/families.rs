@@ -39,7 +39,10 @@ fn tokenizers_are_built_as_transformers_5_builds_them() {
         let fx = fixture(name);
         let model = load(name, LoadOptions::default());
         assert_eq!(model.config().model_type, fx["model_type"].as_str().unwrap());
-        assert_eq!(model.model_max_length(), fx["model_max_length"].as_u64().map_or(model.config().max_position_embeddings, |m| m as usize));
+        assert_eq!(
+            model.model_max_length(),
+            fx["model_max_length"].as_u64().map_or(model.config().max_position_embeddings, |m| m as usize)
+        );
         for s in fx["singles"].as_array().unwrap() {
             let text = s["text"].as_str().unwrap();
             let e = model.tokenizer().encode(text).unwrap();
@@ -47,8 +50,12 @@ fn tokenizers_are_built_as_transformers_5_builds_them() {
             assert_eq!(e.ids, ids, "{name}: ids of {text:?}");
             let tokens: Vec<&str> = s["tokens"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
             assert_eq!(e.tokens, tokens, "{name}: tokens of {text:?}");
-            let offsets: Vec<(u32, u32)> =
-                s["offsets_utf16"].as_array().unwrap().iter().map(|o| (o[0].as_u64().unwrap() as u32, o[1].as_u64().unwrap() as u32)).collect();
+            let offsets: Vec<(u32, u32)> = s["offsets_utf16"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| (o[0].as_u64().unwrap() as u32, o[1].as_u64().unwrap() as u32))
+                .collect();
             assert_eq!(e.offsets, offsets, "{name}: offsets of {text:?}");
             let mask: Vec<u8> = s["special_tokens_mask"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
             assert_eq!(e.special_tokens_mask, mask, "{name}: special tokens of {text:?}");
