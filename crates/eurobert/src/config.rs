@@ -84,7 +84,7 @@ impl Config {
         if self.hidden_size == 0 || self.intermediate_size == 0 || self.vocab_size == 0 {
             return Err(Error::config(path, "hidden_size, intermediate_size and vocab_size must be positive"));
         }
-        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.num_attention_heads % self.num_key_value_heads != 0 {
+        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return Err(Error::config(
                 path,
                 format!(
@@ -119,7 +119,7 @@ impl Config {
         }
         let r = &self.recipe;
         if let Positions::Rope { thetas } = &r.positions {
-            if self.head_dim % 2 != 0 {
+            if !self.head_dim.is_multiple_of(2) {
                 return Err(Error::config(path, format!("head_dim must be even and positive, got {}", self.head_dim)));
             }
             if let Some(t) = thetas.iter().find(|t| !((**t as f32).is_finite() && **t >= 1.0)) {
