@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark models: a EuroBERT-610m-shaped checkpoint with random weights (not committed) and
+"""Benchmark models: a EuroBERT-610m-shaped and a bert-base-shaped checkpoint with random weights (not committed) and
 ONNX exports (fp32 and dynamic-int8 "q8") of it and of the bundled compact model, all from the
 very same safetensors, with ORT's logits checked against PyTorch's on a padded batch.
 
@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, EuroBertConfig, EuroBertForTokenClassification
+from transformers import (AutoModelForTokenClassification, AutoTokenizer, BertConfig, BertForTokenClassification, EuroBertConfig,
+                          EuroBertForTokenClassification)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -51,6 +52,21 @@ def random_weights(out: str) -> None:
     torch.manual_seed(0)
     model = EuroBertForTokenClassification(config)
     model.save_pretrained(out, safe_serialization=True)
+
+
+def make_bert_base(out: str) -> None:
+    """bert-base-cased's shape (12 layers, hidden 768, 12 heads, intermediate 3072, vocab 28996,
+    512 positions) with random weights and NorNE's labels; the tokenizer is the BERT family
+    fixture's (its ids are a subset of the vocabulary)."""
+    os.makedirs(out, exist_ok=True)
+    if not os.path.exists(os.path.join(out, "model.safetensors")):
+        labels = dict(enumerate(NORNE_LABELS))
+        config = BertConfig(vocab_size=28996, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                            max_position_embeddings=512, id2label=labels, label2id={v: k for k, v in labels.items()})
+        torch.manual_seed(0)
+        BertForTokenClassification(config).save_pretrained(out, safe_serialization=True)
+    for f in TOKENIZER_FILES:
+        shutil.copy(os.path.join(ROOT, "__test__", "fixtures", "families", "bert-cased", f), os.path.join(out, f))
 
 
 def export(model_dir: str) -> None:
@@ -108,17 +124,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     ap.add_argument("--skip-610m", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated model names to make (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    compact = os.path.join(args.out, "norne-compact")
-    os.makedirs(compact, exist_ok=True)
-    for f in os.listdir(COMPACT):
-        shutil.copy2(os.path.join(COMPACT, f), os.path.join(compact, f))
-    export(compact)
-    if not args.skip_610m:
+    only = set(filter(None, args.only.split(",")))
+    want = lambda name: not only or name in only  # noqa: E731
+    if want("norne-compact"):
+        compact = os.path.join(args.out, "norne-compact")
+        os.makedirs(compact, exist_ok=True)
+        for f in os.listdir(COMPACT):
+            shutil.copy2(os.path.join(COMPACT, f), os.path.join(compact, f))
+        export(compact)
+    if not args.skip_610m and want("eurobert-610m-random"):
         big = os.path.join(args.out, "eurobert-610m-random")
         make_610m(big)
         export(big)
+    if want("bert-base-random"):
+        bert = os.path.join(args.out, "bert-base-random")
+        make_bert_base(bert)
+        export(bert)
 
 
 if __name__ == "__main__":

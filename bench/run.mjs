@@ -28,6 +28,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     // Comma-separated system families to run: ours, ort, transformersjs, torch (default: all).
     only: { type: 'string' },
+    // Comma-separated models to run (default: all): norne-compact, eurobert-610m-random, bert-base-random.
+    models: { type: 'string' },
     out: { type: 'string', default: path.join(here, 'out') },
   },
 })
@@ -53,7 +55,8 @@ function docs(n) {
 const MODELS = [
   { name: 'norne-compact', dir: path.join(values.out, 'norne-compact'), short: quick ? 1000 : sentences.length, long: 50, latency: 300, maxLength: 512, stride: 128 },
   { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: 200, maxLength: 8192, stride: 128, window: 8192 },
-]
+  { name: 'bert-base-random', dir: path.join(values.out, 'bert-base-random'), short: quick ? 500 : 2000, long: quick ? 20 : 50, latency: 200, maxLength: 512, stride: 128 },
+].filter((m) => !values.models || values.models.split(',').includes(m.name))
 
 function child(cmd, args) {
   const r = spawnSync(cmd, args, { cwd: here, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, RAYON_NUM_THREADS: threads, OMP_NUM_THREADS: threads } })
@@ -64,8 +67,10 @@ function child(cmd, args) {
 }
 
 function flopsPerToken(cfg, avgLen) {
-  const h = cfg.hidden_size, hd = cfg.head_dim, nh = cfg.num_attention_heads, kv = cfg.num_key_value_heads
-  const perLayer = 2 * (h * (nh + 2 * kv) * hd + nh * hd * h + 3 * h * cfg.intermediate_size) + 4 * avgLen * nh * hd
+  const h = cfg.hidden_size, nh = cfg.num_attention_heads, hd = cfg.head_dim ?? h / nh, kv = cfg.num_key_value_heads ?? nh
+  // A GLU MLP (EuroBERT) has three matrices, BERT's family two.
+  const mlp = cfg.model_type === 'eurobert' ? 3 : 2
+  const perLayer = 2 * (h * (nh + 2 * kv) * hd + nh * hd * h + mlp * h * cfg.intermediate_size) + 4 * avgLen * nh * hd
   return cfg.num_hidden_layers * perLayer + 2 * h * Object.keys(cfg.id2label).length
 }
 
@@ -73,7 +78,7 @@ const probe = JSON.parse(
   execFileSync('cargo', ['run', '-q', '--release', '-p', 'eurobert', '--example', 'matmul_probe', '--', threads, '2048'], { cwd: root, encoding: 'utf8' }).trim(),
 )
 if (values.python && !MODELS.every((m) => fs.existsSync(path.join(m.dir, 'onnx', 'model.onnx')))) {
-  execFileSync(values.python, [path.join(here, 'make_models.py'), '--out', values.out], { stdio: 'inherit' })
+  execFileSync(values.python, [path.join(here, 'make_models.py'), '--out', values.out, ...(values.models ? ['--only', values.models] : [])], { stdio: 'inherit' })
 }
 const results = []
 const windows = []
@@ -174,7 +179,7 @@ const machine = {
   transformersJs: pkg(path.join(here, 'node_modules', '@huggingface/transformers')),
   fp32PeakGflops: probe.gflops,
 }
-const flags = [quick ? '--quick' : '', rounds !== 3 ? `--rounds ${rounds}` : '', values.only ? `--only ${values.only}` : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
+const flags = [quick ? '--quick' : '', rounds !== 3 ? `--rounds ${rounds}` : '', values.only ? `--only ${values.only}` : '', values.models ? `--models ${values.models}` : '', values.python ? `--python ${values.python}` : ''].filter(Boolean).join(' ')
 const command = `npm run bench${flags ? ' -- ' + flags : ''}`
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 fs.mkdirSync(path.join(here, 'results'), { recursive: true })
@@ -238,7 +243,8 @@ md += 'q8 rows run int8 matrix products, so their share of the FP32 peak can exc
 md += '¹ transformers.js has no stride: long documents are truncated to `model_max_length`, so it processes fewer tokens than the others there.\n'
 // The sections other scripts write (streaming) and the history of earlier machines stay.
 const previous = fs.existsSync(path.join(here, 'RESULTS.md')) ? fs.readFileSync(path.join(here, 'RESULTS.md'), 'utf8') : ''
-const kept = previous.search(/^## (Streaming|History)/m)
+// Sections of models this run did not measure stay as they were (a BERT-only run writes its own).
+const kept = previous.search(MODELS.some((m) => m.name === 'bert-base-random') ? /^## (Streaming|History)/m : /^## (BERT-family|Streaming|History)/m)
 if (kept >= 0) md += '\n' + previous.slice(kept)
 fs.writeFileSync(path.join(here, 'RESULTS.md'), md)
 console.log(md)

@@ -210,13 +210,112 @@ def bert_family(args, root: str) -> None:
     print("wrote bert-base-generated")
 
 
+def bytelevel_bpe(norne: str, out: str, size: int) -> tuple[str, str]:
+    """A byte-level BPE (RoBERTa's kind) trained on NorNE train text: vocab.json + merges.txt."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(norne_texts(norne, "train"), vocab_size=size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    tok.save_model(out)
+    return os.path.join(out, "vocab.json"), os.path.join(out, "merges.txt")
+
+
+def sentencepiece_model(norne: str, out: str, size: int) -> str:
+    """A SentencePiece Unigram model trained on NorNE train text, as XLM-R and CamemBERT ship
+    them (`sentencepiece.bpe.model`, despite the name): <unk> 0, <s> 1, </s> 2."""
+    import sentencepiece as spm
+
+    text = os.path.join(out, "train.txt")
+    with open(text, "w", encoding="utf-8") as f:
+        for t in norne_texts(norne, "train"):
+            f.write(t + "\n")
+    prefix = os.path.join(out, "sentencepiece.bpe")
+    spm.SentencePieceTrainer.train(input=text, model_prefix=prefix, vocab_size=size, model_type="unigram", character_coverage=1.0,
+                                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+    return prefix + ".model"
+
+
+def roberta_family(args, root: str) -> None:
+    import shutil
+
+    fx = os.path.join(root, "__test__", "fixtures", "families")
+    scratch = os.path.join(args.scratch, "roberta-vocab")
+    os.makedirs(scratch, exist_ok=True)
+    vocab, merges = bytelevel_bpe(args.norne, scratch, 2000)
+    spm_dir = os.path.join(args.scratch, "spm")
+    os.makedirs(spm_dir, exist_ok=True)
+    spm_model = sentencepiece_model(args.norne, spm_dir, 2000)
+
+    def cfg(cls, **kw):
+        # The RoBERTa family's checkpoints: 514 positions after the padding id 1, one token type, eps 1e-5.
+        base = dict(vocab_size=2100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                    max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        base.update(kw)
+        return label_config(cls(**base))
+
+    def from_files(cls, files: list[str]):
+        """The class loaded as from_pretrained loads a repo holding only `files`."""
+        def make(d):
+            src = os.path.join(d, "_tok")
+            os.makedirs(src, exist_ok=True)
+            for f in files:
+                shutil.copy(f, os.path.join(src, os.path.basename(f)))
+            json.dump({"tokenizer_class": cls.__name__, "model_max_length": 512}, open(os.path.join(src, "tokenizer_config.json"), "w"))
+            tok = cls.from_pretrained(src)
+            shutil.rmtree(src)
+            return tok
+        return make
+
+    cases = [
+        ("roberta", cfg(transformers.RobertaConfig), from_files(transformers.RobertaTokenizer, [vocab, merges]), "tokenizer.json"),
+        # Jean-Baptiste/roberta-large-ner-english's layout: vocab.json and merges.txt.
+        ("roberta-vocab-merges", cfg(transformers.RobertaConfig, hidden_size=48, num_attention_heads=6, intermediate_size=96),
+         from_files(transformers.RobertaTokenizer, [vocab, merges]), "vocab.json"),
+        ("xlm-roberta", cfg(transformers.XLMRobertaConfig, num_hidden_layers=3), from_files(transformers.XLMRobertaTokenizer, [spm_model]), "tokenizer.json"),
+        # Davlan/xlm-roberta-base-ner-hrl's layout: sentencepiece.bpe.model only.
+        ("xlm-roberta-spm", cfg(transformers.XLMRobertaConfig), from_files(transformers.XLMRobertaTokenizer, [spm_model]), "sentencepiece.bpe.model"),
+        ("camembert-spm", cfg(transformers.CamembertConfig, bos_token_id=5, eos_token_id=6), from_files(transformers.CamembertTokenizer, [spm_model]), "sentencepiece.bpe.model"),
+    ]
+    for name, config, make_tok, kept in cases:
+        d = os.path.join(fx, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        tok = make_tok(d)
+        config.vocab_size = max(config.vocab_size, len(tok))
+        torch.manual_seed(20261205)
+        model = AutoModelForTokenClassification.from_config(config)
+        with torch.no_grad():
+            model.classifier.bias[0] -= 1.0
+        model.save_pretrained(d, safe_serialization=True)
+        tok.save_pretrained(d)
+        if kept == "vocab.json":
+            shutil.copy(vocab, os.path.join(d, "vocab.json"))
+            shutil.copy(merges, os.path.join(d, "merges.txt"))
+            keep = {"vocab.json", "merges.txt"}
+        elif kept == "sentencepiece.bpe.model":
+            shutil.copy(spm_model, os.path.join(d, "sentencepiece.bpe.model"))
+            keep = {"sentencepiece.bpe.model"}
+        else:
+            keep = {"tokenizer.json"}
+        for f in os.listdir(d):
+            if f not in keep | {"config.json", "model.safetensors", "tokenizer_config.json"}:
+                os.remove(os.path.join(d, f))
+        write_json(os.path.join(fx, f"{name}.json"), record(d))
+        print("wrote", name)
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norne", required=True)
     ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
+    ap.add_argument("--families", default="bert,roberta", help="comma-separated: bert, roberta")
     args = ap.parse_args()
-    bert_family(args, root)
+    families = args.families.split(",")
+    if "bert" in families:
+        bert_family(args, root)
+    if "roberta" in families:
+        roberta_family(args, root)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ export interface DownloadProgress {
   total: number
 }
 
-/** The tokenizer a model needs: `tokenizer.json`, else what older repos ship (BERT's vocab.txt). */
-const TOKENIZERS = ['tokenizer.json', 'vocab.txt']
+/**
+ * The tokenizer a model needs: `tokenizer.json`, else what older repos ship instead (BERT's
+ * vocab.txt, RoBERTa's vocab.json + merges.txt, XLM-R's and CamemBERT's SentencePiece model).
+ */
+const TOKENIZERS = [['tokenizer.json'], ['vocab.txt'], ['vocab.json', 'merges.txt'], ['sentencepiece.bpe.model']]
 const OPTIONAL = ['tokenizer_config.json', 'special_tokens_map.json']
 /** The title of the Hub's safetensors conversion PRs (opened by SFconvertbot), as transformers looks for them. */
 const CONVERSION_PR = 'Adding `safetensors` variant of this model'
@@ -71,6 +74,9 @@ const SIZE_CAPS: Record<string, number> = {
   'special_tokens_map.json': 1 * MiB,
   'tokenizer.json': 128 * MiB,
   'vocab.txt': 64 * MiB,
+  'vocab.json': 64 * MiB,
+  'merges.txt': 64 * MiB,
+  'sentencepiece.bpe.model': 64 * MiB,
   [INDEX]: 16 * MiB,
 }
 const WEIGHTS_CAP = 256 * 1024 * MiB
@@ -195,8 +201,8 @@ class CachedRepo {
     // config.json first: an architecture this runtime does not run is refused before any
     // tokenizer or weight byte moves.
     checkArchitecture(await this.ensure(commit, 'config.json'), `${this.repo}@${this.revision}`)
-    const tokenizer = TOKENIZERS.find((f) => files.has(f))
-    if (!tokenizer) throw new HubError(`${this.repo}@${this.revision} has no tokenizer.json (nor a vocab.txt to build one from)`, 0)
+    const tokenizer = TOKENIZERS.find((group) => group.every((f) => files.has(f)))
+    if (!tokenizer) throw new HubError(`${this.repo}@${this.revision} has no tokenizer.json (nor ${TOKENIZERS.slice(1).map((g) => g.join(' + ')).join(', ')} to build one from)`, 0)
     const weights = await this.weightFiles(commit, files)
     if (weights === 'convert') {
       // Only pickles on this revision: the Hub's safetensors conversion PR, as transformers uses it.
@@ -204,7 +210,7 @@ class CachedRepo {
       if (!pr) throw this.noSafetensors(files)
       return new CachedRepo(this.repo, pr, this.options, this.signal).snapshot()
     }
-    for (const f of [tokenizer, ...OPTIONAL.filter((f) => files.has(f))]) await this.ensure(commit, f)
+    for (const f of [...tokenizer, ...OPTIONAL.filter((f) => files.has(f))]) await this.ensure(commit, f)
     for (const f of weights) await this.ensure(commit, f)
     return path.join(this.storage, 'snapshots', commit)
   }
@@ -313,7 +319,7 @@ class CachedRepo {
       }
     }
     const missing = ['config.json'].filter((f) => !fs.existsSync(path.join(dir, f)))
-    if (!TOKENIZERS.some((f) => fs.existsSync(path.join(dir, f)))) missing.push('tokenizer.json')
+    if (!TOKENIZERS.some((group) => group.every((f) => fs.existsSync(path.join(dir, f))))) missing.push('tokenizer.json')
     if (fs.existsSync(path.join(dir, SINGLE))) {
       // complete
     } else if (fs.existsSync(path.join(dir, INDEX))) {

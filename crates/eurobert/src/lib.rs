@@ -21,6 +21,7 @@ mod prepared;
 mod rebuild;
 mod recipe;
 mod rope;
+mod spm;
 mod tokenize;
 mod weights;
 mod windows;

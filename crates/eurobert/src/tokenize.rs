@@ -65,20 +65,38 @@ impl Tokenizer {
         let cfg = read_tokenizer_config(&config_path)?;
         let json = dir.join("tokenizer.json");
         let class = rebuild::class(&cfg, model_type);
-        let mut t = match class {
-            rebuild::Class::Verbatim => Self::from_file(&json)?,
+        let source = rebuild::files(class).iter().map(|f| dir.join(f)).find(|p| crate::files::present(p));
+        let Some(path) = source else {
+            let names = rebuild::files(class).join(" or ");
+            return Err(Error::Tokenizer { path: json, message: format!("file not found (the tokenizer needs {names})") });
+        };
+        let from_json = path == json;
+        // The raw JSON, for the parts a rebuilding class keeps (its vocabulary, merges, map).
+        let raw = || -> Result<serde_json::Value> {
+            let text = crate::files::read_text(&json, MAX_TOKENIZER_JSON)?;
+            serde_json::from_str(&text).map_err(|e| Error::Tokenizer { path: json.clone(), message: e.to_string() })
+        };
+        let inner = match class {
+            rebuild::Class::Verbatim => Self::from_file(&json)?.inner,
             rebuild::Class::Bert => {
-                let (vocab, path) = if crate::files::present(&json) {
-                    (rebuild::wordpiece_vocab(&Self::from_file(&json)?.inner, &json)?, json)
-                } else if crate::files::present(&dir.join("vocab.txt")) {
-                    let p = dir.join("vocab.txt");
-                    (rebuild::read_vocab_txt(&p)?, p)
+                let vocab = if from_json { rebuild::wordpiece_vocab(&Self::from_file(&json)?.inner, &json)? } else { rebuild::read_vocab_txt(&path)? };
+                rebuild::bert(vocab, &cfg, &path)?
+            }
+            rebuild::Class::Roberta => {
+                let (vocab, merges) = if from_json { rebuild::bpe_parts(&raw()?, &json)? } else { rebuild::read_vocab_merges(dir)? };
+                rebuild::roberta(vocab, merges, &cfg, &path)?
+            }
+            rebuild::Class::XlmRoberta | rebuild::Class::Camembert => {
+                let (vocab, charsmap) = if from_json {
+                    rebuild::unigram_parts(&raw()?, &json)?
                 } else {
-                    return Err(Error::Tokenizer { path: json, message: "file not found (nor a vocab.txt to build it from)".into() });
+                    let (v, m) = rebuild::from_spm(class, crate::spm::read(&path)?, &cfg);
+                    (v, Some(m))
                 };
-                Tokenizer { inner: rebuild::bert(vocab, &cfg, &path)?, path, model_max_length: None }
+                rebuild::unigram(class, vocab, charsmap, &cfg, &path)?
             }
         };
+        let mut t = Tokenizer { inner, path, model_max_length: None };
         t.model_max_length = model_max_length(&cfg);
         // A post-processor naming special tokens the vocabulary lacks fails on every text;
         // say so now, with the file, rather than on each call.
