@@ -84,7 +84,10 @@ impl Config {
         if self.hidden_size == 0 || self.intermediate_size == 0 || self.vocab_size == 0 {
             return Err(Error::config(path, "hidden_size, intermediate_size and vocab_size must be positive"));
         }
-        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+        if self.num_attention_heads == 0
+            || self.num_key_value_heads == 0
+            || !self.num_attention_heads.is_multiple_of(self.num_key_value_heads)
+        {
             return Err(Error::config(
                 path,
                 format!(

@@ -181,7 +181,12 @@ fn add_specials(t: &mut HfTokenizer, names: &[String], has: impl Fn(&str) -> boo
 
 /// `RobertaTokenizer` as transformers 5 builds it: byte-level BPE with no unknown token,
 /// `RobertaProcessing` (`<s> A </s>`, offsets trimmed of the leading space).
-pub(crate) fn roberta(vocab: HashMap<String, u32>, merges: Vec<(String, String)>, cfg: &Map<String, Value>, path: &Path) -> Result<HfTokenizer> {
+pub(crate) fn roberta(
+    vocab: HashMap<String, u32>,
+    merges: Vec<(String, String)>,
+    cfg: &Map<String, Value>,
+    path: &Path,
+) -> Result<HfTokenizer> {
     use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
     use tokenizers::models::bpe::BPE;
     use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -201,7 +206,9 @@ pub(crate) fn roberta(vocab: HashMap<String, u32>, merges: Vec<(String, String)>
     t.with_pre_tokenizer(Some(ByteLevel::new(add_prefix_space, true, true)));
     t.with_decoder(Some(ByteLevelDecoder::default()));
     let id = |tok: &str| vocab.get(tok).copied().ok_or_else(|| fail(format!("the vocabulary has no '{tok}'")));
-    let processor = RobertaProcessing::new((sep.clone(), id(&sep)?), (cls.clone(), id(&cls)?)).trim_offsets(trim_offsets).add_prefix_space(add_prefix_space);
+    let processor = RobertaProcessing::new((sep.clone(), id(&sep)?), (cls.clone(), id(&cls)?))
+        .trim_offsets(trim_offsets)
+        .add_prefix_space(add_prefix_space);
     t.with_post_processor(Some(processor));
     add_specials(&mut t, &[bos, eos, sep, cls, unk, pad, mask], |s| vocab.contains_key(s), path)?;
     Ok(t)
@@ -210,7 +217,13 @@ pub(crate) fn roberta(vocab: HashMap<String, u32>, merges: Vec<(String, String)>
 /// `XLMRobertaTokenizer` / `CamembertTokenizer` as transformers 5 builds them: Unigram over
 /// `(piece, score)` in the model's id order, the SentencePiece character map as the
 /// normalizer, whitespace split then Metaspace, and `<s> A </s>`.
-pub(crate) fn unigram(class: Class, vocab: Vec<(String, f64)>, charsmap: Option<Vec<u8>>, cfg: &Map<String, Value>, path: &Path) -> Result<HfTokenizer> {
+pub(crate) fn unigram(
+    class: Class,
+    vocab: Vec<(String, f64)>,
+    charsmap: Option<Vec<u8>>,
+    cfg: &Map<String, Value>,
+    path: &Path,
+) -> Result<HfTokenizer> {
     use tokenizers::models::unigram::Unigram;
     use tokenizers::normalizers::Precompiled;
     use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
@@ -264,7 +277,8 @@ pub(crate) fn from_spm(class: Class, spm: crate::spm::SpmModel, cfg: &Map<String
         // fairseq's dictionary: <s> <pad> </s> <unk>, then the pieces after the model's own
         // three specials, then <mask>.
         Class::Camembert => {
-            let mut v = vec![("<s>NOTUSED".into(), 0.0), (pad, 0.0), ("</s>NOTUSED".into(), 0.0), (unk, 0.0), ("<unk>NOTUSED".into(), -100.0)];
+            let mut v =
+                vec![("<s>NOTUSED".into(), 0.0), (pad, 0.0), ("</s>NOTUSED".into(), 0.0), (unk, 0.0), ("<unk>NOTUSED".into(), -100.0)];
             v.extend(pieces.skip(1));
             v
         }
@@ -282,7 +296,8 @@ pub(crate) fn from_spm(class: Class, spm: crate::spm::SpmModel, cfg: &Map<String
 pub(crate) fn bpe_parts(json: &Value, path: &Path) -> Result<(HashMap<String, u32>, Vec<(String, String)>)> {
     let fail = |m: &str| Error::Tokenizer { path: path.to_path_buf(), message: m.to_string() };
     let model = json.get("model").ok_or_else(|| fail("has no model"))?;
-    let vocab: HashMap<String, u32> = serde_json::from_value(model.get("vocab").cloned().unwrap_or(Value::Null)).map_err(|_| fail("its BPE model has no vocab object"))?;
+    let vocab: HashMap<String, u32> = serde_json::from_value(model.get("vocab").cloned().unwrap_or(Value::Null))
+        .map_err(|_| fail("its BPE model has no vocab object"))?;
     let merges = merges_of(model.get("merges").and_then(Value::as_array).ok_or_else(|| fail("its BPE model has no merges"))?)
         .ok_or_else(|| fail("its BPE merges are neither \"a b\" strings nor [a, b] pairs"))?;
     Ok((vocab, merges))
@@ -357,7 +372,8 @@ fn base64(s: &str) -> Option<Vec<u8>> {
 pub(crate) fn read_vocab_merges(dir: &Path) -> Result<(HashMap<String, u32>, Vec<(String, String)>)> {
     let vocab_path = dir.join("vocab.json");
     let text = crate::files::read_text(&vocab_path, MAX_VOCAB_TXT)?;
-    let vocab: HashMap<String, u32> = serde_json::from_str(&text).map_err(|e| Error::Json { path: vocab_path.clone(), message: e.to_string() })?;
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(&text).map_err(|e| Error::Json { path: vocab_path.clone(), message: e.to_string() })?;
     let merges_path = dir.join("merges.txt");
     let text = crate::files::read_text(&merges_path, MAX_VOCAB_TXT)?;
     let mut merges = Vec::new();
@@ -365,7 +381,9 @@ pub(crate) fn read_vocab_merges(dir: &Path) -> Result<(HashMap<String, u32>, Vec
         if (i == 0 && line.starts_with("#version")) || line.is_empty() {
             continue;
         }
-        let (a, b) = line.split_once(' ').ok_or_else(|| Error::Tokenizer { path: merges_path.clone(), message: format!("line {} is not a merge \"a b\"", i + 1) })?;
+        let (a, b) = line
+            .split_once(' ')
+            .ok_or_else(|| Error::Tokenizer { path: merges_path.clone(), message: format!("line {} is not a merge \"a b\"", i + 1) })?;
         merges.push((a.to_string(), b.to_string()));
     }
     Ok((vocab, merges))

@@ -156,11 +156,15 @@ pub(crate) fn read(path: &Path) -> Result<SpmModel> {
     let file = crate::files::open_regular(path)?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len > MAX_MODEL {
-        return Err(Error::Tokenizer { path: path.to_path_buf(), message: format!("{len} bytes is over the {MAX_MODEL}-byte limit of a SentencePiece model") });
+        return Err(Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: format!("{len} bytes is over the {MAX_MODEL}-byte limit of a SentencePiece model"),
+        });
     }
     let mut buf = Vec::with_capacity(len as usize);
     std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_MODEL + 1), &mut buf).map_err(|e| Error::io(path, e))?;
-    let model = parse(&buf).ok_or_else(|| Error::Tokenizer { path: path.to_path_buf(), message: "is not a SentencePiece model (bad protobuf)".into() })?;
+    let model = parse(&buf)
+        .ok_or_else(|| Error::Tokenizer { path: path.to_path_buf(), message: "is not a SentencePiece model (bad protobuf)".into() })?;
     if model.pieces.is_empty() {
         return Err(Error::Tokenizer { path: path.to_path_buf(), message: "holds no pieces".into() });
     }

@@ -79,7 +79,11 @@ impl Tokenizer {
         let inner = match class {
             rebuild::Class::Verbatim => Self::from_file(&json)?.inner,
             rebuild::Class::Bert => {
-                let vocab = if from_json { rebuild::wordpiece_vocab(&Self::from_file(&json)?.inner, &json)? } else { rebuild::read_vocab_txt(&path)? };
+                let vocab = if from_json {
+                    rebuild::wordpiece_vocab(&Self::from_file(&json)?.inner, &json)?
+                } else {
+                    rebuild::read_vocab_txt(&path)?
+                };
                 rebuild::bert(vocab, &cfg, &path)?
             }
             rebuild::Class::Roberta => {
