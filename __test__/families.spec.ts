@@ -25,7 +25,7 @@ interface Fixture {
 }
 
 const DIR = path.join(FIXTURES, 'families')
-const MODELS = ['bert-cased', 'bert-vocab-only', 'bert-uncased', 'roberta', 'roberta-vocab-merges', 'xlm-roberta', 'xlm-roberta-spm', 'camembert-spm']
+const MODELS = ['bert-cased', 'bert-vocab-only', 'bert-uncased', 'distilbert-vocab-only', 'electra', 'roberta', 'roberta-vocab-merges', 'xlm-roberta', 'xlm-roberta-spm', 'camembert-spm']
 const read = <T>(name: string): T => JSON.parse(fs.readFileSync(path.join(DIR, `${name}.json`), 'utf8'))
 
 /** transformers' entity with its UTF-16 offsets as ours (`output: 'transformers'`). */
@@ -43,7 +43,7 @@ for (const name of MODELS) {
     const fx = read<Fixture>(name)
     const ner = await pipeline(path.join(DIR, name), { threads: 2 })
     // WordPiece decides subwords by the ## rule; BPE and Unigram by transformers' space heuristic.
-    t.is(ner.model.continuingSubwordPrefix, name.startsWith('bert') ? '##' : undefined)
+    t.is(ner.model.continuingSubwordPrefix, /^(bert|distilbert|electra)/.test(name) ? '##' : undefined)
     let worst = 0
     for (const c of fx.cases) {
       const got = (await ner(c.text, { aggregationStrategy: c.aggregation_strategy, output: 'transformers' })) as Entity[]

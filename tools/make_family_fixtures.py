@@ -304,18 +304,60 @@ def roberta_family(args, root: str) -> None:
         print("wrote", name)
 
 
+def distil_electra(args, root: str) -> None:
+    """DistilBERT (elastic/distilbert-base-cased-finetuned-conll03-english ships vocab.txt) and
+    ELECTRA with embeddings narrower than the hidden size (a projection between them)."""
+    import shutil
+
+    fx = os.path.join(root, "__test__", "fixtures", "families")
+    vocab_dir = os.path.join(args.scratch, "vocab-cased-2")
+    os.makedirs(vocab_dir, exist_ok=True)
+    vocab = wordpiece_vocab(args.norne, vocab_dir, 1500, lowercase=False)
+    n = sum(1 for _ in open(vocab, encoding="utf-8"))
+    cases = [
+        ("distilbert-vocab-only", label_config(transformers.DistilBertConfig(vocab_size=n, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=512)),
+         {"do_lower_case": False, "model_max_length": 512, "tokenizer_class": "DistilBertTokenizer"}, "vocab.txt"),
+        ("electra", label_config(transformers.ElectraConfig(vocab_size=n, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                            intermediate_size=64, max_position_embeddings=512, layer_norm_eps=1e-12)),
+         {"do_lower_case": False, "model_max_length": 512, "tokenizer_class": "ElectraTokenizer"}, "tokenizer.json"),
+    ]
+    for name, cfg, tk, kept in cases:
+        d = os.path.join(fx, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        torch.manual_seed(20261206)
+        model = AutoModelForTokenClassification.from_config(cfg)
+        with torch.no_grad():
+            model.classifier.bias[0] -= 1.0
+        model.save_pretrained(d, safe_serialization=True)
+        tok = transformers.BertTokenizer(vocab=vocab, do_lower_case=False, model_max_length=512)
+        tok.save_pretrained(d)
+        tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
+        tc.update(tk)
+        json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=2)
+        if kept == "vocab.txt":
+            shutil.copy(vocab, os.path.join(d, "vocab.txt"))
+        for f in os.listdir(d):
+            if f not in {"config.json", "model.safetensors", "tokenizer_config.json", kept}:
+                os.remove(os.path.join(d, f))
+        write_json(os.path.join(fx, f"{name}.json"), record(d))
+        print("wrote", name)
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norne", required=True)
     ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
-    ap.add_argument("--families", default="bert,roberta", help="comma-separated: bert, roberta")
+    ap.add_argument("--families", default="bert,roberta,distil-electra", help="comma-separated: bert, roberta, distil-electra")
     args = ap.parse_args()
     families = args.families.split(",")
     if "bert" in families:
         bert_family(args, root)
     if "roberta" in families:
         roberta_family(args, root)
+    if "distil-electra" in families:
+        distil_electra(args, root)
 
 
 if __name__ == "__main__":
