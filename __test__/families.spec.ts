@@ -82,27 +82,30 @@ for (const name of MODELS) {
   })
 }
 
-test('bert-base-generated: a base-sized BERT (768 hidden, 12 heads, 3,072 intermediate) gives transformers\' logits', async (t) => {
-  t.timeout(180_000)
-  const fx = read<Fixture & { config: Record<string, unknown>; shapes: Record<string, number[]>; tokenizer_from: string }>('bert-base-generated')
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-base-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  writeGeneratedModel(dir, fx.config, fx.shapes, path.join(DIR, fx.tokenizer_from))
-  const model = await EuroBertModel.load(dir, { threads: 2 })
-  const out = await model.logits(fx.singles.map((s) => s.text))
-  let worst = 0
-  let scale = 0
-  fx.singles.forEach((s, i) => {
-    t.deepEqual([...out[i].ids], s.ids, s.text)
-    s.logits.flat().forEach((v, j) => {
-      worst = Math.max(worst, Math.abs(out[i].logits[j] - v))
-      scale = Math.max(scale, Math.abs(v))
+for (const name of ['bert-base-generated', 'roberta-base-generated', 'xlm-roberta-base-generated', 'distilbert-base-generated', 'electra-base-generated']) {
+  test(`${name}: a base-sized model (768 hidden, 12 heads, 3,072 intermediate) gives transformers' logits`, async (t) => {
+    t.timeout(180_000)
+    const fx = read<Fixture & { config: Record<string, unknown>; shapes: Record<string, number[]>; tokenizer_from: string }>(name)
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-base-'))
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+    writeGeneratedModel(dir, fx.config, fx.shapes, path.join(DIR, fx.tokenizer_from))
+    const model = await EuroBertModel.load(dir, { threads: 2 })
+    t.is(model.modelType, fx.model_type)
+    const out = await model.logits(fx.singles.map((s) => s.text))
+    let worst = 0
+    let scale = 0
+    fx.singles.forEach((s, i) => {
+      t.deepEqual([...out[i].ids], s.ids, s.text)
+      s.logits.flat().forEach((v, j) => {
+        worst = Math.max(worst, Math.abs(out[i].logits[j] - v))
+        scale = Math.max(scale, Math.abs(v))
+      })
     })
+    t.log(`max |diff| ${worst.toExponential(2)} at logits up to ${scale.toFixed(2)}`)
+    t.true(worst < 1e-5, `max |diff| ${worst}`)
+    model.dispose()
   })
-  t.log(`max |diff| ${worst.toExponential(2)} at logits up to ${scale.toFixed(2)}`)
-  t.true(worst < 1e-5, `max |diff| ${worst}`)
-  model.dispose()
-})
+}
 
 test('every entry point takes any family: the CLI, serve (whose /info names the architecture) and the model\'s own fields', async (t) => {
   const dir = path.join(DIR, 'bert-cased')

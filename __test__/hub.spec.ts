@@ -336,3 +336,19 @@ test('an architecture this runtime does not run is refused after config.json, be
   const fetched = hub.requests.filter((r) => r.url.includes('/resolve/')).map((r) => r.url.split('/').pop())
   t.deepEqual([...new Set(fetched)], ['config.json'])
 })
+
+test('RoBERTa and XLM-R repos without tokenizer.json (vocab.json + merges.txt; sentencepiece.bpe.model) load by Hub id', async (t) => {
+  const dirs = { 'Jean-Baptiste/roberta-like-ner': 'roberta-vocab-merges', 'Davlan/xlm-roberta-like-ner': 'xlm-roberta-spm' }
+  const hub = await startHub(Object.entries(dirs).map(([id, d]) => folderRepo(id, path.join(FIXTURES, 'families', d))))
+  t.teardown(() => hub.close())
+  const cacheDir = tmp('families')
+  for (const [id, d] of Object.entries(dirs)) {
+    const ner = await pipeline(id, { endpoint: hub.url, cacheDir, threads: 1 })
+    const local = await pipeline(path.join(FIXTURES, 'families', d), { threads: 1 })
+    t.deepEqual(await ner(TEXT, { aggregationStrategy: 'simple' }), await local(TEXT, { aggregationStrategy: 'simple' }), id)
+    ner.dispose()
+    local.dispose()
+  }
+  const fetched = hub.requests.filter((r) => r.method === 'GET' && r.url.includes('/resolve/')).map((r) => r.url.split('/').pop())
+  t.deepEqual([...new Set(fetched)].sort(), ['config.json', 'merges.txt', 'sentencepiece.bpe.model', 'tokenizer_config.json', 'vocab.json'])
+})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -344,12 +345,44 @@ def distil_electra(args, root: str) -> None:
         print("wrote", name)
 
 
+def base_generated(args, root: str) -> None:
+    """Base-sized models of the other families (768 hidden, 12 heads, 3,072 intermediate, 2
+    layers), weights from the generator, tokenizers from the committed fixtures."""
+    fx = os.path.join(root, "__test__", "fixtures", "families")
+    base = dict(hidden_size=768, num_attention_heads=12, intermediate_size=3072, num_hidden_layers=2)
+    cases = [
+        ("roberta-base-generated", "roberta", label_config(transformers.RobertaConfig(vocab_size=2100, max_position_embeddings=514, type_vocab_size=1,
+                                                                                     layer_norm_eps=1e-5, pad_token_id=1, **base))),
+        ("xlm-roberta-base-generated", "xlm-roberta-spm", label_config(transformers.XLMRobertaConfig(vocab_size=2100, max_position_embeddings=514, type_vocab_size=1,
+                                                                                                   layer_norm_eps=1e-5, pad_token_id=1, **base))),
+        ("distilbert-base-generated", "distilbert-vocab-only", label_config(transformers.DistilBertConfig(vocab_size=1500, dim=768, n_heads=12, hidden_dim=3072, n_layers=2))),
+        ("electra-base-generated", "electra", label_config(transformers.ElectraConfig(vocab_size=1500, embedding_size=768, **base))),
+    ]
+    for name, tok_from, cfg in cases:
+        d = os.path.join(args.scratch, name)
+        os.makedirs(d, exist_ok=True)
+        src = os.path.join(fx, tok_from)
+        cfg.vocab_size = max(cfg.vocab_size, len(AutoTokenizer.from_pretrained(src)))
+        model = AutoModelForTokenClassification.from_config(cfg)
+        fill_generated(model)
+        model.save_pretrained(d, safe_serialization=True)
+        for f in os.listdir(src):
+            if f not in ("config.json", "model.safetensors"):
+                shutil.copy(os.path.join(src, f), os.path.join(d, f))
+        rec = record(d, generated_weights=True)
+        rec["config"] = json.load(open(os.path.join(d, "config.json")))
+        rec["shapes"] = {k: list(v.shape) for k, v in model.state_dict().items()}
+        rec["tokenizer_from"] = tok_from
+        write_json(os.path.join(fx, f"{name}.json"), rec)
+        print("wrote", name)
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norne", required=True)
     ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
-    ap.add_argument("--families", default="bert,roberta,distil-electra", help="comma-separated: bert, roberta, distil-electra")
+    ap.add_argument("--families", default="bert,roberta,distil-electra,base", help="comma-separated: bert, roberta, distil-electra")
     args = ap.parse_args()
     families = args.families.split(",")
     if "bert" in families:
@@ -358,6 +391,8 @@ def main() -> None:
         roberta_family(args, root)
     if "distil-electra" in families:
         distil_electra(args, root)
+    if "base" in families:
+        base_generated(args, root)
 
 
 if __name__ == "__main__":
