@@ -377,12 +377,90 @@ def base_generated(args, root: str) -> None:
         print("wrote", name)
 
 
+def modernbert_family(args, root: str) -> None:
+    """ModernBERT: a byte-level BPE tokenizer.json used verbatim (transformers forces
+    TokenizersBackend for it), local attention on the sliding layers, both config forms."""
+    import shutil
+    from tokenizers import ByteLevelBPETokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    fx = os.path.join(root, "__test__", "fixtures", "families")
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    bl = ByteLevelBPETokenizer()
+    bl.train_from_iterator(norne_texts(args.norne, "train"), vocab_size=2000, special_tokens=specials, show_progress=False)
+    tok_obj = bl._tokenizer
+    ids = {t: tok_obj.token_to_id(t) for t in specials}
+    tok_obj.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                           special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+
+    def tokenizer(max_len):
+        return PreTrainedTokenizerFast(tokenizer_object=tok_obj, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                       mask_token="[MASK]", model_max_length=max_len)
+
+    def cfg(**kw):
+        base = dict(vocab_size=2000, hidden_size=32, intermediate_size=48, num_hidden_layers=4, num_attention_heads=4, local_attention=8,
+                    max_position_embeddings=8192, pad_token_id=ids["[PAD]"], bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"],
+                    cls_token_id=ids["[CLS]"], sep_token_id=ids["[SEP]"])
+        base.update(kw)
+        return label_config(transformers.ModernBertConfig(**base))
+
+    cases = [
+        ("modernbert", cfg(), 512, None),
+        # The Hub's legacy keys (answerdotai/ModernBERT-base and its fine-tunes), read by transformers too.
+        ("modernbert-legacy-config", cfg(num_hidden_layers=3), 8192,
+         {"global_attn_every_n_layers": 2, "global_rope_theta": 80000.0, "local_rope_theta": 5000.0, "layer_norm_eps": 1e-5, "norm_eps": 1e-5}),
+        ("modernbert-biases", cfg(norm_bias=True, attention_bias=True, mlp_bias=True, classifier_bias=True, hidden_activation="gelu_new",
+                                  classifier_activation="silu", local_attention=4, norm_eps=1e-6), 512, None),
+    ]
+    for name, config, max_len, legacy in cases:
+        d = os.path.join(fx, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        torch.manual_seed(20261207)
+        model = AutoModelForTokenClassification.from_config(config)
+        with torch.no_grad():
+            model.classifier.bias[0] -= 1.0
+            for n, p in model.named_parameters():
+                if "norm" in n and n.endswith("weight"):  # not all ones: the norms must matter
+                    p.add_(torch.randn_like(p) * 0.1)
+        model.save_pretrained(d, safe_serialization=True)
+        if legacy:
+            c = json.load(open(os.path.join(d, "config.json")))
+            layers = c["num_hidden_layers"]
+            for k in ("layer_types", "rope_parameters"):
+                c.pop(k, None)
+            c.update(legacy)
+            assert layers == 3
+            json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=2)
+        tokenizer(max_len).save_pretrained(d)
+        for f in os.listdir(d):
+            if f not in {"config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.json"}:
+                os.remove(os.path.join(d, f))
+        rec = record(d)
+        write_json(os.path.join(fx, f"{name}.json"), rec)
+        print("wrote", name, AutoConfig.from_pretrained(d).layer_types)
+    # Base-sized, generated.
+    d = os.path.join(args.scratch, "modernbert-base-generated")
+    os.makedirs(d, exist_ok=True)
+    config = cfg(hidden_size=768, num_attention_heads=12, intermediate_size=3072, num_hidden_layers=3, local_attention=128)
+    model = AutoModelForTokenClassification.from_config(config)
+    fill_generated(model)
+    model.save_pretrained(d, safe_serialization=True)
+    tokenizer(8192).save_pretrained(d)
+    rec = record(d, generated_weights=True)
+    rec["config"] = json.load(open(os.path.join(d, "config.json")))
+    rec["shapes"] = {k: list(v.shape) for k, v in model.state_dict().items()}
+    rec["tokenizer_from"] = "modernbert-legacy-config"  # the same tokenizer, model_max_length 8192
+    write_json(os.path.join(fx, "modernbert-base-generated.json"), rec)
+    print("wrote modernbert-base-generated")
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norne", required=True)
     ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
-    ap.add_argument("--families", default="bert,roberta,distil-electra,base", help="comma-separated: bert, roberta, distil-electra")
+    ap.add_argument("--families", default="bert,roberta,distil-electra,base,modernbert", help="comma-separated: bert, roberta, distil-electra")
     args = ap.parse_args()
     families = args.families.split(",")
     if "bert" in families:
@@ -393,6 +471,8 @@ def main() -> None:
         distil_electra(args, root)
     if "base" in families:
         base_generated(args, root)
+    if "modernbert" in families:
+        modernbert_family(args, root)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use crate::cancel::Cancel;
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::encoder::Encoder;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::recipe::{Act, Dense, Head, Mlp as MlpKind, NormKind, NormWeights, Positions, Recipe};
 use crate::rope::Rope;
 
@@ -106,6 +106,8 @@ struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    /// Attend only to keys within this distance (ModernBERT's local layers).
+    window: Option<usize>,
 }
 
 impl Attention {
@@ -128,7 +130,15 @@ impl Attention {
         // n_rep query heads of each kv head as extra rows instead of copying k and v.
         let n_rep = nh / nkv;
         let q = q.reshape((batch, nkv, n_rep * seq_len, hd))?;
-        let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?.broadcast_add(&p.mask)?;
+        let mut scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?.broadcast_add(&p.mask)?;
+        if let Some(w) = self.window {
+            // Rows are n_rep query heads of seq_len positions each; keys beyond w get −∞.
+            let band: Vec<f32> = (0..n_rep * seq_len)
+                .flat_map(|r| (0..seq_len).map(move |j| if (r % seq_len).abs_diff(j) > w { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            let band = Tensor::from_vec(band, (1, 1, n_rep * seq_len, seq_len), scores.device())?.to_dtype(scores.dtype())?;
+            scores = scores.broadcast_add(&band)?;
+        }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let attn = probs
             .matmul(&v)? // (B, KV, n_rep*T, D)
@@ -224,9 +234,6 @@ impl CandleEncoder {
                 })),
                 Positions::Absolute { .. } => None,
             };
-            if r.windows[i].is_some() {
-                return Err(Error::Compute("local attention windows are not implemented on Candle".into()));
-            }
             layers.push(Layer {
                 attention_norm: w.attention_norm.map(|n| Norm::new(&mut up, n, r)).transpose()?,
                 attention: Attention {
@@ -235,6 +242,7 @@ impl CandleEncoder {
                     heads: c.num_attention_heads,
                     kv_heads: c.num_key_value_heads,
                     head_dim: c.head_dim,
+                    window: r.windows[i],
                 },
                 mlp_norm: Norm::new(&mut up, w.mlp_norm, r)?,
                 mlp: Mlp { up: up.linear(w.up)?, down: up.linear(w.down)?, intermediate: c.intermediate_size, kind: r.mlp },

@@ -26,6 +26,11 @@ use crate::error::{Error, Result};
 /// Largest `vocab.txt` read (bert-base-multilingual's is ~1 MB).
 const MAX_VOCAB_TXT: u64 = 64 << 20;
 
+/// A BPE vocabulary and its merges.
+pub(crate) type BpeParts = (HashMap<String, u32>, Vec<(String, String)>);
+/// A Unigram vocabulary (`(piece, score)` in id order) and its SentencePiece character map.
+pub(crate) type UnigramParts = (Vec<(String, f64)>, Option<Vec<u8>>);
+
 /// How a tokenizer class builds its pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
@@ -293,7 +298,7 @@ pub(crate) fn from_spm(class: Class, spm: crate::spm::SpmModel, cfg: &Map<String
 }
 
 /// The BPE vocabulary and merges of a `tokenizer.json`, for a class that rebuilds the rest.
-pub(crate) fn bpe_parts(json: &Value, path: &Path) -> Result<(HashMap<String, u32>, Vec<(String, String)>)> {
+pub(crate) fn bpe_parts(json: &Value, path: &Path) -> Result<BpeParts> {
     let fail = |m: &str| Error::Tokenizer { path: path.to_path_buf(), message: m.to_string() };
     let model = json.get("model").ok_or_else(|| fail("has no model"))?;
     let vocab: HashMap<String, u32> = serde_json::from_value(model.get("vocab").cloned().unwrap_or(Value::Null))
@@ -314,7 +319,7 @@ fn merges_of(list: &[Value]) -> Option<Vec<(String, String)>> {
 }
 
 /// The Unigram vocabulary and SentencePiece character map of a `tokenizer.json`.
-pub(crate) fn unigram_parts(json: &Value, path: &Path) -> Result<(Vec<(String, f64)>, Option<Vec<u8>>)> {
+pub(crate) fn unigram_parts(json: &Value, path: &Path) -> Result<UnigramParts> {
     let fail = |m: &str| Error::Tokenizer { path: path.to_path_buf(), message: m.to_string() };
     let vocab: Vec<(String, f64)> = serde_json::from_value(json.get("model").and_then(|m| m.get("vocab")).cloned().unwrap_or(Value::Null))
         .map_err(|_| fail("its model has no Unigram vocabulary ([piece, score] pairs)"))?;
@@ -369,7 +374,7 @@ fn base64(s: &str) -> Option<Vec<u8>> {
 
 /// `vocab.json` and `merges.txt` of a RoBERTa repo without tokenizer.json (merges as
 /// `a b` lines after an optional `#version` line).
-pub(crate) fn read_vocab_merges(dir: &Path) -> Result<(HashMap<String, u32>, Vec<(String, String)>)> {
+pub(crate) fn read_vocab_merges(dir: &Path) -> Result<BpeParts> {
     let vocab_path = dir.join("vocab.json");
     let text = crate::files::read_text(&vocab_path, MAX_VOCAB_TXT)?;
     let vocab: HashMap<String, u32> =

@@ -60,9 +60,7 @@ pub(crate) enum Mlp {
 pub(crate) enum Head {
     /// `classifier(h)`.
     Linear,
-    /// `classifier(norm(act(dense(h))))` (ModernBERT's prediction head; both encoders run it,
-    /// no family implemented yet builds it).
-    #[allow(dead_code)]
+    /// `classifier(norm(act(dense(h))))` (ModernBERT's prediction head).
     DenseActNorm(Act),
 }
 

@@ -4,6 +4,7 @@
 
 mod bert;
 mod eurobert;
+mod modernbert;
 
 use crate::config::{Config, Fields};
 use crate::error::Result;
@@ -22,6 +23,7 @@ pub(crate) enum Family {
     /// BERT and the models that share its encoder: RoBERTa, XLM-R, CamemBERT, ELECTRA and
     /// DistilBERT (under its own tensor names).
     Bert(BertKind),
+    ModernBert(modernbert::Biases),
 }
 
 impl Family {
@@ -29,6 +31,7 @@ impl Family {
     pub fn from_model_type(model_type: &str) -> Option<Family> {
         match model_type {
             "eurobert" => Some(Family::EuroBert { attention_bias: false, mlp_bias: false }),
+            "modernbert" => Some(Family::ModernBert(modernbert::Biases { norm: false, attention: false, mlp: false, classifier: false })),
             other => BertKind::from_model_type(other).map(Family::Bert),
         }
     }
@@ -37,6 +40,7 @@ impl Family {
     pub fn supported() -> Vec<&'static str> {
         let mut all = vec!["eurobert"];
         all.extend(BertKind::ALL.iter().map(|k| k.model_type()));
+        all.push("modernbert");
         all
     }
 
@@ -45,6 +49,7 @@ impl Family {
         match self {
             Family::EuroBert { .. } => "EuroBertForTokenClassification",
             Family::Bert(k) => k.class(),
+            Family::ModernBert(_) => "ModernBertForTokenClassification",
         }
     }
 
@@ -52,6 +57,7 @@ impl Family {
         match self {
             Family::EuroBert { .. } => &eurobert::EuroBertSchema,
             Family::Bert(_) => &bert::BertSchema,
+            Family::ModernBert(_) => &modernbert::ModernBertSchema,
         }
     }
 }
@@ -61,6 +67,7 @@ pub(crate) fn parse_config(family: Family, f: &Fields) -> Result<Config> {
     match family {
         Family::EuroBert { .. } => eurobert::parse_config(f),
         Family::Bert(kind) => bert::parse_config(kind, f),
+        Family::ModernBert(_) => modernbert::parse_config(f),
     }
 }
 

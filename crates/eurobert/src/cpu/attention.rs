@@ -18,18 +18,19 @@ pub(crate) struct Attention {
     o: Projection,
     heads: Heads,
     scale: f32,
+    /// Attend only to keys within this distance (ModernBERT's local layers).
+    window: Option<usize>,
 }
 
 impl Attention {
-    /// `window`: attend only to keys within that distance (no family that needs it is
-    /// implemented on this path yet, so none is passed).
+    /// `window`: attend only to keys within that distance.
     pub fn new(qkv: Dense, o: Dense, p: Precision, c: &Config, window: Option<usize>) -> Self {
-        assert!(window.is_none(), "local attention windows are not implemented in the CPU encoder");
         Attention {
             qkv: p.projection(qkv),
             o: p.projection(o),
             heads: Heads { query: c.num_attention_heads, kv: c.num_key_value_heads, dim: c.head_dim },
             scale: (c.head_dim as f32).powf(-0.5),
+            window,
         }
     }
 
@@ -58,7 +59,7 @@ impl Attention {
         let attn = &mut s.attn[..n * ow];
         {
             let _t = span(Op::Attention);
-            flash::attention(qkv, attn, &batch.sequences, self.heads, self.scale);
+            flash::attention(qkv, attn, &batch.sequences, self.heads, self.scale, self.window);
         }
         let _t = span(Op::Output);
         self.o.forward(Rows::dense(attn, ow), x, true);

@@ -52,7 +52,10 @@ thread_local! {
 /// `out[t, h]` = softmax(q_h(t) · K_g(seq)ᵀ · scale) · V_g(seq) for every token `t` of every
 /// sequence, with `g = h / (query / kv)`. `qkv` is `(tokens, heads.qkv_width())`, `out` is
 /// `(tokens, heads.out_width())`, and `sequences` are disjoint token ranges covering both.
-pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>], heads: Heads, scale: f32) {
+///
+/// With `window`, token `t` attends only to keys `j` with `|t − j| ≤ window` (ModernBERT's
+/// local layers): each task visits just the keys its rows can see, and masks the rest.
+pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>], heads: Heads, scale: f32, window: Option<usize>) {
     let (qw, ow) = (heads.qkv_width(), heads.out_width());
     let tokens = out.len() / ow;
     assert_eq!(qkv.len(), tokens * qw, "qkv rows");
@@ -81,7 +84,7 @@ pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>]
             let mut s = s.borrow_mut();
             // SAFETY: the task's output block (its query rows, the columns of its KV group's
             // query heads) is written by this task only, and `out` outlives the parallel loop.
-            unsafe { attend(qkv, dst, seq.clone(), *g, rows.clone(), heads, scale, &mut s) }
+            unsafe { attend(qkv, dst, seq.clone(), *g, rows.clone(), heads, scale, window, &mut s) }
         })
     });
 }
@@ -103,6 +106,7 @@ unsafe fn attend(
     rows: Range<usize>,
     heads: Heads,
     scale: f32,
+    window: Option<usize>,
     scratch: &mut Vec<f32>,
 ) {
     let (d, qw, ow) = (heads.dim, heads.qkv_width(), heads.out_width());
@@ -123,9 +127,16 @@ unsafe fn attend(
     }
     let k_col = (heads.query + g) * d;
     let v_col = (heads.query + heads.kv + g) * d;
-    let mut k0 = seq.start;
-    while k0 < seq.end {
-        let n = (k0 + kb).min(seq.end) - k0;
+    // The keys any row of this task can see. Every row has one in the first key block (its
+    // first visible key is at most QUERY_BLOCK − 1 past the block's start), so no row starts
+    // the online softmax from nothing.
+    let (key_start, key_end) = match window {
+        Some(w) => (rows.start.saturating_sub(w).max(seq.start), (rows.end + w).min(seq.end)),
+        None => (seq.start, seq.end),
+    };
+    let mut k0 = key_start;
+    while k0 < key_end {
+        let n = (k0 + kb).min(key_end) - k0;
         let s = &mut scores[..m * n];
         // Bounds-checked starts: rows k0.. of the K and V columns, inside `qkv`.
         let k = qkv[k0 * qw + k_col..].as_ptr();
@@ -158,7 +169,20 @@ unsafe fn attend(
                 gemm::Parallelism::None,
             )
         };
-        let first = k0 == seq.start;
+        if let Some(w) = window {
+            // Keys outside a row's window get no weight (exp(−∞) = 0).
+            for r in 0..n_rep {
+                for (i, t) in rows.clone().enumerate() {
+                    let row = &mut s[(r * rows.len() + i) * n..][..n];
+                    for (j, v) in row.iter_mut().enumerate() {
+                        if (k0 + j).abs_diff(t) > w {
+                            *v = f32::NEG_INFINITY;
+                        }
+                    }
+                }
+            }
+        }
+        let first = k0 == key_start;
         for i in 0..m {
             let row = &mut s[i * n..(i + 1) * n];
             let block_max = simd::max(row);
@@ -221,7 +245,7 @@ mod tests {
     use super::*;
 
     /// Plain softmax attention in f64, one sequence at a time.
-    fn reference(qkv: &[f32], seqs: &[Range<usize>], h: Heads, scale: f32) -> Vec<f32> {
+    fn reference(qkv: &[f32], seqs: &[Range<usize>], h: Heads, scale: f32, window: Option<usize>) -> Vec<f32> {
         let (qw, ow, d) = (h.qkv_width(), h.out_width(), h.dim);
         let tokens = qkv.len() / qw;
         let mut out = vec![0f32; tokens * ow];
@@ -234,6 +258,9 @@ mod tests {
                     let scores: Vec<f64> = seq
                         .clone()
                         .map(|j| {
+                            if window.is_some_and(|w| j.abs_diff(t) > w) {
+                                return f64::NEG_INFINITY;
+                            }
                             let k = &qkv[j * qw + (h.query + g) * d..][..d];
                             q.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale as f64
                         })
@@ -274,10 +301,18 @@ mod tests {
             .collect();
         let mut out = vec![f32::NAN; t * heads.out_width()];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25));
-        let want = reference(&qkv, &seqs, heads, 0.25);
+        pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, None));
+        let want = reference(&qkv, &seqs, heads, 0.25, None);
         let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 2e-5, "max abs diff {worst}");
+        // Local windows, narrower and wider than the blocks (ModernBERT's is 64 each side).
+        for w in [0usize, 2, 63, 64, 200] {
+            let mut out = vec![f32::NAN; t * heads.out_width()];
+            pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, Some(w)));
+            let want = reference(&qkv, &seqs, heads, 0.25, Some(w));
+            let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 2e-5, "window {w}: max abs diff {worst}");
+        }
     }
 }
 
@@ -304,7 +339,7 @@ mod timing {
             let start = std::time::Instant::now();
             pool.install(|| {
                 for _ in 0..reps {
-                    attention(&qkv, &mut out, &seqs, heads, 0.2)
+                    attention(&qkv, &mut out, &seqs, heads, 0.2, None)
                 }
             });
             let per = start.elapsed().as_secs_f64() / reps as f64;
