@@ -53,6 +53,8 @@ export interface Request {
   url: string
   authorization?: string
   range?: string
+  /** When it arrived (Date.now()). */
+  at: number
 }
 
 export interface Hub {
@@ -118,7 +120,7 @@ export async function startHub(repos: HubRepo[], faults: Faults = {}): Promise<H
   for (const r of repos) for (const files of Object.values(r.commits)) for (const [f, d] of Object.entries(files)) if (isLfs(f)) blobs.set(sha256(d), { file: f, data: d })
 
   const log = (server: Request['server'], req: http.IncomingMessage) =>
-    requests.push({ server, method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, range: req.headers.range })
+    requests.push({ server, method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, range: req.headers.range, at: Date.now() })
 
   const fail = (res: http.ServerResponse, status: number, code: string, message: string) => {
     res.writeHead(status, { 'content-type': 'application/json', 'x-error-code': code, 'x-error-message': message })
