@@ -3,7 +3,8 @@
 // texts, windows at the model's real maximum (512 tokens; RoBERTa's 514 positions start at
 // pad + 1; ModernBERT's local attention on its sliding layers) with strides, the tokenizer types the families ship (tokenizer.json; BERT's
 // vocab.txt only, an uncased tokenizer whose config does not say so; RoBERTa's vocab.json +
-// merges.txt; XLM-R's and CamemBERT's SentencePiece model), and a base-sized model (768 hidden, 12 heads, 3,072 intermediate) whose weights
+// merges.txt; XLM-R's, CamemBERT's and DeBERTa's SentencePiece models; DeBERTa's relative
+// positions, log-bucketed and clamped), and a base-sized model (768 hidden, 12 heads, 3,072 intermediate) whose weights
 // are generated here, as the script generated them.
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -25,7 +26,7 @@ interface Fixture {
 }
 
 const DIR = path.join(FIXTURES, 'families')
-const MODELS = ['modernbert', 'modernbert-legacy-config', 'modernbert-biases', 'bert-cased', 'bert-vocab-only', 'bert-uncased', 'distilbert-vocab-only', 'electra', 'roberta', 'roberta-vocab-merges', 'xlm-roberta', 'xlm-roberta-spm', 'camembert-spm']
+const MODELS = ['modernbert', 'modernbert-legacy-config', 'modernbert-biases', 'bert-cased', 'bert-vocab-only', 'bert-uncased', 'distilbert-vocab-only', 'electra', 'roberta', 'roberta-vocab-merges', 'xlm-roberta', 'xlm-roberta-spm', 'camembert-spm', 'deberta-v3', 'deberta-v3-spm', 'deberta-v2']
 const read = <T>(name: string): T => JSON.parse(fs.readFileSync(path.join(DIR, `${name}.json`), 'utf8'))
 
 /** transformers' entity with its UTF-16 offsets as ours (`output: 'transformers'`). */
@@ -84,7 +85,7 @@ for (const name of MODELS) {
   })
 }
 
-for (const name of ['modernbert-base-generated', 'bert-base-generated', 'roberta-base-generated', 'xlm-roberta-base-generated', 'distilbert-base-generated', 'electra-base-generated']) {
+for (const name of ['modernbert-base-generated', 'bert-base-generated', 'roberta-base-generated', 'xlm-roberta-base-generated', 'distilbert-base-generated', 'electra-base-generated', 'deberta-v3-base-generated']) {
   test(`${name}: a base-sized model (768 hidden, 12 heads, 3,072 intermediate) gives transformers' logits`, async (t) => {
     t.timeout(180_000)
     const fx = read<Fixture & { config: Record<string, unknown>; shapes: Record<string, number[]>; tokenizer_from: string }>(name)

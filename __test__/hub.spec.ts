@@ -337,8 +337,8 @@ test('an architecture this runtime does not run is refused after config.json, be
   t.deepEqual([...new Set(fetched)], ['config.json'])
 })
 
-test('RoBERTa and XLM-R repos without tokenizer.json (vocab.json + merges.txt; sentencepiece.bpe.model) load by Hub id', async (t) => {
-  const dirs = { 'Jean-Baptiste/roberta-like-ner': 'roberta-vocab-merges', 'Davlan/xlm-roberta-like-ner': 'xlm-roberta-spm' }
+test('RoBERTa, XLM-R and DeBERTa repos without tokenizer.json (vocab.json + merges.txt; sentencepiece.bpe.model; spm.model) load by Hub id', async (t) => {
+  const dirs = { 'Jean-Baptiste/roberta-like-ner': 'roberta-vocab-merges', 'Davlan/xlm-roberta-like-ner': 'xlm-roberta-spm', 'microsoft/deberta-v3-like-ner': 'deberta-v3-spm' }
   const hub = await startHub(Object.entries(dirs).map(([id, d]) => folderRepo(id, path.join(FIXTURES, 'families', d))))
   t.teardown(() => hub.close())
   const cacheDir = tmp('families')
@@ -350,5 +350,5 @@ test('RoBERTa and XLM-R repos without tokenizer.json (vocab.json + merges.txt; s
     local.dispose()
   }
   const fetched = hub.requests.filter((r) => r.method === 'GET' && r.url.includes('/resolve/')).map((r) => r.url.split('/').pop())
-  t.deepEqual([...new Set(fetched)].sort(), ['config.json', 'merges.txt', 'sentencepiece.bpe.model', 'tokenizer_config.json', 'vocab.json'])
+  t.deepEqual([...new Set(fetched)].sort(), ['config.json', 'merges.txt', 'sentencepiece.bpe.model', 'spm.model', 'tokenizer_config.json', 'vocab.json'])
 })

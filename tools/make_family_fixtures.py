@@ -455,12 +455,109 @@ def modernbert_family(args, root: str) -> None:
     print("wrote modernbert-base-generated")
 
 
+def deberta_family(args, root: str) -> None:
+    """DeBERTa-v2/v3: disentangled attention with (log-bucketed) relative positions; the
+    tokenizer a SentencePiece Unigram (`spm.model`) rebuilt by DebertaV2Tokenizer."""
+    import sentencepiece as spm_lib
+
+    fx = os.path.join(root, "__test__", "fixtures", "families")
+    spm_dir = os.path.join(args.scratch, "spm-deberta")
+    os.makedirs(spm_dir, exist_ok=True)
+    text = os.path.join(spm_dir, "train.txt")
+    with open(text, "w", encoding="utf-8") as f:
+        for t in norne_texts(args.norne, "train"):
+            f.write(t + "\n")
+    # deberta-v3's layout: [PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3.
+    spm_lib.SentencePieceTrainer.train(input=text, model_prefix=os.path.join(spm_dir, "spm"), vocab_size=2000, model_type="unigram",
+                                       character_coverage=1.0, pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]",
+                                       bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]", user_defined_symbols=["[MASK]"], minloglevel=2)
+    spm_model = os.path.join(spm_dir, "spm.model")
+
+    def tokenizer(d, **tk):
+        src = os.path.join(d, "_tok")
+        os.makedirs(src, exist_ok=True)
+        shutil.copy(spm_model, os.path.join(src, "spm.model"))
+        json.dump({"tokenizer_class": "DebertaV2Tokenizer", "model_max_length": 512, **tk}, open(os.path.join(src, "tokenizer_config.json"), "w"))
+        tok = transformers.DebertaV2Tokenizer.from_pretrained(src)
+        shutil.rmtree(src)
+        return tok
+
+    def cfg(**kw):
+        # microsoft/deberta-v3-base's kind, small.
+        base = dict(vocab_size=2100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=512,
+                    relative_attention=True, position_buckets=16, max_relative_positions=-1, norm_rel_ebd="layer_norm", share_att_key=True,
+                    pos_att_type="p2c|c2p", position_biased_input=False, type_vocab_size=0, layer_norm_eps=1e-7, pad_token_id=0)
+        base.update(kw)
+        return label_config(transformers.DebertaV2Config(**base))
+
+    cases = [
+        ("deberta-v3", cfg(), {}, "tokenizer.json"),
+        ("deberta-v3-spm", cfg(num_hidden_layers=3), {}, "spm.model"),
+        # deberta-v2's kind: no buckets, a relative span of 64, its own position projections,
+        # absolute positions too, token types, only c2p; a tokenizer that lowercases and splits punctuation.
+        ("deberta-v2", cfg(position_buckets=-1, max_relative_positions=64, norm_rel_ebd="none", share_att_key=False, pos_att_type=["c2p"],
+                           position_biased_input=True, type_vocab_size=2), {"do_lower_case": True, "split_by_punct": True}, "tokenizer.json"),
+    ]
+    for name, config, tk, kept in cases:
+        d = os.path.join(fx, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        tok = tokenizer(d, **tk)
+        config.vocab_size = max(config.vocab_size, len(tok))
+        torch.manual_seed(20261208)
+        model = AutoModelForTokenClassification.from_config(config)
+        with torch.no_grad():
+            model.classifier.bias[0] -= 1.0
+            for n, p in model.named_parameters():
+                if "rel_embeddings" in n:
+                    p.normal_(0, 0.5)  # relative positions that matter
+        model.save_pretrained(d, safe_serialization=True)
+        tok.save_pretrained(d)
+        if kept == "spm.model":
+            shutil.copy(spm_model, os.path.join(d, "spm.model"))
+        for f in os.listdir(d):
+            if f not in {"config.json", "model.safetensors", "tokenizer_config.json", kept}:
+                os.remove(os.path.join(d, f))
+        write_json(os.path.join(fx, f"{name}.json"), record(d))
+        print("wrote", name)
+    d = os.path.join(args.scratch, "deberta-v3-base-generated")
+    os.makedirs(d, exist_ok=True)
+    config = cfg(hidden_size=768, num_attention_heads=12, intermediate_size=3072, position_buckets=256)
+    model = AutoModelForTokenClassification.from_config(config)
+    fill_generated(model)
+    model.save_pretrained(d, safe_serialization=True)
+    tokenizer(d).save_pretrained(d)
+    rec = record(d, generated_weights=True)
+    rec["config"] = json.load(open(os.path.join(d, "config.json")))
+    rec["shapes"] = {k: list(v.shape) for k, v in model.state_dict().items()}
+    rec["tokenizer_from"] = "deberta-v3"
+    write_json(os.path.join(fx, "deberta-v3-base-generated.json"), rec)
+    print("wrote deberta-v3-base-generated")
+
+
+def deberta_buckets(root: str) -> None:
+    """transformers' log buckets of relative distances, for configs real models use and small
+    ones, over twice the reach of each: the Rust side must land every distance in the same row."""
+    from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
+
+    cases = []
+    for buckets, max_position in [(16, 512), (256, 512), (256, 1024), (128, 256), (64, 4096), (8, 10)]:
+        reach = 2 * max_position
+        r = torch.arange(-reach, reach + 1)
+        cases.append({"buckets": buckets, "max_position": max_position, "from": -reach,
+                      "values": make_log_bucket_position(r, buckets, max_position).long().tolist()})
+    out = {"generator": "tools/make_family_fixtures.py", "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+           "cases": cases}
+    write_json(os.path.join(root, "__test__", "fixtures", "families", "deberta-buckets.json"), out)
+    print("wrote deberta-buckets")
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norne", required=True)
     ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
-    ap.add_argument("--families", default="bert,roberta,distil-electra,base,modernbert", help="comma-separated: bert, roberta, distil-electra")
+    ap.add_argument("--families", default="bert,roberta,distil-electra,base,modernbert,deberta", help="comma-separated: bert, roberta, distil-electra")
     args = ap.parse_args()
     families = args.families.split(",")
     if "bert" in families:
@@ -473,6 +570,9 @@ def main() -> None:
         base_generated(args, root)
     if "modernbert" in families:
         modernbert_family(args, root)
+    if "deberta" in families:
+        deberta_family(args, root)
+        deberta_buckets(root)
 
 
 if __name__ == "__main__":

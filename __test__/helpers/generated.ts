@@ -44,7 +44,7 @@ function spec(name: string): [number, number] {
 export function writeGeneratedModel(dir: string, config: Record<string, unknown>, shapes: Record<string, number[]>, tokenizerDir: string): void {
   fs.mkdirSync(dir, { recursive: true })
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config))
-  for (const f of fs.readdirSync(tokenizerDir)) if (/^(tokenizer\.json|tokenizer_config\.json|vocab\.txt|vocab\.json|merges\.txt|sentencepiece\.bpe\.model)$/.test(f)) fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f))
+  for (const f of fs.readdirSync(tokenizerDir)) if (/^(tokenizer\.json|tokenizer_config\.json|vocab\.txt|vocab\.json|merges\.txt|sentencepiece\.bpe\.model|spm\.model)$/.test(f)) fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f))
   const tensors = new Map<string, StoredTensor>()
   for (const [name, shape] of Object.entries(shapes)) {
     const [scale, center] = spec(name)

@@ -47,9 +47,10 @@ export interface DownloadProgress {
 
 /**
  * The tokenizer a model needs: `tokenizer.json`, else what older repos ship instead (BERT's
- * vocab.txt, RoBERTa's vocab.json + merges.txt, XLM-R's and CamemBERT's SentencePiece model).
+ * vocab.txt, RoBERTa's vocab.json + merges.txt, XLM-R's and CamemBERT's SentencePiece model,
+ * DeBERTa's spm.model).
  */
-const TOKENIZERS = [['tokenizer.json'], ['vocab.txt'], ['vocab.json', 'merges.txt'], ['sentencepiece.bpe.model']]
+const TOKENIZERS = [['tokenizer.json'], ['vocab.txt'], ['vocab.json', 'merges.txt'], ['sentencepiece.bpe.model'], ['spm.model']]
 const OPTIONAL = ['tokenizer_config.json', 'special_tokens_map.json']
 /** The title of the Hub's safetensors conversion PRs (opened by SFconvertbot), as transformers looks for them. */
 const CONVERSION_PR = 'Adding `safetensors` variant of this model'
@@ -77,6 +78,7 @@ const SIZE_CAPS: Record<string, number> = {
   'vocab.json': 64 * MiB,
   'merges.txt': 64 * MiB,
   'sentencepiece.bpe.model': 64 * MiB,
+  'spm.model': 64 * MiB,
   [INDEX]: 16 * MiB,
 }
 const WEIGHTS_CAP = 256 * 1024 * MiB

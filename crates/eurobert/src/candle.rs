@@ -12,7 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::encoder::Encoder;
 use crate::error::Result;
-use crate::recipe::{Act, Dense, Head, Mlp as MlpKind, NormKind, NormWeights, Positions, Recipe};
+use crate::recipe::{Act, Dense, Head, Mlp as MlpKind, NormKind, NormWeights, Positions, Recipe, Relative};
 use crate::rope::Rope;
 
 /// Uploads checkpoint tensors to the device in the compute dtype, counting their bytes.
@@ -95,8 +95,12 @@ struct Padded {
     seq_len: usize,
     /// cos/sin of each of the encoder's RoPE tables, for positions `0..seq_len`.
     ropes: Vec<(Tensor, Tensor)>,
-    /// Additive mask over keys `(batch, 1, 1, seq_len)`: 0 for real tokens, -inf for padding.
+    /// Additive mask over keys `(batch, 1, 1, seq_len)`: 0 for real tokens, very negative for
+    /// padding.
     mask: Tensor,
+    /// DeBERTa: flat indexes into `(seq_len · 2·span)` rows of projected relative tables, for
+    /// c2p (`i·2s + δ(i−j)`) and p2c (`j·2s + δ(i−j)`), each `seq_len²` long.
+    distances: Option<(Tensor, Tensor)>,
 }
 
 struct Attention {
@@ -108,9 +112,22 @@ struct Attention {
     head_dim: usize,
     /// Attend only to keys within this distance (ModernBERT's local layers).
     window: Option<usize>,
+    /// `1/√(d·factor)`: DeBERTa's factor counts its relative terms.
+    scale: f64,
+    /// DeBERTa's relative keys and queries, `(2·span, heads·head_dim)`.
+    relative: Option<(Option<Tensor>, Option<Tensor>)>,
 }
 
 impl Attention {
+    /// A relative term: `x` `(B, H, T, d)` against table rows `(2s, H·d)`, gathered by `index`.
+    fn relative_term(&self, x: &Tensor, table: &Tensor, index: &Tensor) -> Result<Tensor> {
+        let (b, h, t, d) = x.dims4()?;
+        let rows = table.dim(0)?;
+        let per_head = table.reshape((rows, h, d))?.transpose(0, 1)?.transpose(1, 2)?.unsqueeze(0)?; // (1, H, d, 2s)
+        let projected = x.broadcast_matmul(&per_head.contiguous()?)?.reshape((b * h, t * rows))?;
+        Ok(projected.index_select(index, 1)?.reshape((b, h, t, t))?)
+    }
+
     /// `o(attention(qkv(x)))` for `x` of `(batch·seq_len, hidden)`, rotated by `rope` if any.
     fn forward(&self, x: &Tensor, p: &Padded, rope: Option<usize>) -> Result<Tensor> {
         let (nh, nkv, hd) = (self.heads, self.kv_heads, self.head_dim);
@@ -130,7 +147,17 @@ impl Attention {
         // n_rep query heads of each kv head as extra rows instead of copying k and v.
         let n_rep = nh / nkv;
         let q = q.reshape((batch, nkv, n_rep * seq_len, hd))?;
-        let mut scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?.broadcast_add(&p.mask)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let (Some((keys, queries)), Some((c2p, p2c))) = (&self.relative, &p.distances) {
+            // n_rep is 1: q is (B, H, T, d).
+            if let Some(pk) = keys {
+                scores = (scores + self.relative_term(&q, pk, c2p)?)?;
+            }
+            if let Some(pq) = queries {
+                scores = (scores + self.relative_term(&k, pq, p2c)?)?;
+            }
+        }
+        let mut scores = (scores * self.scale)?.broadcast_add(&p.mask)?;
         if let Some(w) = self.window {
             // Rows are n_rep query heads of seq_len positions each; keys beyond w get −∞.
             let band: Vec<f32> = (0..n_rep * seq_len)
@@ -202,6 +229,9 @@ impl Layer {
 pub(crate) struct CandleEncoder {
     num_labels: usize,
     pre_norm: bool,
+    /// Project, then norm the embeddings (DeBERTa).
+    project_then_norm: bool,
+    relative: Option<Relative>,
     device: Device,
     dtype: DType,
     tokens: Tensor,
@@ -232,7 +262,21 @@ impl CandleEncoder {
                     thetas.push(t[i]);
                     thetas.len() - 1
                 })),
-                Positions::Absolute { .. } => None,
+                Positions::Absolute { .. } | Positions::None => None,
+            };
+            let factor = r.relative.map_or(1, |x| x.scale_factor());
+            let relative = match w.relative {
+                Some(t) if t.keys.is_some() || t.queries.is_some() => {
+                    let mut table = |v: Option<Vec<f32>>| -> Result<Option<Tensor>> {
+                        v.map(|v| {
+                            let rows = v.len() / (c.num_attention_heads * c.head_dim);
+                            up.tensor(v, &[rows, c.num_attention_heads * c.head_dim])
+                        })
+                        .transpose()
+                    };
+                    Some((table(t.keys)?, table(t.queries)?))
+                }
+                _ => None,
             };
             layers.push(Layer {
                 attention_norm: w.attention_norm.map(|n| Norm::new(&mut up, n, r)).transpose()?,
@@ -243,6 +287,8 @@ impl CandleEncoder {
                     kv_heads: c.num_key_value_heads,
                     head_dim: c.head_dim,
                     window: r.windows[i],
+                    scale: 1.0 / ((c.head_dim * factor) as f64).sqrt(),
+                    relative,
                 },
                 mlp_norm: Norm::new(&mut up, w.mlp_norm, r)?,
                 mlp: Mlp { up: up.linear(w.up)?, down: up.linear(w.down)?, intermediate: c.intermediate_size, kind: r.mlp },
@@ -254,7 +300,7 @@ impl CandleEncoder {
         let tokens = up.tensor(e.tokens, &[c.vocab_size, width])?;
         let offset = match r.positions {
             Positions::Absolute { offset } => offset,
-            Positions::Rope { .. } => 0,
+            Positions::Rope { .. } | Positions::None => 0,
         };
         let positions = match e.positions {
             Some(t) => {
@@ -281,6 +327,8 @@ impl CandleEncoder {
         Ok(CandleEncoder {
             num_labels: c.num_labels(),
             pre_norm: r.pre_norm,
+            project_then_norm: r.project_then_norm,
+            relative: r.relative,
             device: device.clone(),
             dtype,
             tokens,
@@ -304,7 +352,10 @@ impl CandleEncoder {
         let (batch, dev) = (lengths.len(), &self.device);
         let mut mask = vec![0f32; batch * seq_len];
         for (row, &len) in mask.chunks_mut(seq_len).zip(lengths) {
-            row[len..].fill(f32::NEG_INFINITY);
+            // Finite, unlike the window band's −∞: a padding row whose window holds only
+            // padding must still get a finite softmax, or its NaN values would reach real rows
+            // through 0·NaN in P·V. exp of this is exactly 0 next to any real score.
+            row[len..].fill(if self.dtype == DType::F16 { -6.0e4 } else { -1.0e9 });
         }
         let mut ropes = Vec::with_capacity(self.ropes.len());
         for rope in &self.ropes {
@@ -315,7 +366,19 @@ impl CandleEncoder {
                 Tensor::from_slice(&table.sin[..seq_len * half], (seq_len, half), dev)?.to_dtype(self.dtype)?,
             ));
         }
-        let p = Padded { batch, seq_len, ropes, mask: Tensor::from_vec(mask, (batch, 1, 1, seq_len), dev)?.to_dtype(self.dtype)? };
+        let distances = match self.relative {
+            Some(r) => {
+                let (rows, span2) = (r.rows(seq_len), 2 * r.span as u32);
+                let at = |i: usize, j: usize| rows[seq_len - 1 + i - j];
+                let (t, s) = (seq_len, span2);
+                let c2p: Vec<u32> = (0..t * t).map(|x| (x / t) as u32 * s + at(x / t, x % t)).collect();
+                let p2c: Vec<u32> = (0..t * t).map(|x| (x % t) as u32 * s + at(x / t, x % t)).collect();
+                Some((Tensor::from_vec(c2p, t * t, dev)?, Tensor::from_vec(p2c, t * t, dev)?))
+            }
+            None => None,
+        };
+        let p =
+            Padded { batch, seq_len, ropes, mask: Tensor::from_vec(mask, (batch, 1, 1, seq_len), dev)?.to_dtype(self.dtype)?, distances };
         let mut x = self.tokens.index_select(&Tensor::from_slice(ids, batch * seq_len, dev)?, 0)?;
         if let Some(t) = &self.token_type {
             x = x.broadcast_add(t)?;
@@ -326,12 +389,9 @@ impl CandleEncoder {
             let width = pos.dim(1)?;
             x = x.reshape((batch, seq_len, width))?.broadcast_add(&pos.unsqueeze(0)?)?.reshape((batch * seq_len, width))?;
         }
-        if let Some(n) = &self.embed_norm {
-            x = n.forward(&x)?;
-        }
-        if let Some(proj) = &self.projection {
-            x = proj.forward(&x)?;
-        }
+        let norm = |x: Tensor| -> Result<Tensor> { self.embed_norm.as_ref().map_or(Ok(x.clone()), |n| n.forward(&x)) };
+        let project = |x: Tensor| -> Result<Tensor> { self.projection.as_ref().map_or(Ok(x.clone()), |p| p.forward(&x)) };
+        x = if self.project_then_norm { norm(project(x)?)? } else { project(norm(x)?)? };
         for layer in &self.layers {
             cancel.check()?;
             x = layer.forward(x, &p, self.pre_norm)?;

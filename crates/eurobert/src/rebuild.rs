@@ -45,6 +45,9 @@ pub(crate) enum Class {
     XlmRoberta,
     /// `CamembertTokenizer`: Unigram, with its `NOTUSED` placeholders.
     Camembert,
+    /// `DebertaV2Tokenizer`: Unigram over `spm.model`'s pieces as they are, with its own
+    /// normalizers and `[CLS] A [SEP]`.
+    DebertaV2,
 }
 
 /// The class `AutoTokenizer` would use: `tokenizer_class` (without `Fast`), else the model
@@ -56,12 +59,14 @@ pub(crate) fn class(tokenizer_config: &Map<String, Value>, model_type: &str) -> 
         Some("RobertaTokenizer") => Class::Roberta,
         Some("XLMRobertaTokenizer") => Class::XlmRoberta,
         Some("CamembertTokenizer") => Class::Camembert,
+        Some("DebertaV2Tokenizer") => Class::DebertaV2,
         Some(_) => Class::Verbatim,
         None => match model_type {
             "bert" | "distilbert" | "electra" => Class::Bert,
             "roberta" => Class::Roberta,
             "xlm-roberta" => Class::XlmRoberta,
             "camembert" => Class::Camembert,
+            "deberta-v2" => Class::DebertaV2,
             _ => Class::Verbatim,
         },
     }
@@ -74,6 +79,7 @@ pub(crate) fn files(class: Class) -> &'static [&'static str] {
         Class::Bert => &["tokenizer.json", "vocab.txt"],
         Class::Roberta => &["tokenizer.json", "vocab.json"],
         Class::XlmRoberta | Class::Camembert => &["tokenizer.json", "sentencepiece.bpe.model"],
+        Class::DebertaV2 => &["tokenizer.json", "spm.model"],
     }
 }
 
@@ -270,6 +276,86 @@ pub(crate) fn unigram(
         names.extend(["<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED"].map(String::from));
     }
     add_specials(&mut t, &names, |s| ids.contains_key(s), path)?;
+    Ok(t)
+}
+
+/// `DebertaV2Tokenizer` as transformers 5 builds it: Unigram over the vocabulary as it is
+/// (the unknown id: that of `(unk_token, 0.0)`, else `unk_id`); normalizers `[Lowercase]` then
+/// the character map, a right strip and runs of spaces made one (or, without a map, whitespace
+/// runs and `\n\r\t` made one space, NFC and a right strip); `[Punctuation]` then Metaspace;
+/// `[CLS] A [SEP]`. Every special token is added whole, as a new id where the vocabulary lacks
+/// it (deberta-v3's `[MASK]` is 128000).
+pub(crate) fn deberta(
+    vocab: Vec<(String, f64)>,
+    charsmap: Option<Vec<u8>>,
+    unk_id: usize,
+    cfg: &Map<String, Value>,
+    path: &Path,
+) -> Result<HfTokenizer> {
+    use tokenizers::models::unigram::Unigram;
+    use tokenizers::normalizers::{Lowercase, Precompiled, Replace, Strip, NFC};
+    use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+    use tokenizers::pre_tokenizers::punctuation::Punctuation;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::{NormalizerWrapper, SplitDelimiterBehavior};
+    let fail = |message: String| Error::Tokenizer { path: path.to_path_buf(), message };
+    let tok = |key: &str, default: &str| token(cfg, key, default);
+    let (bos, eos, unk, sep, pad, cls, mask) = (
+        tok("bos_token", "[CLS]"),
+        tok("eos_token", "[SEP]"),
+        tok("unk_token", "[UNK]"),
+        tok("sep_token", "[SEP]"),
+        tok("pad_token", "[PAD]"),
+        tok("cls_token", "[CLS]"),
+        tok("mask_token", "[MASK]"),
+    );
+    let unk_id = vocab.iter().position(|(t, s)| *t == unk && *s == 0.0).unwrap_or(unk_id);
+    if unk_id >= vocab.len() {
+        return Err(fail(format!("the vocabulary has {} pieces, none at the unknown id {unk_id}", vocab.len())));
+    }
+    let ids: HashMap<String, u32> = vocab.iter().enumerate().rev().map(|(i, (t, _))| (t.clone(), i as u32)).collect();
+    let model = Unigram::from(vocab, Some(unk_id), false).map_err(|e| fail(e.to_string()))?;
+    let mut t = HfTokenizer::new(ModelWrapper::Unigram(model));
+    let replace = |pattern: &str, with: &str| -> Result<NormalizerWrapper> {
+        Ok(Replace::new(tokenizers::normalizers::replace::ReplacePattern::Regex(pattern.into()), with)
+            .map_err(|e| fail(e.to_string()))?
+            .into())
+    };
+    let mut norms: Vec<NormalizerWrapper> = Vec::new();
+    if flag(cfg, "do_lower_case").unwrap_or(false) {
+        norms.push(Lowercase.into());
+    }
+    match charsmap.filter(|m| !m.is_empty()) {
+        Some(map) => {
+            norms.push(Precompiled::from(&map).map_err(|e| fail(format!("its precompiled character map is unreadable: {e}")))?.into());
+            norms.push(Strip::new(false, true).into());
+            norms.push(replace(" {2,}", " ")?);
+        }
+        None => {
+            norms.push(replace(r"\s{2,}|[\n\r\t]", " ")?);
+            norms.push(NFC.into());
+            norms.push(Strip::new(false, true).into());
+        }
+    }
+    t.with_normalizer(Some(tokenizers::normalizers::Sequence::new(norms))).map_err(|e| fail(e.to_string()))?;
+    let scheme = if flag(cfg, "add_prefix_space").unwrap_or(true) { PrependScheme::Always } else { PrependScheme::First };
+    let mut pre: Vec<tokenizers::PreTokenizerWrapper> = Vec::new();
+    if flag(cfg, "split_by_punct").unwrap_or(false) {
+        pre.push(Punctuation::new(SplitDelimiterBehavior::Isolated).into());
+    }
+    pre.push(Metaspace::new('▁', scheme, true).into());
+    t.with_pre_tokenizer(Some(Sequence::new(pre)));
+    t.with_decoder(Some(Metaspace::new('▁', scheme, true)));
+    let id = |tok: &str| ids.get(tok).copied().unwrap_or(0);
+    let template = TemplateProcessing::builder()
+        .try_single(format!("{cls}:0 $A:0 {sep}:0"))
+        .and_then(|b| b.try_pair(format!("{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")))
+        .map_err(|e| fail(e.to_string()))?
+        .special_tokens(vec![(cls.clone(), id(&cls)), (sep.clone(), id(&sep))])
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    t.with_post_processor(Some(template));
+    add_specials(&mut t, &[bos, eos, unk, sep, pad, cls, mask], |_| true, path)?;
     Ok(t)
 }
 

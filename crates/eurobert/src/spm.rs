@@ -35,6 +35,8 @@ pub(crate) struct SpmModel {
     pub precompiled_charsmap: Vec<u8>,
     /// `TrainerSpec.model_type`: 1 Unigram, 2 BPE.
     pub model_type: u64,
+    /// `TrainerSpec.unk_id` (0 when the file does not say).
+    pub unk_id: u64,
 }
 
 /// Reads protobuf wire format: varints and length-delimited fields, bounds-checked.
@@ -124,13 +126,13 @@ pub(crate) fn parse(buf: &[u8]) -> Option<SpmModel> {
         match (field, wire) {
             (1, 2) => m.pieces.push(piece(r.bytes()?)?),
             (2, 2) => {
-                // TrainerSpec: model_type is field 3.
+                // TrainerSpec: model_type is field 3, unk_id field 40.
                 let mut t = Reader { buf: r.bytes()?, at: 0 };
                 while let Some((f, w)) = t.key()? {
-                    if (f, w) == (3, 0) {
-                        m.model_type = t.varint()?;
-                    } else {
-                        t.skip(w)?;
+                    match (f, w) {
+                        (3, 0) => m.model_type = t.varint()?,
+                        (40, 0) => m.unk_id = t.varint()?,
+                        _ => t.skip(w)?,
                     }
                 }
             }

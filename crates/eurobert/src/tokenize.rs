@@ -99,6 +99,20 @@ impl Tokenizer {
                 };
                 rebuild::unigram(class, vocab, charsmap, &cfg, &path)?
             }
+            rebuild::Class::DebertaV2 => {
+                // The unknown id when the vocabulary has no `(unk, 0.0)`: the SentencePiece
+                // trainer's, else `unk_id` from tokenizer_config.json, else the class's 1.
+                let configured = cfg.get("unk_id").and_then(serde_json::Value::as_u64).unwrap_or(1) as usize;
+                let (vocab, charsmap, unk) = if from_json {
+                    let (v, m) = rebuild::unigram_parts(&raw()?, &json)?;
+                    (v, m, configured)
+                } else {
+                    let spm = crate::spm::read(&path)?;
+                    let unk = spm.unk_id as usize;
+                    (spm.pieces.into_iter().map(|p| (p.piece, p.score as f64)).collect(), Some(spm.precompiled_charsmap), unk)
+                };
+                rebuild::deberta(vocab, charsmap, unk, &cfg, &path)?
+            }
         };
         let mut t = Tokenizer { inner, path, model_max_length: None };
         t.model_max_length = model_max_length(&cfg);

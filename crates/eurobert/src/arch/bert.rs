@@ -138,6 +138,8 @@ pub(super) fn parse_config(kind: BertKind, f: &Fields) -> Result<Config> {
             token_type: !distil,
             embed_norm: true,
             embed_projection: kind == BertKind::Electra && embedding != hidden_size,
+            project_then_norm: false,
+            relative: None,
             first_attention_norm: true,
             mlp: Mlp::Plain(act),
             final_norm: false,
@@ -251,6 +253,7 @@ impl Schema for BertSchema {
             mlp_norm: norm(w, &name(out_norm), h, true)?,
             up: dense(w, &[(name(up), inter)], h, true)?,
             down: dense(w, &[(name(down), h)], inter, true)?,
+            relative: None,
         })
     }
 

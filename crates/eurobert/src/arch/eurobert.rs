@@ -57,6 +57,8 @@ pub(super) fn parse_config(f: &Fields) -> Result<Config> {
             token_type: false,
             embed_norm: false,
             embed_projection: false,
+            project_then_norm: false,
+            relative: None,
             first_attention_norm: true,
             mlp: Mlp::Glu(Act::Silu),
             final_norm: true,
@@ -116,6 +118,7 @@ impl Schema for EuroBertSchema {
             mlp_norm: NormWeights { weight: w.read_f32(&name(POST_ATTENTION_NORM), &[h])?, bias: None },
             up: dense(w, &[(name(gate), inter), (name(up), inter)], h, mb)?,
             down: dense(w, &[(name(down), h)], inter, mb)?,
+            relative: None,
         })
     }
 

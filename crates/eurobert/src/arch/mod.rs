@@ -3,6 +3,7 @@
 //! names onto the recipe's weights), and nothing else: the encoders run any recipe.
 
 mod bert;
+mod deberta;
 mod eurobert;
 mod modernbert;
 
@@ -24,6 +25,8 @@ pub(crate) enum Family {
     /// DistilBERT (under its own tensor names).
     Bert(BertKind),
     ModernBert(modernbert::Biases),
+    /// DeBERTa-v2 and -v3.
+    Deberta(deberta::DebertaFacts),
 }
 
 impl Family {
@@ -32,6 +35,7 @@ impl Family {
         match model_type {
             "eurobert" => Some(Family::EuroBert { attention_bias: false, mlp_bias: false }),
             "modernbert" => Some(Family::ModernBert(modernbert::Biases { norm: false, attention: false, mlp: false, classifier: false })),
+            "deberta-v2" => Some(Family::Deberta(deberta::DebertaFacts { share_att_key: false, norm_rel: false })),
             other => BertKind::from_model_type(other).map(Family::Bert),
         }
     }
@@ -41,6 +45,7 @@ impl Family {
         let mut all = vec!["eurobert"];
         all.extend(BertKind::ALL.iter().map(|k| k.model_type()));
         all.push("modernbert");
+        all.push("deberta-v2");
         all
     }
 
@@ -50,6 +55,7 @@ impl Family {
             Family::EuroBert { .. } => "EuroBertForTokenClassification",
             Family::Bert(k) => k.class(),
             Family::ModernBert(_) => "ModernBertForTokenClassification",
+            Family::Deberta(_) => "DebertaV2ForTokenClassification",
         }
     }
 
@@ -58,6 +64,7 @@ impl Family {
             Family::EuroBert { .. } => &eurobert::EuroBertSchema,
             Family::Bert(_) => &bert::BertSchema,
             Family::ModernBert(_) => &modernbert::ModernBertSchema,
+            Family::Deberta(_) => &deberta::DebertaSchema,
         }
     }
 }
@@ -68,6 +75,7 @@ pub(crate) fn parse_config(family: Family, f: &Fields) -> Result<Config> {
         Family::EuroBert { .. } => eurobert::parse_config(f),
         Family::Bert(kind) => bert::parse_config(kind, f),
         Family::ModernBert(_) => modernbert::parse_config(f),
+        Family::Deberta(_) => deberta::parse_config(f),
     }
 }
 

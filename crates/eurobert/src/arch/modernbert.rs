@@ -99,6 +99,8 @@ pub(super) fn parse_config(f: &Fields) -> Result<Config> {
             token_type: false,
             embed_norm: true,
             embed_projection: false,
+            project_then_norm: false,
+            relative: None,
             first_attention_norm: false,
             mlp: Mlp::Glu(act("hidden_activation")?),
             final_norm: true,
@@ -164,6 +166,7 @@ impl Schema for ModernBertSchema {
             mlp_norm: norm(w, &name("mlp_norm"), h, b.norm)?,
             up: dense(w, &[(name("mlp.Wi"), 2 * inter)], h, b.mlp)?,
             down: dense(w, &[(name("mlp.Wo"), h)], inter, b.mlp)?,
+            relative: None,
         })
     }
 

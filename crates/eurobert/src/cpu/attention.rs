@@ -4,12 +4,13 @@
 
 use rayon::prelude::*;
 
+use super::disentangled::{self, Tables};
 use super::flash::{self, Heads};
 use super::linear::{Projection, Rows};
 use super::profile::{span, Op};
 use super::{simd, Batch, Precision, Scratch};
 use crate::config::Config;
-use crate::recipe::Dense;
+use crate::recipe::{Dense, RelativeWeights};
 use crate::rope::RopeTable;
 
 pub(crate) struct Attention {
@@ -20,26 +21,33 @@ pub(crate) struct Attention {
     scale: f32,
     /// Attend only to keys within this distance (ModernBERT's local layers).
     window: Option<usize>,
+    /// DeBERTa's relative tables.
+    relative: Option<Tables>,
 }
 
 impl Attention {
-    /// `window`: attend only to keys within that distance.
-    pub fn new(qkv: Dense, o: Dense, p: Precision, c: &Config, window: Option<usize>) -> Self {
+    /// `window`: attend only to keys within that distance; `relative`: DeBERTa's tables.
+    pub fn new(qkv: Dense, o: Dense, p: Precision, c: &Config, window: Option<usize>, relative: Option<RelativeWeights>) -> Self {
+        // DeBERTa divides by √(d · (1 + c2p + p2c)), the others by √d.
+        let factor = c.recipe.relative.map_or(1, |r| r.scale_factor());
         Attention {
             qkv: p.projection(qkv),
             o: p.projection(o),
             heads: Heads { query: c.num_attention_heads, kv: c.num_key_value_heads, dim: c.head_dim },
-            scale: (c.head_dim as f32).powf(-0.5),
+            scale: 1.0 / ((c.head_dim * factor) as f32).sqrt(),
             window,
+            relative: relative.filter(|r| r.keys.is_some() || r.queries.is_some()).map(|r| Tables { keys: r.keys, queries: r.queries }),
         }
     }
 
     pub fn bytes(&self) -> usize {
-        self.qkv.bytes() + self.o.bytes()
+        let rel = self.relative.as_ref().map_or(0, |t| 4 * (t.keys.as_ref().map_or(0, Vec::len) + t.queries.as_ref().map_or(0, Vec::len)));
+        self.qkv.bytes() + self.o.bytes() + rel
     }
 
-    /// `x += o(attention(qkv(normed)))`.
-    pub fn forward(&self, normed: &[f32], x: &mut [f32], batch: &Batch, rope: Option<&RopeTable>, s: &mut Scratch) {
+    /// `x += o(attention(qkv(normed)))`. `distances`: the relative table row of each distance
+    /// (`Relative::rows` of the batch's longest sequence), for DeBERTa.
+    pub fn forward(&self, normed: &[f32], x: &mut [f32], batch: &Batch, rope: Option<&RopeTable>, distances: &[u32], s: &mut Scratch) {
         let hidden = self.o.outputs();
         let (qw, ow) = (self.heads.qkv_width(), self.heads.out_width());
         let n = batch.tokens();
@@ -59,7 +67,10 @@ impl Attention {
         let attn = &mut s.attn[..n * ow];
         {
             let _t = span(Op::Attention);
-            flash::attention(qkv, attn, &batch.sequences, self.heads, self.scale, self.window);
+            match &self.relative {
+                Some(t) => disentangled::attention(qkv, attn, &batch.sequences, self.heads, self.scale, t, distances),
+                None => flash::attention(qkv, attn, &batch.sequences, self.heads, self.scale, self.window),
+            }
         }
         let _t = span(Op::Output);
         self.o.forward(Rows::dense(attn, ow), x, true);

@@ -39,7 +39,7 @@ impl Heads {
 
 /// A raw pointer that tasks write through, each into rows and columns no other task touches.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(super) struct SharedOut(pub(super) *mut f32);
 // SAFETY: tasks write disjoint (rows, head) regions; see `attention`.
 unsafe impl Send for SharedOut {}
 // SAFETY: as for Send: no two tasks touch the same element.

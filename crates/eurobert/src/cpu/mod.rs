@@ -5,6 +5,7 @@
 //! GEMM kernel (`linear`); element-wise work uses run-time dispatched SIMD (`simd`).
 
 mod attention;
+mod disentangled;
 mod flash;
 mod linear;
 mod mlp;
@@ -120,7 +121,7 @@ struct Layer {
 impl Layer {
     /// One layer over the packed batch `x`, pre-norm (`x + f(norm(x))`) or post-norm
     /// (`norm(x + f(x))`) as the recipe says.
-    fn forward(&self, x: &mut Vec<f32>, batch: &Batch, rope: Option<&RopeTable>, pre_norm: bool, s: &mut Scratch) {
+    fn forward(&self, x: &mut Vec<f32>, batch: &Batch, rope: Option<&RopeTable>, distances: &[u32], pre_norm: bool, s: &mut Scratch) {
         let n = x.len();
         let mut normed = std::mem::take(&mut s.normed);
         if pre_norm {
@@ -128,12 +129,12 @@ impl Layer {
                 Some(norm) => norm.forward(x, &mut normed[..n]),
                 None => normed[..n].copy_from_slice(x),
             }
-            self.attention.forward(&normed[..n], x, batch, rope, s);
+            self.attention.forward(&normed[..n], x, batch, rope, distances, s);
             self.mlp_norm.forward(x, &mut normed[..n]);
             self.mlp.forward(&normed[..n], x, s);
         } else {
             normed[..n].copy_from_slice(x);
-            self.attention.forward(&normed[..n], x, batch, rope, s);
+            self.attention.forward(&normed[..n], x, batch, rope, distances, s);
             if let Some(norm) = &self.attention_norm {
                 norm.forward(x, &mut normed[..n]);
                 std::mem::swap(x, &mut normed);
@@ -156,6 +157,8 @@ struct Embeddings {
     token_type: Option<Vec<f32>>,
     norm: Option<Norm>,
     projection: Option<Linear>,
+    /// Project, then norm (DeBERTa), rather than norm, then project (ELECTRA).
+    project_then_norm: bool,
     width: usize,
 }
 
@@ -181,18 +184,26 @@ impl Embeddings {
                 row.iter_mut().zip(p).for_each(|(r, v)| *r += v);
             }
         });
-        if let Some(norm) = &self.norm {
-            let mut out = vec![0f32; n * e];
-            norm.forward(&x, &mut out);
-            x = out;
-        }
-        match &self.projection {
+        let norm = |x: Vec<f32>| match &self.norm {
+            Some(norm) => {
+                let mut out = vec![0f32; x.len()];
+                norm.forward(&x, &mut out);
+                out
+            }
+            None => x,
+        };
+        let project = |x: Vec<f32>| match &self.projection {
             Some(p) => {
                 let mut out = vec![0f32; n * hidden];
                 p.forward(Rows::dense(&x, e), &mut out, false);
                 out
             }
             None => x,
+        };
+        if self.project_then_norm {
+            norm(project(x))
+        } else {
+            project(norm(x))
         }
     }
 }
@@ -234,11 +245,11 @@ impl CpuEncoder {
                         thetas.len() - 1
                     }
                 }),
-                Positions::Absolute { .. } => None,
+                Positions::Absolute { .. } | Positions::None => None,
             };
             layers.push(Layer {
                 attention_norm: w.attention_norm.map(|n| Norm::new(n, r)),
-                attention: Attention::new(w.qkv, w.o, p, c, r.windows[i]),
+                attention: Attention::new(w.qkv, w.o, p, c, r.windows[i], w.relative),
                 mlp_norm: Norm::new(w.mlp_norm, r),
                 mlp: Mlp::new(w.up, w.down, p, r.mlp, c.intermediate_size),
                 rope,
@@ -247,9 +258,10 @@ impl CpuEncoder {
         let e = checkpoint.embeddings()?;
         let offset = match r.positions {
             Positions::Absolute { offset } => offset,
-            Positions::Rope { .. } => 0,
+            Positions::Rope { .. } | Positions::None => 0,
         };
         let embeddings = Embeddings {
+            project_then_norm: r.project_then_norm,
             positions: e.positions.map(|t| (t, offset)),
             token_type: e.token_type,
             norm: e.norm.map(|n| Norm::new(n, r)),
@@ -283,6 +295,7 @@ impl CpuEncoder {
         let (h, n) = (c.hidden_size, batch.tokens());
         let longest = batch.sequences.iter().map(|s| s.len()).max().unwrap_or(0);
         let tables: Vec<_> = self.ropes.iter().map(|r| r.table(longest)).collect();
+        let distances = c.recipe.relative.map(|r| r.rows(longest)).unwrap_or_default();
         let mut x = self.embeddings.forward(batch, h);
         let mlp_rows = self.layers.first().map_or(0, |l| l.mlp.chunk_rows()).min(n);
         let mut s = Scratch {
@@ -293,7 +306,7 @@ impl CpuEncoder {
         };
         for layer in &self.layers {
             cancel.check()?;
-            layer.forward(&mut x, batch, layer.rope.map(|k| &*tables[k]), c.recipe.pre_norm, &mut s);
+            layer.forward(&mut x, batch, layer.rope.map(|k| &*tables[k]), &distances, c.recipe.pre_norm, &mut s);
         }
         let mut normed = std::mem::take(&mut s.normed);
         drop(s);
