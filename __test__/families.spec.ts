@@ -26,7 +26,7 @@ interface Fixture {
 }
 
 const DIR = path.join(FIXTURES, 'families')
-const MODELS = ['modernbert', 'modernbert-legacy-config', 'modernbert-biases', 'bert-cased', 'bert-vocab-only', 'bert-uncased', 'distilbert-vocab-only', 'electra', 'roberta', 'roberta-vocab-merges', 'xlm-roberta', 'xlm-roberta-spm', 'camembert-spm', 'deberta-v3', 'deberta-v3-spm', 'deberta-v2']
+const MODELS = ['modernbert', 'modernbert-legacy-config', 'modernbert-biases', 'bert-cased', 'bert-vocab-only', 'bert-uncased', 'distilbert-vocab-only', 'distilbert', 'electra', 'electra-no-projection', 'roberta', 'roberta-vocab-merges', 'xlm-roberta', 'xlm-roberta-spm', 'camembert-spm', 'camembert', 'deberta-v3', 'deberta-v3-spm', 'deberta-v2']
 const read = <T>(name: string): T => JSON.parse(fs.readFileSync(path.join(DIR, `${name}.json`), 'utf8'))
 
 /** transformers' entity with its UTF-16 offsets as ours (`output: 'transformers'`). */

@@ -28,7 +28,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     // Comma-separated system families to run: ours, ort, transformersjs, torch (default: all).
     only: { type: 'string' },
-    // Comma-separated models to run (default: all): norne-compact, eurobert-610m-random, bert-base-random.
+    // Comma-separated models to run (default: all): norne-compact, eurobert-610m-random, bert-base-random, xlm-roberta-base-random.
     models: { type: 'string' },
     out: { type: 'string', default: path.join(here, 'out') },
   },
@@ -56,6 +56,7 @@ const MODELS = [
   { name: 'norne-compact', dir: path.join(values.out, 'norne-compact'), short: quick ? 1000 : sentences.length, long: 50, latency: 300, maxLength: 512, stride: 128 },
   { name: 'eurobert-610m-random', dir: path.join(values.out, 'eurobert-610m-random'), short: quick ? 64 : 512, long: quick ? 3 : 10, latency: 200, maxLength: 8192, stride: 128, window: 8192 },
   { name: 'bert-base-random', dir: path.join(values.out, 'bert-base-random'), short: quick ? 500 : 2000, long: quick ? 20 : 50, latency: 200, maxLength: 512, stride: 128 },
+  { name: 'xlm-roberta-base-random', dir: path.join(values.out, 'xlm-roberta-base-random'), short: quick ? 500 : 2000, long: quick ? 20 : 50, latency: 200, maxLength: 512, stride: 128 },
 ].filter((m) => !values.models || values.models.split(',').includes(m.name))
 
 function child(cmd, args) {
@@ -241,10 +242,27 @@ for (const m of MODELS) {
 }
 md += 'q8 rows run int8 matrix products, so their share of the FP32 peak can exceed 100%.\n\n'
 md += '¹ transformers.js has no stride: long documents are truncated to `model_max_length`, so it processes fewer tokens than the others there.\n'
-// The sections other scripts write (streaming) and the history of earlier machines stay.
+// The sections other scripts write (streaming) and the history of earlier machines stay, and
+// so do the sections of models this run did not measure: a run of the BERT-family shapes only
+// rewrites its own section, a run of the EuroBERT models the top of the file.
 const previous = fs.existsSync(path.join(here, 'RESULTS.md')) ? fs.readFileSync(path.join(here, 'RESULTS.md'), 'utf8') : ''
-// Sections of models this run did not measure stay as they were (a BERT-only run writes its own).
-const kept = previous.search(MODELS.some((m) => m.name === 'bert-base-random') ? /^## (Streaming|History)/m : /^## (BERT-family|Streaming|History)/m)
-if (kept >= 0) md += '\n' + previous.slice(kept)
-fs.writeFileSync(path.join(here, 'RESULTS.md'), md)
+const FAMILY_SHAPES = new Set(['bert-base-random', 'xlm-roberta-base-random'])
+const at = (re) => {
+  const i = previous.search(re)
+  return i < 0 ? previous.length : i
+}
+let out
+if (MODELS.every((m) => FAMILY_SHAPES.has(m.name))) {
+  const body = md.slice(md.indexOf('## Against onnxruntime-node\n\n') + '## Against onnxruntime-node\n\n'.length).replace(/^## /gm, '### ')
+  const section =
+    `## BERT-family shapes (${new Date().toISOString().slice(0, 10)}, \`${command}\`)\n\n` +
+    'Token classifiers of the BERT family\'s shapes with random weights and NorNE\'s 19 labels: bert-base-cased\'s (12 layers, hidden 768, 12 heads, intermediate 3072, vocabulary 28,996) and xlm-roberta-base\'s (the same encoder, a 250,002-row vocabulary: 768 MB of embeddings), same method as above.\n\n' +
+    (md.match(/^Machine: .*$/m)?.[0] ?? '') + '\n\n' +
+    body
+  const start = at(/^## BERT-family/m)
+  out = previous.slice(0, start) + section + '\n' + previous.slice(at(/^## (Streaming|History)/m))
+} else {
+  out = md + '\n' + previous.slice(at(MODELS.some((m) => FAMILY_SHAPES.has(m.name)) ? /^## (Streaming|History)/m : /^## (BERT-family|Streaming|History)/m))
+}
+fs.writeFileSync(path.join(here, 'RESULTS.md'), out)
 console.log(md)

@@ -276,8 +276,12 @@ def roberta_family(args, root: str) -> None:
         # Davlan/xlm-roberta-base-ner-hrl's layout: sentencepiece.bpe.model only.
         ("xlm-roberta-spm", cfg(transformers.XLMRobertaConfig), from_files(transformers.XLMRobertaTokenizer, [spm_model]), "sentencepiece.bpe.model"),
         ("camembert-spm", cfg(transformers.CamembertConfig, bos_token_id=5, eos_token_id=6), from_files(transformers.CamembertTokenizer, [spm_model]), "sentencepiece.bpe.model"),
+        ("camembert", cfg(transformers.CamembertConfig, bos_token_id=5, eos_token_id=6, hidden_act="gelu_new", num_hidden_layers=3),
+         from_files(transformers.CamembertTokenizer, [spm_model]), "tokenizer.json"),
     ]
     for name, config, make_tok, kept in cases:
+        if not wanted(args, name):
+            continue
         d = os.path.join(fx, name)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
@@ -321,8 +325,17 @@ def distil_electra(args, root: str) -> None:
         ("electra", label_config(transformers.ElectraConfig(vocab_size=n, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                                             intermediate_size=64, max_position_embeddings=512, layer_norm_eps=1e-12)),
          {"do_lower_case": False, "model_max_length": 512, "tokenizer_class": "ElectraTokenizer"}, "tokenizer.json"),
+        # tokenizer.json with a config that lowercases; transformers' other activation.
+        ("distilbert", label_config(transformers.DistilBertConfig(vocab_size=n, dim=48, n_layers=3, n_heads=6, hidden_dim=96, max_position_embeddings=512, activation="gelu")),
+         {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "DistilBertTokenizer"}, "tokenizer.json"),
+        # Embeddings as wide as the hidden states: no projection; gelu_new.
+        ("electra-no-projection", label_config(transformers.ElectraConfig(vocab_size=n, embedding_size=32, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                                          intermediate_size=64, max_position_embeddings=512, hidden_act="gelu_new")),
+         {"do_lower_case": False, "model_max_length": 512, "tokenizer_class": "ElectraTokenizer"}, "vocab.txt"),
     ]
     for name, cfg, tk, kept in cases:
+        if not wanted(args, name):
+            continue
         d = os.path.join(fx, name)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
@@ -552,12 +565,18 @@ def deberta_buckets(root: str) -> None:
     print("wrote deberta-buckets")
 
 
+def wanted(args, name: str) -> bool:
+    """Whether `--cases` (default: every case) names this fixture."""
+    return not args.cases or name in args.cases.split(",")
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norne", required=True)
     ap.add_argument("--scratch", default="/tmp/eurobert-family-fixtures")
     ap.add_argument("--families", default="bert,roberta,distil-electra,base,modernbert,deberta", help="comma-separated: bert, roberta, distil-electra")
+    ap.add_argument("--cases", default="", help="comma-separated fixture names to (re)write within those families (default: all)")
     args = ap.parse_args()
     families = args.families.split(",")
     if "bert" in families:
