@@ -70,7 +70,8 @@ test('typed results: the entity type follows the strategy and the input; tsc --s
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   fs.writeFileSync(
     path.join(dir, 'check.ts'),
-    `import { pipeline, type GroupedEntity, type TokenEntity } from '../..'
+    `import { pipeline, type Entity, type GroupedEntity, type TokenEntity } from '../..'
+import type { NerQueue } from '../../dist/queue'
 export async function check(): Promise<void> {
   const ner = await pipeline()
   const grouped: GroupedEntity[] = await ner('Oslo', { aggregationStrategy: 'simple' })
@@ -89,6 +90,16 @@ export async function check(): Promise<void> {
     void id, g
   }
   void grouped, group, snake, tokens, many, upper, fromDefault
+}
+export async function queued(q: NerQueue): Promise<void> {
+  // The queue's results narrow by strategy as ner()'s do; without one, the worker decides.
+  const grouped: GroupedEntity[] = await q.ner('Oslo', { aggregationStrategy: 'first' })
+  const many: GroupedEntity[][] = await q.ner(['Oslo'], { aggregation_strategy: 'max' })
+  const tokens: TokenEntity[] = await q.ner('Oslo', { aggregationStrategy: 'none' })
+  const either: Entity[] = await q.ner('Oslo')
+  // @ts-expect-error: without a strategy the result may be tokens
+  const notGrouped: GroupedEntity[] = await q.ner('Oslo')
+  void grouped, many, tokens, either, notGrouped
 }
 `,
   )

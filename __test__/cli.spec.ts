@@ -290,3 +290,45 @@ test('Unicode word grouping is linear in the text: ICU is given pieces, with the
     t.is(rule(norwegian, i, i + 1, { end: i } as never, ''), !starts.has(i), `at ${i}`)
   }
 })
+
+/** The CLI under a pseudo-terminal (util-linux `script`), with `env` added. */
+function inTerminal(args: string[], env: Record<string, string | undefined>) {
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, TERM: 'xterm', NO_COLOR: undefined, FORCE_COLOR: undefined, ...env } })
+  return r.stdout
+}
+const withScript = spawnSync('script', ['--version']).status === 0 ? test : test.skip
+
+withScript('color: on in a terminal; NO_COLOR and TERM=dumb turn it off; FORCE_COLOR turns it on in a pipe', (t) => {
+  t.true(inTerminal([...MODEL, TEXTS[0]], {}).includes('\x1b['), 'a terminal gets color')
+  t.false(inTerminal([...MODEL, TEXTS[0]], { NO_COLOR: '1' }).includes('\x1b['), 'NO_COLOR')
+  t.false(inTerminal([...MODEL, TEXTS[0]], { TERM: 'dumb' }).includes('\x1b['), 'TERM=dumb')
+  const forced = spawnSync(process.execPath, [CLI, ...MODEL, TEXTS[0]], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '1' } })
+  t.true(forced.stdout.includes('\x1b['), 'FORCE_COLOR in a pipe')
+})
+
+test('-f - is standard input, among files or alone; twice is a usage error', (t) => {
+  const file = tmp('one.txt', TEXTS[0] + '\n')
+  const r = cli([...MODEL, '--format', 'jsonl', '-f', file, '-f', '-'], TEXTS.slice(1).join('\n') + '\n')
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(jsonl(r.stdout).map((x) => x.text), TEXTS)
+  t.deepEqual(jsonl(cli([...MODEL, '--format', 'jsonl', '--whole', '-f', '-'], TEXTS.join('\n')).stdout).map((x) => x.text), [TEXTS.join('\n')])
+  const twice = cli([...MODEL, '-f', '-', '-f', '-'], 'Oslo\n')
+  t.is(twice.code, 2)
+  t.regex(twice.stderr, /^eurobert-ner: -f - \(standard input\) can be given once\n$/)
+})
+
+test('no native binary for this platform: exit 1 (a failure, not a usage error) with one clear line', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-cli-'))
+  const hook = path.join(dir, 'hook.js')
+  fs.writeFileSync(hook, `const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (q, ...a) { if (/binding\\.js$/.test(q)) throw new Error('no binary in this test'); return r.call(this, q, ...a) }\n`)
+  const run = spawnSync(process.execPath, ['-r', hook, CLI, ...MODEL, 'Oslo'], { encoding: 'utf8' })
+  t.is(run.status, 1, run.stderr)
+  t.true(run.stderr.startsWith(`eurobert-ner: error: no native binary for ${process.platform}-${process.arch} could be loaded.`), run.stderr)
+  t.is(run.stderr.trim().split('\n').length, 1)
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+test('the built bin is executable, so `npx eurobert-ner` works in the checkout after npm run build', (t) => {
+  t.true((fs.statSync(CLI).mode & 0o111) !== 0, (fs.statSync(CLI).mode & 0o777).toString(8))
+})

@@ -107,6 +107,24 @@ if (build.code !== 0) {
   passed += pass ? Number(pass[1]) : 0
   failed += fail ? Number(fail[1]) : 0
   if (ava.code !== 0 && !fail) broken = true
+
+  // Other runtimes: the oldest and newest maintained Node lines (a subset of the ava suite),
+  // Bun and Deno (every entry point), binaries from npm cached outside the repo. Skipped with
+  // EUROBERT_SKIP_RUNTIMES=1 (offline machines).
+  if (process.env.EUROBERT_SKIP_RUNTIMES === '1') {
+    console.log('\n# EUROBERT_SKIP_RUNTIMES=1: Node 22/26, Bun and Deno were not tested (npm run test:runtimes)')
+  } else if (process.platform !== 'linux' || process.arch !== 'x64') {
+    console.log('\n# other runtimes are fetched for linux-x64 only: not tested here (CI runs each Node line natively)')
+  } else {
+    const rt = await run(process.execPath, ['scripts/test-runtimes.mjs', '--only', 'node22,node26,bun,deno'])
+    const m = rt.out.match(/^(\d+) passed, (\d+) failed, (\d+) skipped$/m)
+    if (!m) broken = true
+    else {
+      passed += Number(m[1])
+      failed += Number(m[2])
+      skipped += Number(m[3])
+    }
+  }
 }
 
 if (broken) failed += 1 // a step that died without reporting counts as a failure

@@ -120,8 +120,15 @@ function log(event: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(event) + '\n')
 }
 
-/** Waits for SIGTERM or SIGINT, then runs `close` and exits 0; a second signal exits at once. */
-function onSignals(close: () => Promise<void>, inFlight?: () => number): void {
+/** What a close may take past its drain deadline before the process exits anyway. */
+const CLOSE_GRACE_MS = 10_000
+
+/**
+ * Waits for SIGTERM or SIGINT, then runs `close` and exits 0; a second signal exits at once,
+ * and so does a close that outlives `deadlineMs` plus a grace (a client library stuck
+ * reconnecting must never keep a stopped service alive).
+ */
+function onSignals(close: () => Promise<void>, deadlineMs: number, inFlight?: () => number): void {
   let closing = false
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
@@ -130,6 +137,10 @@ function onSignals(close: () => Promise<void>, inFlight?: () => number): void {
         process.exit(1)
       }
       closing = true
+      setTimeout(() => {
+        process.stderr.write(`eurobert-ner: the close did not end within ${deadlineMs + CLOSE_GRACE_MS} ms of ${sig}: exiting\n`)
+        process.exit(1)
+      }, deadlineMs + CLOSE_GRACE_MS).unref()
       log({ event: 'draining', signal: sig, ...(inFlight && { in_flight: inFlight() }) })
       close().then(
         () => {
@@ -200,7 +211,7 @@ export async function serveCommand(argv: string[], usage: Usage): Promise<number
     },
   })
   log({ event: 'listening', url: server.url, model: server.ner.model.path })
-  onSignals(server.close, () => server.inFlight)
+  onSignals(server.close, ms(values['drain-timeout-ms'], '--drain-timeout-ms', usage, 0) ?? 10_000, () => server.inFlight)
   return undefined // keeps running
 }
 
@@ -246,6 +257,6 @@ export async function workerCommand(argv: string[], usage: Usage): Promise<numbe
     onEvent: log,
   })
   log({ event: 'ready', queue: values.queue ?? 'ner', pid: process.pid })
-  onSignals(() => worker.close(drain))
+  onSignals(() => worker.close(drain), drain ?? 30_000)
   return undefined
 }

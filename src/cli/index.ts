@@ -8,7 +8,9 @@ import { BUNDLED_MODEL } from '../pipeline/bundled'
 import { parseConllu } from '../evaluate/conllu'
 import { evaluate, readConllu } from '../evaluate/evaluate'
 import { common, int as intOption, service, serveCommand, workerCommand } from './commands'
-import { DownloadProgress, parseHubId } from '../pipeline/hub'
+import { parseHubId } from '../pipeline/hub'
+import type { ProgressInfo } from '../pipeline/progress'
+import { colors, redraws } from './terminal'
 import { entityTypes, pageEnd, pageStart, renderHtml } from '../serve/html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
 import { checkLoadOptions, DType, Device } from '../pipeline/model'
@@ -28,7 +30,8 @@ const HELP = `Usage:
 
 Input (one document per TEXT argument; without TEXT or --file, stdin, one document per line):
   -f, --file PATH           read documents from PATH (repeatable): .txt one per line,
-                            .jsonl one JSON object per line, .conllu one per sentence
+                            .jsonl one JSON object per line, .conllu one per sentence;
+                            - is stdin (one per line, or one with --whole)
       --whole               a .txt file or stdin is one document, not one per line
       --field NAME          the text field of .jsonl records (default: text)
 
@@ -57,7 +60,8 @@ evaluate:
   -v, --version             the package version
 
 Formats:
-  pretty  the text with entities marked: colored when stdout is a terminal, else [text](LABEL)
+  pretty  the text with entities marked: colored when stdout is a terminal (not with
+          NO_COLOR or TERM=dumb; FORCE_COLOR=1 forces it), else [text](LABEL)
   json    one JSON array of {text, entities} for all documents
   jsonl   one {text, entities} object per line, written as soon as each document is done
   conll   one word per line with its IOB2 tag, a blank line after each document
@@ -115,13 +119,15 @@ async function main(argv: string[]): Promise<number | undefined> {
   try {
     checkLoadOptions('eurobert-ner', { threads, dtype: values.dtype as DType | undefined, device: values.device as Device | undefined })
   } catch (e) {
-    throw new UsageError(`--${(e as Error).message.replace(/^eurobert-ner: /, '')}`)
+    // A bad flag is a usage error; anything else (no native binary here) is a failure.
+    if (!(e instanceof RangeError || e instanceof TypeError)) throw e
+    throw new UsageError(`--${e.message.replace(/^eurobert-ner: /, '')}`)
   }
   const modelPath = values.model ?? BUNDLED_MODEL
   if (!fs.existsSync(modelPath) && !parseHubId(modelPath)) {
     throw new UsageError(`model folder not found: ${modelPath} (nor is it a Hub id of the form owner/name)`)
   }
-  const download = process.stderr.isTTY && !values['no-progress'] ? new DownloadBar() : undefined
+  const download = redraws(process.stderr) && !values['no-progress'] ? new DownloadBar() : undefined
   const load = {
     threads: int(values.threads, '--threads'),
     device: values.device as Device | undefined,
@@ -154,7 +160,9 @@ async function main(argv: string[]): Promise<number | undefined> {
   const format = (values.format ?? 'pretty') as Format
   if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got ${values.format}`)
   const files = values.file ?? []
-  for (const f of files) checkInputFile(f, (m) => new UsageError(m))
+  // `-f -` is standard input, which can be read once.
+  if (files.filter((f) => f === STDIN).length > 1) throw new UsageError('-f - (standard input) can be given once')
+  for (const f of files) if (f !== STDIN) checkInputFile(f, (m) => new UsageError(m))
   if (positionals.length > 0 && files.length > 0) throw new UsageError('give texts as arguments or with --file, not both')
   const options: NerOptions = { aggregationStrategy: 'first', words: 'unicode', ...given }
   const batchSize = options.batchSize ?? 32
@@ -162,13 +170,13 @@ async function main(argv: string[]): Promise<number | undefined> {
   const docs: AsyncIterable<Doc> =
     positionals.length > 0 ? fromArray(positionals) : files.length > 0 ? fromFiles(files, values) : fromStdin(values.whole ?? false)
   const wantProgress = values['no-progress'] ? false : (values.progress ?? files.length > 0)
-  const showProgress = wantProgress && process.stderr.isTTY === true
+  const showProgress = wantProgress && redraws(process.stderr)
   // Counting documents for the ETA reads the files once more: only when a bar is shown.
   const total = showProgress && files.length > 0 ? await countDocs(files, values) : undefined
   const progress = showProgress ? new Progress(total) : undefined
 
   const ner = await pipeline(modelPath, { ...load, ...options })
-  const writer = new Writer(format, process.stdout.isTTY === true, entityTypes(ner.model.labels))
+  const writer = new Writer(format, colors(process.stdout), entityTypes(ner.model.labels))
   let seen = 0
   // ner.stream batches documents across one another with a bounded number in flight.
   for await (const { entities, ...doc } of ner.stream(docs, { highWaterMark: Math.max(64, 2 * batchSize) })) {
@@ -191,10 +199,14 @@ async function* fromArray(texts: string[]): AsyncIterable<Doc> {
   for (const text of texts) yield { text }
 }
 
-/** A file's or a pipe's lines, each at most one document's size. */
+/** What `-f` takes for standard input. */
+const STDIN = '-'
+
+/** A file's, a pipe's or standard input's lines, each at most one document's size. */
 function lines(file: string): AsyncIterable<string> {
-  return boundedLines(fs.createReadStream(file), file)
+  return file === STDIN ? boundedLines(process.stdin, 'stdin') : boundedLines(fs.createReadStream(file), file)
 }
+
 
 async function* fromStdin(whole: boolean): AsyncIterable<Doc> {
   // Bytes are decoded as a stream: a character split across two chunks stays one character.
@@ -223,7 +235,9 @@ async function* fromFiles(files: string[], values: Values): AsyncIterable<Doc> {
 
 async function* fromFile(file: string, values: Values): AsyncIterable<Doc> {
   {
-    if (file.endsWith('.conllu')) {
+    if (file === STDIN) {
+      yield* fromStdin(values.whole ?? false)
+    } else if (file.endsWith('.conllu')) {
       for (const s of parseConllu(readWholeFile(file, 4 * MAX_DOCUMENT_BYTES), file)) yield { text: s.text, words: s.tokens }
     } else if (file.endsWith('.jsonl')) {
       const field = values.field ?? 'text'
@@ -252,7 +266,7 @@ async function* fromFile(file: string, values: Values): AsyncIterable<Doc> {
 /** Documents in the files, for the progress bar's ETA (a quick pass that holds no text). */
 async function countDocs(files: string[], values: Values): Promise<number | undefined> {
   // A pipe can be read only once: no count, no ETA.
-  if (files.some((f) => fs.statSync(f).isFIFO())) return undefined
+  if (files.some((f) => f === STDIN || fs.statSync(f).isFIFO())) return undefined
   let n = 0
   for (const f of files) {
     if (f.endsWith('.conllu')) n += parseConllu(readWholeFile(f, 4 * MAX_DOCUMENT_BYTES), f).length
@@ -283,7 +297,15 @@ class Progress {
 class DownloadBar {
   private start = Date.now()
   private file = ''
-  update(p: DownloadProgress): void {
+  /** Files reported complete by their first event: on disk already, nothing to show. */
+  private readonly present = new Set<string>()
+  update(info: ProgressInfo): void {
+    if (info.status !== 'progress') return
+    const p = info
+    if (p.file !== this.file && (this.present.has(p.file) || p.loaded >= p.total)) {
+      this.present.add(p.file)
+      return
+    }
     if (p.file !== this.file) {
       if (this.file) process.stderr.write('\n')
       this.file = p.file
@@ -424,7 +446,8 @@ main(process.argv.slice(2)).then(
   (e: Error & { code?: string }) => {
     const usage = e instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS') || e instanceof RangeError || e instanceof TypeError
     const hint = usage && !(e instanceof UsageError) ? ' (see eurobert-ner --help)' : ''
-    process.stderr.write(`eurobert-ner: ${usage ? '' : 'error: '}${e.message.split('\n')[0]}${hint}\n`)
+    const message = e.message.split('\n')[0].replace(/^eurobert-ner: /, '')
+    process.stderr.write(`eurobert-ner: ${usage ? '' : 'error: '}${message}${hint}\n`)
     process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE
   },
 )

@@ -14,6 +14,7 @@ import * as path from 'node:path'
 
 import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub'
 import { abortError, isAbort, throwIfAborted } from './abort'
+import { insideArchive, unpacked } from './asar'
 import { native } from './native'
 import * as lockfile from 'proper-lockfile'
 
@@ -116,6 +117,10 @@ export function checkRevision(revision: string): void {
  * snapshot of Hub repo `owner/name[@revision]`, downloaded on first use.
  */
 export async function resolveModel(model: string, options: HubOptions = {}): Promise<string> {
+  model = unpacked(model)
+  if (insideArchive(model)) {
+    throw new Error(`model folder ${model} lies inside an asar archive, which the native core cannot read: unpack it (electron-builder: "asarUnpack"; Electron Forge: packagerConfig.asar.unpack)`)
+  }
   if (isDirectory(model)) return path.resolve(model)
   const id = parseHubId(model)
   if (!id) {

@@ -6,6 +6,7 @@ import { abortable, abortError, throwIfAborted } from './abort'
 import { checkOptions, describe, textList } from './args'
 import { HubOptions, resolveModel } from './hub'
 import { argumentError, call, native, NativeModel, NativePrepared, NativeScoredText, NativeTokens, nativeFor } from './native'
+import { ProgressCallback, ProgressEvents } from './progress'
 
 /** A call's texts tokenized into windows, no forward pass yet (the batcher's unit of work). */
 export type NativePreparedCall = NativePrepared
@@ -13,7 +14,13 @@ export type NativePreparedCall = NativePrepared
 export type DType = 'f32' | 'q8' | 'f16' | 'bf16'
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'metal' | 'auto'
 
-export interface LoadOptions extends HubOptions {
+export interface LoadOptions extends Omit<HubOptions, 'onProgress'> {
+  /**
+   * Loading events, as transformers.js sends them to `progress_callback`: per file `initiate`,
+   * `download`, `progress` (each after a `progress_total` over all files) and `done`; Hub
+   * transfers as their bytes arrive, files already on disk complete at once.
+   */
+  onProgress?: ProgressCallback
   /** CPU threads for this model's computations (default: all available cores). */
   threads?: number
   /**
@@ -182,7 +189,9 @@ export class TokenClassifierModel {
     }
     checkLoadOptions(`${this.name}.load`, options)
     throwIfAborted(options.signal)
-    const dir = await resolveModel(model, options)
+    const events = options.onProgress ? new ProgressEvents(options.onProgress, model) : undefined
+    const dir = await resolveModel(model, { ...options, onProgress: events?.download })
+    events?.fromDisk(dir)
     throwIfAborted(options.signal)
     const { addon, device } = nativeFor(options.device ?? 'cpu')
     const handle = await call(addon.NativeModel.load(path.resolve(dir), {

@@ -25,6 +25,7 @@ import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
 import { checkNerOptions, LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
 import { DType, TokenClassifierModel, LoadOptions, ScoredWindow } from './model'
+import type { ProgressCallback, ProgressInfo } from './progress'
 import { trimSpan, unicodeSubwordRule } from './words'
 
 export type { AggregationStrategy, Entity, GroupedEntity, TokenEntity }
@@ -154,7 +155,7 @@ export interface TransformersJsOptions {
   revision?: string
   cache_dir?: string
   local_files_only?: boolean
-  progress_callback?: (info: { status: string; name: string; file: string; progress: number; loaded: number; total: number }) => void
+  progress_callback?: ProgressCallback
 }
 
 type AllOptions = Omit<LoadOptions, 'dtype'> & NerOptions & PipelineOptions & TransformersJsOptions
@@ -186,13 +187,17 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
     throw new RangeError(`pipeline: maxWaitMs must be a non-negative number, got ${describe(maxWaitMs)}`)
   }
   checkNerOptions('pipeline', defaults)
-  const progress = progress_callback
-    ? ({ file, loaded, total }: { file: string; loaded: number; total: number }) =>
-        progress_callback({ status: 'progress', name: model ?? '', file, progress: total > 0 ? (100 * loaded) / total : 100, loaded, total })
-    : onProgress
+  // Either spelling gets transformers.js' events (both, if both are given).
+  const callbacks = [onProgress, progress_callback].filter((f): f is ProgressCallback => typeof f === 'function')
+  const progress = callbacks.length > 0 ? (info: ProgressInfo) => callbacks.forEach((f) => f(info)) : undefined
   const load: LoadOptions = { threads, dtype: dtype === undefined ? undefined : (({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)), device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress: progress, timeoutMs, signal }
   for (const k of Object.keys(load) as (keyof LoadOptions)[]) if (load[k] === undefined) delete load[k]
   const model_ = await TokenClassifierModel.load(model ?? BUNDLED_MODEL, load)
+  try {
+    progress?.({ status: 'ready', task: 'token-classification', model: model ?? BUNDLED_MODEL })
+  } catch {
+    // A throwing callback must not fail a load that succeeded.
+  }
   const labels = parseLabels(model_.labels)
   const batcher = new Batcher(model_, maxWaitMs ?? 0, { onBatch })
   const run = async (texts: string | readonly string[], callOptions?: NerOptions) => {

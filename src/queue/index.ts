@@ -10,7 +10,7 @@ import type { Entity } from '../pipeline/aggregate'
 import { checkCost, checkServedStride, TooLargeError, windowOf } from '../pipeline/cost'
 import type { LoadOptions } from '../pipeline/model'
 import { SERVER_SET } from '../pipeline/options'
-import { NerOptions, pipeline, PipelineOptions } from '../pipeline/pipeline'
+import { EntityFor, NerOptions, pipeline, PipelineOptions, StrategyName } from '../pipeline/pipeline'
 
 export interface NerJob {
   text?: string
@@ -53,12 +53,22 @@ export interface WorkerOptions extends QueueOptions, LoadOptions, PipelineOption
 }
 
 function bullmq(): typeof BullMQ {
+  let mod: typeof BullMQ
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('bullmq') as typeof BullMQ
+    mod = require('bullmq') as typeof BullMQ
   } catch (e) {
     throw new Error(`eurobert-ner's queue needs its optional peer dependency bullmq (npm i bullmq): ${(e as Error).message}`)
   }
+  // BullMQ 6 no longer installs ioredis, yet connects with it when given connection options, as
+  // here: without it every connection attempt fails and a worker retries forever. Look for it
+  // where BullMQ itself would.
+  try {
+    require.resolve('ioredis', { paths: [require.resolve('bullmq')] })
+  } catch {
+    throw new Error("eurobert-ner's queue needs the Redis client ioredis, which BullMQ 6 no longer installs: npm i ioredis")
+  }
+  return mod
 }
 
 /** BullMQ connection options from a redis:// URL. */
@@ -213,9 +223,13 @@ export async function startWorker(options: WorkerOptions = {}): Promise<NerWorke
 
 export interface NerQueue {
   queue: BullMQ.Queue<NerJob>
-  /** Adds one document and resolves with its entities (rejects with the job's error). */
-  ner(text: string, options?: NerOptions, job?: BullMQ.JobsOptions): Promise<Entity[]>
-  ner(texts: string[], options?: NerOptions, job?: BullMQ.JobsOptions): Promise<Entity[][]>
+  /**
+   * Adds one document and resolves with its entities (rejects with the job's error). The
+   * result's type follows the strategy asked for, as `ner()`'s does; without one it is the
+   * worker's default, unknown here.
+   */
+  ner<S extends StrategyName = StrategyName>(text: string, options?: NerOptions & { aggregationStrategy?: S; aggregation_strategy?: S }, job?: BullMQ.JobsOptions): Promise<EntityFor<S>[]>
+  ner<S extends StrategyName = StrategyName>(texts: readonly string[], options?: NerOptions & { aggregationStrategy?: S; aggregation_strategy?: S }, job?: BullMQ.JobsOptions): Promise<EntityFor<S>[][]>
   /** Adds a job without waiting for it; its entities become the job's `returnvalue`. */
   add(data: NerJob, job?: BullMQ.JobsOptions): Promise<BullMQ.Job<NerJob>>
   /** Resolves with a job's result, or rejects with its error. */
@@ -262,8 +276,8 @@ export async function nerQueue(options: QueueOptions = {}): Promise<NerQueue> {
         (e: unknown) => settle(() => reject(e instanceof Error ? e : new Error(String(e)))),
       )
     })
-  const ner = async (input: string | string[], o?: NerOptions, job?: BullMQ.JobsOptions) =>
-    wait(await add(typeof input === 'string' ? { text: input, options: o } : { texts: input, options: o }, job))
+  const ner = async (input: string | readonly string[], o?: NerOptions, job?: BullMQ.JobsOptions) =>
+    wait(await add(typeof input === 'string' ? { text: input, options: o } : { texts: [...input], options: o }, job))
   return {
     queue,
     ner: ner as NerQueue['ner'],

@@ -1,0 +1,117 @@
+// Loading events with transformers.js' shape (its `progress_callback`), so progress UIs written
+// for it work unchanged: per file `initiate`, `download`, `progress` (each one preceded by a
+// `progress_total` over all files) and `done`, then `ready` once the pipeline can run. Hub
+// downloads report their bytes as they arrive; a file already on disk (a folder, the cache)
+// reports itself complete at once, as transformers.js does for a cached file.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import type { DownloadProgress } from './hub'
+
+export type ProgressInfo =
+  | { status: 'initiate' | 'download' | 'done'; name: string; file: string }
+  | { status: 'progress'; name: string; file: string; progress: number; loaded: number; total: number }
+  | { status: 'progress_total'; name: string; progress: number; loaded: number; total: number; files: Record<string, { loaded: number; total: number }> }
+  | { status: 'ready'; task: string; model: string }
+
+export type ProgressCallback = (info: ProgressInfo) => void
+
+/** The tokenizer files a model folder may hold, in the order transformers.js reads its own. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'sentencepiece.bpe.model', 'spm.model']
+
+/** The files a model folder's load reads: config, tokenizer, weights (one file or shards). */
+export function modelFiles(dir: string): string[] {
+  const has = (f: string) => fs.existsSync(path.join(dir, f))
+  const files = ['config.json', ...TOKENIZER_FILES].filter(has)
+  if (has('model.safetensors')) return [...files, 'model.safetensors']
+  const index = 'model.safetensors.index.json'
+  if (!has(index)) return files
+  try {
+    const map = (JSON.parse(fs.readFileSync(path.join(dir, index), 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {}
+    return [...files, index, ...[...new Set(Object.values(map))].sort().filter((f) => typeof f === 'string' && has(f))]
+  } catch {
+    return [...files, index]
+  }
+}
+
+export class ProgressEvents {
+  private readonly files: Record<string, { loaded: number; total: number }> = {}
+  private readonly started = new Set<string>()
+  private readonly finished = new Set<string>()
+
+  constructor(
+    private readonly callback: ProgressCallback,
+    private readonly name: string,
+  ) {}
+
+  private emit(info: ProgressInfo): void {
+    // A throwing callback is the caller's bug; it must not fail the load it watches.
+    try {
+      this.callback(info)
+    } catch {
+      // ignored
+    }
+  }
+
+  private start(file: string, total: number): void {
+    if (this.started.has(file)) return
+    this.started.add(file)
+    this.files[file] ??= { loaded: 0, total }
+    this.emit({ status: 'initiate', name: this.name, file })
+    this.emit({ status: 'download', name: this.name, file })
+  }
+
+  private progress(file: string, loaded: number, total: number): void {
+    this.files[file] = { loaded, total }
+    let sumLoaded = 0
+    let sumTotal = 0
+    for (const f of Object.values(this.files)) {
+      sumLoaded += f.loaded
+      sumTotal += f.total
+    }
+    this.emit({ status: 'progress_total', name: this.name, progress: sumTotal > 0 ? (100 * sumLoaded) / sumTotal : 0, loaded: sumLoaded, total: sumTotal, files: structuredClone(this.files) })
+    this.emit({ status: 'progress', name: this.name, file, progress: total > 0 ? (100 * loaded) / total : 100, loaded, total })
+  }
+
+  private finish(file: string): void {
+    if (this.finished.has(file)) return
+    this.finished.add(file)
+    this.emit({ status: 'done', name: this.name, file })
+  }
+
+  /** A Hub transfer's bytes (the Hub loader's `onProgress`). */
+  readonly download = (p: DownloadProgress): void => {
+    this.start(p.file, p.total)
+    this.progress(p.file, p.loaded, p.total)
+    if (p.loaded >= p.total) this.finish(p.file)
+  }
+
+  /**
+   * The model folder the load resolved to: every file it reads that no transfer reported is
+   * reported complete, from disk.
+   */
+  fromDisk(dir: string): void {
+    const files = modelFiles(dir)
+    const size = (f: string) => {
+      try {
+        return fs.statSync(path.join(dir, f)).size
+      } catch {
+        return 0
+      }
+    }
+    // The totals cover every file from the first event on, as transformers.js' do.
+    for (const f of files) this.files[f] ??= { loaded: 0, total: size(f) }
+    for (const f of files) {
+      if (!this.started.has(f)) {
+        this.start(f, size(f))
+        this.progress(f, size(f), size(f))
+      }
+      this.finish(f)
+    }
+  }
+
+  /** The pipeline is ready to run. */
+  ready(): void {
+    this.emit({ status: 'ready', task: 'token-classification', model: this.name })
+  }
+}
