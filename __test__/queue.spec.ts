@@ -10,7 +10,6 @@ import * as path from 'node:path'
 
 import test from 'ava'
 
-import { pipeline } from '../dist'
 import { nerQueue } from '../dist/queue'
 import { expected, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 
@@ -77,7 +76,7 @@ async function openQueue(queue: string) {
  * A preload that makes `require('bullmq')` load BullMQ 6 (the `bullmq6` dev dependency) and,
  * with `ioredis: false`, hides ioredis, as `npm i bullmq` installs it today.
  */
-function bullmq6(ioredis: boolean): string {
+function bullmq6Hook(ioredis: boolean): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-bullmq6-')), 'hook.js')
   fs.writeFileSync(
     file,
@@ -93,8 +92,8 @@ Module._resolveFilename = function (request, ...rest) {
   return file
 }
 
-function startWorker(queue: string, extra: string[] = [], preload: string[] = []): Worker {
-  const child = spawn(process.execPath, [...preload, CLI, 'worker', '--redis', redisUrl, '--queue', queue, '-m', TINY_MODEL, '--threads', '1', ...extra])
+function startWorker(queue: string, extra: string[] = []): Worker {
+  const child = spawn(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--queue', queue, '-m', TINY_MODEL, '--threads', '1', ...extra])
   leftWorkers.add(child)
   child.on('exit', () => leftWorkers.delete(child))
   const events: Worker['events'] = []
@@ -322,26 +321,11 @@ withRedis('BullMQ 5 and 6 both work: entities, progress, the worker name on jobs
 })
 
 withRedis('BullMQ 6 without ioredis (what `npm i bullmq` installs now): the worker exits 1 with what to install, at once, spinning on nothing', async (t) => {
-  const hook = bullmq6(false)
+  const hook = bullmq6Hook(false)
   t.teardown(() => fs.rmSync(path.dirname(hook), { recursive: true, force: true }))
   const started = Date.now()
   const r = spawnSync(process.execPath, ['-r', hook, CLI, 'worker', '--redis', redisUrl, '-m', TINY_MODEL, '--threads', '1'], { encoding: 'utf8', timeout: 60_000 * SLOWDOWN })
   t.is(r.status, 1, `signal ${r.signal}: ${r.stderr}`)
   t.regex(r.stderr, /^eurobert-ner: error: .*ioredis.*npm i ioredis/m)
   t.log(`exited after ${Date.now() - started} ms`)
-})
-
-withRedis('BullMQ 6 with ioredis: a worker runs jobs a BullMQ 5 producer adds', async (t) => {
-  const hook = bullmq6(true)
-  t.teardown(() => fs.rmSync(path.dirname(hook), { recursive: true, force: true }))
-  const w = startWorker('six', [], ['-r', hook])
-  await w.ready
-  const q = await openQueue('six')
-  const got = await q.ner(TEXTS[0], { aggregationStrategy: 'simple' })
-  const local = await pipeline(TINY_MODEL, { threads: 1 })
-  t.deepEqual(got, await local(TEXTS[0], { aggregationStrategy: 'simple' }), 'what the pipeline gives in process')
-  local.dispose()
-  await q.close()
-  await stop(w)
-  t.is(w.child.exitCode, 0)
 })

@@ -113,7 +113,8 @@ def export(model_dir: str) -> None:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    large = os.path.getsize(path) < 1e8  # the weights went to external data
+    # Over 2 GB the exporter writes the weights to files beside model.onnx.
+    large = any(f not in ("model.onnx", "model_quantized.onnx", "check.json") for f in os.listdir(onnx_dir))
     data = os.path.join(onnx_dir, "model.onnx_data")
     if large and not os.path.exists(data):
         # One external-data file, as transformers.js expects for models over 2 GB.

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const cache = process.env.EUROBERT_RUNTIMES ?? path.join(os.homedir(), '.cache', 'eurobert-runtimes')
-export const SUBSET = ['api', 'pipeline', 'bounds', 'runtime', 'workers', 'serve', 'queue', 'cli', 'electron'].map((f) => `__test__/${f}.spec.ts`)
+export const SUBSET = ['api', 'pipeline', 'bounds', 'runtime', 'workers', 'serve', 'queue', 'cli', 'electron', 'progress', 'hub', 'compact', 'errors'].map((f) => `__test__/${f}.spec.ts`)
 
 /** Each runtime: the npm package that carries its binary, and the binary's path in it. */
 const RUNTIMES = {

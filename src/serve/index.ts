@@ -246,7 +246,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       if (counted) await flushed(res, sendTimeoutMs)
       if (counted) inFlight--
       // A client that went away is nginx's 499, not a server error.
-      const gone = aborted || res.destroyed
+      // (Node 24+ marks a response destroyed once its connection closes, even after it finished.)
+      const gone = aborted || (res.destroyed && !res.writableFinished)
       const status = gone ? 499 : res.statusCode
       m.requests.inc({ route: label, status: String(status) })
       if (gone && isNer) m.cancelled.inc()
