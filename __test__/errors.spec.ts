@@ -99,7 +99,7 @@ test('invalid load options are rejected before any work', async (t) => {
   await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { device: 'tpu' as never }), { instanceOf: RangeError, message: /device must be .*got "tpu"/ })
   // 100,000 threads once never settled (rayon spawned thousands): bounded to 4 per core.
   await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { threads: 100_000 }), { instanceOf: RangeError, message: /threads must be at most \d+ \(4 per available core\)/ })
-  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { dtype: 'bf16' }), { message: /bf16 is not supported on the CPU/ })
+  await t.throwsAsync(EuroBertModel.load(TINY_MODEL, { dtype: 'q8', device: 'cuda' }), { message: /q8 runs on the CPU only/ })
   await t.throwsAsync(EuroBertModel.load(''), { instanceOf: TypeError })
 })
 

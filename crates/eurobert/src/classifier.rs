@@ -7,7 +7,7 @@ use crate::batching;
 use crate::candle::CandleEncoder;
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
-use crate::cpu::CpuEncoder;
+use crate::cpu::{CpuEncoder, Half, Stored};
 use crate::device;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
@@ -79,9 +79,14 @@ impl TokenClassifier {
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
         let checkpoint = Checkpoint::open(&config, &weights, &dir.join("config.json"))?;
-        let encoder: Box<dyn Encoder> = if device.is_cpu() && matches!(options.dtype, Dtype::F32 | Dtype::Q8) && !options.candle {
-            let q8 = options.dtype == Dtype::Q8;
-            Box::new(pool.install(|| CpuEncoder::load(&config, &checkpoint, q8))?)
+        let encoder: Box<dyn Encoder> = if device.is_cpu() && !options.candle {
+            let stored = match options.dtype {
+                Dtype::F32 => Stored::F32,
+                Dtype::Q8 => Stored::Q8,
+                Dtype::F16 => Stored::Half(Half::F16),
+                Dtype::BF16 => Stored::Half(Half::BF16),
+            };
+            Box::new(pool.install(|| CpuEncoder::load(&config, &checkpoint, stored))?)
         } else {
             Box::new(pool.install(|| CandleEncoder::load(&config, &checkpoint, options.dtype.candle(), &device))?)
         };

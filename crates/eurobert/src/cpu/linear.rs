@@ -4,20 +4,24 @@
 use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::{Matrix, NdTensorView};
 
+use super::half_linear::HalfLinear;
 use super::qlinear::QLinear;
+use super::Stored;
 
-/// A projection of the encoder blocks, in f32 or int8 (`dtype: 'q8'`).
+/// A projection of the encoder blocks, in f32, int8 (`dtype: 'q8'`) or with 16-bit weights
+/// (`'f16'`, `'bf16'`).
 pub(crate) enum Projection {
     F32(Linear),
     Q8(QLinear),
+    Half(HalfLinear),
 }
 
 impl Projection {
-    pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, q8: bool) -> Self {
-        if q8 {
-            Projection::Q8(QLinear::new(weight, outputs, inputs, bias))
-        } else {
-            Projection::F32(Linear::new(weight, outputs, inputs, bias))
+    pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, stored: Stored) -> Self {
+        match stored {
+            Stored::F32 => Projection::F32(Linear::new(weight, outputs, inputs, bias)),
+            Stored::Q8 => Projection::Q8(QLinear::new(weight, outputs, inputs, bias)),
+            Stored::Half(kind) => Projection::Half(HalfLinear::new(weight, outputs, inputs, bias, kind)),
         }
     }
 
@@ -25,6 +29,7 @@ impl Projection {
         match self {
             Projection::F32(l) => l.outputs(),
             Projection::Q8(l) => l.outputs(),
+            Projection::Half(l) => l.outputs(),
         }
     }
 
@@ -32,6 +37,7 @@ impl Projection {
         match self {
             Projection::F32(l) => l.bytes(),
             Projection::Q8(l) => l.bytes(),
+            Projection::Half(l) => l.bytes(),
         }
     }
 
@@ -40,6 +46,7 @@ impl Projection {
         match self {
             Projection::F32(l) => l.forward(x, out, accumulate),
             Projection::Q8(l) => l.forward(x, out, accumulate),
+            Projection::Half(l) => l.forward(x, out, accumulate),
         }
     }
 }

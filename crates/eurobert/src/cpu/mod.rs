@@ -7,6 +7,7 @@
 mod attention;
 mod disentangled;
 mod flash;
+mod half_linear;
 mod linear;
 mod mlp;
 mod profile;
@@ -28,6 +29,7 @@ use crate::error::Result;
 use crate::recipe::{Act, Dense, Head, NormKind, NormWeights, Positions, Recipe};
 use crate::rope::{Rope, RopeTable};
 use attention::Attention;
+pub(crate) use half_linear::Half;
 use linear::{Linear, Projection, Rows};
 use mlp::Mlp;
 use profile::{span, Op};
@@ -67,16 +69,57 @@ pub(crate) struct Scratch {
     mlp: Vec<f32>,
 }
 
+/// How the block projections keep their weights; the classifier, norms and biases always stay
+/// f32, and so does every activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    F32,
+    /// int8 (`dtype: 'q8'`): per-channel weights, per-token activations.
+    Q8,
+    /// `dtype: 'f16'` / `'bf16'`: 16-bit weights widened to f32 as they are used; the token
+    /// embeddings are stored so too.
+    Half(Half),
+}
+
 /// Turns the checkpoint's dense f32 projections into the layouts the blocks keep.
 #[derive(Clone, Copy)]
 pub(crate) struct Precision {
-    /// Block projections in int8 (`dtype: 'q8'`); the classifier always stays f32.
-    q8: bool,
+    stored: Stored,
 }
 
 impl Precision {
     fn projection(self, d: Dense) -> Projection {
-        Projection::new(&d.weight, d.outputs, d.inputs, d.bias, self.q8)
+        Projection::new(&d.weight, d.outputs, d.inputs, d.bias, self.stored)
+    }
+}
+
+/// The token embedding table, `(vocab, width)` row-major, in f32 or 16 bits.
+enum Table {
+    F32(Vec<f32>),
+    Half(Vec<u16>, Half),
+}
+
+impl Table {
+    fn new(t: Vec<f32>, stored: Stored) -> Self {
+        match stored {
+            Stored::Half(kind) => Table::Half(kind.narrow(&t), kind),
+            Stored::F32 | Stored::Q8 => Table::F32(t),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Table::F32(t) => 4 * t.len(),
+            Table::Half(t, _) => 2 * t.len(),
+        }
+    }
+
+    fn row_into(&self, id: usize, out: &mut [f32]) {
+        let e = out.len();
+        match self {
+            Table::F32(t) => out.copy_from_slice(&t[id * e..][..e]),
+            Table::Half(t, kind) => kind.widen(&t[id * e..][..e], out),
+        }
     }
 }
 
@@ -151,8 +194,7 @@ impl Layer {
 /// What turns ids into the first hidden states, in the recipe's order: `(token + type) +
 /// position`, then the embedding norm, then the projection to the hidden width.
 struct Embeddings {
-    /// `(vocab, width)`, row-major.
-    tokens: Vec<f32>,
+    tokens: Table,
     positions: Option<(Vec<f32>, usize)>,
     token_type: Option<Vec<f32>>,
     norm: Option<Norm>,
@@ -164,7 +206,8 @@ struct Embeddings {
 
 impl Embeddings {
     fn bytes(&self) -> usize {
-        4 * (self.tokens.len() + self.positions.as_ref().map_or(0, |p| p.0.len()) + self.token_type.as_ref().map_or(0, Vec::len))
+        self.tokens.bytes()
+            + 4 * (self.positions.as_ref().map_or(0, |p| p.0.len()) + self.token_type.as_ref().map_or(0, Vec::len))
             + self.norm.as_ref().map_or(0, Norm::bytes)
             + self.projection.as_ref().map_or(0, Linear::bytes)
     }
@@ -175,7 +218,7 @@ impl Embeddings {
         let (e, n) = (self.width, batch.tokens());
         let mut x = vec![0f32; n * e];
         x.par_chunks_mut(e).zip(batch.ids.par_iter().zip(batch.positions.par_iter())).with_min_len(64).for_each(|(row, (&id, &pos))| {
-            row.copy_from_slice(&self.tokens[id as usize * e..][..e]);
+            self.tokens.row_into(id as usize, row);
             if let Some(t) = &self.token_type {
                 row.iter_mut().zip(t).for_each(|(r, v)| *r += v);
             }
@@ -227,12 +270,13 @@ pub(crate) struct CpuEncoder {
 }
 
 impl CpuEncoder {
-    /// With `q8`, the block projections run in int8 (`qlinear`). Layers are read and packed
-    /// one at a time, so the load holds at most one layer in f32 beside what it keeps.
-    pub fn load(config: &Config, checkpoint: &Checkpoint, q8: bool) -> Result<Self> {
+    /// `stored` says how the block projections keep their weights (`Stored`). Layers are
+    /// read and packed one at a time, so the load holds at most one layer in f32 beside what
+    /// it keeps.
+    pub fn load(config: &Config, checkpoint: &Checkpoint, stored: Stored) -> Result<Self> {
         let c = config;
         let r = &c.recipe;
-        let p = Precision { q8 };
+        let p = Precision { stored };
         let mut thetas: Vec<f64> = Vec::new();
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
@@ -267,7 +311,7 @@ impl CpuEncoder {
             norm: e.norm.map(|n| Norm::new(n, r)),
             projection: e.projection.map(|d| Linear::new(&d.weight, d.outputs, d.inputs, d.bias)),
             width: e.width,
-            tokens: e.tokens,
+            tokens: Table::new(e.tokens, stored),
         };
         let head = checkpoint.head()?.map(|h| PredictionHead {
             dense: Linear::new(&h.dense.weight, h.dense.outputs, h.dense.inputs, h.dense.bias),

@@ -1,0 +1,175 @@
+//! `y = x Wᵀ + b` with W kept in f16 or bf16 (`dtype: 'f16'` / `'bf16'`): half the weight
+//! memory, while activations, accumulation, softmax and norms stay f32. So the only rounding is
+//! the weights' own, and the error does not grow with the sequence as a half-width softmax's
+//! does. Each tile of the output widens its block of W to f32 in a per-thread buffer (a block
+//! fits in L2) and multiplies in f32.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::linear::Rows;
+
+/// Which 16-bit float the weights are stored in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Half {
+    F16,
+    BF16,
+}
+
+impl Half {
+    pub fn narrow(self, v: &[f32]) -> Vec<u16> {
+        match self {
+            Half::F16 => v.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect(),
+            Half::BF16 => v.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect(),
+        }
+    }
+
+    pub fn widen(self, v: &[u16], out: &mut [f32]) {
+        debug_assert_eq!(v.len(), out.len());
+        match self {
+            // `half` uses F16C where the CPU has it.
+            Half::F16 => {
+                use half::slice::HalfFloatSliceExt;
+                // SAFETY: f16 is a transparent u16.
+                let v: &[half::f16] = unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) };
+                v.convert_to_f32_slice(out)
+            }
+            // bf16 is the top half of an f32: a shift, which vectorizes.
+            Half::BF16 => out.iter_mut().zip(v).for_each(|(o, &b)| *o = f32::from_bits((b as u32) << 16)),
+        }
+    }
+}
+
+/// Output columns per tile: a 128 × 1,152 block of W is 590 KB in f32.
+const COLS: usize = 128;
+/// Rows of x per tile, so long inputs still split across threads.
+const ROWS: usize = 256;
+
+thread_local! {
+    static WIDE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+pub(crate) struct HalfLinear {
+    /// `(outputs, inputs)` row-major, as PyTorch stores it.
+    weight: Vec<u16>,
+    kind: Half,
+    bias: Option<Vec<f32>>,
+    inputs: usize,
+    outputs: usize,
+}
+
+/// A pointer tiles write through: each tile owns a disjoint block of the output.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tiles write disjoint (row range × column range) blocks.
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The element `i` places on (a method, so closures capture the whole `Out`).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+impl HalfLinear {
+    pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, kind: Half) -> Self {
+        assert_eq!(weight.len(), outputs * inputs, "weight size");
+        HalfLinear { weight: kind.narrow(weight), kind, bias, inputs, outputs }
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    pub fn bytes(&self) -> usize {
+        2 * self.weight.len() + 4 * self.bias.as_ref().map_or(0, Vec::len)
+    }
+
+    /// `out = x Wᵀ + b`, or `out += x Wᵀ + b` with `accumulate`. `out` is `x.rows × outputs`.
+    pub fn forward(&self, x: Rows, out: &mut [f32], accumulate: bool) {
+        assert_eq!(x.cols, self.inputs, "linear input width");
+        assert_eq!(out.len(), x.rows * self.outputs, "linear output size");
+        if x.rows == 0 {
+            return;
+        }
+        assert!(x.data.len() >= (x.rows - 1) * x.stride + x.cols, "activation rows lie inside their buffer");
+        let (k, n) = (self.inputs, self.outputs);
+        let dst = Out(out.as_mut_ptr());
+        let tiles: Vec<(usize, usize)> = (0..x.rows).step_by(ROWS).flat_map(|r| (0..n).step_by(COLS).map(move |c| (r, c))).collect();
+        tiles.into_par_iter().for_each(|(r0, c0)| {
+            let (m, nb) = ((x.rows - r0).min(ROWS), (n - c0).min(COLS));
+            WIDE.with(|w| {
+                let mut w = w.borrow_mut();
+                w.resize(nb * k, 0.0);
+                self.kind.widen(&self.weight[c0 * k..(c0 + nb) * k], &mut w);
+                // SAFETY: the tile reads rows r0..r0+m of x (inside `x.data`, asserted above)
+                // and the widened block (nb × k, W's rows c0.. laid out as PyTorch's: column j of
+                // Wᵀ is row j, stride k); it writes rows r0..r0+m, columns c0..c0+nb of `out`
+                // (rows × n, checked above), a block no other tile touches.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        nb,
+                        k,
+                        dst.at(r0 * n + c0),
+                        1,
+                        n as isize,
+                        accumulate,
+                        x.data.as_ptr().add(r0 * x.stride),
+                        1,
+                        x.stride as isize,
+                        w.as_ptr(),
+                        k as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                    if let Some(b) = &self.bias {
+                        for i in 0..m {
+                            let row = std::slice::from_raw_parts_mut(dst.at((r0 + i) * n + c0), nb);
+                            row.iter_mut().zip(&b[c0..c0 + nb]).for_each(|(o, b)| *o += b);
+                        }
+                    }
+                }
+            });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_linear_equals_the_definition_over_its_rounded_weights() {
+        // Sizes that leave partial tiles on both axes.
+        let (rows, inp, outp) = (300, 70, 200);
+        let w: Vec<f32> = (0..outp * inp).map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.013).collect();
+        let b: Vec<f32> = (0..outp).map(|i| i as f32 * 0.1).collect();
+        let stride = 90;
+        let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.05).collect();
+        for kind in [Half::F16, Half::BF16] {
+            let lin = HalfLinear::new(&w, outp, inp, Some(b.clone()), kind);
+            let mut rounded = vec![0f32; w.len()];
+            kind.widen(&kind.narrow(&w), &mut rounded);
+            for accumulate in [false, true] {
+                let mut out = vec![1f32; rows * outp];
+                lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, accumulate);
+                for r in 0..rows {
+                    for o in 0..outp {
+                        let dot: f64 = (0..inp).map(|k| x[r * stride + k] as f64 * rounded[o * inp + k] as f64).sum();
+                        let want = if accumulate { 1.0 } else { 0.0 } + b[o] as f64 + dot;
+                        assert!((out[r * outp + o] as f64 - want).abs() < 1e-4, "{kind:?} ({r},{o})");
+                    }
+                }
+            }
+        }
+    }
+}
