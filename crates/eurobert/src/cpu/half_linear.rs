@@ -1,8 +1,10 @@
 //! `y = x Wᵀ + b` with W kept in f16 or bf16 (`dtype: 'f16'` / `'bf16'`): half the weight
-//! memory, while activations, accumulation, softmax and norms stay f32. So the only rounding is
-//! the weights' own, and the error does not grow with the sequence as a half-width softmax's
-//! does. Each tile of the output widens its block of W to f32 in a per-thread buffer (a block
-//! fits in L2) and multiplies in f32.
+//! memory, while accumulation, softmax, norms and the residual stream stay f32, so the error
+//! does not grow with the sequence as a half-width softmax's does. bf16 on a CPU with
+//! AVX512-BF16 runs `bf16.rs` (activations rounded to bf16 as they enter, twice the f32 rate);
+//! otherwise each tile of the output widens its block of W to f32 in a per-thread buffer (a
+//! block fits in L2) and multiplies f32 activations in f32, so the only rounding is the
+//! weights' own.
 
 use std::cell::RefCell;
 
@@ -51,8 +53,10 @@ thread_local! {
 }
 
 pub(crate) struct HalfLinear {
-    /// `(outputs, inputs)` row-major, as PyTorch stores it.
+    /// `(outputs, inputs)` row-major, as PyTorch stores it; empty when `packed` holds them.
     weight: Vec<u16>,
+    #[cfg(target_arch = "x86_64")]
+    packed: Option<super::bf16::PackedW>,
     kind: Half,
     bias: Option<Vec<f32>>,
     inputs: usize,
@@ -77,7 +81,21 @@ impl Out {
 impl HalfLinear {
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, kind: Half) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
-        HalfLinear { weight: kind.narrow(weight), kind, bias, inputs, outputs }
+        let narrow = kind.narrow(weight);
+        #[cfg(target_arch = "x86_64")]
+        if kind == Half::BF16 && super::bf16::available() {
+            let packed = Some(super::bf16::PackedW::new(&narrow, outputs, inputs));
+            return HalfLinear { weight: Vec::new(), packed, kind, bias, inputs, outputs };
+        }
+        HalfLinear {
+            weight: narrow,
+            #[cfg(target_arch = "x86_64")]
+            packed: None,
+            kind,
+            bias,
+            inputs,
+            outputs,
+        }
     }
 
     pub fn outputs(&self) -> usize {
@@ -85,7 +103,11 @@ impl HalfLinear {
     }
 
     pub fn bytes(&self) -> usize {
-        2 * self.weight.len() + 4 * self.bias.as_ref().map_or(0, Vec::len)
+        #[cfg(target_arch = "x86_64")]
+        let packed = self.packed.as_ref().map_or(0, super::bf16::PackedW::bytes);
+        #[cfg(not(target_arch = "x86_64"))]
+        let packed = 0;
+        2 * self.weight.len() + packed + 4 * self.bias.as_ref().map_or(0, Vec::len)
     }
 
     /// `out = x Wᵀ + b`, or `out += x Wᵀ + b` with `accumulate`. `out` is `x.rows × outputs`.
@@ -96,6 +118,13 @@ impl HalfLinear {
             return;
         }
         assert!(x.data.len() >= (x.rows - 1) * x.stride + x.cols, "activation rows lie inside their buffer");
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = &self.packed {
+            let mut a = vec![0u16; x.rows * w.depth()];
+            super::bf16::round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a);
+            super::bf16::gemm(&a, x.rows, w, out, self.bias.as_deref(), accumulate);
+            return;
+        }
         let (k, n) = (self.inputs, self.outputs);
         let dst = Out(out.as_mut_ptr());
         let tiles: Vec<(usize, usize)> = (0..x.rows).step_by(ROWS).flat_map(|r| (0..n).step_by(COLS).map(move |c| (r, c))).collect();
@@ -159,6 +188,12 @@ mod tests {
             let lin = HalfLinear::new(&w, outp, inp, Some(b.clone()), kind);
             let mut rounded = vec![0f32; w.len()];
             kind.widen(&kind.narrow(&w), &mut rounded);
+            // The bf16 kernel rounds the activations too.
+            #[cfg(target_arch = "x86_64")]
+            let rounds = lin.packed.is_some();
+            #[cfg(not(target_arch = "x86_64"))]
+            let rounds = false;
+            let x: Vec<f32> = if rounds { x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect() } else { x.clone() };
             for accumulate in [false, true] {
                 let mut out = vec![1f32; rows * outp];
                 lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, accumulate);

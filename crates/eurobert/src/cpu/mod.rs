@@ -5,6 +5,8 @@
 //! GEMM kernel (`linear`); element-wise work uses run-time dispatched SIMD (`simd`).
 
 mod attention;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod disentangled;
 mod flash;
 mod half_linear;
