@@ -27,6 +27,22 @@ impl Half {
         }
     }
 
+    #[cfg(test)]
+    pub fn narrow_one(self, x: f32) -> u16 {
+        match self {
+            Half::F16 => half::f16::from_f32(x).to_bits(),
+            Half::BF16 => half::bf16::from_f32(x).to_bits(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn widen_one(self, b: u16) -> f32 {
+        match self {
+            Half::F16 => half::f16::from_bits(b).to_f32(),
+            Half::BF16 => half::bf16::from_bits(b).to_f32(),
+        }
+    }
+
     pub fn widen(self, v: &[u16], out: &mut [f32]) {
         debug_assert_eq!(v.len(), out.len());
         match self {
@@ -56,7 +72,7 @@ pub(crate) struct HalfLinear {
     /// `(outputs, inputs)` row-major, as PyTorch stores it; empty when `packed` holds them.
     weight: Vec<u16>,
     #[cfg(target_arch = "x86_64")]
-    packed: Option<super::bf16::PackedW>,
+    packed: Option<super::half_gemm::PackedW>,
     kind: Half,
     bias: Option<Vec<f32>>,
     inputs: usize,
@@ -83,8 +99,8 @@ impl HalfLinear {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
         let narrow = kind.narrow(weight);
         #[cfg(target_arch = "x86_64")]
-        if kind == Half::BF16 && super::bf16::available() {
-            let packed = Some(super::bf16::PackedW::new(&narrow, outputs, inputs));
+        if super::half_gemm::available(kind) {
+            let packed = Some(super::half_gemm::PackedW::new(&narrow, outputs, inputs, kind));
             return HalfLinear { weight: Vec::new(), packed, kind, bias, inputs, outputs };
         }
         HalfLinear {
@@ -104,7 +120,7 @@ impl HalfLinear {
 
     pub fn bytes(&self) -> usize {
         #[cfg(target_arch = "x86_64")]
-        let packed = self.packed.as_ref().map_or(0, super::bf16::PackedW::bytes);
+        let packed = self.packed.as_ref().map_or(0, super::half_gemm::PackedW::bytes);
         #[cfg(not(target_arch = "x86_64"))]
         let packed = 0;
         2 * self.weight.len() + packed + 4 * self.bias.as_ref().map_or(0, Vec::len)
@@ -120,9 +136,16 @@ impl HalfLinear {
         assert!(x.data.len() >= (x.rows - 1) * x.stride + x.cols, "activation rows lie inside their buffer");
         #[cfg(target_arch = "x86_64")]
         if let Some(w) = &self.packed {
-            let mut a = vec![0u16; x.rows * w.depth()];
-            super::bf16::round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a);
-            super::bf16::gemm(&a, x.rows, w, out, self.bias.as_deref(), accumulate);
+            use super::half_gemm::{gemm, round_rows, Activations};
+            let bias = self.bias.as_deref();
+            match w.kind() {
+                Half::BF16 => {
+                    let mut a = vec![0u16; x.rows * w.depth()];
+                    round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a);
+                    gemm(Activations::Bf16(&a), x.rows, w, out, bias, accumulate);
+                }
+                Half::F16 => gemm(Activations::F32 { data: x.data, stride: x.stride }, x.rows, w, out, bias, accumulate),
+            }
             return;
         }
         let (k, n) = (self.inputs, self.outputs);
@@ -190,7 +213,7 @@ mod tests {
             kind.widen(&kind.narrow(&w), &mut rounded);
             // The bf16 kernel rounds the activations too.
             #[cfg(target_arch = "x86_64")]
-            let rounds = lin.packed.is_some();
+            let rounds = kind == Half::BF16 && lin.packed.is_some();
             #[cfg(not(target_arch = "x86_64"))]
             let rounds = false;
             let x: Vec<f32> = if rounds { x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect() } else { x.clone() };

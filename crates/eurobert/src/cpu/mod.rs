@@ -5,10 +5,10 @@
 //! GEMM kernel (`linear`); element-wise work uses run-time dispatched SIMD (`simd`).
 
 mod attention;
-#[cfg(target_arch = "x86_64")]
-mod bf16;
 mod disentangled;
 mod flash;
+#[cfg(target_arch = "x86_64")]
+mod half_gemm;
 mod half_linear;
 mod linear;
 mod mlp;
