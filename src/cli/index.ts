@@ -49,7 +49,8 @@ ${cliOptionHelp({ aggregationStrategy: 'first', words: 'unicode' })}
       --threads N           CPU threads (default: all cores)
       --device D            cpu (default), cuda, cuda:N, metal or auto
       --dtype T             f32 (default, exact), q8 (int8 on the CPU: faster, within
-                            0.3 F1 points), f16 or bf16
+                            0.3 F1 points), bf16 or f16 (16-bit weights:
+                            half the memory)
 
 evaluate:
       --json                print the scores as JSON
