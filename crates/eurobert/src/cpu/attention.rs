@@ -23,6 +23,8 @@ pub(crate) struct Attention {
     window: Option<usize>,
     /// DeBERTa's relative tables.
     relative: Option<Tables>,
+    /// QKᵀ and PV in bf16 where the CPU has AVX512-BF16 (`dtype: 'q8'`).
+    bf16: bool,
 }
 
 impl Attention {
@@ -33,6 +35,7 @@ impl Attention {
         Attention {
             qkv: p.projection(qkv),
             o: p.projection(o),
+            bf16: p.stored == super::Stored::Q8,
             heads: Heads { query: c.num_attention_heads, kv: c.num_key_value_heads, dim: c.head_dim },
             scale: 1.0 / ((c.head_dim * factor) as f32).sqrt(),
             window,
@@ -69,7 +72,7 @@ impl Attention {
             let _t = span(Op::Attention);
             match &self.relative {
                 Some(t) => disentangled::attention(qkv, attn, &batch.sequences, self.heads, self.scale, t, distances),
-                None => flash::attention(qkv, attn, &batch.sequences, self.heads, self.scale, self.window),
+                None => flash::attention(qkv, attn, &batch.sequences, self.heads, self.scale, self.window, self.bf16),
             }
         }
         let _t = span(Op::Output);

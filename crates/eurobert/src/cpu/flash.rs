@@ -6,18 +6,28 @@
 //! query heads that share its KV head one after another over the same K/V rows (grouped-
 //! query attention without copying K/V). Sequences never see each other: each one attends
 //! over its own token range, so packed batches need no mask. Accumulation is f32.
+//!
+//! With `bf16` (`dtype: 'q8'` on a CPU with AVX512-BF16), QKᵀ and PV run as bf16 products
+//! (`half_gemm.rs`): Q·scale, K, P and V rounded to bf16 as they enter, sums, the online
+//! softmax and the output in f32.
 
 use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::half_gemm::PackedW;
 use super::simd;
 
 /// Query rows per task.
 const QUERY_BLOCK: usize = 64;
 /// Keys per online-softmax step.
 const KEY_BLOCK: usize = 256;
+/// Shortest sequence whose attention runs in bf16 (when asked): below it, packing K and V and
+/// rounding P cost more than the faster products give back (`attention_timing`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const BF16_FROM: usize = 128;
 
 /// Where the heads live in the fused QKV rows and in the output rows.
 #[derive(Clone, Copy, Debug)]
@@ -55,7 +65,20 @@ thread_local! {
 ///
 /// With `window`, token `t` attends only to keys `j` with `|t − j| ≤ window` (ModernBERT's
 /// local layers): each task visits just the keys its rows can see, and masks the rest.
-pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>], heads: Heads, scale: f32, window: Option<usize>) {
+pub(crate) fn attention(
+    qkv: &[f32],
+    out: &mut [f32],
+    sequences: &[Range<usize>],
+    heads: Heads,
+    scale: f32,
+    window: Option<usize>,
+    bf16: bool,
+) {
+    // The bf16 products pair the head dimension.
+    #[cfg(target_arch = "x86_64")]
+    let bf16 = bf16 && heads.dim.is_multiple_of(2) && super::half_gemm::available(super::Half::BF16);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bf16;
     let (qw, ow) = (heads.qkv_width(), heads.out_width());
     let tokens = out.len() / ow;
     assert_eq!(qkv.len(), tokens * qw, "qkv rows");
@@ -66,27 +89,78 @@ pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>]
     starts.sort_unstable_by_key(|s| s.start);
     assert!(starts.windows(2).all(|p| p[0].end <= p[1].start), "sequences must be disjoint token ranges");
     let mut tasks = Vec::new();
-    for seq in sequences {
+    for (i, seq) in sequences.iter().enumerate() {
         for g in 0..heads.kv {
             let mut q0 = seq.start;
             while q0 < seq.end {
                 let q1 = (q0 + QUERY_BLOCK).min(seq.end);
-                tasks.push((seq.clone(), g, q0..q1));
+                tasks.push((i, g, q0..q1));
                 q0 = q1;
             }
         }
     }
+    // bf16: K and V of each (sequence, KV head) packed once, for all the tasks that read them.
+    #[cfg(target_arch = "x86_64")]
+    let packed: Vec<(PackedW, PackedW)> = if bf16 {
+        let (qw, d) = (heads.qkv_width(), heads.dim);
+        (0..sequences.len() * heads.kv)
+            .into_par_iter()
+            .map(|i| {
+                let (seq, g) = (&sequences[i / heads.kv], i % heads.kv);
+                let (k_col, v_col) = ((heads.query + g) * d, (heads.query + heads.kv + g) * d);
+                let (mut k, mut v) = (PackedW::empty_bf16(), PackedW::empty_bf16());
+                if seq.len() < BF16_FROM {
+                    return (k, v);
+                }
+                k.repack_bf16(seq.len(), d, |j, c| qkv[(seq.start + j) * qw + k_col + c]);
+                v.repack_bf16(d, seq.len(), |c, j| qkv[(seq.start + j) * qw + v_col + c]);
+                (k, v)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let dst = SharedOut(out.as_mut_ptr());
     // Short tasks are grouped so that rayon's per-task overhead stays small.
     let min_len = (4096 / sequences.iter().map(|s| s.len()).max().unwrap_or(1).pow(2)).max(1);
-    tasks.par_iter().with_min_len(min_len).for_each(|(seq, g, rows)| {
+    tasks.par_iter().with_min_len(min_len).for_each(|&(i, g, ref rows)| {
+        let seq = sequences[i].clone();
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
+            #[cfg(target_arch = "x86_64")]
+            if bf16 && seq.len() >= BF16_FROM {
+                return LOW.with(|low| {
+                    let (k, v) = &packed[i * heads.kv + g];
+                    let mut low = low.borrow_mut();
+                    let (q, p) = &mut *low;
+                    let low = Low { q, p, k, v };
+                    // SAFETY: as below.
+                    unsafe { attend(qkv, dst, seq, g, rows.clone(), heads, scale, window, &mut s, Some(low)) }
+                });
+            }
             // SAFETY: the task's output block (its query rows, the columns of its KV group's
             // query heads) is written by this task only, and `out` outlives the parallel loop.
-            unsafe { attend(qkv, dst, seq.clone(), *g, rows.clone(), heads, scale, window, &mut s) }
+            unsafe { attend(qkv, dst, seq, g, rows.clone(), heads, scale, window, &mut s, None) }
         })
     });
+}
+
+/// What a bf16 task works with: its Q·scale and P rounded (per-thread buffers), and the K and V
+/// of its sequence and KV head, packed.
+#[cfg(target_arch = "x86_64")]
+struct Low<'a> {
+    q: &'a mut Vec<u16>,
+    p: &'a mut Vec<u16>,
+    k: &'a PackedW,
+    v: &'a PackedW,
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+struct Low<'a>(std::marker::PhantomData<&'a ()>);
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    static LOW: RefCell<(Vec<u16>, Vec<u16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// One task: the query heads of KV head `g` for query rows `rows` of sequence `seq`. The
@@ -108,6 +182,7 @@ unsafe fn attend(
     scale: f32,
     window: Option<usize>,
     scratch: &mut Vec<f32>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))] mut low: Option<Low>,
 ) {
     let (d, qw, ow) = (heads.dim, heads.qkv_width(), heads.out_width());
     let n_rep = heads.query / heads.kv;
@@ -127,13 +202,25 @@ unsafe fn attend(
     }
     let k_col = (heads.query + g) * d;
     let v_col = (heads.query + heads.kv + g) * d;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(low) = low.as_mut() {
+        // Q·scale in bf16, once for all key blocks.
+        q.iter_mut().for_each(|x| *x *= scale);
+        low.q.resize(m * d, 0);
+        super::half_gemm::round_rows_serial(q, m, d, d, d, low.q);
+    }
     // The keys any row of this task can see. Every row has one in the first key block (its
     // first visible key is at most QUERY_BLOCK − 1 past the block's start), so no row starts
     // the online softmax from nothing.
-    let (key_start, key_end) = match window {
+    let (mut key_start, key_end) = match window {
         Some(w) => (rows.start.saturating_sub(w).max(seq.start), (rows.end + w).min(seq.end)),
         None => (seq.start, seq.end),
     };
+    if low.is_some() {
+        // The packed K starts its vectors of 16 keys at the sequence's start; keys added by
+        // rounding down lie outside every row's window and are masked below.
+        key_start = seq.start + (key_start - seq.start) / 16 * 16;
+    }
     let mut k0 = key_start;
     while k0 < key_end {
         let n = (k0 + kb).min(key_end) - k0;
@@ -143,31 +230,39 @@ unsafe fn attend(
         let v = qkv[k0 * qw + v_col..].as_ptr();
         debug_assert!((k0 + n - 1) * qw + v_col + d <= qkv.len());
         // S = scale · Q Kᵀ  (m × n)
-        // SAFETY: `s` is m × n (row stride n); `q` is m × d (row stride d); K is read as d × n
-        // with column stride qw from row k0, and its last element, row k0 + n - 1 of the K
-        // columns, lies inside `qkv` (k0 + n <= seq.end <= tokens, checked by `attention`).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                d,
-                s.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                q.as_ptr(),
-                1,
-                d as isize,
-                k,
-                qw as isize,
-                1,
-                0.0,
-                scale,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
+        #[cfg(target_arch = "x86_64")]
+        if let Some(low) = low.as_mut() {
+            let keys = k0 - seq.start..k0 - seq.start + n;
+            super::half_gemm::gemm_serial(low.q, m, low.k, keys, 0..d, s, false);
+        }
+        if low.is_none() {
+            // SAFETY: `s` is m × n (row stride n); `q` is m × d (row stride d); K is read as
+            // d × n with column stride qw from row k0, and its last element, row k0 + n - 1 of
+            // the K columns, lies inside `qkv` (k0 + n <= seq.end <= tokens, checked by
+            // `attention`).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    d,
+                    s.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    q.as_ptr(),
+                    1,
+                    d as isize,
+                    k,
+                    qw as isize,
+                    1,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
         };
         if let Some(w) = window {
             // Keys outside a row's window get no weight (exp(−∞) = 0).
@@ -199,30 +294,40 @@ unsafe fn attend(
             row_max[i] = new_max;
         }
         // O = O + P V  (m × d); the first block overwrites.
-        // SAFETY: `o` is m × d, `s` m × n, and V is read as n × d with row stride qw from row
-        // k0 of the V columns: rows k0..k0 + n of a sequence inside `qkv`, as above.
-        unsafe {
-            gemm::gemm(
-                m,
-                d,
-                n,
-                o.as_mut_ptr(),
-                1,
-                d as isize,
-                !first,
-                s.as_ptr(),
-                1,
-                n as isize,
-                v,
-                1,
-                qw as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
+        #[cfg(target_arch = "x86_64")]
+        if let Some(low) = low.as_mut() {
+            let depth = n.div_ceil(2) * 2;
+            low.p.resize(m * depth, 0);
+            super::half_gemm::round_rows_serial(s, m, n, n, depth, low.p);
+            let keys = k0 - seq.start..k0 - seq.start + n;
+            super::half_gemm::gemm_serial(low.p, m, low.v, 0..d, keys, o, !first);
+        }
+        if low.is_none() {
+            // SAFETY: `o` is m × d, `s` m × n, and V is read as n × d with row stride qw from
+            // row k0 of the V columns: rows k0..k0 + n of a sequence inside `qkv`, as above.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    d,
+                    n,
+                    o.as_mut_ptr(),
+                    1,
+                    d as isize,
+                    !first,
+                    s.as_ptr(),
+                    1,
+                    n as isize,
+                    v,
+                    1,
+                    qw as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
         };
         k0 += n;
     }
@@ -301,17 +406,52 @@ mod tests {
             .collect();
         let mut out = vec![f32::NAN; t * heads.out_width()];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, None));
+        pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, None, false));
         let want = reference(&qkv, &seqs, heads, 0.25, None);
         let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 2e-5, "max abs diff {worst}");
         // Local windows, narrower and wider than the blocks (ModernBERT's is 64 each side).
         for w in [0usize, 2, 63, 64, 200] {
             let mut out = vec![f32::NAN; t * heads.out_width()];
-            pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, Some(w)));
+            pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, Some(w), false));
             let want = reference(&qkv, &seqs, heads, 0.25, Some(w));
             let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst < 2e-5, "window {w}: max abs diff {worst}");
+        }
+    }
+
+    #[test]
+    fn bf16_attention_stays_near_plain_softmax_attention() {
+        #[cfg(target_arch = "x86_64")]
+        if !crate::cpu::half_gemm::available(crate::cpu::Half::BF16) {
+            crate::skip_test("cpu::flash::bf16_attention_stays_near_plain_softmax_attention", "no AVX512-BF16 on this CPU");
+            return;
+        }
+        let heads = Heads { query: 6, kv: 2, dim: 16 };
+        // Short sequences stay f32; from BF16_FROM tokens on they run in bf16.
+        let lens = [1usize, 7, 64, 65, 127, 128, 300, 530];
+        let mut seqs = Vec::new();
+        let mut t = 0;
+        for l in lens {
+            seqs.push(t..t + l);
+            t += l;
+        }
+        let mut state = 999u64;
+        let qkv: Vec<f32> = (0..t * heads.qkv_width())
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
+            })
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for w in [None, Some(2), Some(64)] {
+            let mut out = vec![f32::NAN; t * heads.out_width()];
+            pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, w, true));
+            let want = reference(&qkv, &seqs, heads, 0.25, w);
+            let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            // bf16 keeps 8 bits of each factor: values of magnitude ~1.5 move by ~1e-2.
+            eprintln!("bf16 attention, window {w:?}: max abs diff {worst:e}");
+            assert!(worst < 3e-2, "window {w:?}: max abs diff {worst}");
         }
     }
 }
@@ -327,7 +467,10 @@ mod timing {
         for (len, heads) in [
             (22usize, Heads { query: 8, kv: 4, dim: 32 }),
             (22, Heads { query: 18, kv: 6, dim: 64 }),
+            (128, Heads { query: 8, kv: 4, dim: 32 }),
+            (128, Heads { query: 18, kv: 6, dim: 64 }),
             (400, Heads { query: 8, kv: 4, dim: 32 }),
+            (730, Heads { query: 18, kv: 6, dim: 64 }),
         ] {
             let count = 32;
             let seqs: Vec<Range<usize>> = (0..count).map(|i| i * len..(i + 1) * len).collect();
@@ -335,16 +478,22 @@ mod timing {
             let qkv: Vec<f32> = (0..t * heads.qkv_width()).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
             let mut out = vec![0f32; t * heads.out_width()];
             let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-            let reps = 200;
-            let start = std::time::Instant::now();
-            pool.install(|| {
-                for _ in 0..reps {
-                    attention(&qkv, &mut out, &seqs, heads, 0.2, None)
-                }
-            });
-            let per = start.elapsed().as_secs_f64() / reps as f64;
-            let flops = 4.0 * (count * len * len * heads.query * heads.dim) as f64;
-            eprintln!("len {len} heads {heads:?}: {:.3} ms per batch of {count}, {:.1} GFLOP/s", per * 1e3, flops / per / 1e9);
+            for bf16 in [false, true] {
+                let reps = (200 * 22 * 22 / (len * len)).max(3);
+                let start = std::time::Instant::now();
+                pool.install(|| {
+                    for _ in 0..reps {
+                        attention(&qkv, &mut out, &seqs, heads, 0.2, None, bf16)
+                    }
+                });
+                let per = start.elapsed().as_secs_f64() / reps as f64;
+                let flops = 4.0 * (count * len * len * heads.query * heads.dim) as f64;
+                eprintln!(
+                    "len {len} heads {heads:?} bf16 {bf16}: {:.3} ms per batch of {count}, {:.1} GFLOP/s",
+                    per * 1e3,
+                    flops / per / 1e9
+                );
+            }
         }
     }
 }

@@ -105,6 +105,29 @@ impl PackedW {
     }
 }
 
+impl PackedW {
+    /// An empty bf16 matrix for [`PackedW::repack_bf16`] to fill.
+    pub fn empty_bf16() -> Self {
+        PackedW { data: Vec::new(), kind: Half::BF16, outputs: 0, inputs: 0, steps: 0 }
+    }
+
+    /// Refills this matrix, serially and reusing its buffer, with `outputs × inputs` values
+    /// `at(o, k)` rounded to bf16: how attention packs its K and V blocks inside one task.
+    pub fn repack_bf16(&mut self, outputs: usize, inputs: usize, at: impl Fn(usize, usize) -> f32) {
+        let steps = inputs.div_ceil(2);
+        let blocks = outputs.div_ceil(VEC);
+        *self = PackedW { data: std::mem::take(&mut self.data), kind: Half::BF16, outputs, inputs, steps };
+        self.data.clear();
+        self.data.resize(blocks * steps * VEC * 2, 0);
+        for o in 0..outputs {
+            let base = (o / VEC) * steps * VEC * 2 + (o % VEC) * 2;
+            for k in 0..inputs {
+                self.data[base + (k / 2) * VEC * 2 + k % 2] = half::bf16::from_f32(at(o, k)).to_bits();
+            }
+        }
+    }
+}
+
 /// Inputs per step of the inner loop.
 fn per_step(kind: Half) -> usize {
     match kind {
@@ -124,6 +147,17 @@ pub(crate) fn round_rows(x: &[f32], rows: usize, cols: usize, stride: usize, dep
         // (asserted above) and `o` holds `depth >= cols` values.
         unsafe { round_row(&x[r * stride..r * stride + cols], o) }
     });
+}
+
+/// [`round_rows`] on the calling thread alone (inside a parallel task).
+pub(crate) fn round_rows_serial(x: &[f32], rows: usize, cols: usize, stride: usize, depth: usize, out: &mut [u16]) {
+    assert!(available(Half::BF16), "AVX512-BF16");
+    assert!(depth >= cols && out.len() == rows * depth, "bf16 row sizes");
+    assert!(rows == 0 || x.len() >= (rows - 1) * stride + cols, "activation rows lie inside their buffer");
+    for (r, o) in out.chunks_mut(depth).enumerate() {
+        // SAFETY: as in `round_rows`.
+        unsafe { round_row(&x[r * stride..r * stride + cols], o) }
+    }
 }
 
 /// # Safety
@@ -210,11 +244,53 @@ pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bi
         // disjoint parts of `out`.
         unsafe {
             match w.kind {
-                Half::BF16 => panel_bf16(a.ptr(), lda, rs, w, vs, o.ptr(), bias, accumulate),
-                Half::F16 => panel_f16(a.ptr(), lda, rs, w, vs, o.ptr(), bias, accumulate),
+                Half::BF16 => panel_bf16(a.ptr(), lda, rs, w, vs, &Region::whole(o.ptr(), w), bias, accumulate),
+                Half::F16 => panel_f16(a.ptr(), lda, rs, w, vs, &Region::whole(o.ptr(), w), bias, accumulate),
             }
         }
     });
+}
+
+/// `out (+)= a·Wᵀ` over part of `w`, on the calling thread alone (inside a parallel task):
+/// outputs `outputs` (starting at a multiple of 16) into `out`, `rows × outputs.len()`, and
+/// inputs `inputs` (starting at an even input) from bf16 rows `a` of `inputs.len()` rounded up
+/// to even. How attention runs a block of keys against K and V packed once per sequence.
+/// Panics unless bf16 is [`available`] and the sizes agree.
+pub(crate) fn gemm_serial(
+    a: &[u16],
+    rows: usize,
+    w: &PackedW,
+    outputs: Range<usize>,
+    inputs: Range<usize>,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(available(Half::BF16) && w.kind == Half::BF16, "AVX512-BF16 and bf16 weights");
+    assert!(outputs.start.is_multiple_of(VEC) && outputs.start <= outputs.end && outputs.end <= w.outputs, "output range");
+    assert!(inputs.start.is_multiple_of(2) && inputs.start <= inputs.end && inputs.end <= w.inputs, "input range");
+    let depth = inputs.len().div_ceil(2) * 2;
+    assert_eq!(a.len(), rows * depth, "activation size");
+    assert_eq!(out.len(), rows * outputs.len(), "output size");
+    if rows == 0 || outputs.is_empty() || inputs.is_empty() {
+        return;
+    }
+    let region = Region {
+        out: out.as_mut_ptr(),
+        ldo: outputs.len(),
+        first: outputs.start,
+        last: outputs.end,
+        steps: inputs.start / 2..inputs.end.div_ceil(2),
+    };
+    let (first, last) = (outputs.start / VEC, outputs.end.div_ceil(VEC));
+    let mut v = first;
+    while v < last {
+        let vs = v..(v + PANEL).min(last);
+        // SAFETY: the CPU has the features (asserted); `a` holds `rows` rows of the steps'
+        // bf16 pairs (row i's step g at byte 4·(g − steps.start)), and `out` is
+        // `rows × outputs.len()` (both checked above).
+        unsafe { panel_bf16(a.as_ptr().cast(), 2 * depth, 0..rows, w, vs.clone(), &region, None, accumulate) }
+        v = vs.end;
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -230,6 +306,25 @@ impl In {
     }
 }
 
+/// Where a panel's sums go: `out` points at row 0 of the column of output `first` (a multiple
+/// of 16), rows `ldo` floats apart; outputs `first..last` exist there, and the inner loop runs
+/// over `steps` (all of `w`'s, or the pairs of a block of keys).
+#[derive(Clone)]
+struct Region {
+    out: *mut f32,
+    ldo: usize,
+    first: usize,
+    last: usize,
+    steps: Range<usize>,
+}
+
+impl Region {
+    /// All of `w` into a dense `(rows, w.outputs)` matrix.
+    fn whole(out: *mut f32, w: &PackedW) -> Self {
+        Region { out, ldo: w.outputs, first: 0, last: w.outputs, steps: 0..w.steps }
+    }
+}
+
 /// # Safety
 /// As for [`panel`], on a CPU with AVX-512 F/BW and BF16.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -240,12 +335,12 @@ unsafe fn panel_bf16(
     rows: Range<usize>,
     w: &PackedW,
     vs: Range<usize>,
-    out: *mut f32,
+    region: &Region,
     bias: Option<&[f32]>,
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { panel::<true>(a, lda, rows, w, vs, out, bias, accumulate) }
+    unsafe { panel::<true>(a, lda, rows, w, vs, region, bias, accumulate) }
 }
 
 /// # Safety
@@ -258,19 +353,20 @@ unsafe fn panel_f16(
     rows: Range<usize>,
     w: &PackedW,
     vs: Range<usize>,
-    out: *mut f32,
+    region: &Region,
     bias: Option<&[f32]>,
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { panel::<false>(a, lda, rows, w, vs, out, bias, accumulate) }
+    unsafe { panel::<false>(a, lda, rows, w, vs, region, bias, accumulate) }
 }
 
 /// # Safety
 /// Inlined only into a function with the features the format needs; `a` points at least
-/// `rows.end` rows `lda` bytes apart of the format's activations; `vs` are vectors of `w`;
-/// `out` points at a live `(rows.end.., w.outputs)` f32 matrix whose rows `rows` × the columns
-/// of `vs` no one else touches during the call.
+/// `rows.end` rows `lda` bytes apart of the format's activations, each starting at the
+/// region's first step; `vs` are vectors of `w` whose outputs start inside `region.first..region.last`;
+/// `region.out` points at a live f32 matrix of `rows.end` rows `region.ldo` apart whose rows
+/// `rows` × the region's columns of `vs` no one else touches during the call.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel<const BF: bool>(
@@ -279,7 +375,7 @@ unsafe fn panel<const BF: bool>(
     rows: Range<usize>,
     w: &PackedW,
     vs: Range<usize>,
-    out: *mut f32,
+    region: &Region,
     bias: Option<&[f32]>,
     accumulate: bool,
 ) {
@@ -297,8 +393,12 @@ unsafe fn panel<const BF: bool>(
             a: unsafe { a.add(r0 * lda) },
             lda,
             w,
-            // SAFETY: row r0 < rows.end of `out` (the caller's contract).
-            out: unsafe { out.add(r0 * w.outputs) },
+            // SAFETY: row r0 < rows.end of the region's matrix (the caller's contract).
+            out: unsafe { region.out.add(r0 * region.ldo) },
+            ldo: region.ldo,
+            first: region.first,
+            last: region.last,
+            steps: region.steps.clone(),
             bias,
             accumulate,
             prefetch: w.data[(next.start * block).min(w.data.len())..].as_ptr(),
@@ -325,6 +425,10 @@ struct Tile<'a> {
     lda: usize,
     w: &'a PackedW,
     out: *mut f32,
+    ldo: usize,
+    first: usize,
+    last: usize,
+    steps: Range<usize>,
     bias: Option<&'a [f32]>,
     accumulate: bool,
     prefetch: *const u16,
@@ -343,14 +447,14 @@ impl Tile<'_> {
     ///
     /// # Safety
     /// Inlined only into a function with the format's features; `self.a` points at `R` rows
-    /// `lda` bytes apart of the format's activations, `self.out` at `R` rows of `w.outputs`
-    /// f32 that only this tile writes, `v0` is a vector of `w`.
+    /// `lda` bytes apart of the format's activations, `self.out` at `R` rows `ldo` apart of
+    /// the region's columns that only this tile writes, `v0` is a vector of `w`.
     #[inline(always)]
     // Indices keep the accumulators plainly in registers (see `cols` below).
     #[allow(clippy::needless_range_loop)]
     unsafe fn kernel<const BF: bool, const R: usize>(&self, v0: usize) {
-        // SAFETY: every load reads inside the packed weights (vectors v0.. of `w`, steps
-        // 0..w.steps), the `R` activation rows or the bias, per the contract above; every store
+        // SAFETY: every load reads inside the packed weights (vectors v0.. of `w`, steps of
+        // the region), the `R` activation rows or the bias, per the contract above; every store
         // writes the tile's own output rows, masked to the outputs that exist; prefetches are
         // hints that never fault.
         unsafe {
@@ -365,14 +469,15 @@ impl Tile<'_> {
             // vector, LLVM kept the accumulators in memory and stored every one after each
             // instruction, at half the speed.
             let cols: [*const u16; V] = std::array::from_fn(|j| b.add(j.min(nv - 1) * block));
+            let (s0, total) = (self.steps.start, self.steps.len());
             let (mut line, count) = (self.lines.start, self.lines.len());
             let mut due = 0;
-            for g in 0..w.steps {
+            for g in self.steps.clone() {
                 due += count;
-                while due >= w.steps {
+                while due >= total {
                     _mm_prefetch::<_MM_HINT_T1>(self.prefetch.add(line * 32) as *const i8);
                     line += 1;
-                    due -= w.steps;
+                    due -= total;
                 }
                 let mut bv = [_mm512_setzero_ps(); V];
                 for j in 0..V {
@@ -381,7 +486,7 @@ impl Tile<'_> {
                 }
                 for r in 0..R {
                     // A bf16 pair, or one f32.
-                    let x = _mm512_set1_ps((self.a.add(r * self.lda + g * 4) as *const f32).read_unaligned());
+                    let x = _mm512_set1_ps((self.a.add(r * self.lda + (g - s0) * 4) as *const f32).read_unaligned());
                     for j in 0..V {
                         acc[r][j] = if BF { _mm512_dpbf16_ps(acc[r][j], bh(x), bh(bv[j])) } else { _mm512_fmadd_ps(x, bv[j], acc[r][j]) };
                     }
@@ -390,12 +495,15 @@ impl Tile<'_> {
             for (r, acc) in acc.iter().enumerate() {
                 for (j, &acc) in acc.iter().enumerate().take(nv) {
                     let c0 = (v0 + j) * VEC;
-                    let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
+                    if c0 >= self.last {
+                        break;
+                    }
+                    let mask: __mmask16 = if self.last - c0 >= VEC { 0xffff } else { (1u16 << (self.last - c0)) - 1 };
                     let mut y = acc;
                     if let Some(bias) = self.bias {
                         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
                     }
-                    let o = self.out.add(r * w.outputs + c0);
+                    let o = self.out.add(r * self.ldo + c0 - self.first);
                     if self.accumulate {
                         y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
                     }

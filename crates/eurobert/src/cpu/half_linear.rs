@@ -27,7 +27,7 @@ impl Half {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, target_arch = "x86_64"))]
     pub fn narrow_one(self, x: f32) -> u16 {
         match self {
             Half::F16 => half::f16::from_f32(x).to_bits(),
@@ -35,7 +35,7 @@ impl Half {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, target_arch = "x86_64"))]
     pub fn widen_one(self, b: u16) -> f32 {
         match self {
             Half::F16 => half::f16::from_bits(b).to_f32(),
