@@ -242,7 +242,7 @@ for (const m of MODELS) {
 }
 md += 'q8 rows run int8 matrix products, so their share of the FP32 peak can exceed 100%.\n\n'
 md += '¹ transformers.js has no stride: long documents are truncated to `model_max_length`, so it processes fewer tokens than the others there.\n'
-// The sections other scripts write (streaming) and the history of earlier machines stay, and
+// The sections other scripts write (bf16/f16, streaming) and the history of earlier machines stay, and
 // so do the sections of models this run did not measure: a run of the BERT-family shapes only
 // rewrites its own section, a run of the EuroBERT models the top of the file.
 const previous = fs.existsSync(path.join(here, 'RESULTS.md')) ? fs.readFileSync(path.join(here, 'RESULTS.md'), 'utf8') : ''
@@ -251,6 +251,8 @@ const at = (re) => {
   const i = previous.search(re)
   return i < 0 ? previous.length : i
 }
+// Where the sections that this script does not write begin.
+const KEPT = '(bf16 and f16|Streaming|History)'
 let out
 if (MODELS.every((m) => FAMILY_SHAPES.has(m.name))) {
   const body = md.slice(md.indexOf('## Against onnxruntime-node\n\n') + '## Against onnxruntime-node\n\n'.length).replace(/^## /gm, '### ')
@@ -260,9 +262,10 @@ if (MODELS.every((m) => FAMILY_SHAPES.has(m.name))) {
     (md.match(/^Machine: .*$/m)?.[0] ?? '') + '\n\n' +
     body
   const start = at(/^## BERT-family/m)
-  out = previous.slice(0, start) + section + '\n' + previous.slice(at(/^## (Streaming|History)/m))
+  out = previous.slice(0, start) + section + '\n' + previous.slice(at(new RegExp(`^## ${KEPT}`, 'm')))
 } else {
-  out = md + '\n' + previous.slice(at(MODELS.some((m) => FAMILY_SHAPES.has(m.name)) ? /^## (Streaming|History)/m : /^## (BERT-family|Streaming|History)/m))
+  const kept = MODELS.some((m) => FAMILY_SHAPES.has(m.name)) ? KEPT : `(BERT-family|${KEPT.slice(1)}`
+  out = md + '\n' + previous.slice(at(new RegExp(`^## ${kept}`, 'm')))
 }
 fs.writeFileSync(path.join(here, 'RESULTS.md'), out)
 console.log(md)
