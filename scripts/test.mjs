@@ -117,7 +117,8 @@ if (build.code !== 0) {
     console.log('\n# other runtimes are fetched for linux-x64 only: not tested here (CI runs each Node line natively)')
   } else {
     const rt = await run(process.execPath, ['scripts/test-runtimes.mjs', '--only', 'node22,node26,bun,deno'])
-    const m = rt.out.match(/^(\d+) passed, (\d+) failed, (\d+) skipped$/m)
+    // Each runtime prints its own line first; the closing total is the last one.
+    const m = [...rt.out.matchAll(/^(\d+) passed, (\d+) failed, (\d+) skipped$/gm)].at(-1)
     if (!m) broken = true
     else {
       passed += Number(m[1])
