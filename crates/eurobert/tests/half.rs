@@ -96,6 +96,10 @@ fn q8_keeps_f32_labels_at_every_length() {
     let load = |dtype| TokenClassifier::load(&dir, &LoadOptions { dtype, threads: Some(2), ..Default::default() }).unwrap();
     let (f32_model, q8) = (load(Dtype::F32), load(Dtype::Q8));
     let l = f32_model.config().num_labels();
+    // AVX2's int8 kernel keeps 7-bit weights (see parity.rs): about twice the error (measured
+    // under qemu's Haswell: 99.76% agreement at 2,048 tokens).
+    let kernel = eurobert::cpu_kernels().into_iter().find(|(k, _)| *k == "gemm_int8").unwrap().1;
+    let (min_agree, tol) = if kernel.contains("avx2") { (0.995, 0.2) } else { (0.997, 0.1) };
     for n in [128usize, 512, 2048, 8192] {
         let options = RunOptions { batch_size: 1, max_batch_tokens: n, ..Default::default() };
         let want = f32_model.logits_for_ids(&[&ids[..n]], &options).unwrap().remove(0);
@@ -103,7 +107,7 @@ fn q8_keeps_f32_labels_at_every_length() {
         let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         let agree = got.chunks(l).zip(want.chunks(l)).filter(|(a, b)| argmax(a) == argmax(b)).count() as f64 / n as f64;
         eprintln!("q8 {n:>5} tokens: max abs diff {diff:.4}, argmax agreement {agree:.5}");
-        assert!(agree >= 0.997, "q8 at {n} tokens: argmax agreement {agree}");
+        assert!(agree >= min_agree, "q8 at {n} tokens: argmax agreement {agree}");
         assert!(diff < 0.5, "q8 at {n} tokens: max abs diff {diff}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -124,7 +128,7 @@ fn q8_keeps_f32_labels_at_every_length() {
         }
     }
     eprintln!("q8 on the tiny model's 8192-token window: max abs diff {worst:e} from transformers' f32");
-    // parity.rs' q8 tolerance on short texts.
-    assert!(worst < 0.1, "max abs diff {worst}");
+    // parity.rs' q8 tolerance on short texts (doubled for AVX2's 7-bit weights).
+    assert!(worst < tol, "max abs diff {worst}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
