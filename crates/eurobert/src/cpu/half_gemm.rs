@@ -19,6 +19,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::half_linear::Half;
+use super::Shared;
 
 /// Outputs per vector (16 f32 lanes).
 const VEC: usize = 16;
@@ -183,20 +184,6 @@ unsafe fn round_row(x: &[f32], o: &mut [u16]) {
     o[n..].fill(0);
 }
 
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint blocks (rows × columns) of the output.
-unsafe impl Send for Out {}
-// SAFETY: as for Send: no two tasks touch the same element.
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// The activations a GEMM reads: bf16 rows from [`round_rows`] (`w.depth()` each) for bf16
 /// weights, f32 rows in place (`stride` apart) for f16 weights.
 #[derive(Clone, Copy)]
@@ -232,8 +219,9 @@ pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bi
     let vectors = w.vectors();
     let panels = vectors.div_ceil(PANEL);
     let blocks = rows.div_ceil(BLOCK);
-    let o = Out(out.as_mut_ptr());
-    let a = In(base);
+    // Tasks write disjoint blocks (rows × columns) of `out` and only read the activations.
+    let o = Shared(out.as_mut_ptr());
+    let a = Shared(base.cast_mut());
     (0..blocks * panels).into_par_iter().for_each(|t| {
         let (b, p) = (t / panels, t % panels);
         let rs = rows * b / blocks..rows * (b + 1) / blocks;
@@ -290,19 +278,6 @@ pub(crate) fn gemm_serial(
         // `rows × outputs.len()` (both checked above).
         unsafe { panel_bf16(a.as_ptr().cast(), 2 * depth, 0..rows, w, vs.clone(), &region, None, accumulate) }
         v = vs.end;
-    }
-}
-
-#[derive(Clone, Copy)]
-struct In(*const u8);
-// SAFETY: the activations are only read while `gemm` borrows them.
-unsafe impl Send for In {}
-// SAFETY: as for Send.
-unsafe impl Sync for In {}
-
-impl In {
-    fn ptr(self) -> *const u8 {
-        self.0
     }
 }
 

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::linear::Rows;
+use super::Shared;
 
 /// Which 16-bit float the weights are stored in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,21 +80,6 @@ pub(crate) struct HalfLinear {
     outputs: usize,
 }
 
-/// A pointer tiles write through: each tile owns a disjoint block of the output.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tiles write disjoint (row range × column range) blocks.
-unsafe impl Send for Out {}
-// SAFETY: as above.
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The element `i` places on (a method, so closures capture the whole `Out`).
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
-}
-
 impl HalfLinear {
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, kind: Half) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
@@ -149,7 +135,8 @@ impl HalfLinear {
             return;
         }
         let (k, n) = (self.inputs, self.outputs);
-        let dst = Out(out.as_mut_ptr());
+        // Each tile writes its own block (rows × columns) of `out`.
+        let dst = Shared(out.as_mut_ptr());
         let tiles: Vec<(usize, usize)> = (0..x.rows).step_by(ROWS).flat_map(|r| (0..n).step_by(COLS).map(move |c| (r, c))).collect();
         tiles.into_par_iter().for_each(|(r0, c0)| {
             let (m, nb) = ((x.rows - r0).min(ROWS), (n - c0).min(COLS));
@@ -166,7 +153,7 @@ impl HalfLinear {
                         m,
                         nb,
                         k,
-                        dst.at(r0 * n + c0),
+                        dst.ptr().wrapping_add(r0 * n + c0),
                         1,
                         n as isize,
                         accumulate,
@@ -185,7 +172,7 @@ impl HalfLinear {
                     );
                     if let Some(b) = &self.bias {
                         for i in 0..m {
-                            let row = std::slice::from_raw_parts_mut(dst.at((r0 + i) * n + c0), nb);
+                            let row = std::slice::from_raw_parts_mut(dst.ptr().wrapping_add((r0 + i) * n + c0), nb);
                             row.iter_mut().zip(&b[c0..c0 + nb]).for_each(|(o, b)| *o += b);
                         }
                     }
