@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -70,6 +71,26 @@ def read_conllu(path: str) -> list[tuple[str, list[tuple[int, int]], list[str]]]
 
 def load_split(norne: str, split: str):
     return [s for lang in ("nob", "nno") for s in read_conllu(os.path.join(norne, lang, f"{split}.conllu"))]
+
+
+def split_documents(norne: str, split: str):
+    """The document of each sentence of load_split's list: its sent_id without the sentence
+    number ('ap001_0000-1' -> 'ap001_0000'; 366 documents in train)."""
+    docs = []
+    for lang in ("nob", "nno"):
+        with open(os.path.join(norne, lang, f"{split}.conllu"), encoding="utf-8") as f:
+            docs += [line.split("=", 1)[1].strip().rsplit("-", 1)[0] for line in f if line.startswith("# sent_id")]
+    return docs
+
+
+def hold_out(norne: str, sentences, fraction: float):
+    """(train, held out): whole documents, those whose name hashes below fraction, so every run
+    holds out the same slice (for selection: epochs, weights, recipes), and dev is seen once."""
+    docs = split_documents(norne, "train")
+    if len(docs) != len(sentences):
+        raise SystemExit(f"{len(docs)} sent_ids for {len(sentences)} sentences")
+    held = {d for d in set(docs) if int(hashlib.sha256(d.encode()).hexdigest()[:8], 16) / 2**32 < fraction}
+    return ([s for s, d in zip(sentences, docs) if d not in held], [s for s, d in zip(sentences, docs) if d in held])
 
 
 def encode(tok, sentences, max_len, label_all=False):
@@ -313,6 +334,7 @@ def main() -> None:
     ap.add_argument("--faker", action="store_true", help="add Faker (no_NO, MIT) names, cities and companies to the mention pools")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--average-last", type=int, default=0, help="also try the average of the last K epochs' weights")
+    ap.add_argument("--holdout", type=float, default=0.0, help="hold out this share of train's documents; choices are made on it, not on dev")
     ap.add_argument("--limit", type=int, default=0, help="use only this many train and dev sentences (a smoke test)")
     ap.add_argument("--mlm-lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
@@ -336,9 +358,12 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
 
     train, dev = load_split(args.norne, "train"), load_split(args.norne, "dev")
+    held = []
+    if args.holdout > 0:
+        train, held = hold_out(args.norne, train, args.holdout)
     if args.limit:
-        train, dev = train[: args.limit], dev[: args.limit]
-    print(f"train {len(train)} sentences, dev {len(dev)}", flush=True)
+        train, dev, held = train[: args.limit], dev[: args.limit], held[: args.limit]
+    print(f"train {len(train)} sentences, held out {len(held)}, dev {len(dev)}", flush=True)
     if args.init:
         # A pretrained encoder (tools/pretrain_mlm.py's <out>/encoder): its tokenizer and shape.
         tok = Tokenizer.from_file(os.path.join(args.init, "tokenizer.json"))
@@ -352,6 +377,9 @@ def main() -> None:
     pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
     train_data, dev_data = encode(tok, train, args.max_len, args.label_all), encode(tok, dev, args.max_len)
     dev_gold = [tags for _, _, tags in dev]
+    held_data, held_gold = encode(tok, held, args.max_len), [tags for _, _, tags in held]
+    # Choices (epoch, raw or EMA, averaging) use the held-out slice when there is one.
+    sel = "held_f1" if held else "dev_f1"
 
     config = EuroBertConfig(
         vocab_size=tok.get_vocab_size(), hidden_size=args.hidden, intermediate_size=args.intermediate,
@@ -389,7 +417,12 @@ def main() -> None:
     def score(tag):
         pred, logp = predict(model, dev_data, pad_id, with_logp=True)
         f1, f1v = f1_score(dev_gold, pred), f1_score(dev_gold, [viterbi(lp) for lp in logp])
-        return {"dev_f1" + tag: f1, "dev_f1_viterbi" + tag: f1v}, pred
+        row = {"dev_f1" + tag: f1, "dev_f1_viterbi" + tag: f1v}
+        if held:
+            hpred, hlogp = predict(model, held_data, pad_id, with_logp=True)
+            row["held_f1" + tag] = f1_score(held_gold, hpred)
+            row["held_f1_viterbi" + tag] = f1_score(held_gold, [viterbi(lp) for lp in hlogp])
+        return row, pred
 
     for epoch in range(args.epochs):
         model.train()
@@ -424,17 +457,17 @@ def main() -> None:
             if step % 200 == 0:
                 print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
         row, pred = score("")
-        candidates = [(row["dev_f1"], None, pred)]
+        candidates = [(row[sel], None, pred)]
         if ema is not None:
             with ema.swapped(model):
                 ema_row, ema_pred = score("_ema")
             row.update(ema_row)
-            candidates.append((ema_row["dev_f1_ema"], "ema", ema_pred))
+            candidates.append((ema_row[sel + "_ema"], "ema", ema_pred))
         history.append({"epoch": epoch + 1, **row, "seconds": round(time.time() - t0)})
         print(f"epoch {epoch + 1}: " + " ".join(f"{k} {v:.4f}" for k, v in row.items()) + f" ({time.time() - t0:.0f}s)", flush=True)
         f1, which, pred = max(candidates, key=lambda c: c[0])
         if f1 > best:
-            best, saved = f1, {"epoch": epoch + 1, "weights": which or "raw", "dev_f1": f1}
+            best, saved = f1, {"epoch": epoch + 1, "weights": which or "raw", sel: f1}
             if which == "ema":
                 with ema.swapped(model):
                     report = save(model, tok, args, history, config, dev_gold, pred, n_params)
@@ -448,15 +481,15 @@ def main() -> None:
         model.load_state_dict({k: sum(r[k] for r in recent) / len(recent) for k in last})
         row, pred = score("")
         history.append({"epoch": f"average of last {len(recent)}", **row, "seconds": round(time.time() - t0)})
-        print(f"average of the last {len(recent)} epochs: dev micro F1 {row['dev_f1']:.4f}", flush=True)
-        if row["dev_f1"] > best:
-            best = row["dev_f1"]
-            saved = {"epoch": history[-1]["epoch"], "weights": "average", "dev_f1": best}
+        print(f"average of the last {len(recent)} epochs: {sel} {row[sel]:.4f}", flush=True)
+        if row[sel] > best:
+            best = row[sel]
+            saved = {"epoch": history[-1]["epoch"], "weights": "average", sel: best}
             report = save(model, tok, args, history, config, dev_gold, pred, n_params)
     # The whole history, not only up to the saved epoch, and which weights were kept.
     write_record(args, {"parameters": n_params, "history": history, "dev_report": report,
                         "saved": saved, "wall_seconds": round(time.time() - t_start)})
-    print(f"best dev micro F1 {best:.4f}")
+    print(f"best {sel} {best:.4f}")
 
 
 def mentions(sentence):

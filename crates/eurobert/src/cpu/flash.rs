@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::half_gemm::PackedW;
+use super::short_attention;
 use super::simd;
 
 /// Query rows per task.
@@ -28,6 +29,13 @@ const KEY_BLOCK: usize = 256;
 /// rounding P cost more than the faster products give back (`attention_timing`).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const BF16_FROM: usize = 128;
+
+/// `EUROBERT_NO_SHORT_ATTENTION=1` sends short sequences through the blocked path too (to
+/// compare the two).
+fn short_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("EUROBERT_NO_SHORT_ATTENTION").map_or(true, |v| v != "1"))
+}
 
 /// Where the heads live in the fused QKV rows and in the output rows.
 #[derive(Clone, Copy, Debug)]
@@ -88,12 +96,23 @@ pub(crate) fn attention(
     let mut starts: Vec<&Range<usize>> = sequences.iter().collect();
     starts.sort_unstable_by_key(|s| s.start);
     assert!(starts.windows(2).all(|p| p[0].end <= p[1].start), "sequences must be disjoint token ranges");
+    // Sequences of one key block skip the GEMM library (`short_attention.rs`), one task per
+    // sequence and KV head, so K is transposed once.
+    let short = window.is_none() && short_attention::fits(heads.dim) && short_enabled();
+    let is_short = |len: usize| {
+        #[cfg(target_arch = "x86_64")]
+        let low_precision = bf16 && len >= BF16_FROM;
+        #[cfg(not(target_arch = "x86_64"))]
+        let low_precision = false;
+        short && !low_precision && len <= short_attention::SHORT_MAX
+    };
     let mut tasks = Vec::new();
     for (i, seq) in sequences.iter().enumerate() {
+        let block = if is_short(seq.len()) { seq.len() } else { QUERY_BLOCK };
         for g in 0..heads.kv {
             let mut q0 = seq.start;
             while q0 < seq.end {
-                let q1 = (q0 + QUERY_BLOCK).min(seq.end);
+                let q1 = (q0 + block).min(seq.end);
                 tasks.push((i, g, q0..q1));
                 q0 = q1;
             }
@@ -127,6 +146,12 @@ pub(crate) fn attention(
         let seq = sequences[i].clone();
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
+            // (Never off x86-64: `short_attention::fits` is false there.)
+            #[cfg(target_arch = "x86_64")]
+            if is_short(seq.len()) {
+                // SAFETY: as below.
+                return unsafe { short_attention::attend(qkv, dst, seq, g, rows.clone(), heads, scale, &mut s) };
+            }
             #[cfg(target_arch = "x86_64")]
             if bf16 && seq.len() >= BF16_FROM {
                 return LOW.with(|low| {
@@ -387,6 +412,38 @@ mod tests {
     }
 
     #[test]
+    fn short_sequences_equal_plain_softmax_attention() {
+        if !crate::cpu::short_attention::fits(32) {
+            crate::skip_test("cpu::flash::short_sequences_equal_plain_softmax_attention", "no AVX-512 on this CPU");
+            return;
+        }
+        // Lengths around the key padding (16) and the kernel's limit (256: 257 takes the
+        // blocked path); heads of 1, 2 and 3 W-column blocks, grouped and not.
+        let lens = [1usize, 7, 15, 16, 17, 33, 90, 255, 256, 257];
+        for heads in [Heads { query: 8, kv: 4, dim: 32 }, Heads { query: 12, kv: 12, dim: 64 }, Heads { query: 6, kv: 2, dim: 96 }] {
+            let mut seqs = Vec::new();
+            let mut t = 0;
+            for l in lens {
+                seqs.push(t..t + l);
+                t += l;
+            }
+            let mut state = 777u64;
+            let qkv: Vec<f32> = (0..t * heads.qkv_width())
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
+                })
+                .collect();
+            let mut out = vec![f32::NAN; t * heads.out_width()];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.125, None, false));
+            let want = reference(&qkv, &seqs, heads, 0.125, None);
+            let worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 2e-5, "{heads:?}: max abs diff {worst}");
+        }
+    }
+
+    #[test]
     fn blocked_attention_equals_plain_softmax_attention_on_packed_sequences() {
         let heads = Heads { query: 6, kv: 2, dim: 16 };
         // Lengths around the block sizes: one key block, several, and a ragged tail.
@@ -466,18 +523,24 @@ mod timing {
     fn attention_timing() {
         for (len, heads) in [
             (22usize, Heads { query: 8, kv: 4, dim: 32 }),
+            (40, Heads { query: 12, kv: 12, dim: 64 }),
+            (90, Heads { query: 12, kv: 12, dim: 64 }),
             (22, Heads { query: 18, kv: 6, dim: 64 }),
             (128, Heads { query: 8, kv: 4, dim: 32 }),
             (128, Heads { query: 18, kv: 6, dim: 64 }),
             (400, Heads { query: 8, kv: 4, dim: 32 }),
             (730, Heads { query: 18, kv: 6, dim: 64 }),
         ] {
+            if std::env::var("LEN").is_ok_and(|l| l != len.to_string()) {
+                continue;
+            }
             let count = 32;
             let seqs: Vec<Range<usize>> = (0..count).map(|i| i * len..(i + 1) * len).collect();
             let t = count * len;
             let qkv: Vec<f32> = (0..t * heads.qkv_width()).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
             let mut out = vec![0f32; t * heads.out_width()];
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let threads = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             for bf16 in [false, true] {
                 let reps = (200 * 22 * 22 / (len * len)).max(3);
                 let start = std::time::Instant::now();

@@ -14,6 +14,7 @@ mod linear;
 mod mlp;
 mod profile;
 mod qlinear;
+mod short_attention;
 pub(crate) mod simd;
 #[cfg(target_arch = "x86_64")]
 mod vnni;

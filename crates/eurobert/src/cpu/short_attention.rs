@@ -1,0 +1,217 @@
+//! Attention of a short sequence (at most `SHORT_MAX` keys: one key block, a plain softmax)
+//! without the GEMM library, in AVX-512: one task per sequence and KV head, K transposed once
+//! (gathers), Q read in place, the scores, their softmax over whole vectors and P·V in
+//! register blocks of `R` query rows, each output row written straight into place. At 20–100
+//! tokens a general GEMM's call, dispatch and packing, and the scalar tails of the softmax,
+//! cost as much as the arithmetic (`flash::timing`, one core: BERT's heads at 90 tokens 36–43
+//! → 49 GFLOP/s, the bundled model's at 22 tokens 17–20 → 26). Plain loops did not vectorize
+//! (LLVM kept the register blocks on the stack), hence the intrinsics; other CPUs keep the
+//! blocked path.
+
+// Off x86-64 only `fits` (false) is used.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+#[cfg(target_arch = "x86_64")]
+use std::ops::Range;
+
+#[cfg(target_arch = "x86_64")]
+use super::flash::{Heads, SharedOut};
+#[cfg(target_arch = "x86_64")]
+use super::simd;
+
+/// Longest sequence this kernel takes: its scores (`rows × keys`) stay a few hundred KB.
+pub(crate) const SHORT_MAX: usize = 256;
+/// Query rows per register block (16 of AVX-512's 32 registers accumulate).
+const R: usize = 8;
+/// Keys are padded to whole vectors.
+const KJ: usize = 16;
+/// Head columns per register block of P·V.
+const W: usize = 32;
+
+/// Whether the kernel runs here, on heads of this width (a whole number of `W` columns): it is
+/// written for AVX-512; other CPUs keep the blocked path.
+pub(crate) fn fits(dim: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return dim > 0 && dim.is_multiple_of(W) && simd::level() == simd::Level::Avx512;
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = dim;
+        false
+    }
+}
+
+/// One task of `flash::attention`: the query heads of KV head `g` for the query rows `rows` of
+/// sequence `seq` (`seq.len() <= SHORT_MAX`, `fits(heads.dim)`), written into `out`.
+///
+/// # Safety
+/// As `flash::attend`: `out` points at a live `(tokens, heads.out_width())` f32 matrix with
+/// `seq` inside its rows, and no one else touches rows `rows`, columns of KV group `g`'s query
+/// heads, until this call returns.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn attend(
+    qkv: &[f32],
+    out: SharedOut,
+    seq: Range<usize>,
+    g: usize,
+    rows: Range<usize>,
+    heads: Heads,
+    scale: f32,
+    scratch: &mut Vec<f32>,
+) {
+    assert!(seq.len() <= SHORT_MAX && fits(heads.dim) && rows.start >= seq.start && rows.end <= seq.end);
+    // SAFETY: `fits` checked AVX-512; the rest is this function's contract.
+    unsafe { task(Args { qkv, out, seq, g, rows, heads, scale, scratch }) }
+}
+
+/// `s[r, 0..16·V] = scale · q[r] · kt[.., 0..16·V]` for the R rows q (d floats each); kt and s
+/// have row stride `stride`.
+///
+/// # Safety
+/// The CPU has AVX-512F; each q[r] points at d floats, kt at d rows of 16·V floats, s at R
+/// rows of 16·V floats (row strides `stride`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn scores<const V: usize>(q: [*const f32; R], kt: *const f32, stride: usize, d: usize, s: *mut f32, scale: f32) {
+    use std::arch::x86_64::*;
+    // SAFETY: the function's contract.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for c in 0..d {
+            let k: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(kt.add(c * stride + 16 * v)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*q[r].add(c));
+                for v in 0..V {
+                    acc[v] = _mm512_fmadd_ps(x, k[v], acc[v]);
+                }
+            }
+        }
+        let k = _mm512_set1_ps(scale);
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(s.add(r * stride + 16 * v), _mm512_mul_ps(*acc, k));
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Args<'a> {
+    qkv: &'a [f32],
+    out: SharedOut,
+    seq: Range<usize>,
+    g: usize,
+    rows: Range<usize>,
+    heads: Heads,
+    scale: f32,
+    scratch: &'a mut Vec<f32>,
+}
+
+/// # Safety
+/// The CPU has AVX-512F; `attend`'s contract, for `a.out`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn task(a: Args) {
+    use std::arch::x86_64::*;
+    let Args { qkv, out, seq, g, rows, heads, scale, scratch } = a;
+    let (d, qw, ow) = (heads.dim, heads.qkv_width(), heads.out_width());
+    let n_rep = heads.query / heads.kv;
+    let n = seq.len();
+    let (m, np) = (rows.len() * n_rep, n.div_ceil(KJ) * KJ);
+    let mp = m.div_ceil(R) * R;
+    scratch.resize(d * np + mp * np + mp + d, 0.0);
+    let (kt, rest) = scratch.split_at_mut(d * np);
+    let (s, rest) = rest.split_at_mut(mp * np);
+    let (inv, zero) = rest.split_at_mut(mp);
+    zero.fill(0.0);
+
+    // Kᵀ (d × np), the padding keys zero: 16 keys of one column per gather.
+    let k0 = &qkv[seq.start * qw + (heads.query + g) * d..];
+    debug_assert!((n - 1) * qw + d <= k0.len());
+    let lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(qw as i32));
+    for jb in (0..np).step_by(16) {
+        let mask: __mmask16 = if jb + 16 <= n { 0xffff } else { ((1u32 << n.saturating_sub(jb)) - 1) as u16 };
+        let base = _mm512_add_epi32(lanes, _mm512_set1_epi32((jb * qw) as i32));
+        for c in 0..d {
+            // SAFETY: lane l reads k0[(jb + l)·qw + c] only where jb + l < n: a key of this
+            // sequence, inside qkv; offsets fit i32 (qkv of one batch is far below 2³¹ floats
+            // per sequence); the store is columns jb..jb + 16 of row c of kt (d × np).
+            unsafe {
+                let col = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, _mm512_add_epi32(base, _mm512_set1_epi32(c as i32)), k0.as_ptr().cast());
+                _mm512_storeu_ps(kt.as_mut_ptr().add(c * np + jb), col);
+            }
+        }
+    }
+    // Row r·len + i is query head g·n_rep + r at token rows.start + i: its Q and output
+    // offsets in qkv and out, read in place; the padding rows read zeros and write nowhere.
+    let row_at = |row: usize| (row < m).then(|| (row / rows.len(), rows.start + row % rows.len()));
+    let q_of = |row: usize| row_at(row).map(|(r, t)| qkv[t * qw + (g * n_rep + r) * d..][..d].as_ptr());
+
+    // S = scale · Q Kᵀ, R rows × 32 keys at a time, the last 16 keys alone (np is a multiple
+    // of 16: a block of 32 would pad 40 keys to 64).
+    for ib in (0..mp).step_by(R) {
+        let q: [*const f32; R] = std::array::from_fn(|r| q_of(ib + r).unwrap_or(zero.as_ptr()));
+        let mut jb = 0;
+        while jb < np {
+            // SAFETY: each q[r] points at d floats (a head of a qkv row, or `zero`); rows
+            // ib..ib + R of s (mp × np) and the block's columns of kt (d × np) and s lie
+            // inside the slices (mp is a multiple of R, np of 16).
+            unsafe {
+                if jb + 32 <= np {
+                    scores::<2>(q, kt.as_ptr().add(jb), np, d, s.as_mut_ptr().add(ib * np + jb), scale);
+                    jb += 32;
+                } else {
+                    scores::<1>(q, kt.as_ptr().add(jb), np, d, s.as_mut_ptr().add(ib * np + jb), scale);
+                    jb += 16;
+                }
+            }
+        }
+    }
+    // Softmax over the n real keys; 1 / sum kept for the output.
+    // Over whole padded rows (the kernels' remainders are scalar): the padding keys get
+    // e^-∞, which the exponential clamps to ~1e-38, and P·V never reads them.
+    for (i, inv) in inv.iter_mut().enumerate().take(m) {
+        let row = &mut s[i * np..(i + 1) * np];
+        let max = simd::max(&row[..n]);
+        row[n..].fill(f32::NEG_INFINITY);
+        *inv = 1.0 / simd::exp_shifted(row, max);
+    }
+
+    // out = P V / sum, R rows × W head columns at a time; V read in place (row stride qw),
+    // each row written straight into its place in `out`.
+    let v = qkv[seq.start * qw + (heads.query + heads.kv + g) * d..].as_ptr();
+    debug_assert!((seq.end - 1) * qw + (heads.query + heads.kv + g) * d + d <= qkv.len());
+    let sp = s.as_ptr();
+    for ib in (0..mp).step_by(R) {
+        let dst: [Option<*mut f32>; R] = std::array::from_fn(|r| {
+            // SAFETY: row t, columns of head h: inside the `(tokens, ow)` matrix `out` points
+            // at (t < seq.end <= tokens), and owned by this task alone (the caller's contract).
+            row_at(ib + r).map(|(r, t)| unsafe { out.0.add(t * ow + (g * n_rep + r) * d) })
+        });
+        for cb in (0..d).step_by(W) {
+            // SAFETY: rows ib..ib + R of s (mp × np), columns cb..cb + W of the V rows j < n of
+            // the sequence, which lie inside qkv (`attend` checked the sequence against the
+            // caller's token count, whose rows qkv holds), and of the output rows (above).
+            unsafe {
+                let mut acc = [[_mm512_setzero_ps(); 2]; R];
+                for j in 0..n {
+                    let v0 = _mm512_loadu_ps(v.add(j * qw + cb));
+                    let v1 = _mm512_loadu_ps(v.add(j * qw + cb + 16));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let p = _mm512_set1_ps(*sp.add((ib + r) * np + j));
+                        acc[0] = _mm512_fmadd_ps(p, v0, acc[0]);
+                        acc[1] = _mm512_fmadd_ps(p, v1, acc[1]);
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    if let Some(dst) = dst[r] {
+                        let k = _mm512_set1_ps(inv[ib + r]);
+                        _mm512_storeu_ps(dst.add(cb), _mm512_mul_ps(acc[0], k));
+                        _mm512_storeu_ps(dst.add(cb + 16), _mm512_mul_ps(acc[1], k));
+                    }
+                }
+            }
+        }
+    }
+}
