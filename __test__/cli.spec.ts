@@ -92,6 +92,21 @@ test('CoNLL-U input with --format conll: one line per CoNLL-U token, in order', 
   })
 })
 
+test('the CLI decodes with Viterbi by default where words are labelled (strategies first, average, max), argmax elsewhere', (t) => {
+  const text = 'Erna Solberg besøkte Universitetet i Oslo forrige uke.'
+  const run = (...flags: string[]) => {
+    const r = cli(['--threads', '2', '--format', 'json', ...flags, text])
+    t.is(r.code, 0, r.stderr)
+    return JSON.parse(r.stdout)
+  }
+  const byDefault = run()
+  t.deepEqual(byDefault, run('--decode', 'viterbi'))
+  // On this sentence the two decodings differ (argmax splits 'Universitetet i Oslo').
+  t.notDeepEqual(byDefault, run('--decode', 'argmax'))
+  // 'simple' labels tokens: Viterbi does not apply, and asking for it is an error.
+  t.deepEqual(run('-a', 'simple'), run('-a', 'simple', '--decode', 'argmax'))
+})
+
 test("--format conll: each word's IOB2 tag from transformers' entities (bundled model, strategy first)", (t) => {
   const fx: { sentences: { text: string; first: { entity_group: string; start: number; end: number }[] }[] } = JSON.parse(
     fs.readFileSync(path.join(FIXTURES, 'norne-compact.expected.json'), 'utf8'),
@@ -109,7 +124,7 @@ test("--format conll: each word's IOB2 tag from transformers' entities (bundled 
         }
       })
     }
-    const r = cli(['--threads', '2', '-a', 'first', '--format', 'conll', s.text])
+    const r = cli(['--threads', '2', '-a', 'first', '--decode', 'argmax', '--format', 'conll', s.text])
     t.is(r.code, 0, r.stderr)
     t.deepEqual(
       r.stdout.trim().split('\n').map((l) => l.split('\t')),

@@ -14,8 +14,8 @@ import { colors, redraws } from './terminal'
 import { entityTypes, pageEnd, pageStart, renderHtml } from '../serve/html'
 import { boundedLines, checkInputFile, MAX_DOCUMENT_BYTES, readWhole, readWholeFile } from './input'
 import { checkLoadOptions, DType, Device } from '../pipeline/model'
-import { NerOptions, pipeline } from '../pipeline/pipeline'
-import { cliNerOptions, cliOptionHelp, cliOptionFlags } from './options'
+import { pipeline } from '../pipeline/pipeline'
+import { cliNerOptions, cliOptionHelp, cliOptionFlags, withReaderDefaults } from './options'
 import { VERSION } from '../version'
 import { formatReport } from '../evaluate/seqeval'
 
@@ -45,7 +45,7 @@ Model and pipeline:
                             into the Hugging Face cache (default: the bundled NorNE model)
       --revision REV        Hub branch, tag or commit (default: main)
       --offline             use the Hugging Face cache only (same as HF_HUB_OFFLINE=1)
-${cliOptionHelp({ aggregationStrategy: 'first', words: 'unicode' })}
+${cliOptionHelp({ aggregationStrategy: 'first', words: 'unicode', decode: 'viterbi (word strategies), else argmax' })}
       --threads N           CPU threads (default: all cores)
       --device D            cpu (default), cuda, cuda:N, metal or auto
       --dtype T             f32 (default, exact), q8 (int8 on the CPU: faster, within
@@ -165,7 +165,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (files.filter((f) => f === STDIN).length > 1) throw new UsageError('-f - (standard input) can be given once')
   for (const f of files) if (f !== STDIN) checkInputFile(f, (m) => new UsageError(m))
   if (positionals.length > 0 && files.length > 0) throw new UsageError('give texts as arguments or with --file, not both')
-  const options: NerOptions = { aggregationStrategy: 'first', words: 'unicode', ...given }
+  const options = withReaderDefaults(given)
   const batchSize = options.batchSize ?? 32
 
   const docs: AsyncIterable<Doc> =

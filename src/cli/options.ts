@@ -3,7 +3,7 @@
 import { checkNerOptions, NER_OPTION_SPECS, NerOptionName, OptionSpec } from '../pipeline/options'
 import type { NerOptions } from '../pipeline/pipeline'
 
-export { cliOptionHelp } from '../pipeline/options'
+export { cliOptionHelp, withReaderDefaults } from '../pipeline/options'
 
 const SPECS = Object.entries(NER_OPTION_SPECS as Record<string, OptionSpec>).filter(([, s]) => s.cli) as [NerOptionName, OptionSpec & { cli: NonNullable<OptionSpec['cli']> }][]
 
@@ -35,3 +35,4 @@ export function cliNerOptions(values: Record<string, string | undefined>, usage:
   }
   return out as NerOptions
 }
+
