@@ -138,7 +138,12 @@ unsafe fn task(a: Args) {
             // sequence, inside qkv; offsets fit i32 (qkv of one batch is far below 2³¹ floats
             // per sequence); the store is columns jb..jb + 16 of row c of kt (d × np).
             unsafe {
-                let col = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, _mm512_add_epi32(base, _mm512_set1_epi32(c as i32)), k0.as_ptr().cast());
+                let col = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    mask,
+                    _mm512_add_epi32(base, _mm512_set1_epi32(c as i32)),
+                    k0.as_ptr().cast(),
+                );
                 _mm512_storeu_ps(kt.as_mut_ptr().add(c * np + jb), col);
             }
         }

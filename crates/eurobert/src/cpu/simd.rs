@@ -285,12 +285,81 @@ simd_fn! {
     }
 }
 
+/// One online-softmax step over a row of scores: with `max` the new running maximum, replaces
+/// each score `s` by `e^(s - max)` and returns their sum.
+pub(crate) fn exp_shifted(s: &mut [f32], max: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { exp_shifted_avx512(s, max) };
+    }
+    exp_shifted_plain(s, max)
+}
+
 simd_fn! {
-    /// One online-softmax step over a row of scores: with `max` the new running maximum,
-    /// replaces each score `s` by `e^(s - max)` and returns their sum.
-    pub(crate) fn exp_shifted(s: &mut [f32], max: f32) -> f32 {
+    /// `exp_shifted` as plain loops (AVX2, baseline, other architectures).
+    fn exp_shifted_plain(s: &mut [f32], max: f32) -> f32 {
         exp_shifted_sum(s, max)
     }
+}
+
+/// `exp_shifted` in AVX-512: `exp`'s polynomial with fused multiply-adds, 2ⁿ by `vscalefps`,
+/// and the row's tail under a mask instead of one scalar `exp` per element. Softmax is a
+/// quarter of short-sequence attention (`short_attention.rs`) and its rows are short there
+/// (20–100 keys), so the tail mattered.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (n, p) = (s.len(), s.as_mut_ptr());
+    let m = _mm512_set1_ps(max);
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let mask: __mmask16 = if i + 16 <= n { 0xffff } else { ((1u32 << (n - i)) - 1) as u16 };
+        // SAFETY: lanes under `mask` are elements i..min(i + 16, n) of `s`.
+        unsafe {
+            let y = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), m));
+            _mm512_mask_storeu_ps(p.add(i), mask, y);
+            acc = _mm512_mask_add_ps(acc, mask, acc, y);
+        }
+        i += 16;
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// `exp` (above) on 16 lanes; NaN stays NaN.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let c = _mm512_set1_ps;
+    // min/max return their second operand when one is NaN: x second keeps NaN.
+    let x = _mm512_max_ps(c(-87.3), _mm512_min_ps(c(88.3), x));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, c(std::f32::consts::LOG2_E)));
+    let r = _mm512_fnmadd_ps(n, c(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
+    let mut q = c(1.987_569_1e-4);
+    for k in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        q = _mm512_fmadd_ps(q, r, c(k));
+    }
+    let y = _mm512_add_ps(_mm512_fmadd_ps(q, _mm512_mul_ps(r, r), r), c(1.0));
+    _mm512_scalef_ps(y, n)
+}
+
+/// `exp_avx512` of one value, for the tests.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) fn exp_avx512_scalar(x: f32) -> Option<f32> {
+    use std::arch::x86_64::*;
+    if level() != Level::Avx512 {
+        return None;
+    }
+    // SAFETY: the CPU has AVX-512F.
+    Some(unsafe { _mm512_cvtss_f32(exp_avx512(_mm512_set1_ps(x))) })
 }
 
 simd_fn! {
@@ -399,6 +468,39 @@ mod tests {
         let want: f64 = row.iter().map(|&v| ((v - m) as f64).exp()).sum();
         let got = exp_shifted(&mut row, m);
         assert!(((got as f64) - want).abs() < 1e-6 * want, "{got} vs {want}");
+    }
+
+    #[test]
+    fn avx512_exp_is_within_two_ulp_and_exp_shifted_covers_every_tail_length() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if exp_avx512_scalar(0.0).is_none() {
+                crate::skip_test("cpu::simd::avx512_exp", "no AVX-512 on this CPU");
+                return;
+            }
+            let mut worst = 0f32;
+            let mut x = -87.0f32;
+            while x < 88.0 {
+                let (got, want) = (exp_avx512_scalar(x).unwrap(), (x as f64).exp() as f32);
+                worst = worst.max((got.to_bits() as i64 - want.to_bits() as i64).abs() as f32);
+                x += 0.0137;
+            }
+            assert!(worst <= 2.0, "worst error {worst} ulp");
+            assert!(exp_avx512_scalar(f32::NAN).unwrap().is_nan());
+            assert!(exp_avx512_scalar(f32::NEG_INFINITY).unwrap() < 1e-37);
+        }
+        // Every length around the vector width: each element, and the sum, as e^x computes them.
+        for n in 0..50usize {
+            let mut row: Vec<f32> = (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            let m = 2.0;
+            let want: Vec<f64> = row.iter().map(|&v| ((v - m) as f64).exp()).collect();
+            let sum = exp_shifted(&mut row, m);
+            for (g, w) in row.iter().zip(&want) {
+                assert!(((*g as f64) - w).abs() <= 3e-7 * w, "n {n}: {g} vs {w}");
+            }
+            let total: f64 = want.iter().sum();
+            assert!(((sum as f64) - total).abs() <= 1e-6 * total.max(1e-30), "n {n}: sum {sum} vs {total}");
+        }
     }
 
     #[test]
