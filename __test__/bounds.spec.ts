@@ -54,6 +54,36 @@ test('an aborted call stops in the native pool: far fewer tokens run than it wou
   ner.dispose()
 })
 
+test('a short call on an idle pipeline is tokenized and run in one native call; budgeted and long calls take two', async (t) => {
+  const { ner } = await counted()
+  const model = ner.model as unknown as Record<string, (...a: unknown[]) => unknown>
+  const calls: string[] = []
+  for (const name of ['prepareCall', 'prepareAndRun', 'runWindows']) {
+    const f = model[name].bind(model)
+    model[name] = (...a: unknown[]) => {
+      calls.push(name)
+      return f(...a)
+    }
+  }
+  const text = 'Erna Solberg besøkte Universitetet i Oslo.'
+  const one = await ner(text)
+  t.deepEqual(calls, ['prepareAndRun'])
+  calls.length = 0
+  // The same answer by the two-hop path (a budget is checked between the hops).
+  t.deepEqual(await ner(text, { maxTokens: 1000 }), one)
+  t.deepEqual(calls, ['prepareCall', 'runWindows'])
+  calls.length = 0
+  await ner(LONG.slice(0, 2000))
+  t.deepEqual(calls.slice(0, 2), ['prepareCall', 'runWindows'])
+  // Aborted while its one native call runs: an AbortError, and the pipeline goes on.
+  const controller = new AbortController()
+  const call = ner(text.repeat(10), { signal: controller.signal })
+  controller.abort()
+  t.is((await t.throwsAsync(call))!.name, 'AbortError')
+  t.deepEqual(await ner(text), one)
+  ner.dispose()
+})
+
 test('a stream() consumer that stops early stops the documents in flight', async (t) => {
   const { ner, ran } = await counted()
   const docs = Array(32).fill(LONG)

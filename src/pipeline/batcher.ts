@@ -13,6 +13,8 @@
 //   tokenized between two steps and join the next one.
 // - A call that is aborted leaves at once; a step whose callers have all left is cancelled in
 //   the native pool (it stops within one layer). `cancel()` ends everything, for shutdowns.
+// - A short call that finds the pipeline idle (nothing waiting or running, no `maxWaitMs`, no
+//   `maxTokens`) is tokenized and run in one native call: one napi hop instead of two.
 // If a merged native call fails, its calls run again one by one, so a bad text fails only its
 // own call.
 import { abortError, AbortError } from './abort'
@@ -27,6 +29,11 @@ const STEP_MS = 200
 const FIRST_STEP_TOKENS = 2048
 const MIN_STEP_TOKENS = 256
 const DEFAULT_MAX_BATCH_TOKENS = 16_384
+/**
+ * Characters of a call that may skip the separate tokenizing hop on an idle pipeline: a
+ * sentence or a short paragraph, whose forward pass holds up a newcomer no longer than a step.
+ */
+const ONE_HOP_CHARS = 512
 
 export interface ScoreOptions extends WindowOptions {
   /** Most tokens the call's windows may run; over it, a TooLargeError before any forward pass. */
@@ -141,6 +148,9 @@ export class Batcher {
 
   private pump(): void {
     if (this.preparing || this.step || this.timer) return
+    if (this.ready.length === 0 && this.waiting.length === 1 && this.maxWaitMs === 0 && oneHop(this.waiting[0])) {
+      return this.runWhole(this.waiting.shift()!)
+    }
     const canStep = this.ready.some((j) => j.next < j.end)
     if (this.waiting.length > 0 && !(canStep && this.preparedLast)) {
       this.preparing = true
@@ -288,6 +298,44 @@ export class Batcher {
       .catch((e: unknown) => this.cancel(e as Error))
   }
 
+  /**
+   * A short call alone on an idle pipeline: tokenized, cut and run in one native call. It is
+   * the running step meanwhile, so an abort cancels it in the native pool and newcomers wait.
+   * Its cost needs no check: it has no `maxTokens` (`oneHop`).
+   */
+  private runWhole(job: Job): void {
+    const step = { parts: [{ job, from: 0, to: 0 }], controller: new AbortController() }
+    this.step = step
+    job.started = true
+    this.model
+      .prepareAndRun(job.texts, job.options, step.controller.signal)
+      .then(
+        (prepared) => {
+          job.prepared = prepared
+          job.textTo = job.texts.length
+          if (!job.settled) this.finish(job)
+          const windows = prepared.textWindows
+          let texts = 0
+          for (let t = 0; t < job.texts.length; t++) if (windows[t + 1] > windows[t]) texts++
+          const tokens = prepared.windowLengths.reduce((n, l) => n + l, 0)
+          try {
+            if (texts > 0) this.stats.onBatch?.(texts, 1, tokens)
+          } catch (e) {
+            process.emitWarning(`onBatch threw: ${(e as Error)?.message ?? String(e)}`, 'EuroBertWarning')
+          }
+        },
+        (e: unknown) => {
+          if (!step.controller.signal.aborted) this.fail(job, e)
+        },
+      )
+      .finally(() => {
+        this.step = undefined
+        this.preparedLast = false
+        this.pump()
+      })
+      .catch((e: unknown) => this.cancel(e as Error))
+  }
+
   private finish(job: Job): void {
     job.settled = true
     this.ready = this.ready.filter((j) => j !== job)
@@ -299,6 +347,14 @@ export class Batcher {
     }
     job.resolve(out)
   }
+}
+
+/** Whether a call may take `runWhole`'s single hop: short, no budget to check, never failed in company. */
+function oneHop(j: Job): boolean {
+  if (j.alone || j.options.maxTokens !== undefined) return false
+  let chars = 0
+  for (const t of j.texts) if ((chars += t.length) > ONE_HOP_CHARS) return false
+  return true
 }
 
 /** Calls that can share one `prepare`: the same windows. */

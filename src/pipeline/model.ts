@@ -256,6 +256,12 @@ export class TokenClassifierModel {
     return call(this.handle.prepare(texts, { maxLength: options.maxLength, stride: options.stride }, signal))
   }
 
+  /** `prepareCall` and `runWindows` of all its windows in one native call (one hop less). */
+  prepareAndRun(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
+    const { maxLength, stride, batchSize, maxBatchTokens } = options
+    return call(this.handle.prepareAndRun(texts, { maxLength, stride, batchSize, maxBatchTokens }, signal))
+  }
+
   /**
    * Runs windows of prepared calls in shared forward passes; resolves with the tokens run.
    * @internal

@@ -328,6 +328,30 @@ impl Task for PrepareTask {
     }
 }
 
+pub struct PrepareRunTask {
+    model: Arc<TokenClassifier>,
+    texts: Vec<String>,
+    options: eurobert::WindowOptions,
+}
+
+impl Task for PrepareRunTask {
+    type Output = eurobert::Prepared;
+    type JsValue = NativePrepared;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guarded("running the model", || {
+            let mut prepared = self.model.prepare(&self.texts, &self.options)?;
+            let windows = prepared.window_count();
+            self.model.run_windows(&mut [(&mut prepared, 0..windows)], &self.options.run)?;
+            Ok(prepared)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativePrepared::new(output))
+    }
+}
+
 pub struct RunWindowsTask {
     model: Arc<TokenClassifier>,
     parts: Vec<(Arc<Mutex<eurobert::Prepared>>, std::ops::Range<usize>)>,
@@ -570,6 +594,21 @@ impl NativeModel {
         let (options, _) = window_options(options)?;
         let model = self.model()?;
         Ok(with_signal(|cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel) }, signal))
+    }
+
+    /// `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
+    /// short call on an idle pipeline: one hop less). Refused before any pass if over
+    /// `maxTokens`.
+    #[napi(ts_return_type = "Promise<NativePrepared>")]
+    pub fn prepare_and_run(
+        &self,
+        texts: Vec<String>,
+        options: Option<NativeWindowOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<PrepareRunTask>> {
+        let (options, _) = window_options(options)?;
+        let model = self.model()?;
+        Ok(with_signal(|cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel) }, signal))
     }
 
     /// Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
