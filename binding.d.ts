@@ -32,6 +32,12 @@ export declare class NativeModel {
    */
   prepare(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativePrepared>
   /**
+   * `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
+   * short call on an idle pipeline: one hop less). Refused before any pass if over
+   * `maxTokens`.
+   */
+  prepareAndRun(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativePrepared>
+  /**
    * Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
    * and stores their logits there; resolves with the tokens run.
    */
