@@ -411,6 +411,25 @@ mod tests {
         out
     }
 
+    /// Sequences of these lengths packed one after another, their token count, and seeded QKV
+    /// rows in [-3, 3).
+    fn packed(lens: &[usize], heads: Heads, seed: u64) -> (Vec<Range<usize>>, usize, Vec<f32>) {
+        let mut seqs = Vec::new();
+        let mut t = 0;
+        for &l in lens {
+            seqs.push(t..t + l);
+            t += l;
+        }
+        let mut state = seed;
+        let qkv = (0..t * heads.qkv_width())
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
+            })
+            .collect();
+        (seqs, t, qkv)
+    }
+
     #[test]
     fn short_sequences_equal_plain_softmax_attention() {
         if !crate::cpu::short_attention::fits(32) {
@@ -421,19 +440,7 @@ mod tests {
         // blocked path); heads of 1, 2 and 3 W-column blocks, grouped and not.
         let lens = [1usize, 7, 15, 16, 17, 33, 90, 255, 256, 257];
         for heads in [Heads { query: 8, kv: 4, dim: 32 }, Heads { query: 12, kv: 12, dim: 64 }, Heads { query: 6, kv: 2, dim: 96 }] {
-            let mut seqs = Vec::new();
-            let mut t = 0;
-            for l in lens {
-                seqs.push(t..t + l);
-                t += l;
-            }
-            let mut state = 777u64;
-            let qkv: Vec<f32> = (0..t * heads.qkv_width())
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
-                })
-                .collect();
+            let (seqs, t, qkv) = packed(&lens, heads, 777);
             let mut out = vec![f32::NAN; t * heads.out_width()];
             let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
             pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.125, None, false));
@@ -447,20 +454,7 @@ mod tests {
     fn blocked_attention_equals_plain_softmax_attention_on_packed_sequences() {
         let heads = Heads { query: 6, kv: 2, dim: 16 };
         // Lengths around the block sizes: one key block, several, and a ragged tail.
-        let lens = [1usize, 7, 48, 49, 64, 65, 300, 530];
-        let mut seqs = Vec::new();
-        let mut t = 0;
-        for l in lens {
-            seqs.push(t..t + l);
-            t += l;
-        }
-        let mut state = 12345u64;
-        let qkv: Vec<f32> = (0..t * heads.qkv_width())
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
-            })
-            .collect();
+        let (seqs, t, qkv) = packed(&[1, 7, 48, 49, 64, 65, 300, 530], heads, 12345);
         let mut out = vec![f32::NAN; t * heads.out_width()];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         pool.install(|| attention(&qkv, &mut out, &seqs, heads, 0.25, None, false));

@@ -473,7 +473,7 @@ impl Tile<'_> {
                     if c0 >= self.last {
                         break;
                     }
-                    let mask: __mmask16 = if self.last - c0 >= VEC { 0xffff } else { (1u16 << (self.last - c0)) - 1 };
+                    let mask = super::simd::tail_mask(c0, self.last);
                     let mut y = acc;
                     if let Some(bias) = self.bias {
                         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));

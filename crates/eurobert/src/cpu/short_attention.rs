@@ -61,7 +61,7 @@ pub(super) unsafe fn attend(
 ) {
     assert!(seq.len() <= SHORT_MAX && fits(heads.dim) && rows.start >= seq.start && rows.end <= seq.end);
     // SAFETY: `fits` checked AVX-512; the rest is this function's contract.
-    unsafe { task(Args { qkv, out, seq, g, rows, heads, scale, scratch }) }
+    unsafe { task(qkv, out, seq, g, rows, heads, scale, scratch) }
 }
 
 /// `s[r, 0..16·V] = scale · q[r] · kt[.., 0..16·V]` for the R rows q (d floats each); kt and s
@@ -96,25 +96,24 @@ unsafe fn scores<const V: usize>(q: [*const f32; R], kt: *const f32, stride: usi
     }
 }
 
+/// `attend`'s work, compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F; `attend`'s contract.
 #[cfg(target_arch = "x86_64")]
-struct Args<'a> {
-    qkv: &'a [f32],
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn task(
+    qkv: &[f32],
     out: SharedOut,
     seq: Range<usize>,
     g: usize,
     rows: Range<usize>,
     heads: Heads,
     scale: f32,
-    scratch: &'a mut Vec<f32>,
-}
-
-/// # Safety
-/// The CPU has AVX-512F; `attend`'s contract, for `a.out`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn task(a: Args) {
+    scratch: &mut Vec<f32>,
+) {
     use std::arch::x86_64::*;
-    let Args { qkv, out, seq, g, rows, heads, scale, scratch } = a;
     let (d, qw, ow) = (heads.dim, heads.qkv_width(), heads.out_width());
     let n_rep = heads.query / heads.kv;
     let n = seq.len();
@@ -131,7 +130,7 @@ unsafe fn task(a: Args) {
     debug_assert!((n - 1) * qw + d <= k0.len());
     let lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(qw as i32));
     for jb in (0..np).step_by(16) {
-        let mask: __mmask16 = if jb + 16 <= n { 0xffff } else { ((1u32 << n.saturating_sub(jb)) - 1) as u16 };
+        let mask = simd::tail_mask(jb, n);
         let base = _mm512_add_epi32(lanes, _mm512_set1_epi32((jb * qw) as i32));
         for c in 0..d {
             // SAFETY: lane l reads k0[(jb + l)·qw + c] only where jb + l < n: a key of this

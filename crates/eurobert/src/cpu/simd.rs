@@ -333,6 +333,17 @@ simd_fn! {
     }
 }
 
+/// The lanes of the 16 elements from `i` that lie before `n` (all 16 away from the end).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn tail_mask(i: usize, n: usize) -> u16 {
+    if i + 16 <= n {
+        0xffff
+    } else {
+        ((1u32 << n.saturating_sub(i)) - 1) as u16
+    }
+}
+
 /// `exp_shifted` in AVX-512: `exp`'s polynomial with fused multiply-adds, 2ⁿ by `vscalefps`,
 /// and the row's tail under a mask instead of one scalar `exp` per element. Softmax is a
 /// quarter of short-sequence attention (`short_attention.rs`) and its rows are short there
@@ -349,7 +360,7 @@ unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < n {
-        let mask: __mmask16 = if i + 16 <= n { 0xffff } else { ((1u32 << (n - i)) - 1) as u16 };
+        let mask = tail_mask(i, n);
         // SAFETY: lanes under `mask` are elements i..min(i + 16, n) of `s`.
         unsafe {
             let y = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), m));
@@ -428,7 +439,7 @@ unsafe fn activate_avx512(x: &mut [f32], which: u8) {
     let (n, p) = (x.len(), x.as_mut_ptr());
     let mut i = 0;
     while i < n {
-        let mask: __mmask16 = if i + 16 <= n { 0xffff } else { ((1u32 << (n - i)) - 1) as u16 };
+        let mask = tail_mask(i, n);
         // SAFETY: lanes under `mask` are elements i..min(i + 16, n) of `x`.
         unsafe { _mm512_mask_storeu_ps(p.add(i), mask, act_avx512(_mm512_maskz_loadu_ps(mask, p.add(i)), which)) };
         i += 16;
@@ -448,7 +459,7 @@ unsafe fn glu_avx512(rows: &mut [f32], width: usize, which: u8) {
         let p = row.as_mut_ptr();
         let mut i = 0;
         while i < width {
-            let mask: __mmask16 = if i + 16 <= width { 0xffff } else { ((1u32 << (width - i)) - 1) as u16 };
+            let mask = tail_mask(i, width);
             // SAFETY: lanes under `mask` are elements i..min(i + 16, width) of the row's first
             // half and the same of its second half (`width + i..`), both inside the row.
             unsafe {
