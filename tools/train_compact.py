@@ -3,8 +3,8 @@
 
 A small EuroBERT (transformers' own EuroBertConfig / EuroBertForTokenClassification) with a
 byte-level BPE tokenizer built like EuroBERT's, trained on NorNE train (Bokmål + Nynorsk),
-optionally after masked-LM pretraining on the same text; epochs are chosen on NorNE dev. Not
-run by CI. Needs torch, transformers, tokenizers, seqeval from PyPI:
+optionally after masked-LM pretraining on the same text; epochs and weights are chosen on a
+held-out tenth of train's documents with `--holdout 0.1` (else on NorNE dev). Not run by CI. Needs torch, transformers, tokenizers, seqeval from PyPI:
 
     python tools/train_compact.py --norne ../shared/norne --out models/norne-compact
 
