@@ -189,7 +189,7 @@ function distance(a: string, b: string): number {
 /**
  * What the CLI and the page of `serve` ask for where the reader does not say: whole words by
  * Unicode rules, each word's first token, and IOB2-valid (Viterbi) labels where words are
- * labelled, which gave the bundled model 1.0–1.7 more dev F1 points than argmax in every run
+ * labelled, which gave the bundled model 1.3–1.7 more dev F1 points than argmax in every run
  * (models/norne-compact/README.md). ner() itself keeps transformers' defaults.
  */
 export function withReaderDefaults(given: NerOptions): NerOptions {
