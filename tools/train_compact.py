@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 
@@ -91,6 +92,39 @@ def hold_out(norne: str, sentences, fraction: float):
         raise SystemExit(f"{len(docs)} sent_ids for {len(sentences)} sentences")
     held = {d for d in set(docs) if int(hashlib.sha256(d.encode()).hexdigest()[:8], 16) / 2**32 < fraction}
     return ([s for s, d in zip(sentences, docs) if d not in held], [s for s, d in zip(sentences, docs) if d in held])
+
+
+def norec_sentences(norec: str, norne: str, count: int, rng):
+    """count NoReC lines of 4-50 words as (text, word spans, all-'O' tags), for self-training:
+    only the teachers' soft labels train on them. Files are drawn at random; a file that shares
+    an 8-word run with NorNE dev is skipped (pretrain_mlm.py's rule), so dev stays unseen."""
+    import glob
+    from pretrain_mlm import ngrams
+    from eurobert_tokenizer import norne_texts
+
+    dev = set()
+    for t in norne_texts(norne, "dev"):
+        dev |= ngrams(t)
+    files = sorted(glob.glob(os.path.join(norec, "*", "*.txt")))
+    rng.shuffle(files)
+    out, skipped = [], 0
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            lines = [l.strip() for l in f if l.strip()]
+        if any(g in dev for l in lines for g in ngrams(l)):
+            skipped += 1
+            continue
+        for line in lines:
+            words = [m.span() for m in WORD_OR_MARK.finditer(line)]
+            if 4 <= len(words) <= 50:
+                out.append((line, words, ["O"] * len(words)))
+                if len(out) == count:
+                    print(f"NoReC: {count} sentences; {skipped} files skipped for a dev overlap", flush=True)
+                    return out
+    return out
+
+
+WORD_OR_MARK = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 def encode(tok, sentences, max_len, label_all=False):
@@ -277,7 +311,7 @@ class EMA:
             model.load_state_dict(raw)
 
 
-def teacher_targets(dirs, sentences, temp, max_len):
+def teacher_targets(dirs, sentences, temp, max_len, n_gold):
     """Per sentence, the teachers' mean label distribution (at temperature temp) of each word,
     read at each word's first token under the teacher's own tokenizer: word-level targets, so
     a student with another tokenizer, or BPE-dropout, can learn from them."""
@@ -289,7 +323,8 @@ def teacher_targets(dirs, sentences, temp, max_len):
         _, logps = predict(teacher, data, t_tok.token_to_id(EOS), with_logp=True)
         probs = [torch.softmax(lp / temp, -1) for lp in logps]  # log-softmax / T, renormalized
         total = probs if total is None else [a + b for a, b in zip(total, probs)]
-        print(f"teacher {d}: train micro F1 {f1_score([t for _, _, t in sentences], [[NORNE_LABELS[int(j)] for j in lp.argmax(-1)] for lp in logps]):.4f}", flush=True)
+        gold, pred = [t for _, _, t in sentences[:n_gold]], [[NORNE_LABELS[int(j)] for j in lp.argmax(-1)] for lp in logps[:n_gold]]
+        print(f"teacher {d}: train micro F1 {f1_score(gold, pred):.4f}", flush=True)
     n = len(dirs.split(","))
     return [p / n for p in total]
 
@@ -346,6 +381,8 @@ def main() -> None:
     ap.add_argument("--teacher", default="", help="comma-separated model folders whose mean word-level predictions are distilled")
     ap.add_argument("--kd-weight", type=float, default=0.5, help="share of the distillation loss (with --teacher)")
     ap.add_argument("--kd-temp", type=float, default=2.0, help="distillation temperature")
+    ap.add_argument("--norec", default="", help="NoReC's data folder: with --unlabeled, self-training sentences")
+    ap.add_argument("--unlabeled", type=int, default=0, help="this many NoReC sentences trained on the teachers' soft labels only (needs --teacher)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", default="", help="start from a pretrained encoder folder (tools/pretrain_mlm.py's <out>/encoder): its weights, tokenizer and shape")
     ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
@@ -375,8 +412,15 @@ def main() -> None:
     else:
         tok = train_tokenizer((t for t, _, _ in train), args.vocab_size, args.prefix_space)
     pad_id, mask_id = tok.token_to_id(EOS), tok.token_to_id(MASK)
+    n_labeled = len(train)
+    if args.unlabeled:
+        if not (args.teacher and args.norec):
+            raise SystemExit("--unlabeled needs --teacher and --norec")
+        train = train + norec_sentences(args.norec, args.norne, args.unlabeled, random.Random(args.seed))
     train_data, dev_data = encode(tok, train, args.max_len, args.label_all), encode(tok, dev, args.max_len)
     dev_gold = [tags for _, _, tags in dev]
+    # Self-training sentences carry no gold labels: the loss reads only their soft labels.
+    train_data[n_labeled:] = [(ids, [-100] * len(labels), first, words) for ids, labels, first, words in train_data[n_labeled:]]
     held_data, held_gold = encode(tok, held, args.max_len), [tags for _, _, tags in held]
     # Choices (epoch, raw or EMA, averaging) use the held-out slice when there is one.
     sel = "held_f1" if held else "dev_f1"
@@ -410,7 +454,7 @@ def main() -> None:
     if args.bpe_dropout > 0:
         train_tok = Tokenizer.from_str(tok.to_str())
         train_tok.model.dropout = args.bpe_dropout
-    soft = teacher_targets(args.teacher, train, args.kd_temp, args.max_len) if args.teacher else None
+    soft = teacher_targets(args.teacher, train, args.kd_temp, args.max_len, n_labeled) if args.teacher else None
     ema = EMA(model, args.ema) if args.ema > 0 else None
     best, history, t0, step, recent, saved, report = -1.0, [], time.time(), 0, [], None, None
 
@@ -431,6 +475,8 @@ def main() -> None:
             epoch_data = encode(train_tok, [replace_mentions(s, pools, args.mention_replace, rng) for s in train], args.max_len, args.label_all)
         elif train_tok is not tok:
             epoch_data = encode(train_tok, train, args.max_len, args.label_all)
+        if epoch_data is not train_data:
+            epoch_data[n_labeled:] = [(ids, [-100] * len(labels), first, words) for ids, labels, first, words in epoch_data[n_labeled:]]
         for idx, ids, mask, labels, _ in batches(epoch_data, args.batch_size, True, rng, pad_id):
             orig, drop = ids, torch.zeros(ids.shape, dtype=torch.bool)
             if args.token_dropout > 0:
@@ -440,7 +486,7 @@ def main() -> None:
             logits = model.classifier(hidden)
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, label_smoothing=args.label_smoothing
-            )
+            ) if (labels != -100).any() else logits.sum() * 0  # a batch of self-training sentences only
             if args.mlm_aux > 0 and drop.any():
                 # Auxiliary masked-LM loss on the dropped tokens, decoded through the input
                 # embeddings (tied), so the encoder also learns to predict words from context.

@@ -102,7 +102,8 @@ impl Tokenizer {
             rebuild::Class::DebertaV2 => {
                 // The unknown id when the vocabulary has no `(unk, 0.0)`: the SentencePiece
                 // trainer's, else `unk_id` from tokenizer_config.json, else the class's 1.
-                let configured = cfg.get("unk_id").and_then(serde_json::Value::as_u64).unwrap_or(1) as usize;
+                let configured =
+                    cfg.get("unk_id").and_then(serde_json::Value::as_u64).map_or(1, |u| usize::try_from(u).unwrap_or(usize::MAX));
                 let (vocab, charsmap, unk) = if from_json {
                     let (v, m) = rebuild::unigram_parts(&raw()?, &json)?;
                     (v, m, configured)
@@ -117,8 +118,17 @@ impl Tokenizer {
         let mut t = Tokenizer { inner, path, model_max_length: None };
         t.model_max_length = model_max_length(&cfg);
         // A post-processor naming special tokens the vocabulary lacks fails on every text;
-        // say so now, with the file, rather than on each call.
-        // The tokenizers crate panics (an unchecked map lookup) rather than erring here.
+        // say so now, with the file, rather than on each call. The tokenizers crate panics
+        // there (an unchecked map lookup), and a panic aborts where nothing unwinds
+        // (WebAssembly): its templates are checked first, the probe is the native net.
+        if let Some(missing) =
+            t.inner.get_post_processor().and_then(|pp| serde_json::to_value(pp).ok()).and_then(|pp| undefined_special_token(&pp))
+        {
+            return Err(Error::Tokenizer {
+                path: t.path.clone(),
+                message: format!("its post-processor adds the special token '{missing}', which its special_tokens does not define"),
+            });
+        }
         let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.inner.encode("Oslo", true)));
         let failure = match probe {
             Ok(Ok(_)) => None,
@@ -243,6 +253,25 @@ fn read_tokenizer_config(path: &Path) -> Result<serde_json::Map<String, serde_js
     match serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })? {
         serde_json::Value::Object(o) => Ok(o),
         _ => Err(Error::Json { path: path.to_path_buf(), message: "expected a JSON object".into() }),
+    }
+}
+
+/// The first special token a post-processor's templates add without defining it, looking
+/// into `Sequence` processors.
+fn undefined_special_token(pp: &serde_json::Value) -> Option<String> {
+    match pp.get("type").and_then(serde_json::Value::as_str) {
+        Some("Sequence") => pp.get("processors")?.as_array()?.iter().find_map(undefined_special_token),
+        Some("TemplateProcessing") => {
+            let defined = pp.get("special_tokens").and_then(serde_json::Value::as_object);
+            ["single", "pair"]
+                .iter()
+                .filter_map(|k| pp.get(*k).and_then(serde_json::Value::as_array))
+                .flatten()
+                .filter_map(|piece| piece.get("SpecialToken")?.get("id")?.as_str())
+                .find(|id| !defined.is_some_and(|d| d.contains_key(*id)))
+                .map(str::to_string)
+        }
+        _ => None,
     }
 }
 

@@ -41,7 +41,7 @@ struct TensorInfo {
 
 struct Shard {
     path: PathBuf,
-    file: File,
+    source: Source,
     tensors: HashMap<String, TensorInfo>,
 }
 
@@ -139,7 +139,7 @@ impl Weights {
         let values = match stored {
             Stored::F32 => {
                 let mut v = vec![0f32; n];
-                read_exact_at(&shard.file, bytes_of_mut(&mut v), info.start).map_err(err)?;
+                shard.source.read_exact_at(bytes_of_mut(&mut v), info.start).map_err(err)?;
                 if cfg!(target_endian = "big") {
                     v.iter_mut().for_each(|x| *x = f32::from_bits(x.to_bits().swap_bytes()));
                 }
@@ -147,7 +147,7 @@ impl Weights {
             }
             Stored::F16 | Stored::BF16 => {
                 let mut h = vec![0u16; n];
-                read_exact_at(&shard.file, bytes_of_mut(&mut h), info.start).map_err(err)?;
+                shard.source.read_exact_at(bytes_of_mut(&mut h), info.start).map_err(err)?;
                 let widen = |b: u16| {
                     let b = u16::from_le(b);
                     if stored == Stored::F16 {
@@ -202,13 +202,14 @@ impl Shard {
             return Err(bad(format!("{len} bytes is too short for a header")));
         }
         let mut n = [0u8; 8];
-        read_exact_at(&file, &mut n, 0).map_err(|e| Error::io(path, e))?;
+        let source = Source::open(file, len).map_err(|e| Error::io(path, e))?;
+        source.read_exact_at(&mut n, 0).map_err(|e| Error::io(path, e))?;
         let header_len = u64::from_le_bytes(n);
         if header_len > MAX_HEADER || header_len > len - 8 {
             return Err(bad(format!("header length {header_len} exceeds {} (file of {len} bytes)", MAX_HEADER.min(len - 8))));
         }
         let mut header = vec![0u8; header_len as usize];
-        read_exact_at(&file, &mut header, 8).map_err(|e| Error::io(path, e))?;
+        source.read_exact_at(&mut header, 8).map_err(|e| Error::io(path, e))?;
         let header: BTreeMap<String, Value> =
             serde_json::from_slice(&header).map_err(|e| bad(format!("header is not a JSON object: {e}")))?;
         let data_start = 8 + header_len;
@@ -237,7 +238,51 @@ impl Shard {
         if at != data_len {
             return Err(bad(format!("tensors cover {at} bytes but the file holds {data_len} bytes of data (truncated or padded)")));
         }
-        Ok(Shard { path: path.to_path_buf(), file, tensors })
+        Ok(Shard { path: path.to_path_buf(), source, tensors })
+    }
+}
+
+/// Where a shard's bytes are read from: the open file natively. In WebAssembly, the whole
+/// file, read on the loading thread: WASI threads each have their own descriptor table, so a
+/// file opened on one cannot be read from the pool's threads (EBADF).
+enum Source {
+    #[cfg(not(target_family = "wasm"))]
+    File(File),
+    #[cfg(target_family = "wasm")]
+    Bytes(Vec<u8>),
+}
+
+impl Source {
+    #[cfg(not(target_family = "wasm"))]
+    fn open(file: File, _len: u64) -> std::io::Result<Self> {
+        Ok(Source::File(file))
+    }
+
+    #[cfg(target_family = "wasm")]
+    fn open(file: File, len: u64) -> std::io::Result<Self> {
+        use std::io::Read;
+        let too_large = || std::io::Error::new(std::io::ErrorKind::OutOfMemory, format!("{len} bytes do not fit this WebAssembly memory"));
+        let n = usize::try_from(len).map_err(|_| too_large())?;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(n).map_err(|_| too_large())?;
+        // No more than the size checked: a file that grows meanwhile is cut, and then fails
+        // the header's range checks like a truncated one.
+        file.take(len).read_to_end(&mut bytes)?;
+        Ok(Source::Bytes(bytes))
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            #[cfg(not(target_family = "wasm"))]
+            Source::File(file) => read_exact_at(file, buf, offset),
+            #[cfg(target_family = "wasm")]
+            Source::Bytes(bytes) => {
+                let at = usize::try_from(offset).ok().filter(|&at| at <= bytes.len() && bytes.len() - at >= buf.len());
+                let at = at.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                Ok(())
+            }
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! mean logit difference, and, on the real weights, by argmax agreement (a random model's
 //! near-ties make its argmax flip on any rounding, so there it says nothing).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use eurobert::{Dtype, LoadOptions, RunOptions, TokenClassifier};
@@ -16,13 +18,8 @@ fn root() -> PathBuf {
 
 /// A model with `max_position_embeddings` raised as the fixture script raised it.
 fn long_model(path: &str, max_pos: u64) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // Tests run in parallel threads of one process: each copy gets its own folder.
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let src = root().join(path);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("eurobert-half-{}-{n}-{}", std::process::id(), src.file_name().unwrap().to_string_lossy()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch(&format!("half-{}", src.file_name().unwrap().to_string_lossy()));
     for f in ["model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }

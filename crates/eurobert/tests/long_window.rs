@@ -2,6 +2,8 @@
 //! against transformers' (`tools/make_long_fixture.py`), and the memory the pass takes against
 //! a bound from the model's shape, which a `tokens × tokens` attention matrix would break.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use eurobert::{LoadOptions, RunOptions, TokenClassifier};
@@ -14,8 +16,7 @@ fn fixtures() -> PathBuf {
 /// The fixture model with `max_position_embeddings` raised as the fixture script raised it.
 fn long_model(max_pos: u64) -> PathBuf {
     let src = fixtures().join("tiny-eurobert");
-    let dir = std::env::temp_dir().join(format!("eurobert-long-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("long");
     for f in ["model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }

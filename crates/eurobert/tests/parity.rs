@@ -1,6 +1,8 @@
 //! Forward pass, tokenization and weight loading against the committed transformers outputs
 //! (`tools/make_fixtures.py`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -133,9 +135,7 @@ fn rewrite_checkpoint(dir: &Path, shards: usize, convert: impl Fn(&str, &[f32]) 
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eurobert-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::scratch(name)
 }
 
 fn half_bytes<T: Copy>(vals: &[f32], conv: impl Fn(f32) -> T, to_le: impl Fn(T) -> [u8; 2]) -> Vec<u8> {

@@ -56,8 +56,9 @@ pub(super) fn parse_config(f: &Fields) -> Result<Config> {
     };
     let relative = if f.bool_opt("relative_attention")?.unwrap_or(false) {
         let max_rel = int(f, "max_relative_positions", -1)?;
-        let max_position = if max_rel < 1 { max_positions } else { max_rel as usize };
-        let buckets = int(f, "position_buckets", -1)?.max(0) as usize;
+        let fits = |key: &str, n: i64| usize::try_from(n).map_err(|_| f.error(format!("{key} {n} is out of range for this platform")));
+        let max_position = if max_rel < 1 { max_positions } else { fits("max_relative_positions", max_rel)? };
+        let buckets = fits("position_buckets", int(f, "position_buckets", -1)?.max(0))?;
         let span = if buckets > 0 { buckets } else { max_position };
         if buckets > 0 && max_position <= buckets / 2 + 1 {
             return Err(
