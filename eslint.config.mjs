@@ -5,12 +5,12 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'binding.js', 'binding.d.ts', 'npm/', 'target/', 'node_modules/', 'models/', 'bench/node_modules/'] },
+  { ignores: ['dist/', 'binding.js', 'binding.d.ts', 'eurobert-ner.wasi*', 'wasi-worker*', 'npm/', 'target/', 'node_modules/', 'models/', 'bench/node_modules/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     files: ['**/*.{js,mjs,cjs}'],
-    languageOptions: { globals: { ...Object.fromEntries(['process', 'console', 'require', 'module', '__dirname', 'Buffer', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'URL', 'fetch', 'AbortController', 'performance', 'TextEncoder', 'TextDecoder', 'structuredClone', 'setImmediate', 'queueMicrotask', 'AbortSignal'].map((g) => [g, 'readonly'])) } },
+    languageOptions: { globals: { ...Object.fromEntries(['process', 'console', 'require', 'module', '__dirname', 'Buffer', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'URL', 'fetch', 'AbortController', 'performance', 'TextEncoder', 'TextDecoder', 'structuredClone', 'setImmediate', 'queueMicrotask', 'AbortSignal', 'WebAssembly'].map((g) => [g, 'readonly'])) } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -8,7 +8,10 @@
 // musl targets (Alpine) go through cargo-zigbuild too. zig and cargo-zigbuild come from PyPI
 // (`ziglang`, `cargo-zigbuild`), installed on first use into ~/.cache/eurobert-ner/zig unless
 // `cargo-zigbuild` is already on PATH. Other targets (macOS on macOS, Windows on Windows, the
-// windows-gnu target here) build with plain `napi build`.
+// windows-gnu target here, wasm32-wasip1-threads anywhere) build with plain `napi build`.
+// WebAssembly needs no C toolchain (the tokenizer's regex engine is Rust there); its flags are
+// in .cargo/config.toml, and it leaves the loaders napi writes (eurobert-ner.wasi.cjs,
+// wasi-worker.mjs, the -browser variants) beside binding.js.
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -46,6 +49,11 @@ napiArgs.push(...args)
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
 console.log(`> napi ${napiArgs.join(' ')}`)
 const r = spawnSync(npx, ['napi', ...napiArgs], { cwd: root, env, stdio: 'inherit', shell: process.platform === 'win32' })
+if (r.status === 0 && target.startsWith('wasm32-')) {
+  // napi also writes an unoptimized copy that its loader would prefer when present, and a
+  // browser.js re-export that the package does not use.
+  for (const f of ['eurobert-ner.wasm32-wasi.debug.wasm', 'browser.js']) fs.rmSync(path.join(root, f), { force: true })
+}
 process.exit(r.status ?? 1)
 
 /** A folder whose `cargo-zigbuild` and `python3 -m ziglang` work, installing them if needed. */

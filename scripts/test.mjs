@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: builds the addon and the TypeScript, runs `cargo test`, the style gates (rustfmt,
-// clippy, ESLint), actionlint and the ava suite, and
+// clippy, ESLint), actionlint, the ava suite, other runtimes and the WebAssembly build, and
 // closes with one line `N passed, N failed` counting every test that ran.
 import { spawn, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -119,6 +119,21 @@ if (build.code !== 0) {
     const rt = await run(process.execPath, ['scripts/test-runtimes.mjs', '--only', 'node22,node26,bun,deno'])
     // Each runtime prints its own line first; the closing total is the last one.
     const m = [...rt.out.matchAll(/^(\d+) passed, (\d+) failed, (\d+) skipped$/gm)].at(-1)
+    if (!m) broken = true
+    else {
+      passed += Number(m[1])
+      failed += Number(m[2])
+      skipped += Number(m[3])
+    }
+  }
+
+  // The WebAssembly build: the crate's tests under Node's WASI and an ava subset on the
+  // wasm32-wasip1-threads binding (scripts/test-wasi.mjs). EUROBERT_SKIP_WASI=1 skips it.
+  if (process.env.EUROBERT_SKIP_WASI === '1') {
+    console.log('\n# EUROBERT_SKIP_WASI=1: the WebAssembly build was not tested (npm run test:wasi)')
+  } else {
+    const wasi = await run(process.execPath, ['scripts/test-wasi.mjs'])
+    const m = [...wasi.out.matchAll(/^(\d+) passed, (\d+) failed, (\d+) skipped$/gm)].at(-1)
     if (!m) broken = true
     else {
       passed += Number(m[1])

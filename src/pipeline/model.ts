@@ -213,7 +213,7 @@ export class TokenClassifierModel {
     const list = textList('logits', texts)
     checkOptions('logits', options, { batchSize: 'int', maxBatchTokens: 'int' })
     throwIfAborted(options.signal)
-    const out = await abortable(call(this.handle.logits(list, {
+    const out = await abortable(call(this.handle.logits(wellFormed(list), {
       batchSize: options.batchSize,
       maxBatchTokens: options.maxBatchTokens,
     }, options.signal)), options.signal)
@@ -244,7 +244,7 @@ export class TokenClassifierModel {
     }
     throwIfAborted(options.signal)
     const { signal, ...native } = options
-    const out = await abortable(call(this.handle.scoreWindows(list, native, signal)), signal)
+    const out = await abortable(call(this.handle.scoreWindows(wellFormed(list), native, signal)), signal)
     return out.map(scoredText)
   }
 
@@ -253,13 +253,13 @@ export class TokenClassifierModel {
    * @internal
    */
   prepareCall(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
-    return call(this.handle.prepare(texts, { maxLength: options.maxLength, stride: options.stride }, signal))
+    return call(this.handle.prepare(wellFormed(texts), { maxLength: options.maxLength, stride: options.stride }, signal))
   }
 
   /** `prepareCall` and `runWindows` of all its windows in one native call (one hop less). */
   prepareAndRun(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
     const { maxLength, stride, batchSize, maxBatchTokens } = options
-    return call(this.handle.prepareAndRun(texts, { maxLength, stride, batchSize, maxBatchTokens }, signal))
+    return call(this.handle.prepareAndRun(wellFormed(texts), { maxLength, stride, batchSize, maxBatchTokens }, signal))
   }
 
   /**
@@ -282,7 +282,7 @@ export class TokenClassifierModel {
   async tokenize(texts: string | readonly string[], options: { signal?: AbortSignal } = {}): Promise<Tokenization[]> {
     const list = textList('tokenize', texts)
     throwIfAborted(options.signal)
-    const out = await abortable(call(this.handle.tokenize(list, options.signal)), options.signal)
+    const out = await abortable(call(this.handle.tokenize(wellFormed(list), options.signal)), options.signal)
     return out.map((t, i) => tokenization(list[i], t))
   }
 
@@ -323,3 +323,14 @@ function tokenization(text: string, t: NativeTokens): Tokenization {
 export const EuroBertModel = TokenClassifierModel
 /** The former name of `TokenClassifierModel`. */
 export type EuroBertModel = TokenClassifierModel
+
+/**
+ * Texts as they cross into native code: a lone surrogate becomes U+FFFD, as V8 turns it when a
+ * string crosses Node-API. The WebAssembly binding copies strings with its own encoder (emnapi),
+ * which would pass the surrogate on as bytes that Rust reads as other characters; the same
+ * replacement here gives both bindings the same text, and keeps every UTF-16 offset.
+ */
+function wellFormed(texts: readonly string[]): string[] {
+  // `toWellFormed` is ES2024 (Node 20+); the project's lib is ES2022.
+  return texts.map((t) => (t as string & { toWellFormed(): string }).toWellFormed())
+}

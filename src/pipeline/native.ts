@@ -2,7 +2,9 @@
 // `./eurobert-ner.<platform>.node` next to the package, or the `eurobert-ner-<platform>`
 // optional dependency. On linux-x64 a CUDA build ships apart, in the opt-in package
 // `eurobert-ner-linux-x64-gnu-cuda`: it links CUDA libraries a CPU-only machine lacks, so it
-// is loaded only when a model asks for `device: 'cuda'` or `'auto'`.
+// is loaded only when a model asks for `device: 'cuda'` or `'auto'`. Where no native binary
+// matches (FreeBSD, riscv64, WebContainers...), the loader falls back to the WebAssembly build,
+// `eurobert-ner-wasm32-wasi`; `NAPI_RS_FORCE_WASI=true` (or `1`) prefers it everywhere.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
@@ -24,13 +26,16 @@ let binding: Addon | undefined
 /** The platform's own binary (CPU everywhere, Metal on Apple silicon). */
 export function native(): Addon {
   if (!binding) {
+    // napi-rs' loader reads only `true` and `error`; `1` is the spelling users try first.
+    if (process.env.NAPI_RS_FORCE_WASI === '1') process.env.NAPI_RS_FORCE_WASI = 'true'
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       binding = require('../../binding.js') as Addon
     } catch (e) {
       const err = new Error(
         `eurobert-ner: no native binary for ${process.platform}-${process.arch} could be loaded. ` +
-          `Reinstall without --no-optional, or build from source with \`npm run build\`. Cause: ${(e as Error).message}`,
+          `Reinstall without --no-optional (the WebAssembly build, eurobert-ner-wasm32-wasi, is the fallback), ` +
+          `or build from source with \`npm run build\`. Cause: ${(e as Error).message}`,
       )
       ;(err as Error & { cause?: unknown }).cause = e
       throw err
