@@ -18,4 +18,6 @@ await ner(w.short.slice(0, 8), opts) // warm-up
 const short = await timed(() => ner(w.short, opts))
 const long = await timed(() => ner(w.long, { ...opts, stride: Number(a.stride) }))
 const lat = await latencies(w.latency, (t) => ner(t, opts))
-report({ system: dtype === 'f32' ? 'eurobert-ner' : `eurobert-ner ${dtype}`, loadMs: load.ms, loadRssMB, weightMB: ner.model.weightBytes / 2 ** 20, shortMs: short.ms, longMs: long.ms, ...lat })
+// NAPI_RS_FORCE_WASI=error (bench/wasm.mjs) runs the WebAssembly binding instead.
+const name = 'eurobert-ner' + (process.env.NAPI_RS_FORCE_WASI === 'error' ? ' wasm' : '')
+report({ system: dtype === 'f32' ? name : `${name} ${dtype}`, loadMs: load.ms, loadRssMB, weightMB: ner.model.weightBytes / 2 ** 20, shortMs: short.ms, longMs: long.ms, ...lat })

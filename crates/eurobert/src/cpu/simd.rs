@@ -50,8 +50,15 @@ pub(crate) fn kernels() -> [(&'static str, String); 3] {
         Level::Avx2 => "avx2+fma",
         Level::Baseline => "baseline",
     };
+    // WebAssembly's loops are portable Rust compiled with SIMD128 on (.cargo/config.toml).
     #[cfg(not(target_arch = "x86_64"))]
-    let ours = if cfg!(target_arch = "aarch64") { "neon" } else { "baseline" };
+    let ours = if cfg!(target_arch = "aarch64") {
+        "neon"
+    } else if cfg!(all(target_family = "wasm", target_feature = "simd128")) {
+        "simd128"
+    } else {
+        "baseline"
+    };
     [("elementwise", ours.to_string()), ("gemm_f32", super::linear::kernel_name()), ("gemm_int8", super::qlinear::kernel_name())]
 }
 
@@ -567,7 +574,9 @@ mod tests {
             // aarch64: plain NEON (e.g. qemu's cortex-a72), and with i8mm (qemu's default CPU).
             Ok("neon") => assert_eq!(names, ["neon", "aarch64-f32-neon", "aarch64-u8i8i32-mlal"]),
             Ok("neon-i8mm") => assert_eq!(names, ["neon", "aarch64-f32-neon", "aarch64-u8i8i32-i8mm"]),
-            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon or neon-i8mm"),
+            // WebAssembly built with SIMD128 (scripts/test-wasi.mjs).
+            Ok("simd128") => assert_eq!(names, ["simd128", "wasm-f32", "wasm-u8i8i32"]),
+            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon, neon-i8mm or simd128"),
             Err(_) => assert!(names.iter().all(|n| !n.is_empty())),
         }
     }

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// `node bench/wasm.mjs [--rounds N] [--models norne-compact,bert-base-random] [--threads T]`:
+// the WebAssembly binding (wasm32-wasip1-threads under Node's WASI, NAPI_RS_FORCE_WASI=error)
+// against our native binding and transformers.js' WebAssembly backend (onnxruntime-web), on the
+// same workload as `npm run bench` (NorNE dev sentences in batches of 32, 2,000-character
+// documents, one-sentence calls), each system in its own process, interleaved round after
+// round; medians over rounds, ratios the median [min–max] of the rounds' own. Needs
+// `node scripts/build-native.mjs --target wasm32-wasip1-threads` and the bench models
+// (bench/make_models.py). Writes the "WebAssembly" section of bench/RESULTS.md.
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.dirname(here)
+const require = createRequire(import.meta.url)
+const { readConllu } = require('../dist/index.js')
+
+const { values } = parseArgs({
+  options: {
+    norne: { type: 'string', default: path.join(root, '..', 'shared', 'norne') },
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    models: { type: 'string', default: 'norne-compact,bert-base-random' },
+    out: { type: 'string', default: path.join(here, 'out') },
+  },
+})
+const threads = values.threads
+const rounds = Number(values.rounds)
+if (!fs.existsSync(path.join(root, 'eurobert-ner.wasm32-wasi.wasm'))) throw new Error('build the WebAssembly binding first: node scripts/build-native.mjs --target wasm32-wasip1-threads')
+
+const sentences = readConllu(['nob', 'nno'].map((l) => path.join(values.norne, l, 'dev.conllu'))).map((s) => s.text)
+const single = sentences.filter((s) => s.length >= 40 && s.length <= 120)
+function docs(n) {
+  const out = []
+  for (let i = 0; out.length < n; ) {
+    let d = ''
+    while (d.length < 2000) d += sentences[i++ % sentences.length] + ' '
+    out.push(d.slice(0, 2000))
+  }
+  return out
+}
+const SIZES = { 'norne-compact': { short: 1000, long: 20, latency: 200 }, 'bert-base-random': { short: 200, long: 5, latency: 50 } }
+
+function child(args, env = {}) {
+  const r = spawnSync('node', args, { cwd: here, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, ...env, NODE_NO_WARNINGS: '1' } })
+  const line = r.stdout?.trim().split('\n').pop()
+  if (r.status !== 0 || !line?.startsWith('{')) return { error: (r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-3).join(' | ') }
+  return JSON.parse(line)
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d))
+
+const sections = []
+for (const name of values.models.split(',')) {
+  const dir = path.join(values.out, name)
+  const size = SIZES[name] ?? SIZES['bert-base-random']
+  const work = { short: sentences.slice(0, size.short), long: docs(size.long), latency: Array.from({ length: size.latency }, (_, i) => single[i % single.length]) }
+  const workFile = path.join(os.tmpdir(), `bench-wasm-${name}.json`)
+  fs.writeFileSync(workFile, JSON.stringify(work))
+  const common = ['--model', dir, '--work', workFile, '--threads', threads, '--batch-size', '32', '--stride', '128']
+  const WASI = { NAPI_RS_FORCE_WASI: 'error' }
+  const systems = [
+    ['eurobert-ner (native)', () => child(['systems/ours.mjs', ...common])],
+    ['eurobert-ner wasm', () => child(['systems/ours.mjs', ...common], WASI)],
+    ['eurobert-ner wasm q8', () => child(['systems/ours.mjs', ...common, '--dtype', 'q8'], WASI)],
+    ['transformers.js wasm fp32', () => child(['systems/transformersjs.mjs', ...common, '--dtype', 'fp32', '--device', 'wasm'])],
+    ['transformers.js wasm q8', () => child(['systems/transformersjs.mjs', ...common, '--dtype', 'q8', '--device', 'wasm'])],
+  ]
+  const runs = systems.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    systems.forEach(([label, run], i) => {
+      const r = run()
+      if (!r.error) {
+        r.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
+        r.longDocsPerSecond = work.long.length / (r.longMs / 1000)
+      }
+      runs[i].push(r)
+      console.error(`${name} round ${round + 1}/${rounds} ${label}: ${JSON.stringify(r)}`)
+    })
+  }
+  const ratio = (i, j, key) => {
+    const xs = runs[i].map((a, k) => (a.error || runs[j][k].error ? undefined : a[key] / runs[j][k][key])).filter((x) => x > 0)
+    return xs.length ? `${f(median(xs), 2)} [${f(Math.min(...xs), 2)}–${f(Math.max(...xs), 2)}]` : '–'
+  }
+  let md = `### ${name} (${work.short.length} sentences, ${work.long.length} documents, ${work.latency.length} one-sentence calls)\n\n`
+  md += '| system | sentences/s | documents/s | p50 ms | p99 ms | load ms | RSS after load MB | peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
+  systems.forEach(([label], i) => {
+    const ok = runs[i].filter((r) => !r.error)
+    if (!ok.length) {
+      md += `| ${label} | error: ${String(runs[i][0]?.error).slice(0, 120)} |||||||\n`
+      return
+    }
+    const m = (k) => median(ok.map((r) => r[k]).filter((x) => x !== undefined))
+    md += `| ${label}${ok[0].longTruncated ? ' ¹' : ''} | ${f(m('sentencesPerSecond'))} | ${f(m('longDocsPerSecond'), 2)} | ${f(m('p50'), 2)} | ${f(m('p99'), 2)} | ${f(m('loadMs'), 0)} | ${f(m('loadRssMB'), 0)} | ${f(m('peakRssMB'), 0)} |\n`
+  })
+  md += `\nOurs wasm ÷ transformers.js wasm, sentences/s: f32 ${ratio(1, 3, 'sentencesPerSecond')}, q8 ${ratio(2, 4, 'sentencesPerSecond')}; one-sentence p50 (below 1: we answer sooner) f32 ${ratio(1, 3, 'p50')}, q8 ${ratio(2, 4, 'p50')}. `
+  md += `Ours native ÷ ours wasm: sentences ${ratio(0, 1, 'sentencesPerSecond')}, documents ${ratio(0, 1, 'longDocsPerSecond')}, p50 wasm ÷ native ${ratio(1, 0, 'p50')}.\n`
+  sections.push(md)
+}
+
+const command = `node bench/wasm.mjs --rounds ${rounds} --models ${values.models}`
+const section =
+  `## WebAssembly (${new Date().toISOString().slice(0, 10)}, \`${command}\`)\n\n` +
+  `Machine: ${os.cpus()[0]?.model}, ${os.cpus().length} cores; ${threads} threads everywhere (our rayon pool in WASI threads; onnxruntime-web's numThreads). Node ${process.version}. ` +
+  'Our wasm32-wasip1-threads binding under Node\'s WASI (@napi-rs/wasm-runtime; SIMD128, rten-gemm\'s wasm kernels); transformers.js on onnxruntime-web\'s WebAssembly backend (SIMD, threads). Documents/s counts whole 2,000-character documents; ¹ transformers.js truncates them to `model_max_length` (no stride), so it runs fewer tokens per document.\n\n' +
+  sections.join('\n')
+const file = path.join(here, 'RESULTS.md')
+const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+const start = previous.search(/^## WebAssembly/m)
+let out
+if (start < 0) {
+  const history = previous.search(/^## History/m)
+  out = history < 0 ? previous + '\n' + section : previous.slice(0, history) + section + '\n' + previous.slice(history)
+} else {
+  const rest = previous.slice(start + 3).search(/^## /m)
+  out = previous.slice(0, start) + section + '\n' + (rest < 0 ? '' : previous.slice(start + 3 + rest))
+}
+fs.writeFileSync(file, out)
+console.log(section)
