@@ -1,12 +1,16 @@
 // onnxruntime-node directly on the exported graph: tokenize (our Rust tokenizer), pad, run.
+// `--web 1`: onnxruntime-web's WebAssembly backend instead (SIMD, threads), the engine under
+// transformers.js' wasm device, which transformers.js itself offers only in browsers.
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import ort from 'onnxruntime-node'
 import { args, latencies, report, timed, workload } from './common.mjs'
 
 const require = createRequire(import.meta.url)
 const { EuroBertModel } = require('../../dist/index.js')
 const a = args()
+const web = a.web === '1'
+const ort = (await import(web ? 'onnxruntime-web' : 'onnxruntime-node')).default
+if (web) ort.env.wasm.numThreads = Number(a.threads)
 const w = workload(a.work)
 const batchSize = Number(a['batch-size'])
 const threads = Number(a.threads)
@@ -16,7 +20,7 @@ const load = await timed(async () => {
   const session = await ort.InferenceSession.create(path.join(a.model, 'onnx', a.file), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
-    executionProviders: ['cpu'],
+    executionProviders: [web ? 'wasm' : 'cpu'],
     // ORT's threads spin after each run by default, burning the cores other work needs;
     // '--spin 0' turns that off (session.intra_op.allow_spinning).
     ...(a.spin === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
@@ -54,5 +58,5 @@ await texts(w.short.slice(0, 8))
 const short = await timed(() => texts(w.short))
 const long = await timed(() => texts(w.long))
 const lat = await latencies(w.latency, (t) => texts([t]))
-const name = `onnxruntime-node ${a.file === 'model.onnx' ? 'fp32' : 'q8'}${a.spin === '0' ? ', spinning off' : ''}`
+const name = `${web ? 'onnxruntime-web wasm' : 'onnxruntime-node'} ${a.file === 'model.onnx' ? 'fp32' : 'q8'}${a.spin === '0' ? ', spinning off' : ''}`
 report({ system: name, loadMs: load.ms, loadRssMB, shortMs: short.ms, longMs: long.ms, ...lat })

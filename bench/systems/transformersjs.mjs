@@ -10,16 +10,13 @@ const batchSize = Number(a['batch-size'])
 env.allowRemoteModels = false
 env.localModelPath = path.dirname(path.resolve(a.model)) + '/'
 const threads = Number(a.threads)
-// --device wasm: onnxruntime-web's WebAssembly backend (what browsers run), in Node.
-const device = a.device ?? 'cpu'
-if (device === 'wasm') env.backends.onnx.wasm.numThreads = threads
 
 const load = await timed(() =>
   pipeline('token-classification', path.basename(a.model), {
     dtype: a.dtype,
     // Models over 2 GB keep their weights in onnx/model.onnx_data.
     use_external_data_format: a.dtype === 'fp32' && fs.existsSync(path.join(a.model, 'onnx', 'model.onnx_data')),
-    device,
+    device: 'cpu',
     session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
   }),
 )
@@ -33,4 +30,4 @@ const short = await timed(() => inBatches(w.short))
 // transformers.js has no stride: each long document is truncated to model_max_length.
 const long = await timed(() => inBatches(w.long))
 const lat = await latencies(w.latency, (t) => ner(t, opts))
-report({ system: `transformers.js${device === 'wasm' ? ' wasm' : ''} ${a.dtype}`, loadMs: load.ms, shortMs: short.ms, longMs: long.ms, longTruncated: true, ...lat })
+report({ system: `transformers.js ${a.dtype}`, loadMs: load.ms, shortMs: short.ms, longMs: long.ms, longTruncated: true, ...lat })
