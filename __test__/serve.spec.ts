@@ -73,6 +73,7 @@ test('health, info and Prometheus metrics', async (t) => {
   t.regex(metrics, /eurobert_ner_batch_texts_sum 4/)
   t.regex(metrics, /eurobert_ner_tokens_total [1-9]\d*/)
   t.regex(metrics, /eurobert_ner_queue_depth 0/)
+  t.regex(metrics, /eurobert_ner_requests_in_flight 0/)
 })
 
 test('stride: the server takes at most half a window\'s text (bounded work per character); the library takes what transformers takes', async (t) => {
@@ -166,7 +167,9 @@ test('SIGTERM drains: an in-flight request completes, then the process exits 0',
   const big = TEXTS.join(' ').repeat(8)
   // (Two texts under emulation: sixteen would outlast the drain deadline there.)
   const inFlight = post(`${url}/`, { inputs: Array(SLOWDOWN > 1 ? 2 : 16).fill(big) })
-  await new Promise((r) => setTimeout(r, 100))
+  // The signal goes once the server has taken the request (a fixed pause lost the race on a
+  // loaded machine, and the request met the drain's 503 instead).
+  while (!/eurobert_ner_requests_in_flight 1/.test(await (await fetch(`${url}/metrics`)).text())) await new Promise((r) => setTimeout(r, 20))
   child.kill('SIGTERM')
   const answer = await inFlight
   const code = await exited

@@ -151,7 +151,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const hosts: AllowedHosts = allowedHosts(options.allowedHosts, options.host ?? '127.0.0.1')
   const registry = new prom.Registry()
   let depth = () => 0
-  const m = metrics(registry, () => depth())
+  let inFlight = 0
+  const m = metrics(registry, () => depth(), () => inFlight)
   const { model, port, host, maxBatchTokens, maxConcurrentRequests: _mc, payloadLimit: _pl, maxTexts: _mt, maxChars: _mch, maxRequestTokens: _mrt, maxAnswerBytes: _mab, sendTimeoutMs: _st, allowedHosts: _ah, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs: _dt, cors: _c, onRequest, ...load } = options
   const ner = await pipeline(model, {
     ...load,
@@ -168,7 +169,6 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const about = info(ner, modelName, options.dtype ?? 'f32', { maxConcurrent, maxBatchTokens: maxBatchTokens ?? 16384, maxAnswerBytes, ...limits })
   const apiDoc = JSON.stringify(openApi(VERSION, ner.model.labels))
 
-  let inFlight = 0
   let draining = false
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const route = routeOf(req.url)

@@ -4,7 +4,7 @@ import * as prom from 'prom-client'
 
 export type Metrics = ReturnType<typeof metrics>
 
-export function metrics(registry: prom.Registry, queueDepth: () => number) {
+export function metrics(registry: prom.Registry, queueDepth: () => number, inFlight: () => number) {
   // Process and Node.js metrics under their standard names (process_cpu_seconds_total,
   // nodejs_eventloop_lag_seconds, ...), so the usual dashboards find them.
   prom.collectDefaultMetrics({ register: registry })
@@ -27,6 +27,15 @@ export function metrics(registry: prom.Registry, queueDepth: () => number) {
       registers: [registry],
       collect() {
         this.set(queueDepth())
+      },
+    }),
+    // What a drain waits for, and what a load balancer's scale decision reads.
+    inFlight: new prom.Gauge({
+      name: 'eurobert_ner_requests_in_flight',
+      help: 'NER requests being answered',
+      registers: [registry],
+      collect() {
+        this.set(inFlight())
       },
     }),
   }
