@@ -11,6 +11,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A loaded token classifier (any supported architecture). */
 export declare class NativeModel {
+  /**
+   * Loads a model from its files' bytes (`names[i]` holds `contents[i]`) off the main
+   * thread; nothing is read from disk.
+   */
+  static loadFiles(names: Array<string>, contents: Array<Uint8Array>, options?: NativeLoadOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeModel>
   /** Loads a model folder off the main thread. */
   static load(dir: string, options?: NativeLoadOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeModel>
   get info(): NativeModelInfo

@@ -15,6 +15,7 @@ import * as path from 'node:path'
 import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub'
 import { abortError, isAbort, throwIfAborted } from './abort'
 import { insideArchive, unpacked } from './asar'
+import { architectureProblem, INDEX, OPTIONAL, SHARD, SINGLE, SIZE_CAPS, TOKENIZERS, WEIGHTS_CAP } from './model-files'
 import { native } from './native'
 import * as lockfile from 'proper-lockfile'
 
@@ -46,43 +47,17 @@ export interface DownloadProgress {
   total: number
 }
 
-/**
- * The tokenizer a model needs: `tokenizer.json`, else what older repos ship instead (BERT's
- * vocab.txt, RoBERTa's vocab.json + merges.txt, XLM-R's and CamemBERT's SentencePiece model,
- * DeBERTa's spm.model).
- */
-const TOKENIZERS = [['tokenizer.json'], ['vocab.txt'], ['vocab.json', 'merges.txt'], ['sentencepiece.bpe.model'], ['spm.model']]
-const OPTIONAL = ['tokenizer_config.json', 'special_tokens_map.json']
-/** The title of the Hub's safetensors conversion PRs (opened by SFconvertbot), as transformers looks for them. */
 const CONVERSION_PR = 'Adding `safetensors` variant of this model'
 /** Pages of discussions read at most while looking for a conversion PR. */
 const DISCUSSION_PAGES = 20
-const SINGLE = 'model.safetensors'
-const INDEX = 'model.safetensors.index.json'
 const PICKLES = /\.(bin|pt|pth|ckpt|pkl)$/
 const COMMIT = /^[0-9a-f]{40}$/
 /** What a Hub ETag is: a git blob sha1 (regular files) or a sha256 (LFS and Xet files). */
 const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/
 const SHA256 = /^[0-9a-f]{64}$/
-/** A shard file name: one path component, no leading dot. */
-const SHARD = /^[A-Za-z0-9_-][\w.-]*\.safetensors$/
 const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@(.+))?$/
 const RETRIES = 5
 const MiB = 1 << 20
-/** The largest size each file may declare before anything is downloaded. */
-const SIZE_CAPS: Record<string, number> = {
-  'config.json': 4 * MiB,
-  'tokenizer_config.json': 8 * MiB,
-  'special_tokens_map.json': 1 * MiB,
-  'tokenizer.json': 128 * MiB,
-  'vocab.txt': 64 * MiB,
-  'vocab.json': 64 * MiB,
-  'merges.txt': 64 * MiB,
-  'sentencepiece.bpe.model': 64 * MiB,
-  'spm.model': 64 * MiB,
-  [INDEX]: 16 * MiB,
-}
-const WEIGHTS_CAP = 256 * 1024 * MiB
 /** The largest repo description `/api/models` may send. */
 const API_CAP = 32 * MiB
 /** The tag huggingface_hub puts at the cache root so backup tools skip it (bford.info/cachedir). */
@@ -685,16 +660,8 @@ function redact(url: string): string {
  * message), before anything else of the repo is downloaded.
  */
 function checkArchitecture(configPath: string, id: string): void {
-  let config: { model_type?: unknown }
-  try {
-    config = JSON.parse(fs.readFileSync(configPath, 'utf8'))
-  } catch (e) {
-    throw new HubError(`${id}: config.json is not JSON (${(e as Error).message})`, 0)
-  }
-  const type = config?.model_type
-  const supported = native().supportedModelTypes()
-  if (typeof type !== 'string') throw new HubError(`${id}: config.json has no string field 'model_type'`, 0)
-  if (!supported.includes(type)) throw new HubError(`${id}: unsupported model_type '${type}': this runtime implements ${supported.join(', ')}; nothing else was downloaded`, 0)
+  const problem = architectureProblem(fs.readFileSync(configPath, 'utf8'), id, native().supportedModelTypes())
+  if (problem) throw new HubError(problem, 0)
 }
 
 /** Drops a response's body so its connection is freed. */
@@ -755,6 +722,41 @@ function isTrue(v: string | undefined): boolean {
 }
 
 /** Whether `p` is an existing folder (a model given by path rather than by Hub id). */
+/** The tokenizer files a model folder may hold, in the order transformers.js reads its own. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'sentencepiece.bpe.model', 'spm.model']
+
+/** The files a model folder's load reads: config, tokenizer, weights (one file or shards). */
+function modelFiles(dir: string): string[] {
+  const has = (f: string) => fs.existsSync(path.join(dir, f))
+  const files = ['config.json', ...TOKENIZER_FILES].filter(has)
+  if (has('model.safetensors')) return [...files, 'model.safetensors']
+  const index = 'model.safetensors.index.json'
+  if (!has(index)) return files
+  try {
+    const map = (JSON.parse(fs.readFileSync(path.join(dir, index), 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {}
+    return [...files, index, ...[...new Set(Object.values(map))].sort().filter((f) => typeof f === 'string' && has(f))]
+  } catch {
+    return [...files, index]
+  }
+}
+
+/** The files a folder's load reads, with their sizes (for progress events). */
+export function folderFiles(dir: string): { file: string; size: number }[] {
+  const size = (f: string) => {
+    try {
+      return fs.statSync(path.join(dir, f)).size
+    } catch {
+      return 0
+    }
+  }
+  return modelFiles(dir).map((file) => ({ file, size: size(file) }))
+}
+
+/** `p` as an absolute path (the native loader's folder). */
+export function absolute(p: string): string {
+  return path.resolve(p)
+}
+
 export function isDirectory(p: string): boolean {
   try {
     return fs.statSync(p).isDirectory()

@@ -1,10 +1,9 @@
 // A loaded token classifier: per-token logits and the tokenization they belong to.
 // All model work happens in the native addon, off the JavaScript thread.
-import * as path from 'node:path'
-
 import { abortable, abortError, throwIfAborted } from './abort'
 import { checkOptions, describe, textList } from './args'
-import { HubOptions, resolveModel } from './hub'
+import { absolute, folderFiles, HubOptions, resolveModel } from './hub'
+import { architectureProblem, fetchModelFiles, isModelFiles, isModelUrl, ModelFiles, readModelFiles } from './model-files'
 import { argumentError, call, native, NativeModel, NativePrepared, NativeScoredText, NativeTokens, nativeFor } from './native'
 import { ProgressCallback, ProgressEvents } from './progress'
 
@@ -183,23 +182,48 @@ export class TokenClassifierModel {
    * Loads a Hugging Face model folder (`config.json`, `model.safetensors` or a sharded index,
    * `tokenizer.json`), or a Hub repo `owner/name[@revision]`, downloaded once into the cache
    * Python's huggingface_hub shares. Safetensors only: pickled checkpoints are refused.
+   *
+   * Without a filesystem (a browser), the same files given as bytes,
+   * `{ 'config.json': ArrayBuffer | typed array | Blob, ... }`, or the URL of a folder served as
+   * static files (`https://example.com/models/ner/`), fetched with a size cap per file.
    */
-  static async load(model: string, options: LoadOptions = {}): Promise<TokenClassifierModel> {
-    if (typeof model !== 'string' || model.length === 0) {
-      throw new TypeError(`${this.name}.load: model must be a non-empty string (a folder or a Hub id)`)
+  static async load(model: string | URL | ModelFiles, options: LoadOptions = {}): Promise<TokenClassifierModel> {
+    const method = `${this.name}.load`
+    const url = isModelUrl(model)
+    if (!url && !isModelFiles(model) && !(typeof model === 'string' && model.length > 0)) {
+      throw new TypeError(`${method}: model must be a folder, a Hub id, a URL or an object of files, got ${describe(model)}`)
     }
-    checkLoadOptions(`${this.name}.load`, options)
-    throwIfAborted(options.signal)
-    const events = options.onProgress ? new ProgressEvents(options.onProgress, model) : undefined
-    const dir = await resolveModel(model, { ...options, onProgress: events?.download })
-    events?.fromDisk(dir)
+    checkLoadOptions(method, options)
     throwIfAborted(options.signal)
     const { addon, device } = nativeFor(options.device ?? 'cpu')
-    const handle = await call(addon.NativeModel.load(path.resolve(dir), {
-      threads: options.threads,
-      dtype: options.dtype,
-      device,
-    }, options.signal))
+    const nativeOptions = { threads: options.threads, dtype: options.dtype, device }
+    let loading: Promise<NativeModel>
+    if (url || isModelFiles(model)) {
+      const name = url ? String(model) : 'files'
+      const events = options.onProgress ? new ProgressEvents(options.onProgress, name) : undefined
+      const supported = addon.supportedModelTypes()
+      const files = url
+        ? await fetchModelFiles(model as URL | string, {
+            timeoutMs: options.timeoutMs,
+            signal: options.signal,
+            onProgress: events?.download,
+            checkConfig: (config) => {
+              const problem = architectureProblem(config, String(model), supported)
+              if (problem) throw new Error(problem)
+            },
+          })
+        : await readModelFiles(model as ModelFiles, method)
+      events?.present(files.names.map((file, i) => ({ file, size: files.contents[i].byteLength })))
+      throwIfAborted(options.signal)
+      loading = call(addon.NativeModel.loadFiles(files.names, files.contents, nativeOptions, options.signal))
+    } else {
+      const events = options.onProgress ? new ProgressEvents(options.onProgress, model as string) : undefined
+      const dir = await resolveModel(model as string, { ...options, onProgress: events?.download })
+      events?.present(folderFiles(dir))
+      throwIfAborted(options.signal)
+      loading = call(addon.NativeModel.load(absolute(dir), nativeOptions, options.signal))
+    }
+    const handle = await loading
     // An abort during the native load frees what it loaded.
     if (options.signal?.aborted) {
       handle.dispose()

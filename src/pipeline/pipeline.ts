@@ -25,6 +25,7 @@ import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
 import { checkNerOptions, LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
 import { DType, TokenClassifierModel, LoadOptions, ScoredWindow } from './model'
+import type { ModelFiles } from './model-files'
 import type { ProgressCallback, ProgressInfo } from './progress'
 import { trimSpan, unicodeSubwordRule } from './words'
 
@@ -164,20 +165,24 @@ const TASKS = ['token-classification', 'ner']
 /** Tokens decoded between two yields to the event loop. */
 const YIELD_TOKENS = 4096
 
+/** A model folder, a Hub id `owner/name[@revision]`, a URL of a folder served as static files, or the files as bytes. */
+export type ModelSource = string | URL | ModelFiles
+
 /**
  * Loads a model (default: the bundled compact NorNE model) and returns the NER function,
- * like transformers' `pipeline("token-classification", model)`. `model` is a folder or a Hub
- * id `owner/name[@revision]`. Options given here are defaults for every call, in camelCase or
- * transformers' spelling. The call shape of transformers.js,
- * `pipeline('token-classification', model, options)`, works too. `signal` cancels the load
- * (a Hub download included).
+ * like transformers' `pipeline("token-classification", model)`. `model` is a folder, a Hub
+ * id `owner/name[@revision]`, the URL of a folder served as static files, or the files
+ * themselves, `{ 'config.json': ArrayBuffer | typed array | Blob, ... }` (a browser's way).
+ * Options given here are defaults for every call, in camelCase or transformers' spelling.
+ * The call shape of transformers.js, `pipeline('token-classification', model, options)`,
+ * works too. `signal` cancels the load (a download included).
  */
-export async function pipeline<D extends StrategyName = 'none'>(model?: string, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
-export async function pipeline<D extends StrategyName = 'none'>(task: 'token-classification' | 'ner', model?: string, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
+export async function pipeline<D extends StrategyName = 'none'>(model?: ModelSource, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
+export async function pipeline<D extends StrategyName = 'none'>(task: 'token-classification' | 'ner', model?: ModelSource, options?: AllOptions & { aggregationStrategy?: D; aggregation_strategy?: D }): Promise<Ner<D>>
 export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
-  let [model, raw] = args as [string | undefined, unknown]
+  let [model, raw] = args as [ModelSource | undefined, unknown]
   if (typeof model === 'string' && TASKS.includes(model) && !isDirectory(model)) {
-    model = args[1] as string | undefined
+    model = args[1] as ModelSource | undefined
     raw = args[2]
   }
   // Options are checked before the model loads: a typo costs nothing.
@@ -194,7 +199,7 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
   for (const k of Object.keys(load) as (keyof LoadOptions)[]) if (load[k] === undefined) delete load[k]
   const model_ = await TokenClassifierModel.load(model ?? BUNDLED_MODEL, load)
   try {
-    progress?.({ status: 'ready', task: 'token-classification', model: model ?? BUNDLED_MODEL })
+    progress?.({ status: 'ready', task: 'token-classification', model: typeof model === 'string' || model instanceof URL ? String(model) : model === undefined ? BUNDLED_MODEL : 'files' })
   } catch {
     // A throwing callback must not fail a load that succeeded.
   }

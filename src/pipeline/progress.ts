@@ -3,9 +3,7 @@
 // `progress_total` over all files) and `done`, then `ready` once the pipeline can run. Hub
 // downloads report their bytes as they arrive; a file already on disk (a folder, the cache)
 // reports itself complete at once, as transformers.js does for a cached file.
-import * as fs from 'node:fs'
-import * as path from 'node:path'
-
+// No Node modules: this file runs in browsers (the folder's files come from hub.ts).
 import type { DownloadProgress } from './hub'
 
 export type ProgressInfo =
@@ -15,24 +13,6 @@ export type ProgressInfo =
   | { status: 'ready'; task: string; model: string }
 
 export type ProgressCallback = (info: ProgressInfo) => void
-
-/** The tokenizer files a model folder may hold, in the order transformers.js reads its own. */
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'sentencepiece.bpe.model', 'spm.model']
-
-/** The files a model folder's load reads: config, tokenizer, weights (one file or shards). */
-export function modelFiles(dir: string): string[] {
-  const has = (f: string) => fs.existsSync(path.join(dir, f))
-  const files = ['config.json', ...TOKENIZER_FILES].filter(has)
-  if (has('model.safetensors')) return [...files, 'model.safetensors']
-  const index = 'model.safetensors.index.json'
-  if (!has(index)) return files
-  try {
-    const map = (JSON.parse(fs.readFileSync(path.join(dir, index), 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {}
-    return [...files, index, ...[...new Set(Object.values(map))].sort().filter((f) => typeof f === 'string' && has(f))]
-  } catch {
-    return [...files, index]
-  }
-}
 
 export class ProgressEvents {
   private readonly files: Record<string, { loaded: number; total: number }> = {}
@@ -87,26 +67,18 @@ export class ProgressEvents {
   }
 
   /**
-   * The model folder the load resolved to: every file it reads that no transfer reported is
-   * reported complete, from disk.
+   * The files the load reads (a folder's, or files given as bytes): every one that no transfer
+   * reported is reported complete at once, as transformers.js does for a cached file.
    */
-  fromDisk(dir: string): void {
-    const files = modelFiles(dir)
-    const size = (f: string) => {
-      try {
-        return fs.statSync(path.join(dir, f)).size
-      } catch {
-        return 0
-      }
-    }
+  present(files: readonly { file: string; size: number }[]): void {
     // The totals cover every file from the first event on, as transformers.js' do.
-    for (const f of files) this.files[f] ??= { loaded: 0, total: size(f) }
-    for (const f of files) {
-      if (!this.started.has(f)) {
-        this.start(f, size(f))
-        this.progress(f, size(f), size(f))
+    for (const { file, size } of files) this.files[file] ??= { loaded: 0, total: size }
+    for (const { file, size } of files) {
+      if (!this.started.has(file)) {
+        this.start(file, size)
+        this.progress(file, size, size)
       }
-      this.finish(f)
+      this.finish(file)
     }
   }
 

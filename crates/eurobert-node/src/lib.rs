@@ -225,6 +225,40 @@ impl Task for LoadTask {
     }
 }
 
+/// A model whose files are bytes from JavaScript: copied here, off the JavaScript thread.
+pub struct LoadFilesTask {
+    names: Vec<String>,
+    contents: Vec<Uint8Array>,
+    options: eurobert::LoadOptions,
+}
+
+impl Task for LoadFilesTask {
+    type Output = TokenClassifier;
+    type JsValue = NativeModel;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guarded("loading the model", || {
+            let mut folder = eurobert::MemoryFolder::default();
+            for (name, bytes) in self.names.iter().zip(&self.contents) {
+                let mut copy = Vec::new();
+                // Fallible: a model too large for this memory (a 4 GiB WebAssembly heap) is an
+                // error, not an abort.
+                copy.try_reserve_exact(bytes.len())
+                    .map_err(|_| eurobert::Error::Compute(format!("{name}: {} bytes do not fit in memory", bytes.len())))?;
+                copy.extend_from_slice(bytes);
+                folder.insert(name, copy)?;
+            }
+            // The JavaScript buffers are not needed past here.
+            self.contents.clear();
+            TokenClassifier::load_files(folder, &self.options)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeModel { inner: Mutex::new(Some(Arc::new(output))) })
+    }
+}
+
 pub struct LogitsTask {
     model: Arc<TokenClassifier>,
     texts: Vec<String>,
@@ -503,6 +537,22 @@ pub struct NativeModel {
 
 #[napi]
 impl NativeModel {
+    /// Loads a model from its files' bytes (`names[i]` holds `contents[i]`) off the main
+    /// thread; nothing is read from disk.
+    #[napi(ts_return_type = "Promise<NativeModel>")]
+    pub fn load_files(
+        names: Vec<String>,
+        contents: Vec<Uint8Array>,
+        options: Option<NativeLoadOptions>,
+        signal: Option<AbortSignal>,
+    ) -> Result<AsyncTask<LoadFilesTask>> {
+        if names.len() != contents.len() {
+            return Err(Error::new(Status::InvalidArg, format!("{} names for {} files", names.len(), contents.len())));
+        }
+        let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
+        Ok(AsyncTask::with_optional_signal(LoadFilesTask { names, contents, options }, signal))
+    }
+
     /// Loads a model folder off the main thread.
     #[napi(ts_return_type = "Promise<NativeModel>")]
     pub fn load(dir: String, options: Option<NativeLoadOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<LoadTask>> {

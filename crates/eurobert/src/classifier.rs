@@ -11,6 +11,7 @@ use crate::cpu::{CpuEncoder, Half, Stored};
 use crate::device;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
+use crate::files::MemoryFolder;
 use crate::options::{DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
 use crate::prepared::Prepared;
 use crate::tokenize::{Encoded, Tokenizer};
@@ -53,9 +54,15 @@ pub struct TokenClassifier {
 }
 
 impl TokenClassifier {
+    /// Loads a model whose files are given as bytes (no filesystem: a browser, say); the same
+    /// files and checks as a folder on disk, which it never touches.
+    pub fn load_files(files: MemoryFolder, options: &LoadOptions) -> Result<Self> {
+        crate::files::in_memory(files, |dir| Self::load(dir, options))
+    }
+
     /// Loads `config.json`, `model.safetensors` (or its sharded index) and `tokenizer.json`.
     pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self> {
-        if !dir.is_dir() {
+        if !crate::files::is_dir(dir) {
             return Err(Error::Io {
                 path: dir.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found"),

@@ -31,6 +31,7 @@ pub use classifier::{Classified, ScoredText, ScoredWindow, TokenClassifier};
 pub use config::Config;
 pub use device::{backends, cuda_devices};
 pub use error::{Error, Result};
+pub use files::{MemoryFolder, MEMORY_FOLDER};
 pub use options::{max_threads, DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
 pub use prepared::Prepared;
 pub use tokenize::{Encoded, Tokenizer};

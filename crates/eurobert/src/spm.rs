@@ -156,7 +156,7 @@ pub(crate) fn parse(buf: &[u8]) -> Option<SpmModel> {
 /// Reads and parses a SentencePiece model file.
 pub(crate) fn read(path: &Path) -> Result<SpmModel> {
     let file = crate::files::open_regular(path)?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let len = file.len(path)?;
     if len > MAX_MODEL {
         return Err(Error::Tokenizer {
             path: path.to_path_buf(),

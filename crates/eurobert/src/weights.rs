@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::files::Opened;
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -97,7 +99,7 @@ impl Weights {
             }
             return Ok(weights);
         }
-        let other = ["pytorch_model.bin", "model.bin", "model.pt", "tf_model.h5"].iter().find(|f| dir.join(f).exists());
+        let other = ["pytorch_model.bin", "model.bin", "model.pt", "tf_model.h5"].iter().find(|f| crate::files::present(&dir.join(f)));
         let hint = match other {
             Some(f) => format!(" (found {f}: only safetensors are loaded, never pickles; convert it with the safetensors library)"),
             None => String::new(),
@@ -197,7 +199,7 @@ impl Shard {
     fn open(path: &Path) -> Result<Self> {
         let bad = |m: String| Error::weights(path, format!("not a valid safetensors file: {m}"));
         let file = crate::files::open_regular(path)?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let len = file.len(path)?;
         if len < 8 {
             return Err(bad(format!("{len} bytes is too short for a header")));
         }
@@ -242,41 +244,46 @@ impl Shard {
     }
 }
 
-/// Where a shard's bytes are read from: the open file natively. In WebAssembly, the whole
-/// file, read on the loading thread: WASI threads each have their own descriptor table, so a
-/// file opened on one cannot be read from the pool's threads (EBADF).
+/// Where a shard's bytes are read from: the open file natively; bytes for a model given in
+/// memory, and in WebAssembly the whole file, read on the loading thread: WASI threads each
+/// have their own descriptor table, so a file opened on one cannot be read from the pool's
+/// threads (EBADF).
 enum Source {
     #[cfg(not(target_family = "wasm"))]
     File(File),
-    #[cfg(target_family = "wasm")]
-    Bytes(Vec<u8>),
+    Memory(Arc<Vec<u8>>),
 }
 
 impl Source {
-    #[cfg(not(target_family = "wasm"))]
-    fn open(file: File, _len: u64) -> std::io::Result<Self> {
-        Ok(Source::File(file))
-    }
-
-    #[cfg(target_family = "wasm")]
-    fn open(file: File, len: u64) -> std::io::Result<Self> {
-        use std::io::Read;
-        let too_large = || std::io::Error::new(std::io::ErrorKind::OutOfMemory, format!("{len} bytes do not fit this WebAssembly memory"));
-        let n = usize::try_from(len).map_err(|_| too_large())?;
-        let mut bytes = Vec::new();
-        bytes.try_reserve_exact(n).map_err(|_| too_large())?;
-        // No more than the size checked: a file that grows meanwhile is cut, and then fails
-        // the header's range checks like a truncated one.
-        file.take(len).read_to_end(&mut bytes)?;
-        Ok(Source::Bytes(bytes))
+    fn open(file: Opened, len: u64) -> std::io::Result<Self> {
+        match file {
+            Opened::Memory(bytes, _) => Ok(Source::Memory(bytes)),
+            #[cfg(not(target_family = "wasm"))]
+            Opened::File(file) => {
+                let _ = len;
+                Ok(Source::File(file))
+            }
+            #[cfg(target_family = "wasm")]
+            Opened::File(file) => {
+                use std::io::Read;
+                let too_large =
+                    || std::io::Error::new(std::io::ErrorKind::OutOfMemory, format!("{len} bytes do not fit this WebAssembly memory"));
+                let n = usize::try_from(len).map_err(|_| too_large())?;
+                let mut bytes = Vec::new();
+                bytes.try_reserve_exact(n).map_err(|_| too_large())?;
+                // No more than the size checked: a file that grows meanwhile is cut, and then
+                // fails the header's range checks like a truncated one.
+                file.take(len).read_to_end(&mut bytes)?;
+                Ok(Source::Memory(Arc::new(bytes)))
+            }
+        }
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         match self {
             #[cfg(not(target_family = "wasm"))]
             Source::File(file) => read_exact_at(file, buf, offset),
-            #[cfg(target_family = "wasm")]
-            Source::Bytes(bytes) => {
+            Source::Memory(bytes) => {
                 let at = usize::try_from(offset).ok().filter(|&at| at <= bytes.len() && bytes.len() - at >= buf.len());
                 let at = at.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
                 buf.copy_from_slice(&bytes[at..at + buf.len()]);

@@ -126,3 +126,65 @@ fn q8_keeps_the_argmax_of_nearly_every_token() {
         assert!(agreement >= 0.995, "{name}: q8 argmax agreement {agreement}");
     }
 }
+
+/// Every fixture folder, its files given as bytes (a browser's way): the same tokens and the
+/// same logits, bit for bit, as from the disk; the model reports the folder as in memory.
+#[test]
+fn every_family_loads_from_files_in_memory_as_from_disk() {
+    for name in MODELS {
+        let dir = families().join(name);
+        let mut folder = eurobert::MemoryFolder::default();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            folder.insert(path.file_name().unwrap().to_str().unwrap(), bytes).unwrap();
+        }
+        let options = LoadOptions { threads: Some(2), ..Default::default() };
+        let memory = TokenClassifier::load_files(folder, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(memory.dir(), Path::new(eurobert::MEMORY_FOLDER));
+        let disk = load(name, LoadOptions::default());
+        let texts = texts(&fixture(name));
+        let a = disk.logits(&texts, &RunOptions::default()).unwrap();
+        let b = memory.logits(&texts, &RunOptions::default()).unwrap();
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!(a.encoded.ids, b.encoded.ids, "{name}");
+            assert_eq!(a.encoded.offsets, b.encoded.offsets, "{name}");
+            assert_eq!(a.logits, b.logits, "{name}");
+        }
+    }
+}
+
+/// A folder in memory is checked like one on disk, and names are file names, never paths.
+#[test]
+fn files_in_memory_are_checked() {
+    let mut folder = eurobert::MemoryFolder::default();
+    for bad in ["../config.json", "/etc/passwd", "a/b.json", ".hidden", "", "c:x"] {
+        let err = folder.insert(bad, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("not a plain file name"), "{bad}: {err}");
+    }
+    folder.insert("config.json", b"{}".to_vec()).unwrap();
+    assert!(folder.insert("config.json", Vec::new()).unwrap_err().to_string().contains("given twice"));
+    let options = LoadOptions { threads: Some(1), ..Default::default() };
+    let err = TokenClassifier::load_files(folder, &options).err().unwrap().to_string();
+    assert!(err.contains("(in memory)/config.json"), "{err}");
+    // A whole model without its weights: the error names the missing file.
+    let dir = families().join("bert-cased");
+    let mut folder = eurobert::MemoryFolder::default();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        folder.insert(f, std::fs::read(dir.join(f)).unwrap()).unwrap();
+    }
+    let err = TokenClassifier::load_files(folder, &options).err().unwrap().to_string();
+    assert!(err.contains("(in memory)/model.safetensors"), "{err}");
+    // A truncated checkpoint fails its header checks, as on disk.
+    let mut folder = eurobert::MemoryFolder::default();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if path.ends_with("model.safetensors") {
+            bytes.truncate(bytes.len() / 2);
+        }
+        folder.insert(path.file_name().unwrap().to_str().unwrap(), bytes).unwrap();
+    }
+    let err = TokenClassifier::load_files(folder, &options).err().unwrap().to_string();
+    assert!(err.contains("not a valid safetensors file"), "{err}");
+}

@@ -1,0 +1,1 @@
+export * from 'eurobert-ner-wasm32-wasi'
