@@ -7,7 +7,8 @@
 //      the ava suite with NAPI_RS_FORCE_WASI=error, so no test can fall back to the native
 //      binary: the public API, every family's parity fixtures, the bundled model, q8, errors
 //      and corrupt folders, Unicode fuzzing, budgets and aborts, Viterbi, the Hub loader,
-//      serve, the CLI and worker_threads.
+//      serve, the CLI and worker_threads, and models given as files or URLs;
+//   3. the package in headless Chromium (scripts/test-browser.mjs --built).
 // Needs `npm run build` first (the TypeScript). Installs the rustup target if missing. Ends
 // with `N passed, N failed, N skipped`.
 import { spawn, spawnSync } from 'node:child_process'
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const TARGET = 'wasm32-wasip1-threads'
-export const SUBSET = ['api', 'pipeline', 'families', 'compact', 'q8', 'half', 'errors', 'corrupt', 'fuzz', 'bounds', 'viterbi', 'wordpiece', 'evaluate', 'progress', 'hub', 'hub-hostile', 'serve', 'serve-hostile', 'cli', 'workers'].map((f) => `__test__/${f}.spec.ts`)
+export const SUBSET = ['api', 'pipeline', 'model-files', 'families', 'compact', 'q8', 'half', 'errors', 'corrupt', 'fuzz', 'bounds', 'viterbi', 'wordpiece', 'evaluate', 'progress', 'hub', 'hub-hostile', 'serve', 'serve-hostile', 'cli', 'workers'].map((f) => `__test__/${f}.spec.ts`)
 
 function run(cmd, args, env) {
   return new Promise((resolve) => {
@@ -77,6 +78,16 @@ else {
   failed += count(/^# fail (\d+)$/m)
   skipped += count(/^# skip (\d+)$/m)
   if (ava.code !== 0 && !/^# fail [1-9]/m.test(ava.out)) failed++
+
+  console.log('\n# the package in headless Chromium (npm run test:browser)')
+  const browser = await run(process.execPath, ['scripts/test-browser.mjs', '--built'])
+  const m = [...browser.out.matchAll(/^(\d+) passed, (\d+) failed, (\d+) skipped$/gm)].at(-1)
+  if (!m) failed++
+  else {
+    passed += Number(m[1])
+    failed += Number(m[2])
+    skipped += Number(m[3])
+  }
 }
 
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)

@@ -19,6 +19,7 @@
 // own call.
 import { abortError, AbortError } from './abort'
 import { checkCost } from './cost'
+import { nextTurn, warn } from './runtime'
 import type { TokenClassifierModel, NativePreparedCall, ScoredText, WindowOptions } from './model'
 
 /** Characters tokenized in one merged `prepare` at most (the texts of one call are never split). */
@@ -160,7 +161,7 @@ export class Batcher {
           this.timer = undefined
           this.prepareWaiting()
         }, this.maxWaitMs)
-      } else setImmediate(() => this.prepareWaiting())
+      } else nextTurn(() => this.prepareWaiting())
     } else if (canStep) this.runStep()
   }
 
@@ -253,12 +254,12 @@ export class Batcher {
     for (const job of jobs) while (job.next < job.end && take(job));
     const step = { parts: [...parts.values()], controller: new AbortController() }
     this.step = step
-    const started = process.hrtime.bigint()
+    const started = performance.now()
     this.model
       .runWindows(step.parts.map((p) => ({ prepared: p.job.prepared!, from: p.from, to: p.to })), { batchSize: first.options.batchSize, maxBatchTokens }, step.controller.signal)
       .then(
         (ran) => {
-          const seconds = Number(process.hrtime.bigint() - started) / 1e9
+          const seconds = (performance.now() - started) / 1e3
           const rate = ran / Math.max(seconds, 1e-4)
           this.rate = this.rate === undefined ? rate : 0.7 * this.rate + 0.3 * rate
           let texts = 0
@@ -272,7 +273,7 @@ export class Batcher {
           try {
             this.stats.onBatch?.(texts, step.parts.length, ran)
           } catch (e) {
-            process.emitWarning(`onBatch threw: ${(e as Error)?.message ?? String(e)}`, 'EuroBertWarning')
+            warn(`onBatch threw: ${(e as Error)?.message ?? String(e)}`)
           }
         },
         (e: unknown) => {
@@ -321,7 +322,7 @@ export class Batcher {
           try {
             if (texts > 0) this.stats.onBatch?.(texts, 1, tokens)
           } catch (e) {
-            process.emitWarning(`onBatch threw: ${(e as Error)?.message ?? String(e)}`, 'EuroBertWarning')
+            warn(`onBatch threw: ${(e as Error)?.message ?? String(e)}`)
           }
         },
         (e: unknown) => {

@@ -15,9 +15,12 @@ import * as path from 'node:path'
 import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub'
 import { abortError, isAbort, throwIfAborted } from './abort'
 import { insideArchive, unpacked } from './asar'
+import { checkRevision, parseHubId } from './hub-id'
 import { architectureProblem, INDEX, OPTIONAL, SHARD, SINGLE, SIZE_CAPS, TOKENIZERS, WEIGHTS_CAP } from './model-files'
 import { native } from './native'
 import * as lockfile from 'proper-lockfile'
+
+export { checkRevision, parseHubId } from './hub-id'
 
 export interface HubOptions {
   /** Branch, tag or commit hash (default `main`, or the `@revision` of the id). */
@@ -55,7 +58,6 @@ const COMMIT = /^[0-9a-f]{40}$/
 /** What a Hub ETag is: a git blob sha1 (regular files) or a sha256 (LFS and Xet files). */
 const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/
 const SHA256 = /^[0-9a-f]{64}$/
-const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@(.+))?$/
 const RETRIES = 5
 const MiB = 1 << 20
 /** The largest repo description `/api/models` may send. */
@@ -63,29 +65,6 @@ const API_CAP = 32 * MiB
 /** The tag huggingface_hub puts at the cache root so backup tools skip it (bford.info/cachedir). */
 const CACHEDIR_TAG =
   'Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n'
-
-/** `owner/name` and the revision named with `@`, or undefined when `s` is not a Hub id. */
-export function parseHubId(s: string): { repo: string; revision?: string } | undefined {
-  const m = HUB_ID.exec(s)
-  if (!m || m[1].includes('..') || m[2].includes('..') || m[2].startsWith('.')) return undefined
-  return { repo: `${m[1]}/${m[2]}`, revision: m[3] }
-}
-
-/**
- * Throws unless `revision` is a name the Hub would accept for a branch, tag or commit: ASCII
- * letters, digits, `._-` and `/` between non-empty parts that do not start with a dot. It
- * becomes a path under `refs/`, so this is what keeps it there.
- */
-export function checkRevision(revision: string): void {
-  const ok =
-    typeof revision === 'string' &&
-    revision.length > 0 &&
-    revision.length <= 256 &&
-    /^[A-Za-z0-9._\-/]+$/.test(revision) &&
-    !revision.includes('..') &&
-    revision.split('/').every((part) => part !== '' && !part.startsWith('.') && !part.endsWith('.lock'))
-  if (!ok) throw new RangeError(`revision ${JSON.stringify(revision)} is not a branch, tag or commit name (letters, digits, '._-' and '/' between parts)`)
-}
 
 /**
  * The local folder of a model: `model` itself when it is an existing folder, otherwise the
@@ -750,6 +729,15 @@ export function folderFiles(dir: string): { file: string; size: number }[] {
     }
   }
   return modelFiles(dir).map((file) => ({ file, size: size(file) }))
+}
+
+/**
+ * The URL to fetch `model` from, when it is to be fetched rather than cached on disk: never in
+ * Node, where folders and Hub ids go through `resolveModel`. (The browser's twin of this
+ * module gives a Hub id's URL on the Hub.)
+ */
+export function remoteModel(_model: string, _options: Pick<HubOptions, 'revision' | 'endpoint'>): string | undefined {
+  return undefined
 }
 
 /** `p` as an absolute path (the native loader's folder). */

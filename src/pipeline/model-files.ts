@@ -95,6 +95,26 @@ export interface FetchOptions {
   checkConfig?: (config: string) => void
 }
 
+/** The Cache API's cache that fetched files are kept in, where the runtime has one (browsers, Deno). */
+export const CACHE_NAME = 'eurobert-ner'
+
+/** Minimal Cache API types (the project's lib has no DOM). */
+interface FileCache {
+  match(url: string): Promise<Response | undefined>
+  put(url: string, response: Response): Promise<void>
+}
+
+async function openCache(): Promise<FileCache | undefined> {
+  const caches = (globalThis as { caches?: { open(name: string): Promise<FileCache> } }).caches
+  if (!caches) return undefined
+  try {
+    return await caches.open(CACHE_NAME)
+  } catch {
+    // No cache (an insecure context, private browsing): fetch every time.
+    return undefined
+  }
+}
+
 /**
  * Fetches a model folder served as static files at `base`: config.json first (checked by
  * `checkConfig` before anything else moves), the tokenizer's files, then `model.safetensors`
@@ -106,8 +126,9 @@ export async function fetchModelFiles(base: URL | string, options: FetchOptions 
   const timeoutMs = options.timeoutMs ?? 10_000
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive number, got ${options.timeoutMs}`)
   const out: FileList = { names: [], contents: [] }
+  const cache = await openCache()
   const get = async (name: string, cap: number, optional: boolean): Promise<Uint8Array | undefined> => {
-    const bytes = await fetchBounded(new URL(name, root), name, cap, optional, timeoutMs, options)
+    const bytes = await fetchBounded(new URL(name, root), name, cap, optional, timeoutMs, options, cache)
     if (bytes) {
       out.names.push(name)
       out.contents.push(bytes)
@@ -146,8 +167,12 @@ export function shardNames(index: string, where: string): string[] {
   return shards as string[]
 }
 
-/** GET `url`, at most `cap` bytes, no pause over `timeoutMs`; `undefined` for a 404 when optional. */
-async function fetchBounded(url: URL, file: string, cap: number, optional: boolean, timeoutMs: number, options: FetchOptions): Promise<Uint8Array | undefined> {
+/**
+ * GET `url`, at most `cap` bytes, no pause over `timeoutMs`; `undefined` for a 404 when
+ * optional. A file kept in `cache` by an earlier load is read from there (with the same cap),
+ * and one fetched whole is kept.
+ */
+async function fetchBounded(url: URL, file: string, cap: number, optional: boolean, timeoutMs: number, options: FetchOptions, cache?: FileCache): Promise<Uint8Array | undefined> {
   const controller = new AbortController()
   const onAbort = () => controller.abort(abortError(options.signal!))
   if (options.signal?.aborted) throw abortError(options.signal)
@@ -160,9 +185,10 @@ async function fetchBounded(url: URL, file: string, cap: number, optional: boole
   const failure = (e: unknown) => (controller.signal.aborted ? controller.signal.reason : new Error(`${url.href}: ${(e as Error).message}`))
   try {
     arm('no answer')
-    let res: Response
+    let res: Response | undefined = await cache?.match(url.href).catch(() => undefined)
+    const cached = res !== undefined
     try {
-      res = await fetch(url, { signal: controller.signal, headers: { 'accept-encoding': 'identity' } })
+      res ??= await fetch(url, { signal: controller.signal, headers: { 'accept-encoding': 'identity' } })
     } catch (e) {
       throw failure(e)
     }
@@ -210,7 +236,9 @@ async function fetchBounded(url: URL, file: string, cap: number, optional: boole
     if (declared && size !== declared) throw new Error(`${url.href}: ${size} bytes arrived of the ${declared} declared`)
     // An empty file, or one of unknown size, ends with its final count.
     if (size === 0 || !declared) options.onProgress?.({ file, loaded: size, total: size })
-    return buf.length === size ? buf : buf.slice(0, size)
+    const bytes = buf.length === size ? buf : buf.slice(0, size)
+    if (cache && !cached) await cache.put(url.href, new Response(bytes, { headers: { 'content-length': String(size) } })).catch(() => undefined)
+    return bytes
   } finally {
     clearTimeout(timer)
     options.signal?.removeEventListener('abort', onAbort)

@@ -2,10 +2,11 @@
 // All model work happens in the native addon, off the JavaScript thread.
 import { abortable, abortError, throwIfAborted } from './abort'
 import { checkOptions, describe, textList } from './args'
-import { absolute, folderFiles, HubOptions, resolveModel } from './hub'
+import { absolute, folderFiles, HubOptions, remoteModel, resolveModel } from './hub'
 import { architectureProblem, fetchModelFiles, isModelFiles, isModelUrl, ModelFiles, readModelFiles } from './model-files'
 import { argumentError, call, native, NativeModel, NativePrepared, NativeScoredText, NativeTokens, nativeFor } from './native'
 import { ProgressCallback, ProgressEvents } from './progress'
+import { warn } from './runtime'
 
 /** A call's texts tokenized into windows, no forward pass yet (the batcher's unit of work). */
 export type NativePreparedCall = NativePrepared
@@ -175,7 +176,7 @@ export class TokenClassifierModel {
     this.specialTokens = info.specialTokens
     this.modelType = info.modelType
     this.architecture = info.architecture
-    for (const w of info.warnings) process.emitWarning(`${info.dir}: ${w}`, 'EuroBertWarning')
+    for (const w of info.warnings) warn(`${info.dir}: ${w}`)
   }
 
   /**
@@ -198,22 +199,24 @@ export class TokenClassifierModel {
     const { addon, device } = nativeFor(options.device ?? 'cpu')
     const nativeOptions = { threads: options.threads, dtype: options.dtype, device }
     let loading: Promise<NativeModel>
-    if (url || isModelFiles(model)) {
-      const name = url ? String(model) : 'files'
+    // A URL, or in a browser a Hub id (its files on the Hub), is fetched into memory.
+    const remote = url ? String(model) : typeof model === 'string' ? remoteModel(model, options) : undefined
+    if (remote !== undefined || isModelFiles(model)) {
+      const name = typeof model === 'string' || url ? String(model) : 'files'
       const events = options.onProgress ? new ProgressEvents(options.onProgress, name) : undefined
       const supported = addon.supportedModelTypes()
-      const files = url
-        ? await fetchModelFiles(model as URL | string, {
+      const files = remote !== undefined
+        ? await fetchModelFiles(remote, {
             timeoutMs: options.timeoutMs,
             signal: options.signal,
             onProgress: events?.download,
             checkConfig: (config) => {
-              const problem = architectureProblem(config, String(model), supported)
+              const problem = architectureProblem(config, name, supported)
               if (problem) throw new Error(problem)
             },
           })
         : await readModelFiles(model as ModelFiles, method)
-      events?.present(files.names.map((file, i) => ({ file, size: files.contents[i].byteLength })))
+      if (remote === undefined) events?.present(files.names.map((file, i) => ({ file, size: files.contents[i].byteLength })))
       throwIfAborted(options.signal)
       loading = call(addon.NativeModel.loadFiles(files.names, files.contents, nativeOptions, options.signal))
     } else {

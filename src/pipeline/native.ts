@@ -8,16 +8,10 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import type * as Binding from '../../binding'
-import { AbortError } from './abort'
+import type { Addon } from './calls'
 
-export type NativeModel = Binding.NativeModel
-export type NativeTokens = Binding.NativeTokens
-export type NativeScoredText = Binding.NativeScoredText
-export type NativePrepared = Binding.NativePrepared
-export type NativeLoadOptions = Binding.NativeLoadOptions
-export type NativeRunOptions = Binding.NativeRunOptions
-type Addon = typeof Binding
+export { argumentError, call } from './calls'
+export type { NativeModel, NativeTokens, NativeScoredText, NativePrepared, NativeLoadOptions, NativeRunOptions } from './calls'
 
 export const CUDA_PACKAGE = 'eurobert-ner-linux-x64-gnu-cuda'
 
@@ -90,26 +84,4 @@ export function nativeFor(device: string): { addon: Addon; device: string } {
   if (device !== 'auto') throw new Error(`device '${device}' is not available: ${why}`)
   if (c.addon || !/not installed/.test(why)) process.emitWarning(`device 'auto' runs on the CPU: ${why}`, 'EuroBertWarning')
   return { addon: native(), device: native().backends().includes('metal') ? 'metal' : 'cpu' }
-}
-
-/**
- * The addon's argument errors (status `InvalidArg`: the core's validation) as the
- * `RangeError`s the API promises, prefixed with the method; its cancellations (status
- * `Cancelled`, or napi-rs' own AbortError for work dropped before it started) as our
- * AbortError; other failures pass through.
- */
-export function argumentError(e: unknown, method?: string): unknown {
-  const err = e as Error & { code?: string }
-  if (err?.code === 'Cancelled' || err?.name === 'AbortError') return new AbortError(undefined, { cause: e })
-  if (err?.code !== 'InvalidArg') return e
-  return new RangeError(method ? `${method}: ${err.message}` : err.message)
-}
-
-/** Awaits a native call, its argument errors turned into `RangeError`s. */
-export async function call<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise
-  } catch (e) {
-    throw argumentError(e)
-  }
 }

@@ -1,7 +1,6 @@
 // The NER pipeline: transformers' token-classification semantics over our runtime, with
 // clean spans by default, windows over long texts and optional Unicode word grouping.
-import { setMaxListeners } from 'node:events'
-import { Duplex } from 'node:stream'
+import type { Duplex } from 'node:stream'
 
 import {
   aggregate,
@@ -20,6 +19,7 @@ import { abortError, AbortError, throwIfAborted } from './abort'
 import { describe, textList } from './args'
 import { Batcher } from './batcher'
 import { BUNDLED_MODEL } from './bundled'
+import { duplexFrom, nextTurn, unlimitedListeners } from './runtime'
 import { Decoding } from './viterbi'
 import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
@@ -229,7 +229,7 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
         model_.dispose()
       },
       stream,
-      createStream: (options?: StreamOptions) => Duplex.from(async function* (source: AsyncIterable<StreamInput>) {
+      createStream: (options?: StreamOptions) => duplexFrom(async function* (source: AsyncIterable<StreamInput>) {
         yield* stream(source, options)
       }),
     }),
@@ -255,7 +255,7 @@ async function* streamEntities(
   // to the caller's (which gets one listener, not highWaterMark), and aborted when the
   // consumer stops early, so their work stops too.
   const inner = new AbortController()
-  setMaxListeners(0, inner.signal)
+  unlimitedListeners(inner.signal)
   const onAbort = () => inner.abort(signal!.reason)
   if (signal?.aborted) inner.abort(signal.reason)
   else signal?.addEventListener('abort', onAbort, { once: true })
@@ -348,7 +348,7 @@ async function recognize(
       sinceYield += w.to - w.from
       if (sinceYield >= YIELD_TOKENS) {
         sinceYield = 0
-        await new Promise<void>((resolve) => setImmediate(resolve))
+        await new Promise<void>((resolve) => nextTurn(resolve))
       }
     }
     let entities = perWindow.flat()

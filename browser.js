@@ -1,1 +1,0 @@
-export * from 'eurobert-ner-wasm32-wasi'
