@@ -10,15 +10,13 @@
 //      entities must equal the native build's on the same texts.
 // --built skips building (scripts/test-wasi.mjs has just built the TypeScript and the wasm).
 // Ends with `N passed, N failed, N skipped`.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as http from 'node:http'
-import * as os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+import { bundle, chromium, root, runChromium, servePage } from './browser-page.mjs'
+
 const require = createRequire(import.meta.url)
 const MODEL = path.join(root, 'models', 'norne-compact')
 const STRATEGIES = ['none', 'simple', 'first', 'average', 'max']
@@ -39,7 +37,6 @@ const done = () => {
   process.exit(failed > 0 ? 1 : 0)
 }
 
-const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find((c) => spawnSync(c, ['--version']).status === 0)
 if (!chromium) {
   console.log('# no Chromium found (apt-get install chromium): the browser test was skipped')
   skipped++
@@ -56,24 +53,20 @@ if (!process.argv.includes('--built')) {
   }
 }
 
-// 1. The WebAssembly package as npm installs it, and the page bundled from the package's name.
-const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-browser-'))
-const modules = path.join(stage, 'node_modules')
-const wasmPackage = path.join(modules, 'eurobert-ner-wasm32-wasi')
-fs.mkdirSync(wasmPackage, { recursive: true })
-const wasmManifest = JSON.parse(fs.readFileSync(path.join(root, 'npm', 'wasm32-wasi', 'package.json'), 'utf8'))
-fs.copyFileSync(path.join(root, 'npm', 'wasm32-wasi', 'package.json'), path.join(wasmPackage, 'package.json'))
-for (const f of wasmManifest.files) fs.copyFileSync(path.join(root, f), path.join(wasmPackage, f))
-fs.symlinkSync(root, path.join(modules, 'eurobert-ner'), 'dir')
-const site = path.join(stage, 'site')
-fs.mkdirSync(site)
-fs.writeFileSync(
-  path.join(stage, 'page.mjs'),
-  `import { pipeline, cpuKernels, CACHE_NAME } from 'eurobert-ner'
+// 1. The page, bundled from the package's name.
+const PAGE = `import { pipeline, cpuKernels, CACHE_NAME } from 'eurobert-ner'
 const report = (o) => fetch('/result', { method: 'POST', body: JSON.stringify(o) })
 const texts = await (await fetch('/texts.json')).json()
 const strategies = ${JSON.stringify(STRATEGIES)}
-try {
+if (!crossOriginIsolated) {
+  let error = ''
+  try {
+    await pipeline(new URL('/model/', location.href))
+  } catch (e) {
+    error = String(e)
+  }
+  await report({ phase: 'plain', error })
+} else try {
   const runAll = async (ner) => {
     const out = {}
     for (const s of strategies) out[s] = await ner(texts, { aggregationStrategy: s })
@@ -107,73 +100,41 @@ try {
     refused = String(e)
   }
   await report({ phase: 'end', refused })
+  // The same page without the isolation headers.
+  location.href = '/plain'
 } catch (e) {
   await report({ phase: 'error', error: String((e && e.stack) || e) })
 }
-`,
-)
-const esbuild = require('esbuild')
-const common = { bundle: true, platform: 'browser', format: 'esm', target: 'es2022', nodePaths: [modules, path.join(root, 'node_modules')], logLevel: 'warning', absWorkingDir: stage }
+`
+let site
 try {
-  await esbuild.build({ ...common, entryPoints: [path.join(stage, 'page.mjs')], outfile: path.join(site, 'page.js') })
-  // napi-rs' loader starts its threads as `new Worker(new URL('./wasi-worker-browser.mjs', import.meta.url))`:
-  // the worker, bundled, and the .wasm it fetches the same way, beside the page's bundle.
-  await esbuild.build({ ...common, entryPoints: [path.join(wasmPackage, 'wasi-worker-browser.mjs')], outfile: path.join(site, 'wasi-worker-browser.mjs') })
-  fs.copyFileSync(path.join(wasmPackage, 'eurobert-ner.wasm32-wasi.wasm'), path.join(site, 'eurobert-ner.wasm32-wasi.wasm'))
+  site = await bundle({ page: PAGE })
   check(true, 'esbuild bundles the page from the package name and the worker beside it')
 } catch (e) {
   check(false, 'esbuild bundles the page from the package name and the worker beside it', String(e))
   done()
 }
-const bundleBytes = fs.statSync(path.join(site, 'page.js')).size
-const wasmBytes = fs.statSync(path.join(site, 'eurobert-ner.wasm32-wasi.wasm')).size
-const bundleText = fs.readFileSync(path.join(site, 'page.js'), 'utf8')
+const bundleBytes = fs.statSync(path.join(site.site, 'page.js')).size
+const wasmBytes = fs.statSync(path.join(site.site, 'eurobert-ner.wasm32-wasi.wasm')).size
+const bundleText = fs.readFileSync(path.join(site.site, 'page.js'), 'utf8')
 check(!/["']node:|require\(["'](fs|path|os)["']\)/.test(bundleText), 'the bundle holds no Node module')
 
-// 2. The server: the page, isolated; the model as static files; what the page reports.
-const requests = []
+// 2. The server: the page, isolated (and once without the headers, at /plain); the model as
+// static files. 3. Chromium runs the page until it reports its end (or an error).
 const reports = []
 let onReport = () => undefined
-const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html' }
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://x')
-  const headers = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp', 'cache-control': 'no-store' }
-  if (req.method === 'POST' && url.pathname === '/result') {
-    let body = ''
-    req.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => {
-      res.end()
-      reports.push(JSON.parse(body))
-      onReport()
-    })
-    return
-  }
-  requests.push(url.pathname)
-  let file
-  if (url.pathname === '/') return res.writeHead(200, { ...headers, 'content-type': 'text/html' }).end('<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>')
-  if (url.pathname === '/texts.json') return res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(TEXTS))
-  if (url.pathname.startsWith('/model/')) file = path.join(MODEL, path.basename(url.pathname))
-  else file = path.join(site, path.basename(url.pathname))
-  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return res.writeHead(404, headers).end()
-  const body = fs.readFileSync(file)
-  res.writeHead(200, { ...headers, 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'content-length': body.length }).end(body)
+const server = await servePage({
+  site: site.site,
+  folders: { '/model/': MODEL },
+  json: { '/texts.json': TEXTS },
+  plain: ['plain'],
+  onReport: (r) => (reports.push(r), onReport()),
 })
-await new Promise((r) => server.listen(0, '127.0.0.1', r))
-const origin = `http://127.0.0.1:${server.address().port}`
-
-// 3. Chromium runs the page until it reports its end (or an error).
-const profile = path.join(stage, 'profile')
-const child = spawn(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', `--user-data-dir=${profile}`, origin], { stdio: 'ignore' })
+fs.copyFileSync(path.join(site.site, 'page.js'), path.join(site.site, 'plain.js'))
+const requests = server.requests
 const timeoutMs = 300_000
-const finished = await new Promise((resolve) => {
-  const timer = setTimeout(() => resolve(false), timeoutMs)
-  onReport = () => {
-    if (reports.some((r) => r.phase === 'end' || r.phase === 'error')) {
-      clearTimeout(timer)
-      resolve(true)
-    }
-  }
-})
-child.kill('SIGKILL')
+const ended = new Promise((resolve) => (onReport = () => reports.some((r) => r.phase === 'plain' || r.phase === 'error') && resolve()))
+const finished = await runChromium(`${server.origin}/page`, ended, timeoutMs)
 server.close()
 check(finished, `the page reports within ${timeoutMs / 1000} s`)
 const error = reports.find((r) => r.phase === 'error')
@@ -222,9 +183,11 @@ check(weightFetches === 2, `the cached load fetches no weights (model.safetensor
 compare(files?.results, 'from files as Blobs')
 check(files?.path === '(in memory)', 'a model from files has no path')
 check(/a browser has no folders/.test(end?.refused ?? ''), 'a folder name is refused with what to do instead', end?.refused)
+const plain = reports.find((r) => r.phase === 'plain')
+check(/not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin/.test(plain?.error ?? ''), 'a page without the isolation headers gets an error naming them', plain?.error)
 if (url) {
   console.log(`# Chromium, WebAssembly: model load ${url.loadMs.toFixed(0)} ms from the URL, ${cache?.loadMs?.toFixed(0)} ms from the cache; ${url.sentencesPerSecond.toFixed(0)} sentences/s (5 short sentences per call, 2 threads)`)
   console.log(`# page bundle ${(bundleBytes / 1024).toFixed(0)} KiB, wasm ${(wasmBytes / 1048576).toFixed(1)} MiB`)
 }
-fs.rmSync(stage, { recursive: true, force: true, maxRetries: 5 })
+site.remove()
 done()

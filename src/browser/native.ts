@@ -8,13 +8,16 @@ export type { NativeModel, NativeTokens, NativeScoredText, NativePrepared, Nativ
 export const CUDA_PACKAGE = 'eurobert-ner-linux-x64-gnu-cuda'
 
 let binding: Addon | undefined
+let unavailable = 'eurobert-ner: the WebAssembly binding is not loaded (import the package itself, whose browser entry loads it)'
 
-export function useBinding(addon: Addon): void {
+/** The binding browser.mjs started, or why there is none. */
+export function useBinding(addon: Addon | undefined, why?: string): void {
   binding = addon
+  if (why) unavailable = why
 }
 
 export function native(): Addon {
-  if (!binding) throw new Error('eurobert-ner: the WebAssembly binding is not loaded (import the package itself, whose browser entry loads it)')
+  if (!binding) throw new Error(unavailable)
   return binding
 }
 
