@@ -85,17 +85,37 @@ export async function servePage({ site, folders = {}, json = {}, plain = [], onR
   return { origin: `http://127.0.0.1:${server.address().port}`, requests, close: () => (server.closeAllConnections(), server.close()) }
 }
 
-/** Opens `url` in headless Chromium until `done()` resolves, or `timeoutMs` passes; false then. */
-export async function runChromium(url, done, timeoutMs) {
+/** Peak RSS (VmHWM) in MB of the renderer processes of the browser using `profile` (Linux). */
+function rendererPeakMB(profile) {
+  let peak
+  for (const pid of fs.existsSync('/proc') ? fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)) : []) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      if (!cmd.includes('--type=renderer') || !cmd.includes(profile)) continue
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
+      if (kb > 0) peak = Math.max(peak ?? 0, kb / 1024)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return peak
+}
+
+/**
+ * Opens `url` in headless Chromium until `done` resolves, or `timeoutMs` passes: whether it
+ * did, and the page's renderer's peak RSS (the page, its workers and their wasm memories).
+ */
+export async function runChromium(url, done, timeoutMs, flags = []) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-chromium-'))
-  const child = spawn(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', `--user-data-dir=${profile}`, url], { stdio: 'ignore' })
+  const child = spawn(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', `--user-data-dir=${profile}`, ...flags, url], { stdio: 'ignore' })
   let timer
   const finished = await Promise.race([done.then(() => true), new Promise((r) => (timer = setTimeout(() => r(false), timeoutMs)))])
   clearTimeout(timer)
+  const peakRendererMB = rendererPeakMB(profile)
   const closed = new Promise((r) => child.on('close', r))
   child.kill('SIGKILL')
   await closed
   // The browser's helper processes may still write for a moment: the profile is best-effort.
   setTimeout(() => fs.rm(profile, { recursive: true, force: true, maxRetries: 5 }, () => undefined), 2000).unref()
-  return finished
+  return { finished, peakRendererMB }
 }

@@ -134,7 +134,7 @@ fs.copyFileSync(path.join(site.site, 'page.js'), path.join(site.site, 'plain.js'
 const requests = server.requests
 const timeoutMs = 300_000
 const ended = new Promise((resolve) => (onReport = () => reports.some((r) => r.phase === 'plain' || r.phase === 'error') && resolve()))
-const finished = await runChromium(`${server.origin}/page`, ended, timeoutMs)
+const { finished, peakRendererMB } = await runChromium(`${server.origin}/page`, ended, timeoutMs)
 server.close()
 check(finished, `the page reports within ${timeoutMs / 1000} s`)
 const error = reports.find((r) => r.phase === 'error')
@@ -187,7 +187,7 @@ const plain = reports.find((r) => r.phase === 'plain')
 check(/not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin/.test(plain?.error ?? ''), 'a page without the isolation headers gets an error naming them', plain?.error)
 if (url) {
   console.log(`# Chromium, WebAssembly: model load ${url.loadMs.toFixed(0)} ms from the URL, ${cache?.loadMs?.toFixed(0)} ms from the cache; ${url.sentencesPerSecond.toFixed(0)} sentences/s (5 short sentences per call, 2 threads)`)
-  console.log(`# page bundle ${(bundleBytes / 1024).toFixed(0)} KiB, wasm ${(wasmBytes / 1048576).toFixed(1)} MiB`)
+  console.log(`# page bundle ${(bundleBytes / 1024).toFixed(0)} KiB, wasm ${(wasmBytes / 1048576).toFixed(1)} MiB; the renderer's peak RSS ${peakRendererMB?.toFixed(0)} MB (three models loaded one after another)`)
 }
 site.remove()
 done()
