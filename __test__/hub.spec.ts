@@ -12,7 +12,7 @@ import { EuroBertModel, pipeline, resolveModel } from '..'
 import { cacheTree, Entry } from './helpers/cache-tree'
 import { FIXTURES, TINY_MODEL } from './helpers/fixtures'
 import { commitOf, folderRepo, HubRepo, readFolder, startHub } from './helpers/hub-server'
-import { readSafetensors, writeSafetensors } from './helpers/safetensors'
+import { shardedFiles } from './helpers/safetensors'
 
 const TEXT = 'Erna Solberg besøkte Universitetet i Oslo.'
 const TOKEN = 'hf_testtoken1234567890'
@@ -35,19 +35,7 @@ function decoyRepo(): HubRepo {
 
 /** The tiny model split into a sharded checkpoint. */
 function shardedRepo(): HubRepo {
-  const files = readFolder(TINY_MODEL)
-  const dir = tmp('shards')
-  const tensors = [...readSafetensors(path.join(TINY_MODEL, 'model.safetensors'))]
-  const half = Math.ceil(tensors.length / 2)
-  const weightMap: Record<string, string> = {}
-  ;[tensors.slice(0, half), tensors.slice(half)].forEach((part, i) => {
-    const name = `model-0000${i + 1}-of-00002.safetensors`
-    writeSafetensors(path.join(dir, name), new Map(part))
-    files[name] = fs.readFileSync(path.join(dir, name))
-    for (const [t] of part) weightMap[t] = name
-  })
-  delete files['model.safetensors']
-  files['model.safetensors.index.json'] = Buffer.from(JSON.stringify({ metadata: {}, weight_map: weightMap }))
+  const files = shardedFiles(readFolder(TINY_MODEL))
   const sha = commitOf(files)
   return { id: 'test/sharded', commits: { [sha]: files }, refs: { main: sha } }
 }

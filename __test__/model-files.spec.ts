@@ -4,14 +4,13 @@
 import * as fs from 'node:fs'
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import * as os from 'node:os'
 import * as path from 'node:path'
 
 import test from 'ava'
 
 import { pipeline, TokenClassifierModel } from '..'
 import { FIXTURES, PyEntity, SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
-import { readSafetensors, writeSafetensors } from './helpers/safetensors'
+import { shardedFiles } from './helpers/safetensors'
 
 const fx: { batch: { texts: string[]; entities: PyEntity[][] } } = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny-eurobert.pipeline.json'), 'utf8'))
 
@@ -31,23 +30,7 @@ async function batchOf(model: Parameters<typeof pipeline>[0]): Promise<unknown[]
 }
 
 /** The tiny model as shards behind an index. */
-function sharded(): Record<string, Buffer> {
-  const files = folder(TINY_MODEL)
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eurobert-shards-'))
-  const tensors = [...readSafetensors(path.join(TINY_MODEL, 'model.safetensors'))]
-  const half = Math.ceil(tensors.length / 2)
-  const weightMap: Record<string, string> = {}
-  ;[tensors.slice(0, half), tensors.slice(half)].forEach((part, i) => {
-    const name = `model-0000${i + 1}-of-00002.safetensors`
-    writeSafetensors(path.join(dir, name), new Map(part))
-    files[name] = fs.readFileSync(path.join(dir, name))
-    for (const [t] of part) weightMap[t] = name
-  })
-  fs.rmSync(dir, { recursive: true, force: true })
-  delete files['model.safetensors']
-  files['model.safetensors.index.json'] = Buffer.from(JSON.stringify({ metadata: {}, weight_map: weightMap }))
-  return files
-}
+const sharded = () => shardedFiles(folder(TINY_MODEL))
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, name: string) => boolean | void
 

@@ -13,16 +13,14 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, URLSearchParams } from 'node:url'
 import { parseArgs } from 'node:util'
 
 import { bundle, chromium, runChromium, servePage } from '../scripts/browser-page.mjs'
+import { devWorkload, fixed as f, median, roundRatio, writeSection } from './workload.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
-const require = createRequire(import.meta.url)
-const { readConllu } = require('../dist/index.js')
 
 const { values } = parseArgs({
   options: {
@@ -37,17 +35,7 @@ const threads = Number(values.threads)
 const rounds = Number(values.rounds)
 if (!chromium) throw new Error('no Chromium (apt-get install chromium)')
 
-const sentences = readConllu(['nob', 'nno'].map((l) => path.join(values.norne, l, 'dev.conllu'))).map((s) => s.text)
-const single = sentences.filter((s) => s.length >= 40 && s.length <= 120)
-function docs(n) {
-  const out = []
-  for (let i = 0; out.length < n; ) {
-    let d = ''
-    while (d.length < 2000) d += sentences[i++ % sentences.length] + ' '
-    out.push(d.slice(0, 2000))
-  }
-  return out
-}
+const dev = devWorkload(values.norne)
 const SIZES = { 'norne-compact': { short: 1000, long: 20, latency: 200 }, 'bert-base-random': { short: 200, long: 5, latency: 50 } }
 
 // One timing body for both systems: `ner(texts, options)` under each.
@@ -97,12 +85,6 @@ async function main() {
 `,
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d))
-
 const site = await bundle(PAGES, [path.join(here, 'node_modules')])
 let work
 let reported = () => undefined
@@ -123,7 +105,7 @@ async function runPage(page, query) {
 const sections = []
 for (const name of values.models.split(',')) {
   const size = SIZES[name] ?? SIZES['bert-base-random']
-  work = { short: sentences.slice(0, size.short), long: docs(size.long), latency: Array.from({ length: size.latency }, (_, i) => single[i % single.length]) }
+  work = dev.work(size)
   const q = { model: name, threads }
   const systems = [
     ['eurobert-ner wasm f32', () => runPage('ours', { ...q, dtype: 'f32' })],
@@ -143,10 +125,7 @@ for (const name of values.models.split(',')) {
       console.error(`${name} round ${round + 1}/${rounds} ${label}: ${JSON.stringify(r)}`)
     }
   }
-  const ratio = (i, j, key) => {
-    const xs = runs[i].map((a, k) => (a.error || runs[j][k].error ? undefined : a[key] / runs[j][k][key])).filter((x) => x > 0)
-    return xs.length ? `${f(median(xs), 2)} [${f(Math.min(...xs), 2)}–${f(Math.max(...xs), 2)}]` : '–'
-  }
+  const ratio = (i, j, key) => roundRatio(runs[i], runs[j], key)
   let md = `### ${name} (${work.short.length} sentences, ${work.long.length} documents, ${work.latency.length} one-sentence calls)\n\n`
   md += '| system | sentences/s | documents/s | p50 ms | p99 ms | load ms | renderer peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|\n'
   systems.forEach(([label], i) => {
@@ -173,16 +152,5 @@ const section =
   'Both aggregate with `simple`; load is from a fresh browser (no cache) over 127.0.0.1; memory is the peak RSS of the page\'s renderer process (the page, its workers, their wasm memories; Chromium\'s own baseline included). ' +
   '¹ transformers.js has no stride: a document longer than the model\'s 512 tokens is cut there (less work than our windows over all of it).\n\n' +
   sections.join('\n')
-const file = path.join(here, 'RESULTS.md')
-const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
-const start = previous.search(/^## Chromium/m)
-let out
-if (start < 0) {
-  const history = previous.search(/^## History/m)
-  out = history < 0 ? previous + '\n' + section : previous.slice(0, history) + section + '\n' + previous.slice(history)
-} else {
-  const rest = previous.slice(start + 3).search(/^## /m)
-  out = previous.slice(0, start) + section + '\n' + (rest < 0 ? '' : previous.slice(start + 3 + rest))
-}
-fs.writeFileSync(file, out)
+writeSection(path.join(here, 'RESULTS.md'), /^## Chromium/m, section)
 console.log(section)

@@ -252,7 +252,7 @@ const at = (re) => {
   return i < 0 ? previous.length : i
 }
 // Where the sections that this script does not write begin.
-const KEPT = '(bf16 and f16|One short call|Streaming|WebAssembly|History)'
+const KEPT = '(bf16 and f16|One short call|Streaming|WebAssembly|Chromium|History)'
 let out
 if (MODELS.every((m) => FAMILY_SHAPES.has(m.name))) {
   const body = md.slice(md.indexOf('## Against onnxruntime-node\n\n') + '## Against onnxruntime-node\n\n'.length).replace(/^## /gm, '### ')

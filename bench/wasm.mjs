@@ -12,14 +12,13 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
+import { devWorkload, fixed as f, median, roundRatio, writeSection } from './workload.mjs'
+
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
-const require = createRequire(import.meta.url)
-const { readConllu } = require('../dist/index.js')
 
 const { values } = parseArgs({
   options: {
@@ -34,17 +33,7 @@ const threads = values.threads
 const rounds = Number(values.rounds)
 if (!fs.existsSync(path.join(root, 'eurobert-ner.wasm32-wasi.wasm'))) throw new Error('build the WebAssembly binding first: node scripts/build-native.mjs --target wasm32-wasip1-threads')
 
-const sentences = readConllu(['nob', 'nno'].map((l) => path.join(values.norne, l, 'dev.conllu'))).map((s) => s.text)
-const single = sentences.filter((s) => s.length >= 40 && s.length <= 120)
-function docs(n) {
-  const out = []
-  for (let i = 0; out.length < n; ) {
-    let d = ''
-    while (d.length < 2000) d += sentences[i++ % sentences.length] + ' '
-    out.push(d.slice(0, 2000))
-  }
-  return out
-}
+const dev = devWorkload(values.norne)
 const SIZES = { 'norne-compact': { short: 1000, long: 20, latency: 200 }, 'bert-base-random': { short: 200, long: 5, latency: 50 } }
 
 function child(args, env = {}) {
@@ -53,17 +42,11 @@ function child(args, env = {}) {
   if (r.status !== 0 || !line?.startsWith('{')) return { error: (r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-3).join(' | ') }
   return JSON.parse(line)
 }
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d))
-
 const sections = []
 for (const name of values.models.split(',')) {
   const dir = path.join(values.out, name)
   const size = SIZES[name] ?? SIZES['bert-base-random']
-  const work = { short: sentences.slice(0, size.short), long: docs(size.long), latency: Array.from({ length: size.latency }, (_, i) => single[i % single.length]) }
+  const work = dev.work(size)
   const workFile = path.join(os.tmpdir(), `bench-wasm-${name}.json`)
   fs.writeFileSync(workFile, JSON.stringify(work))
   const common = ['--model', dir, '--work', workFile, '--threads', threads, '--batch-size', '32', '--stride', '128']
@@ -89,10 +72,7 @@ for (const name of values.models.split(',')) {
       console.error(`${name} round ${round + 1}/${rounds} ${label}: ${JSON.stringify(r)}`)
     })
   }
-  const ratio = (i, j, key) => {
-    const xs = runs[i].map((a, k) => (a.error || runs[j][k].error ? undefined : a[key] / runs[j][k][key])).filter((x) => x > 0)
-    return xs.length ? `${f(median(xs), 2)} [${f(Math.min(...xs), 2)}–${f(Math.max(...xs), 2)}]` : '–'
-  }
+  const ratio = (i, j, key) => roundRatio(runs[i], runs[j], key)
   let md = `### ${name} (${work.short.length} sentences, ${work.long.length} documents, ${work.latency.length} one-sentence calls)\n\n`
   md += '| system | sentences/s | documents/s | p50 ms | p99 ms | load ms | RSS after load MB | peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
   systems.forEach(([label], i) => {
@@ -115,16 +95,5 @@ const section =
   `Machine: ${os.cpus()[0]?.model}, ${os.cpus().length} cores; ${threads} threads everywhere (our rayon pool in WASI threads; onnxruntime-web's numThreads). Node ${process.version}. ` +
   'Our wasm32-wasip1-threads binding under Node\'s WASI (@napi-rs/wasm-runtime; SIMD128, rten-gemm\'s wasm kernels), the whole pipeline (tokenization, windows, aggregation); onnxruntime-web\'s WebAssembly backend (SIMD, threads; the engine of transformers.js\' `device: \'wasm\'`, which transformers.js offers only in browsers) on the same ONNX graphs as `npm run bench`, fed by our native tokenizer and without aggregation (less work than ours). Documents/s counts whole 2,000-character documents (ORT: windows of 512 tokens without overlap).\n\n' +
   sections.join('\n')
-const file = path.join(here, 'RESULTS.md')
-const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
-const start = previous.search(/^## WebAssembly/m)
-let out
-if (start < 0) {
-  const history = previous.search(/^## History/m)
-  out = history < 0 ? previous + '\n' + section : previous.slice(0, history) + section + '\n' + previous.slice(history)
-} else {
-  const rest = previous.slice(start + 3).search(/^## /m)
-  out = previous.slice(0, start) + section + '\n' + (rest < 0 ? '' : previous.slice(start + 3 + rest))
-}
-fs.writeFileSync(file, out)
+writeSection(path.join(here, 'RESULTS.md'), /^## WebAssembly/m, section)
 console.log(section)

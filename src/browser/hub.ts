@@ -6,16 +6,6 @@ import { checkRevision, parseHubId } from '../pipeline/hub-id'
 export { checkRevision, parseHubId }
 export type { DownloadProgress, HubOptions } from '../pipeline/hub'
 
-export class HubError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message)
-    this.name = 'HubError'
-  }
-}
-
 /** The URL of a Hub repo's files at a revision; anything else is not a model a browser can reach. */
 export function remoteModel(model: string, options: Pick<HubOptions, 'revision' | 'endpoint'>): string {
   const id = parseHubId(model)
