@@ -39,9 +39,10 @@ export async function bundle(pages, nodePaths = []) {
     await esbuild.build({ ...common, entryPoints: [path.join(stage, `${name}.mjs`)], outfile: path.join(site, `${name}.js`) })
   }
   // napi-rs' loader starts its threads as `new Worker(new URL('./wasi-worker-browser.mjs', import.meta.url))`
-  // and fetches the .wasm the same way: both beside the page's bundle.
+  // and fetches the .wasm the same way (the relaxed-SIMD one where the browser has it): all
+  // beside the page's bundle.
   await esbuild.build({ ...common, entryPoints: [path.join(wasmPackage, 'wasi-worker-browser.mjs')], outfile: path.join(site, 'wasi-worker-browser.mjs') })
-  fs.copyFileSync(path.join(wasmPackage, 'eurobert-ner.wasm32-wasi.wasm'), path.join(site, 'eurobert-ner.wasm32-wasi.wasm'))
+  for (const f of fs.readdirSync(wasmPackage).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmPackage, f), path.join(site, f))
   return { stage, site, remove: () => fs.rmSync(stage, { recursive: true, force: true, maxRetries: 5 }) }
 }
 

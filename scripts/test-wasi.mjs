@@ -2,7 +2,8 @@
 // `npm run test:wasi`: the WebAssembly build (wasm32-wasip1-threads) tested here, under Node's
 // WASI:
 //   1. the model crate's whole test suite (kernels, parity with transformers and PyTorch,
-//      hardening), each test binary run by scripts/wasi-run.mjs;
+//      hardening), each test binary run by scripts/wasi-run.mjs; the kernel and parity tests
+//      again built with relaxed SIMD (the build Node >= 22 and browsers load);
 //   2. the binding built for WebAssembly (scripts/build-native.mjs), then a stated subset of
 //      the ava suite with NAPI_RS_FORCE_WASI=error, so no test can fall back to the native
 //      binary: the public API, every family's parity fixtures, the bundled model, q8, errors
@@ -14,6 +15,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { relaxedNodeFlags, relaxedRustflags } from './wasm-flags.mjs'
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const TARGET = 'wasm32-wasip1-threads'
@@ -45,18 +48,28 @@ if (installed.status === 0 && !installed.stdout.split('\n').includes(TARGET)) {
 
 console.log(`\n# the model crate's tests on ${TARGET}, under Node's WASI`)
 const runner = `CARGO_TARGET_${TARGET.toUpperCase().replace(/-/g, '_')}_RUNNER`
-const cargo = await run('cargo', ['test', '--release', '-p', 'eurobert', '--target', TARGET, '--tests', '--no-fail-fast'], {
-  [runner]: `${process.execPath} --no-warnings ${path.join(root, 'scripts', 'wasi-run.mjs')}`,
-  // The kernels test checks that the SIMD128 build and rten-gemm's wasm kernels are in use.
-  EUROBERT_EXPECT_SIMD: 'simd128',
-})
-for (const m of cargo.out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
-  passed += Number(m[1])
-  failed += Number(m[2])
-  skipped += Number(m[3])
+const wasiRun = path.join(root, 'scripts', 'wasi-run.mjs')
+const crateTests = async (args, env) => {
+  const cargo = await run('cargo', ['test', '--release', '-p', 'eurobert', '--target', TARGET, '--no-fail-fast', ...args], env)
+  for (const m of cargo.out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
+    passed += Number(m[1])
+    failed += Number(m[2])
+    skipped += Number(m[3])
+  }
+  // A binary that aborted prints no result line: one failure for it.
+  failed += [...cargo.out.matchAll(/^error: test failed/gm)].length - [...cargo.out.matchAll(/test result: FAILED/g)].length
 }
-// A binary that aborted prints no result line: one failure for it.
-failed += [...cargo.out.matchAll(/^error: test failed/gm)].length - [...cargo.out.matchAll(/test result: FAILED/g)].length
+// The kernels test checks that the SIMD128 build and rten-gemm's wasm kernels are in use.
+await crateTests(['--tests'], { [runner]: `${process.execPath} --no-warnings ${wasiRun}`, EUROBERT_EXPECT_SIMD: 'simd128' })
+
+// The relaxed-SIMD build (the one Node >= 22 and browsers load): the kernels and parity with
+// transformers again, on this Node (with relaxed SIMD switched on where it is behind a flag).
+console.log(`\n# the model crate's kernel and parity tests, built with relaxed SIMD`)
+await crateTests(['--lib', '--test', 'parity', '--test', 'families', '--target-dir', path.join(root, 'target', 'wasm-relaxed')], {
+  [runner]: [process.execPath, '--no-warnings', ...relaxedNodeFlags(), wasiRun].join(' '),
+  CARGO_TARGET_WASM32_WASIP1_THREADS_RUSTFLAGS: relaxedRustflags(root),
+  EUROBERT_EXPECT_SIMD: 'simd128+relaxed',
+})
 
 console.log(`\n# the binding for ${TARGET}`)
 const build = await run(process.execPath, ['scripts/build-native.mjs', '--target', TARGET])

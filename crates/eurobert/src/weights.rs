@@ -7,6 +7,7 @@
 //! count twice, and nothing a file truncated under us could turn into a SIGBUS).
 
 use std::collections::{BTreeMap, HashMap};
+#[cfg(not(target_family = "wasm"))]
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

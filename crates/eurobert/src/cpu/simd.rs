@@ -54,6 +54,9 @@ pub(crate) fn kernels() -> [(&'static str, String); 3] {
     #[cfg(not(target_arch = "x86_64"))]
     let ours = if cfg!(target_arch = "aarch64") {
         "neon"
+    } else if cfg!(all(target_family = "wasm", target_feature = "relaxed-simd")) {
+        // The relaxed-SIMD build: rten-gemm's kernels use its fused multiply-add.
+        "simd128+relaxed"
     } else if cfg!(all(target_family = "wasm", target_feature = "simd128")) {
         "simd128"
     } else {
@@ -576,7 +579,8 @@ mod tests {
             Ok("neon-i8mm") => assert_eq!(names, ["neon", "aarch64-f32-neon", "aarch64-u8i8i32-i8mm"]),
             // WebAssembly built with SIMD128 (scripts/test-wasi.mjs).
             Ok("simd128") => assert_eq!(names, ["simd128", "wasm-f32", "wasm-u8i8i32"]),
-            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon, neon-i8mm or simd128"),
+            Ok("simd128+relaxed") => assert_eq!(names, ["simd128+relaxed", "wasm-f32", "wasm-u8i8i32"]),
+            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon, neon-i8mm, simd128 or simd128+relaxed"),
             Err(_) => assert!(names.iter().all(|n| !n.is_empty())),
         }
     }
