@@ -580,7 +580,9 @@ mod tests {
             // WebAssembly built with SIMD128 (scripts/test-wasi.mjs).
             Ok("simd128") => assert_eq!(names, ["simd128", "wasm-f32", "wasm-u8i8i32"]),
             Ok("simd128+relaxed") => assert_eq!(names, ["simd128+relaxed", "wasm-f32", "wasm-u8i8i32"]),
-            Ok(other) => panic!("EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon, neon-i8mm, simd128 or simd128+relaxed"),
+            Ok(other) => panic!(
+                "EUROBERT_EXPECT_SIMD={other}: expected avx512, avx512vnni, avx2, baseline, neon, neon-i8mm, simd128 or simd128+relaxed"
+            ),
             Err(_) => assert!(names.iter().all(|n| !n.is_empty())),
         }
     }
