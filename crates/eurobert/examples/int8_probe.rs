@@ -2,7 +2,8 @@
 //! against our VNNI kernel (`src/cpu/vnni.rs`, f32 out with the dequantization fused): GOP/s
 //! and the weight bytes streamed per second, rows M from one sentence to a long window;
 //! weights from memory, best of 7 each:
-//! `cargo run --release -p eurobert --example int8_probe -- [threads]`.
+//! `cargo run --release -p eurobert --example int8_probe -- [threads] [compact]` (`compact`: the
+//! bundled model's shapes).
 #[allow(dead_code)] // the f32 probes' gemm-crate call
 mod common;
 #[cfg(target_arch = "x86_64")]
@@ -32,14 +33,15 @@ mod vnni {
     pub fn gemm(_: &[u8], _: usize, _: &PackedW, _: &mut [f32], _: &Epilogue) {}
 }
 
-use common::{gflops, threads_and_pool, SHAPES_610M};
+use common::{gflops, threads_and_pool, SHAPES_610M, SHAPES_COMPACT};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, QuantParams};
 use rten_tensor::{Matrix, NdTensorView};
 
 fn main() {
     let (_, pool) = threads_and_pool();
     pool.install(|| {
-        for (name, n, k) in SHAPES_610M {
+        let shapes = if std::env::args().nth(2).as_deref() == Some("compact") { SHAPES_COMPACT } else { SHAPES_610M };
+        for (name, n, k) in shapes {
             let w: Vec<i8> = (0..n * k).map(|i| ((i * 7919) % 255) as i8).collect();
             let exec = GemmExecutor::<u8, i8, i32>::default();
             let wt = NdTensorView::from_data_with_strides([k, n], w.as_slice(), [1, k]).unwrap();
@@ -48,7 +50,7 @@ fn main() {
             let bz = vec![0i8; n];
             let ours: Vec<_> = (0..copies.len()).map(|_| vnni::PackedW::new(&w, n, k)).collect();
             let col_scale = vec![1e-3f32; n];
-            for m in [1usize, 8, 20, 64, 512, 3072] {
+            for m in [1usize, 8, 20, 64, 512, 700, 3072] {
                 let x: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
                 let az = vec![128u8; m];
                 let mut c = vec![std::mem::MaybeUninit::new(0i32); m * n];

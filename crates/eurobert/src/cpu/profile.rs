@@ -17,11 +17,13 @@ pub(crate) enum Op {
     Act,
     Down,
     Classifier,
+    /// Activations to int8 (inside the projections' own times).
+    Quantize,
 }
 
-const NAMES: [&str; 10] = ["embed", "norm", "qkv", "rope", "attention", "output", "gate_up", "act", "down", "classifier"];
+const NAMES: [&str; 11] = ["embed", "norm", "qkv", "rope", "attention", "output", "gate_up", "act", "down", "classifier", "quantize"];
 
-static TOTALS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+static TOTALS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<AtomicBool> = OnceLock::new();

@@ -146,6 +146,7 @@ impl QLinear {
 
 /// Each row quantized into `depth ≥ cols` bytes, the rest being the zero point.
 fn quantize_rows(x: Rows, depth: usize) -> Quantized {
+    let _t = super::profile::span(super::profile::Op::Quantize);
     let mut q = Quantized { q: vec![ZERO as u8; x.rows * depth], scale: vec![0f32; x.rows], zero: vec![0u8; x.rows] };
     q.q.par_chunks_mut(depth).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
         |(r, ((q, s), z))| {
@@ -159,11 +160,81 @@ fn quantize_rows(x: Rows, depth: usize) -> Quantized {
 /// The zero point of every activation row (see the module note).
 const ZERO: f32 = 128.0;
 
+/// Quantizes one row symmetrically to u8 around 128; returns its scale and zero point.
+fn quantize_row(row: &[f32], q: &mut [u8]) -> (f32, u8) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        assert!(q.len() >= row.len(), "quantized row size");
+        // SAFETY: the level says the CPU has AVX-512 F/BW/VL; `q` holds the row (asserted).
+        return unsafe { quantize_row_avx512(row, q) };
+    }
+    quantize_row_portable(row, q)
+}
+
+/// [`quantize_row_portable`]'s arithmetic, step for step, in AVX-512 (the same bits), 1.6×
+/// as fast on one core (`quantize_timing`: 0.29 → 0.17 ns an element for 256-wide rows, 0.23
+/// → 0.14 for 768): every int8 projection quantizes its input rows first.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VL; `q.len() >= row.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_row_avx512(row: &[f32], q: &mut [u8]) -> (f32, u8) {
+    use std::arch::x86_64::*;
+    let n = row.len();
+    let (x, out) = (row.as_ptr(), q.as_mut_ptr());
+    let abs = |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fff_ffff)));
+    let tail = |i: usize| -> __mmask16 {
+        if n - i >= 16 {
+            0xffff
+        } else {
+            (1u16 << (n - i)) - 1
+        }
+    };
+    let mut m = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY: every load below reads lanes `i..` of `row`, whole vectors or under a mask of
+    // the elements left.
+    unsafe {
+        while i + 64 <= n {
+            for (j, m) in m.iter_mut().enumerate() {
+                *m = _mm512_max_ps(*m, abs(_mm512_loadu_ps(x.add(i + 16 * j))));
+            }
+            i += 64;
+        }
+        while i < n {
+            m[0] = _mm512_max_ps(m[0], abs(_mm512_maskz_loadu_ps(tail(i), x.add(i))));
+            i += 16;
+        }
+    }
+    let m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])));
+    let scale = if m > 0.0 { m / 127.0 } else { 1.0 };
+    let (inv, off, lo, hi) = (_mm512_set1_ps(1.0 / scale), _mm512_set1_ps(ZERO + 0.5), _mm512_set1_ps(1.0), _mm512_set1_ps(255.0));
+    let step = |v: __m512| {
+        let y = _mm512_add_ps(_mm512_mul_ps(v, inv), off);
+        let y = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(y), lo), hi);
+        _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(y))
+    };
+    let mut i = 0;
+    // SAFETY: as above for the loads; the stores write the same lanes of `q`, which holds the
+    // row (the caller's contract).
+    unsafe {
+        while i + 16 <= n {
+            _mm_storeu_si128(out.add(i) as *mut _, step(_mm512_loadu_ps(x.add(i))));
+            i += 16;
+        }
+        if i < n {
+            _mm_mask_storeu_epi8(out.add(i) as *mut _, tail(i), step(_mm512_maskz_loadu_ps(tail(i), x.add(i))));
+        }
+    }
+    (scale, ZERO as u8)
+}
+
 super::simd::simd_fn! {
     /// Quantizes one row symmetrically to u8 around 128; returns its scale and zero point.
     /// Written to vectorize: 16 running maxima, and the rounding and u8 conversion done on
     /// float bits (a saturating `as u8` would stay scalar).
-    fn quantize_row(row: &[f32], q: &mut [u8]) -> (f32, u8) {
+    fn quantize_row_portable(row: &[f32], q: &mut [u8]) -> (f32, u8) {
         const L: usize = 16;
         let mut m = [0f32; L];
         let chunks = row.chunks_exact(L);
@@ -287,6 +358,73 @@ mod shapes {
             eprintln!("{rows}x{inp}x{outp}: worst row error {:.2}% of the row's largest output", 100.0 * worst_rel);
             // Measured up to 2.1%; a wrong zero point or scale for any row is off by 100% or more.
             assert!(worst_rel < 0.03, "{rows}x{inp}x{outp}: a row's error is {worst_rel} of its outputs");
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p eurobert --lib quantize_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn quantize_timing() {
+        for (rows, cols) in [(700usize, 256usize), (700, 768)] {
+            let x: Vec<f32> = (0..rows * cols).map(|i| (((i * 104729) % 97) as f32 - 40.0) * 0.02).collect();
+            let mut q = vec![0u8; rows * cols];
+            let t = std::time::Instant::now();
+            let reps = 200;
+            for _ in 0..reps {
+                for (row, q) in x.chunks(cols).zip(q.chunks_mut(cols)) {
+                    std::hint::black_box(quantize_row(row, q));
+                }
+            }
+            let ns = t.elapsed().as_nanos() as f64 / (reps * rows * cols) as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                for (row, q) in x.chunks(cols).zip(q.chunks_mut(cols)) {
+                    std::hint::black_box(quantize_row_portable(row, q));
+                }
+            }
+            let portable = t.elapsed().as_nanos() as f64 / (reps * rows * cols) as f64;
+            eprintln!("{rows}x{cols}: {ns:.3} ns per element (portable {portable:.3}), one thread");
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod avx512_quantize {
+    use super::*;
+
+    /// The AVX-512 row quantizer gives the portable one's bits: scales, and every byte,
+    /// on widths with and without a tail, rows of zeros, huge and tiny values, and halves
+    /// exactly between two steps.
+    #[test]
+    fn avx512_quantize_equals_portable() {
+        if super::super::simd::level() != super::super::simd::Level::Avx512 {
+            return crate::skip_test("cpu::qlinear::avx512_quantize_equals_portable", "no AVX-512 on this CPU");
+        }
+        for cols in [1usize, 7, 16, 17, 63, 64, 65, 256, 300, 768, 3072] {
+            for kind in 0..5 {
+                let row: Vec<f32> = (0..cols)
+                    .map(|i| match kind {
+                        0 => 0.0,
+                        1 => (((i * 104729) % 97) as f32 - 48.0) * 0.37,
+                        2 => (((i * 7919) % 255) as f32 - 127.0) * 1e30,
+                        3 => (((i * 31) % 17) as f32 - 8.0) * 1e-30,
+                        // 127 at the end sets the scale to 1: the others sit on halves.
+                        _ if i == cols - 1 => 127.0,
+                        _ => (i % 255) as f32 * 0.5 - 63.0,
+                    })
+                    .collect();
+                let (mut a, mut b) = (vec![7u8; cols + 5], vec![7u8; cols + 5]);
+                // SAFETY: the CPU has AVX-512 (checked above) and `a` holds the row.
+                let sa = unsafe { quantize_row_avx512(&row, &mut a) };
+                let sb = quantize_row_portable(&row, &mut b);
+                assert_eq!(sa.0.to_bits(), sb.0.to_bits(), "scale, width {cols}, kind {kind}");
+                assert_eq!(a, b, "bytes, width {cols}, kind {kind}");
+            }
         }
     }
 }
