@@ -23,8 +23,8 @@ function expectedBatch(): unknown[][] {
   return fx.batch.entities.map((es) => es.map(({ score: _s, start_utf16, end_utf16, ...rest }) => ({ ...rest, start: start_utf16, end: end_utf16 })))
 }
 
-async function batchOf(model: Parameters<typeof pipeline>[0]): Promise<unknown[][]> {
-  const ner = await pipeline(model, { threads: 1 })
+async function batchOf(model: Parameters<typeof pipeline>[0], options: { maxBytes?: number } = {}): Promise<unknown[][]> {
+  const ner = await pipeline(model, { threads: 1, ...options })
   const got = await ner(fx.batch.texts, { aggregationStrategy: 'simple', output: 'transformers' })
   return got.map((es) => es.map(({ score: _s, ...rest }) => rest))
 }
@@ -171,4 +171,32 @@ test('an abort stops a URL load: the transfer ends and the call rejects with an 
   await reached
   controller.abort()
   await t.throwsAsync(loading, { name: 'AbortError' })
+})
+
+test('maxBytes bounds what a URL load holds in memory: the files together, declared or streamed, checked before anything loads', async (t) => {
+  const files = folder(TINY_MODEL)
+  const plain = await serveFiles(t, files)
+  await TokenClassifierModel.load(plain.url, { threads: 1 })
+  // Exactly what the loader fetched.
+  const total = plain.requested.filter((n) => files[n]).reduce((sum, n) => sum + files[n].length, 0)
+  const weights = files['model.safetensors'].length
+  t.true(total > weights)
+  // At the limit it loads; a byte less and the weights are refused from their declared size.
+  t.deepEqual(await batchOf(plain.url, { maxBytes: total }), expectedBatch())
+  const refused = await t.throwsAsync(pipeline(plain.url, { threads: 1, max_bytes: total - 1 } as never))
+  t.regex(refused!.message, new RegExp(`model.safetensors is ${weights} bytes, and the model's files would take more than maxBytes \\(${total - 1}\\)`))
+  // Without a declared size, the transfer stops where the limit is passed.
+  const chunked = await serveFiles(t, files, (_q, s, n) => {
+    if (n !== 'model.safetensors') return false
+    s.writeHead(200)
+    s.end(files[n])
+    return true
+  })
+  await t.throwsAsync(pipeline(chunked.url, { threads: 1, maxBytes: total - 1 }), { message: /model.safetensors runs past \d+ bytes, and the model's files would take more than maxBytes/ })
+  // Bad values fail before any request.
+  const unused = await serveFiles(t, files)
+  for (const maxBytes of [0, -1, 1.5, Number.NaN, '100', 2 ** 60]) {
+    await t.throwsAsync(pipeline(unused.url, { threads: 1, maxBytes: maxBytes as number }), { instanceOf: RangeError, message: /maxBytes must be a positive integer/ }, String(maxBytes))
+  }
+  t.deepEqual(unused.requested, [])
 })

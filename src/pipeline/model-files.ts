@@ -85,9 +85,14 @@ export async function readModelFiles(files: ModelFiles, method: string): Promise
   return { names, contents }
 }
 
+/** The default of `maxBytes`: what a WebAssembly page (32-bit memory) can hold at all. */
+export const MAX_BYTES = 4 * 1024 * MiB
+
 export interface FetchOptions {
   /** How long a request may wait for an answer, or a transfer for its next bytes, in ms (default 10 s). */
   timeoutMs?: number
+  /** The most bytes all the files may take together (default `MAX_BYTES`): they are held in memory. */
+  maxBytes?: number
   signal?: AbortSignal
   /** Bytes as they arrive; `total` is the file's declared size (0 when unknown). */
   onProgress?: (progress: { file: string; loaded: number; total: number }) => void
@@ -125,13 +130,16 @@ export async function fetchModelFiles(base: URL | string, options: FetchOptions 
   if (root.protocol !== 'http:' && root.protocol !== 'https:') throw new TypeError(`a model URL must be http(s), got ${root.protocol}`)
   const timeoutMs = options.timeoutMs ?? 10_000
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive number, got ${options.timeoutMs}`)
+  const maxBytes = options.maxBytes ?? MAX_BYTES
   const out: FileList = { names: [], contents: [] }
   const cache = await openCache()
+  let total = 0
   const get = async (name: string, cap: number, optional: boolean): Promise<Uint8Array | undefined> => {
-    const bytes = await fetchBounded(new URL(name, root), name, cap, optional, timeoutMs, options, cache)
+    const bytes = await fetchBounded(new URL(name, root), name, { cap, left: maxBytes - total, maxBytes }, optional, timeoutMs, options, cache)
     if (bytes) {
       out.names.push(name)
       out.contents.push(bytes)
+      total += bytes.length
     }
     return bytes
   }
@@ -167,12 +175,27 @@ export function shardNames(index: string, where: string): string[] {
   return shards as string[]
 }
 
+/** A file's size bounds: its own cap, and what is `left` of `maxBytes` for all the files. */
+interface Limit {
+  cap: number
+  left: number
+  maxBytes: number
+}
+
 /**
- * GET `url`, at most `cap` bytes, no pause over `timeoutMs`; `undefined` for a 404 when
+ * GET `url`, at most `limit`'s bytes, no pause over `timeoutMs`; `undefined` for a 404 when
  * optional. A file kept in `cache` by an earlier load is read from there (with the same cap),
  * and one fetched whole is kept.
  */
-async function fetchBounded(url: URL, file: string, cap: number, optional: boolean, timeoutMs: number, options: FetchOptions, cache?: FileCache): Promise<Uint8Array | undefined> {
+async function fetchBounded(url: URL, file: string, limit: Limit, optional: boolean, timeoutMs: number, options: FetchOptions, cache?: FileCache): Promise<Uint8Array | undefined> {
+  const cap = Math.min(limit.cap, limit.left)
+  // `declared`: the size the server gave; without it, the body ran past the limit.
+  const tooBig = (declared?: number) =>
+    cap < limit.cap
+      ? new Error(`${url.href}: ${declared === undefined ? `${file} runs past ${cap} bytes` : `${file} is ${declared} bytes`}, and the model's files would take more than maxBytes (${limit.maxBytes}) in memory; raise maxBytes to load it`)
+      : declared === undefined
+        ? new Error(`${url.href}: the server sent more than the ${cap} bytes allowed for ${file}`)
+        : new Error(`${url.href}: the server says it is ${declared} bytes, over the ${cap} allowed for ${file}`)
   const controller = new AbortController()
   const onAbort = () => controller.abort(abortError(options.signal!))
   if (options.signal?.aborted) throw abortError(options.signal)
@@ -203,7 +226,7 @@ async function fetchBounded(url: URL, file: string, cap: number, optional: boole
     const declared = Number(res.headers.get('content-length') ?? 0)
     if (declared > cap) {
       await res.body?.cancel().catch(() => undefined)
-      throw new Error(`${url.href}: the server says it is ${declared} bytes, over the ${cap} allowed for ${file}`)
+      throw tooBig(declared)
     }
     // The buffer grows as bytes come: a declared size is a claim, not a promise, and is
     // trusted for at most 64 MiB up front.
@@ -222,7 +245,7 @@ async function fetchBounded(url: URL, file: string, cap: number, optional: boole
       const chunk = step.value!
       if (size + chunk.length > cap) {
         await reader.cancel().catch(() => undefined)
-        throw new Error(`${url.href}: the server sent more than the ${cap} bytes allowed for ${file}`)
+        throw tooBig()
       }
       if (size + chunk.length > buf.length) {
         const grown = new Uint8Array(Math.min(cap, Math.max(buf.length * 2, size + chunk.length)))

@@ -34,6 +34,12 @@ export interface LoadOptions extends Omit<HubOptions, 'onProgress'> {
    * 'metal' (Apple silicon), or 'auto': a usable GPU, else the CPU.
    */
   device?: Device
+  /**
+   * For a model fetched into memory (a URL; in a browser, a Hub id): the most bytes its files
+   * may take together (default 4 GiB, what a WebAssembly page can address at all). Each file's
+   * declared size is checked before its body is read, and its bytes as they arrive.
+   */
+  maxBytes?: number
 }
 
 export interface RunOptions {
@@ -116,8 +122,11 @@ export function cpuKernels(): Record<string, string> {
  * Checks `threads`, `dtype` and `device` as the native load will (before any download); a
  * RangeError names the bad option. The core's rules, stated there once.
  */
-export function checkLoadOptions(method: string, options: Pick<LoadOptions, 'threads' | 'dtype' | 'device'>): void {
+export function checkLoadOptions(method: string, options: Pick<LoadOptions, 'threads' | 'dtype' | 'device' | 'maxBytes'>): void {
   checkOptions(method, options, { threads: 'int' })
+  if (options.maxBytes !== undefined && !(Number.isSafeInteger(options.maxBytes) && options.maxBytes >= 1)) {
+    throw new RangeError(`${method}: maxBytes must be a positive integer, got ${describe(options.maxBytes)}`)
+  }
   for (const key of ['dtype', 'device'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'string') throw new TypeError(`${method}: ${key} must be a string, got ${describe(options[key])}`)
   }
@@ -208,6 +217,7 @@ export class TokenClassifierModel {
       const files = remote !== undefined
         ? await fetchModelFiles(remote, {
             timeoutMs: options.timeoutMs,
+            maxBytes: options.maxBytes,
             signal: options.signal,
             onProgress: events?.download,
             checkConfig: (config) => {

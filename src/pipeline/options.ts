@@ -113,6 +113,7 @@ export const LOAD_OPTIONS = {
   // transformers.js' progress callback, with its own argument shape (see pipeline.ts).
   progress_callback: 'progress_callback',
   timeoutMs: 'timeout_ms',
+  maxBytes: 'max_bytes',
   signal: 'signal',
 } as const
 

@@ -187,7 +187,7 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
   }
   // Options are checked before the model loads: a typo costs nothing.
   const options = normalize<AllOptions>('pipeline', raw, NER_OPTIONS, LOAD_OPTIONS, PIPELINE_OPTIONS)
-  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, progress_callback, timeoutMs, maxWaitMs, onBatch, signal, ...defaults } = options
+  const { threads, dtype, device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress, progress_callback, timeoutMs, maxBytes, maxWaitMs, onBatch, signal, ...defaults } = options
   if (maxWaitMs !== undefined && !(Number.isFinite(maxWaitMs) && maxWaitMs >= 0)) {
     throw new RangeError(`pipeline: maxWaitMs must be a non-negative number, got ${describe(maxWaitMs)}`)
   }
@@ -195,7 +195,7 @@ export async function pipeline(...args: unknown[]): Promise<Ner<StrategyName>> {
   // Either spelling gets transformers.js' events (both, if both are given).
   const callbacks = [onProgress, progress_callback].filter((f): f is ProgressCallback => typeof f === 'function')
   const progress = callbacks.length > 0 ? (info: ProgressInfo) => callbacks.forEach((f) => f(info)) : undefined
-  const load: LoadOptions = { threads, dtype: dtype === undefined ? undefined : (({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)), device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress: progress, timeoutMs, signal }
+  const load: LoadOptions = { threads, dtype: dtype === undefined ? undefined : (({ fp32: 'f32', fp16: 'f16' } as Record<string, DType>)[dtype] ?? (dtype as DType)), device, revision, token, endpoint, cacheDir, localFilesOnly, onProgress: progress, timeoutMs, maxBytes, signal }
   for (const k of Object.keys(load) as (keyof LoadOptions)[]) if (load[k] === undefined) delete load[k]
   const model_ = await TokenClassifierModel.load(model ?? BUNDLED_MODEL, load)
   try {
