@@ -183,14 +183,7 @@ unsafe fn quantize_row_avx512(row: &[f32], q: &mut [u8]) -> (f32, u8) {
     use std::arch::x86_64::*;
     let n = row.len();
     let (x, out) = (row.as_ptr(), q.as_mut_ptr());
-    let abs = |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fff_ffff)));
-    let tail = |i: usize| -> __mmask16 {
-        if n - i >= 16 {
-            0xffff
-        } else {
-            (1u16 << (n - i)) - 1
-        }
-    };
+    let tail = |i: usize| super::simd::tail_mask(i, n);
     let mut m = [_mm512_setzero_ps(); 4];
     let mut i = 0;
     // SAFETY: every load below reads lanes `i..` of `row`, whole vectors or under a mask of
@@ -198,12 +191,12 @@ unsafe fn quantize_row_avx512(row: &[f32], q: &mut [u8]) -> (f32, u8) {
     unsafe {
         while i + 64 <= n {
             for (j, m) in m.iter_mut().enumerate() {
-                *m = _mm512_max_ps(*m, abs(_mm512_loadu_ps(x.add(i + 16 * j))));
+                *m = _mm512_max_ps(*m, _mm512_abs_ps(_mm512_loadu_ps(x.add(i + 16 * j))));
             }
             i += 64;
         }
         while i < n {
-            m[0] = _mm512_max_ps(m[0], abs(_mm512_maskz_loadu_ps(tail(i), x.add(i))));
+            m[0] = _mm512_max_ps(m[0], _mm512_abs_ps(_mm512_maskz_loadu_ps(tail(i), x.add(i))));
             i += 16;
         }
     }
@@ -373,21 +366,17 @@ mod timing {
         for (rows, cols) in [(700usize, 256usize), (700, 768)] {
             let x: Vec<f32> = (0..rows * cols).map(|i| (((i * 104729) % 97) as f32 - 40.0) * 0.02).collect();
             let mut q = vec![0u8; rows * cols];
-            let t = std::time::Instant::now();
             let reps = 200;
-            for _ in 0..reps {
-                for (row, q) in x.chunks(cols).zip(q.chunks_mut(cols)) {
-                    std::hint::black_box(quantize_row(row, q));
+            let mut ns_per_element = |f: fn(&[f32], &mut [u8]) -> (f32, u8)| {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    for (row, q) in x.chunks(cols).zip(q.chunks_mut(cols)) {
+                        std::hint::black_box(f(row, q));
+                    }
                 }
-            }
-            let ns = t.elapsed().as_nanos() as f64 / (reps * rows * cols) as f64;
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                for (row, q) in x.chunks(cols).zip(q.chunks_mut(cols)) {
-                    std::hint::black_box(quantize_row_portable(row, q));
-                }
-            }
-            let portable = t.elapsed().as_nanos() as f64 / (reps * rows * cols) as f64;
+                t.elapsed().as_nanos() as f64 / (reps * rows * cols) as f64
+            };
+            let (ns, portable) = (ns_per_element(quantize_row), ns_per_element(quantize_row_portable));
             eprintln!("{rows}x{cols}: {ns:.3} ns per element (portable {portable:.3}), one thread");
         }
     }
