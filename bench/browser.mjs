@@ -14,29 +14,18 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, URLSearchParams } from 'node:url'
-import { parseArgs } from 'node:util'
 
 import { bundle, chromium, runChromium, servePage } from '../scripts/browser-page.mjs'
-import { devWorkload, fixed as f, median, roundRatio, writeSection } from './workload.mjs'
+import { devWorkload, fixed as f, interleave, median, roundRatio, WASM_SIZES, wasmBenchArgs, writeSection } from './workload.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const root = path.dirname(here)
 
-const { values } = parseArgs({
-  options: {
-    norne: { type: 'string', default: path.join(root, '..', 'shared', 'norne') },
-    threads: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
-    models: { type: 'string', default: 'norne-compact,bert-base-random' },
-    out: { type: 'string', default: path.join(here, 'out') },
-  },
-})
+const values = wasmBenchArgs()
 const threads = Number(values.threads)
 const rounds = Number(values.rounds)
 if (!chromium) throw new Error('no Chromium (apt-get install chromium)')
 
 const dev = devWorkload(values.norne)
-const SIZES = { 'norne-compact': { short: 1000, long: 20, latency: 200 }, 'bert-base-random': { short: 200, long: 5, latency: 50 } }
 
 // One timing body for both systems: `ner(texts, options)` under each.
 const RUN = `
@@ -104,7 +93,7 @@ async function runPage(page, query) {
 
 const sections = []
 for (const name of values.models.split(',')) {
-  const size = SIZES[name] ?? SIZES['bert-base-random']
+  const size = WASM_SIZES[name] ?? WASM_SIZES['bert-base-random']
   work = dev.work(size)
   const q = { model: name, threads }
   const systems = [
@@ -113,18 +102,7 @@ for (const name of values.models.split(',')) {
     ['transformers.js wasm fp32', () => runPage('tjs', { ...q, dtype: 'fp32' })],
     ['transformers.js wasm q8', () => runPage('tjs', { ...q, dtype: 'q8' })],
   ]
-  const runs = systems.map(() => [])
-  for (let round = 0; round < rounds; round++) {
-    for (const [i, [label, run]] of systems.entries()) {
-      const r = await run()
-      if (!r.error) {
-        r.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
-        r.longDocsPerSecond = work.long.length / (r.longMs / 1000)
-      }
-      runs[i].push(r)
-      console.error(`${name} round ${round + 1}/${rounds} ${label}: ${JSON.stringify(r)}`)
-    }
-  }
+  const runs = await interleave(name, systems, rounds, work)
   const ratio = (i, j, key) => roundRatio(runs[i], runs[j], key)
   let md = `### ${name} (${work.short.length} sentences, ${work.long.length} documents, ${work.latency.length} one-sentence calls)\n\n`
   md += '| system | sentences/s | documents/s | p50 ms | p99 ms | load ms | renderer peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|\n'

@@ -13,28 +13,18 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 
-import { devWorkload, fixed as f, median, roundRatio, writeSection } from './workload.mjs'
+import { devWorkload, fixed as f, interleave, median, roundRatio, WASM_SIZES, wasmBenchArgs, writeSection } from './workload.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.dirname(here)
 
-const { values } = parseArgs({
-  options: {
-    norne: { type: 'string', default: path.join(root, '..', 'shared', 'norne') },
-    threads: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
-    models: { type: 'string', default: 'norne-compact,bert-base-random' },
-    out: { type: 'string', default: path.join(here, 'out') },
-  },
-})
+const values = wasmBenchArgs()
 const threads = values.threads
 const rounds = Number(values.rounds)
 if (!fs.existsSync(path.join(root, 'eurobert-ner.wasm32-wasi.wasm'))) throw new Error('build the WebAssembly binding first: node scripts/build-native.mjs --target wasm32-wasip1-threads')
 
 const dev = devWorkload(values.norne)
-const SIZES = { 'norne-compact': { short: 1000, long: 20, latency: 200 }, 'bert-base-random': { short: 200, long: 5, latency: 50 } }
 
 function child(args, env = {}) {
   const r = spawnSync('node', args, { cwd: here, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, ...env, NODE_NO_WARNINGS: '1' } })
@@ -45,7 +35,7 @@ function child(args, env = {}) {
 const sections = []
 for (const name of values.models.split(',')) {
   const dir = path.join(values.out, name)
-  const size = SIZES[name] ?? SIZES['bert-base-random']
+  const size = WASM_SIZES[name] ?? WASM_SIZES['bert-base-random']
   const work = dev.work(size)
   const workFile = path.join(os.tmpdir(), `bench-wasm-${name}.json`)
   fs.writeFileSync(workFile, JSON.stringify(work))
@@ -60,18 +50,7 @@ for (const name of values.models.split(',')) {
     ['onnxruntime-web wasm fp32', () => child(['systems/ort.mjs', ...common, '--file', 'model.onnx', '--max-length', '512', '--web', '1'])],
     ['onnxruntime-web wasm q8', () => child(['systems/ort.mjs', ...common, '--file', 'model_quantized.onnx', '--max-length', '512', '--web', '1'])],
   ]
-  const runs = systems.map(() => [])
-  for (let round = 0; round < rounds; round++) {
-    systems.forEach(([label, run], i) => {
-      const r = run()
-      if (!r.error) {
-        r.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
-        r.longDocsPerSecond = work.long.length / (r.longMs / 1000)
-      }
-      runs[i].push(r)
-      console.error(`${name} round ${round + 1}/${rounds} ${label}: ${JSON.stringify(r)}`)
-    })
-  }
+  const runs = await interleave(name, systems, rounds, work)
   const ratio = (i, j, key) => roundRatio(runs[i], runs[j], key)
   let md = `### ${name} (${work.short.length} sentences, ${work.long.length} documents, ${work.latency.length} one-sentence calls)\n\n`
   md += '| system | sentences/s | documents/s | p50 ms | p99 ms | load ms | RSS after load MB | peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'

@@ -4,8 +4,27 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 
 const require = createRequire(import.meta.url)
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+/** The options of the WebAssembly benchmarks (bench/wasm.mjs, bench/browser.mjs), parsed. */
+export function wasmBenchArgs() {
+  return parseArgs({
+    options: {
+      norne: { type: 'string', default: path.join(here, '..', '..', 'shared', 'norne') },
+      threads: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' },
+      models: { type: 'string', default: 'norne-compact,bert-base-random' },
+      out: { type: 'string', default: path.join(here, 'out') },
+    },
+  }).values
+}
+
+/** Their work per model: smaller than `npm run bench`'s, WebAssembly being slower. */
+export const WASM_SIZES = { 'norne-compact': { short: 1000, long: 20, latency: 200 }, 'bert-base-random': { short: 200, long: 5, latency: 50 } }
 
 /** The dev sentences, the short ones for latency calls, and `docs(n)`: n documents of 2,000 characters. */
 export function devWorkload(norne) {
@@ -52,4 +71,24 @@ export function writeSection(file, heading, section) {
     out = previous.slice(0, start) + section + '\n' + (rest < 0 ? '' : previous.slice(start + 3 + rest))
   }
   fs.writeFileSync(file, out)
+}
+
+/**
+ * `rounds` rounds of every system in turn (interleaved, so machine noise hits all alike):
+ * each system's results per round, with sentences/s and documents/s from its times on `work`.
+ */
+export async function interleave(name, systems, rounds, work) {
+  const runs = systems.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, [label, run]] of systems.entries()) {
+      const r = await run()
+      if (!r.error) {
+        r.sentencesPerSecond = work.short.length / (r.shortMs / 1000)
+        r.longDocsPerSecond = work.long.length / (r.longMs / 1000)
+      }
+      runs[i].push(r)
+      console.error(`${name} round ${round + 1}/${rounds} ${label}: ${JSON.stringify(r)}`)
+    }
+  }
+  return runs
 }
