@@ -119,8 +119,8 @@ export function cpuKernels(): Record<string, string> {
 }
 
 /**
- * Checks `threads`, `dtype` and `device` as the native load will (before any download); a
- * RangeError names the bad option. The core's rules, stated there once.
+ * Checks `threads`, `dtype` and `device` as the native load will (before any download), and
+ * `maxBytes`; a RangeError names the bad option. The core's rules, stated there once.
  */
 export function checkLoadOptions(method: string, options: Pick<LoadOptions, 'threads' | 'dtype' | 'device' | 'maxBytes'>): void {
   checkOptions(method, options, { threads: 'int' })
