@@ -15,40 +15,40 @@ export declare class NativeModel {
    * Loads a model from its files' bytes (`names[i]` holds `contents[i]`) off the main
    * thread; nothing is read from disk.
    */
-  static loadFiles(names: Array<string>, contents: Array<Uint8Array>, options?: NativeLoadOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeModel>
+  static loadFiles(names: Array<string>, contents: Array<Uint8Array>, options?: NativeLoadOptions | undefined | null, call?: number | undefined | null): Promise<NativeModel>
   /** Loads a model folder off the main thread. */
-  static load(dir: string, options?: NativeLoadOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeModel>
+  static load(dir: string, options?: NativeLoadOptions | undefined | null, call?: number | undefined | null): Promise<NativeModel>
   get info(): NativeModelInfo
   /** Tokenizes and runs `texts` whole, off the main thread. */
-  logits(texts: Array<string>, options?: NativeRunOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeTokens[]>
+  logits(texts: Array<string>, options?: NativeRunOptions | undefined | null, call?: number | undefined | null): Promise<NativeTokens[]>
   /**
    * Logits for id sequences that already carry their special tokens (e.g. windows of a
    * long text), off the main thread; `tokens × numLabels` each, in input order.
    */
-  logitsForIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<Float32Array[]>
+  logitsForIds(sequences: Array<Uint32Array>, options?: NativeRunOptions | undefined | null, call?: number | undefined | null): Promise<Float32Array[]>
   /**
    * The NER pipeline's native half in one round trip, off the main thread: tokenizes,
    * cuts long texts into windows and scores every window.
    */
-  scoreWindows(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativeScoredText[]>
+  scoreWindows(texts: Array<string>, options?: NativeWindowOptions | undefined | null, call?: number | undefined | null): Promise<NativeScoredText[]>
   /**
    * The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
    * with no forward pass. Refused here, before any pass, if over `maxTokens`.
    */
-  prepare(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativePrepared>
+  prepare(texts: Array<string>, options?: NativeWindowOptions | undefined | null, call?: number | undefined | null): Promise<NativePrepared>
   /**
    * `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
    * short call on an idle pipeline: one hop less). Refused before any pass if over
    * `maxTokens`.
    */
-  prepareAndRun(texts: Array<string>, options?: NativeWindowOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<NativePrepared>
+  prepareAndRun(texts: Array<string>, options?: NativeWindowOptions | undefined | null, call?: number | undefined | null): Promise<NativePrepared>
   /**
    * Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
    * and stores their logits there; resolves with the tokens run.
    */
-  runWindows(prepared: Array<NativePrepared>, from: Array<number>, to: Array<number>, options?: NativeRunOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<number>
+  runWindows(prepared: Array<NativePrepared>, from: Array<number>, to: Array<number>, options?: NativeRunOptions | undefined | null, call?: number | undefined | null): Promise<number>
   /** Tokenizes `texts` off the main thread (no model computation). */
-  tokenize(texts: Array<string>, signal?: AbortSignal | undefined | null): Promise<NativeTokens[]>
+  tokenize(texts: Array<string>, call?: number | undefined | null): Promise<NativeTokens[]>
   /** Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`). */
   decodeTokens(tokens: Array<string>): string
   /**
@@ -81,6 +81,12 @@ export declare class NativePrepared {
 
 /** The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled. */
 export declare function backends(): Array<string>
+
+/**
+ * Cancels the call registered as `id`, if it is still in flight: a task not yet started
+ * rejects as it starts, a running one at its next check.
+ */
+export declare function cancelCall(id: number): void
 
 /** The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8 }`. */
 export declare function cpuKernels(): Record<string, string>

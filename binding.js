@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.NativePrepared = nativeBinding.NativePrepared
 module.exports.backends = nativeBinding.backends
+module.exports.cancelCall = nativeBinding.cancelCall
 module.exports.cpuKernels = nativeBinding.cpuKernels
 module.exports.cudaDevices = nativeBinding.cudaDevices
 module.exports.supportedModelTypes = nativeBinding.supportedModelTypes

@@ -5,12 +5,13 @@
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { getEventListeners } from 'node:events'
 import { Readable, Writable } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 
 import test from 'ava'
 
-import { Entity, pipeline, renderHtml, resolveModel } from '..'
+import { Entity, EuroBertModel, pipeline, renderHtml, resolveModel } from '..'
 import { SLOWDOWN, TINY_MODEL } from './helpers/fixtures'
 import { folderRepo, startHub } from './helpers/hub-server'
 
@@ -185,6 +186,33 @@ test('an aborted call rejects at once, its texts never reach the model, and the 
   )
   t.true(n < 1000)
   ner.dispose()
+})
+
+test("a caller's AbortSignal is only listened to: its own onabort still fires, and no listener stays once a call settles", async (t) => {
+  const model = await EuroBertModel.load(TINY_MODEL, { threads: 1 })
+  const controller = new AbortController()
+  const signal = controller.signal
+  let fired = 0
+  const onabort = () => fired++
+  signal.onabort = onabort
+  const listeners = () => getEventListeners(signal, 'abort').length
+  const before = listeners()
+  const [tok] = await model.tokenize('Oslo', { signal })
+  await model.logits('Oslo', { signal })
+  await model.logitsForIds([Uint32Array.from(tok.ids)], { signal })
+  await model.scoreWindows('Oslo', { signal })
+  const ner = await pipeline(TINY_MODEL, { threads: 1, signal })
+  await ner('Oslo', { signal })
+  t.is(signal.onabort, onabort, 'the handler the caller set is still there')
+  t.is(listeners(), before, 'every listener the calls added is gone')
+  // A call in flight when the signal fires: an AbortError, and the caller's handler ran too.
+  const call = model.logits(Array(200).fill(TEXT), { signal })
+  controller.abort()
+  t.is((await t.throwsAsync(call))!.name, 'AbortError')
+  t.is(fired, 1)
+  t.is((await model.logits('Bergen')).length, 1, 'the model goes on')
+  ner.dispose()
+  model.dispose()
 })
 
 test('an aborted load stops a Hub download at once', async (t) => {

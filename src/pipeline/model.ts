@@ -5,6 +5,7 @@ import { checkOptions, describe, textList } from './args'
 import { absolute, folderFiles, HubOptions, remoteModel, resolveModel } from './hub'
 import { architectureProblem, fetchModelFiles, isModelFiles, isModelUrl, ModelFiles, readModelFiles } from './model-files'
 import { argumentError, call, native, NativeModel, NativePrepared, NativeScoredText, NativeTokens, nativeFor } from './native'
+import type { Addon } from './calls'
 import { ProgressCallback, ProgressEvents } from './progress'
 import { warn } from './runtime'
 
@@ -171,7 +172,10 @@ export class TokenClassifierModel {
   /** The transformers class it computes as (`BertForTokenClassification`). */
   readonly architecture: string
 
-  private constructor(private handle: NativeModel) {
+  private constructor(
+    private handle: NativeModel,
+    private addon: Addon,
+  ) {
     const info = handle.info
     this.labels = Object.freeze([...info.labels])
     this.maxLength = info.maxPositionEmbeddings
@@ -228,13 +232,13 @@ export class TokenClassifierModel {
         : await readModelFiles(model as ModelFiles, method)
       if (remote === undefined) events?.present(files.names.map((file, i) => ({ file, size: files.contents[i].byteLength })))
       throwIfAborted(options.signal)
-      loading = call(addon.NativeModel.loadFiles(files.names, files.contents, nativeOptions, options.signal))
+      loading = call(cancellable(addon, options.signal, (id) => addon.NativeModel.loadFiles(files.names, files.contents, nativeOptions, id)))
     } else {
       const events = options.onProgress ? new ProgressEvents(options.onProgress, model as string) : undefined
       const dir = await resolveModel(model as string, { ...options, onProgress: events?.download })
       events?.present(folderFiles(dir))
       throwIfAborted(options.signal)
-      loading = call(addon.NativeModel.load(absolute(dir), nativeOptions, options.signal))
+      loading = call(cancellable(addon, options.signal, (id) => addon.NativeModel.load(absolute(dir), nativeOptions, id)))
     }
     const handle = await loading
     // An abort during the native load frees what it loaded.
@@ -242,7 +246,7 @@ export class TokenClassifierModel {
       handle.dispose()
       throw abortError(options.signal)
     }
-    return new TokenClassifierModel(handle)
+    return new TokenClassifierModel(handle, addon)
   }
 
   /** Per-token logits for each text, in input order. */
@@ -250,10 +254,10 @@ export class TokenClassifierModel {
     const list = textList('logits', texts)
     checkOptions('logits', options, { batchSize: 'int', maxBatchTokens: 'int' })
     throwIfAborted(options.signal)
-    const out = await abortable(call(this.handle.logits(wellFormed(list), {
+    const out = await abortable(call(this.native(options.signal, (id) => this.handle.logits(wellFormed(list), {
       batchSize: options.batchSize,
       maxBatchTokens: options.maxBatchTokens,
-    }, options.signal)), options.signal)
+    }, id))), options.signal)
     const numLabels = this.labels.length
     return out.map((t, i) => ({ ...tokenization(list[i], t), logits: t.logits!, numLabels }))
   }
@@ -265,7 +269,8 @@ export class TokenClassifierModel {
   async logitsForIds(sequences: readonly Uint32Array[], options: RunOptions = {}): Promise<Float32Array[]> {
     checkOptions('logitsForIds', options, { batchSize: 'int', maxBatchTokens: 'int' })
     throwIfAborted(options.signal)
-    return abortable(call(this.handle.logitsForIds([...sequences], { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens }, options.signal)), options.signal)
+    const native = { batchSize: options.batchSize, maxBatchTokens: options.maxBatchTokens }
+    return abortable(call(this.native(options.signal, (id) => this.handle.logitsForIds([...sequences], native, id))), options.signal)
   }
 
   /**
@@ -281,7 +286,7 @@ export class TokenClassifierModel {
     }
     throwIfAborted(options.signal)
     const { signal, ...native } = options
-    const out = await abortable(call(this.handle.scoreWindows(wellFormed(list), native, signal)), signal)
+    const out = await abortable(call(this.native(signal, (id) => this.handle.scoreWindows(wellFormed(list), native, id))), signal)
     return out.map(scoredText)
   }
 
@@ -290,13 +295,13 @@ export class TokenClassifierModel {
    * @internal
    */
   prepareCall(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
-    return call(this.handle.prepare(wellFormed(texts), { maxLength: options.maxLength, stride: options.stride }, signal))
+    return call(this.native(signal, (id) => this.handle.prepare(wellFormed(texts), { maxLength: options.maxLength, stride: options.stride }, id)))
   }
 
   /** `prepareCall` and `runWindows` of all its windows in one native call (one hop less). */
   prepareAndRun(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
     const { maxLength, stride, batchSize, maxBatchTokens } = options
-    return call(this.handle.prepareAndRun(wellFormed(texts), { maxLength, stride, batchSize, maxBatchTokens }, signal))
+    return call(this.native(signal, (id) => this.handle.prepareAndRun(wellFormed(texts), { maxLength, stride, batchSize, maxBatchTokens }, id)))
   }
 
   /**
@@ -304,7 +309,7 @@ export class TokenClassifierModel {
    * @internal
    */
   runWindows(parts: { prepared: NativePreparedCall; from: number; to: number }[], options: Pick<RunOptions, 'batchSize' | 'maxBatchTokens'>, signal?: AbortSignal): Promise<number> {
-    return call(this.handle.runWindows(parts.map((p) => p.prepared), parts.map((p) => p.from), parts.map((p) => p.to), options, signal))
+    return call(this.native(signal, (id) => this.handle.runWindows(parts.map((p) => p.prepared), parts.map((p) => p.from), parts.map((p) => p.to), options, id)))
   }
 
   /**
@@ -319,8 +324,13 @@ export class TokenClassifierModel {
   async tokenize(texts: string | readonly string[], options: { signal?: AbortSignal } = {}): Promise<Tokenization[]> {
     const list = textList('tokenize', texts)
     throwIfAborted(options.signal)
-    const out = await abortable(call(this.handle.tokenize(wellFormed(list), options.signal)), options.signal)
+    const out = await abortable(call(this.native(options.signal, (id) => this.handle.tokenize(wellFormed(list), id))), options.signal)
     return out.map((t, i) => tokenization(list[i], t))
+  }
+
+  /** A native call of this model that `signal` cancels down to the native pool. */
+  private native<T>(signal: AbortSignal | undefined, start: (call?: number) => Promise<T>): Promise<T> {
+    return cancellable(this.addon, signal, start)
   }
 
   /** Joins token strings with the tokenizer's decoder, e.g. `['ĠOslo']` → `' Oslo'`. */
@@ -367,6 +377,26 @@ export type EuroBertModel = TokenClassifierModel
  * which would pass the surrogate on as bytes that Rust reads as other characters; the same
  * replacement here gives both bindings the same text, and keeps every UTF-16 offset.
  */
+let lastCall = 0
+
+/**
+ * Starts a native call registered under a fresh id, which `signal` cancels (`cancelCall`): a
+ * task not yet started rejects as it starts, a running one stops at its next layer. The
+ * caller's signal only gets a listener, removed when the call settles.
+ */
+function cancellable<T>(addon: Addon, signal: AbortSignal | undefined, start: (call?: number) => Promise<T>): Promise<T> {
+  if (!signal) return start(undefined)
+  const id = (lastCall = (lastCall % 0xffff_fffe) + 1)
+  const promise = start(id)
+  if (signal.aborted) {
+    addon.cancelCall(id)
+    return promise
+  }
+  const onAbort = () => addon.cancelCall(id)
+  signal.addEventListener('abort', onAbort, { once: true })
+  return promise.finally(() => signal.removeEventListener('abort', onAbort))
+}
+
 function wellFormed(texts: readonly string[]): string[] {
   // `toWellFormed` is ES2024 (Node 20+); the project's lib is ES2022.
   return texts.map((t) => (t as string & { toWellFormed(): string }).toWellFormed())

@@ -5,13 +5,15 @@
 //! never on the JavaScript thread. Every error, and any panic, becomes a rejected promise
 //! with a JavaScript `Error`; nothing unwinds across the FFI boundary.
 //!
-//! Every async entry takes the caller's `AbortSignal`: a task not yet started is dropped from
-//! libuv's queue (napi-rs), and one already running sees its `Cancel` flag set, which the
-//! forward loop reads between passes and layers, so it rejects within one layer.
+//! Every async entry takes an optional call id, under which its `Cancel` flag is registered
+//! while the task lives; `cancelCall(id)` (the TypeScript layer calls it when the caller's
+//! `AbortSignal` fires) sets the flag. A task not yet started then rejects as it starts, and
+//! one already running stops at the forward loop's next check, within one layer.
 
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use eurobert::TokenClassifier;
 use napi::bindgen_prelude::*;
@@ -27,14 +29,70 @@ fn js_error(e: eurobert::Error) -> Error {
     }
 }
 
-/// A cancel flag that the caller's signal sets, and the task that carries both.
-fn with_signal<T: Task>(task: impl FnOnce(eurobert::Cancel) -> T, signal: Option<AbortSignal>) -> AsyncTask<T> {
-    let cancel = eurobert::Cancel::new();
-    if let Some(signal) = &signal {
-        let flag = cancel.clone();
-        signal.on_abort(move || flag.cancel());
+/// Cancel flags of the calls in flight, by the id the JavaScript side gave each. Not napi-rs'
+/// `AbortSignal` parameter: it replaced the caller's `signal.onabort` (a user's handler was
+/// silently lost) and cost ~30 µs of the JavaScript thread a call.
+static CALLS: LazyLock<Mutex<HashMap<u32, eurobert::Cancel>>> = LazyLock::new(Default::default);
+
+fn calls() -> MutexGuard<'static, HashMap<u32, eurobert::Cancel>> {
+    CALLS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Cancels the call registered as `id`, if it is still in flight: a task not yet started
+/// rejects as it starts, a running one at its next check.
+#[napi]
+pub fn cancel_call(id: u32) {
+    if let Some(cancel) = calls().get(&id) {
+        cancel.cancel();
     }
-    AsyncTask::with_optional_signal(task(cancel), signal)
+}
+
+/// A task and its cancel flag, registered as the call `id` while the task lives.
+pub struct Tracked<T> {
+    task: T,
+    cancel: eurobert::Cancel,
+    id: Option<u32>,
+}
+
+/// `task` built with a fresh cancel flag, registered under `call` when there is one.
+fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T) -> AsyncTask<Tracked<T>> {
+    let cancel = eurobert::Cancel::new();
+    if let Some(id) = call {
+        calls().insert(id, cancel.clone());
+    }
+    AsyncTask::new(Tracked { task: task(cancel.clone()), cancel, id: call })
+}
+
+impl<T> Drop for Tracked<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let mut calls = calls();
+            // A later call may reuse the id (it wraps): only this call's own entry goes.
+            if calls.get(&id).is_some_and(|c| c.same_flag(&self.cancel)) {
+                calls.remove(&id);
+            }
+        }
+    }
+}
+
+impl<T: Task> Task for Tracked<T> {
+    type Output = T::Output;
+    type JsValue = T::JsValue;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        if self.cancel.is_cancelled() {
+            return Err(js_error(eurobert::Error::Cancelled));
+        }
+        self.task.compute()
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        self.task.resolve(env, output)
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.task.reject(env, err)
+    }
 }
 
 /// Runs `f`, turning a panic into an error so it cannot take the host process down.
@@ -544,20 +602,20 @@ impl NativeModel {
         names: Vec<String>,
         contents: Vec<Uint8Array>,
         options: Option<NativeLoadOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<LoadFilesTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<LoadFilesTask>>> {
         if names.len() != contents.len() {
             return Err(Error::new(Status::InvalidArg, format!("{} names for {} files", names.len(), contents.len())));
         }
         let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
-        Ok(AsyncTask::with_optional_signal(LoadFilesTask { names, contents, options }, signal))
+        Ok(tracked(call, |_| LoadFilesTask { names, contents, options }))
     }
 
     /// Loads a model folder off the main thread.
     #[napi(ts_return_type = "Promise<NativeModel>")]
-    pub fn load(dir: String, options: Option<NativeLoadOptions>, signal: Option<AbortSignal>) -> Result<AsyncTask<LoadTask>> {
+    pub fn load(dir: String, options: Option<NativeLoadOptions>, call: Option<u32>) -> Result<AsyncTask<Tracked<LoadTask>>> {
         let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
-        Ok(AsyncTask::with_optional_signal(LoadTask { dir: PathBuf::from(dir), options }, signal))
+        Ok(tracked(call, |_| LoadTask { dir: PathBuf::from(dir), options }))
     }
 
     fn model(&self) -> Result<Arc<TokenClassifier>> {
@@ -595,11 +653,11 @@ impl NativeModel {
         &self,
         texts: Vec<String>,
         options: Option<NativeRunOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<LogitsTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<LogitsTask>>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        Ok(with_signal(|cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }, signal))
+        Ok(tracked(call, |cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }))
     }
 
     /// Logits for id sequences that already carry their special tokens (e.g. windows of a
@@ -609,13 +667,13 @@ impl NativeModel {
         &self,
         sequences: Vec<Uint32Array>,
         options: Option<NativeRunOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<LogitsForIdsTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<LogitsForIdsTask>>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         // Copied now: the JavaScript side may reuse its arrays while the task runs.
         let sequences = sequences.iter().map(|s| s.to_vec()).collect();
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        Ok(with_signal(|cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } }, signal))
+        Ok(tracked(call, |cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } }))
     }
 
     /// The NER pipeline's native half in one round trip, off the main thread: tokenizes,
@@ -625,11 +683,11 @@ impl NativeModel {
         &self,
         texts: Vec<String>,
         options: Option<NativeWindowOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<ScoreWindowsTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<ScoreWindowsTask>>> {
         let (options, tokens) = window_options(options)?;
         let model = self.model()?;
-        Ok(with_signal(|cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens }, signal))
+        Ok(tracked(call, |cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens }))
     }
 
     /// The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
@@ -639,11 +697,11 @@ impl NativeModel {
         &self,
         texts: Vec<String>,
         options: Option<NativeWindowOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<PrepareTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<PrepareTask>>> {
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        Ok(with_signal(|cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel) }, signal))
+        Ok(tracked(call, |cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel) }))
     }
 
     /// `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
@@ -654,11 +712,11 @@ impl NativeModel {
         &self,
         texts: Vec<String>,
         options: Option<NativeWindowOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<PrepareRunTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<PrepareRunTask>>> {
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        Ok(with_signal(|cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel) }, signal))
+        Ok(tracked(call, |cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel) }))
     }
 
     /// Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
@@ -670,8 +728,8 @@ impl NativeModel {
         from: Vec<u32>,
         to: Vec<u32>,
         options: Option<NativeRunOptions>,
-        signal: Option<AbortSignal>,
-    ) -> Result<AsyncTask<RunWindowsTask>> {
+        call: Option<u32>,
+    ) -> Result<AsyncTask<Tracked<RunWindowsTask>>> {
         if prepared.len() != from.len() || prepared.len() != to.len() {
             return Err(Error::new(Status::InvalidArg, "prepared, from and to must have the same length".to_string()));
         }
@@ -684,13 +742,14 @@ impl NativeModel {
         }
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        Ok(with_signal(|cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } }, signal))
+        Ok(tracked(call, |cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } }))
     }
 
     /// Tokenizes `texts` off the main thread (no model computation).
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn tokenize(&self, texts: Vec<String>, signal: Option<AbortSignal>) -> Result<AsyncTask<TokenizeTask>> {
-        Ok(AsyncTask::with_optional_signal(TokenizeTask { model: self.model()?, texts }, signal))
+    pub fn tokenize(&self, texts: Vec<String>, call: Option<u32>) -> Result<AsyncTask<Tracked<TokenizeTask>>> {
+        let model = self.model()?;
+        Ok(tracked(call, |_| TokenizeTask { model, texts }))
     }
 
     /// Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`).
