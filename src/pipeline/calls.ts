@@ -15,7 +15,7 @@ export type Addon = typeof Binding
 /**
  * The addon's argument errors (status `InvalidArg`: the core's validation) as the
  * `RangeError`s the API promises, prefixed with the method; its cancellations (status
- * `Cancelled`, or napi-rs' own AbortError for work dropped before it started) as our
+ * `Cancelled`: a call whose id `cancelCall` cancelled, running or not yet started) as our
  * AbortError; other failures pass through.
  */
 export function argumentError(e: unknown, method?: string): unknown {
