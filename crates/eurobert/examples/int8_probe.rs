@@ -10,6 +10,13 @@ mod common;
 #[allow(dead_code)] // the model's byte count
 #[path = "../src/cpu/vnni.rs"]
 mod vnni;
+/// The kernel's epilogue may apply the crate's activations; the probe asks for none.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    pub(crate) fn act_avx512(x: std::arch::x86_64::__m512, _which: u8) -> std::arch::x86_64::__m512 {
+        x
+    }
+}
 
 /// Elsewhere the kernel does not exist: the probe shows rten-gemm alone.
 #[cfg(not(target_arch = "x86_64"))]
@@ -26,6 +33,7 @@ mod vnni {
         pub col_scale: &'a [f32],
         pub bias: Option<&'a [f32]>,
         pub accumulate: bool,
+        pub act: Option<u8>,
     }
     pub fn available() -> bool {
         false
@@ -71,7 +79,7 @@ fn main() {
                         exec.gemm_uninit(&mut c, GemmInputA::Unpacked(a), GemmInputB::Packed(packed), opts).unwrap();
                     }));
                     if vnni::available() {
-                        let e = vnni::Epilogue { row_scale: &row_scale, col_scale: &col_scale, bias: None, accumulate: false };
+                        let e = vnni::Epilogue { row_scale: &row_scale, col_scale: &col_scale, bias: None, accumulate: false, act: None };
                         let w = &ours[(rep + 3) % ours.len()];
                         best_v = best_v.max(gflops(ops, || vnni::gemm(&x, m, w, &mut out, &e)));
                     }

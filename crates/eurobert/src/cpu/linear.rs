@@ -41,6 +41,18 @@ impl Projection {
         }
     }
 
+    /// `out = act(x Wᵀ + b)` where the kernel applies the activation (`simd::activate`'s
+    /// codes) as it stores, and then returns true; otherwise `out = x Wᵀ + b` and false.
+    pub fn forward_act(&self, x: Rows, out: &mut [f32], act: u8) -> bool {
+        match self {
+            Projection::Q8(l) => l.forward_act(x, out, false, Some(act)),
+            _ => {
+                self.forward(x, out, false);
+                false
+            }
+        }
+    }
+
     /// `out = x Wᵀ + b`, or `out += x Wᵀ + b` with `accumulate` (a fused residual add).
     pub fn forward(&self, x: Rows, out: &mut [f32], accumulate: bool) {
         match self {

@@ -50,11 +50,18 @@ impl Mlp {
         for (inp, out) in normed.chunks(rows * hidden).zip(x.chunks_mut(rows * hidden)) {
             let r = inp.len() / hidden;
             let h = &mut s.mlp[..r * w];
-            {
+            // A plain MLP's activation is applied by the int8 kernel as it stores, where it can.
+            let fused = {
                 let _t = span(Op::GateUp);
-                self.up.forward(Rows::dense(inp, hidden), h, false);
-            }
-            {
+                match self.kind {
+                    Kind::Plain(a) => self.up.forward_act(Rows::dense(inp, hidden), h, act_code(a)),
+                    Kind::Glu(_) => {
+                        self.up.forward(Rows::dense(inp, hidden), h, false);
+                        false
+                    }
+                }
+            };
+            if !fused {
                 let _t = span(Op::Act);
                 match self.kind {
                     Kind::Glu(Act::Silu) => h.par_chunks_mut(w * 8).for_each(|c| simd::silu_mul(c, i)),

@@ -107,18 +107,25 @@ impl QLinear {
 
     /// `out = x Wᵀ + b`, or `out += ...` with `accumulate`.
     pub fn forward(&self, x: Rows, out: &mut [f32], accumulate: bool) {
+        self.forward_act(x, out, accumulate, None);
+    }
+
+    /// `forward`, then the activation `act` (`simd::activate`'s codes) where the kernel can
+    /// apply it as it stores; returns whether it did (the AVX-512 VNNI kernel does).
+    pub fn forward_act(&self, x: Rows, out: &mut [f32], accumulate: bool, act: Option<u8>) -> bool {
         assert_eq!(x.cols, self.inputs, "linear input width");
         assert_eq!(out.len(), x.rows * self.outputs, "linear output size");
         if x.rows == 0 {
-            return;
+            return act.is_some();
         }
         let (weight, zero) = match &self.weight {
             Packed::Rten(w, z) => (w, z),
             #[cfg(target_arch = "x86_64")]
             Packed::Vnni(w) => {
                 let a = quantize_rows(x, w.depth());
-                let e = super::vnni::Epilogue { row_scale: &a.scale, col_scale: &self.scale, bias: self.bias.as_deref(), accumulate };
-                return super::vnni::gemm(&a.q, x.rows, w, out, &e);
+                let e = super::vnni::Epilogue { row_scale: &a.scale, col_scale: &self.scale, bias: self.bias.as_deref(), accumulate, act };
+                super::vnni::gemm(&a.q, x.rows, w, out, &e);
+                return act.is_some();
             }
         };
         let a = quantize_rows(x, x.cols);
@@ -141,6 +148,7 @@ impl QLinear {
             .zip(a.scale.par_iter())
             .with_min_len(16)
             .for_each(|((o, acc), &sa)| dequantize(o, acc, sa, &self.scale, self.bias.as_deref(), accumulate));
+        false
     }
 }
 
@@ -316,6 +324,19 @@ mod vnni_kernel {
                 theirs.forward(rows_of(), &mut b, accumulate);
                 let differ = a.iter().zip(&b).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                 assert_eq!(differ, 0, "{rows}x{inp}x{outp} bias {} accumulate {accumulate}: {differ} outputs differ", bias.is_some());
+            }
+            // The activation the kernel applies as it stores: the same bits as the separate
+            // pass over the stored outputs (a plain MLP's GELU), for every activation.
+            for which in 0..3u8 {
+                let ours = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), true);
+                let (mut fused, mut apart) = (vec![0f32; rows * outp], vec![0f32; rows * outp]);
+                assert!(ours.forward_act(rows_of(), &mut fused, false, Some(which)), "the VNNI kernel applies it");
+                ours.forward(rows_of(), &mut apart, false);
+                super::super::simd::activate(&mut apart, which);
+                let differ = fused.iter().zip(&apart).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(differ, 0, "{rows}x{inp}x{outp} activation {which}: {differ} outputs differ");
+                let theirs = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), false);
+                assert!(!theirs.forward_act(rows_of(), &mut apart, false, Some(which)), "rten-gemm's path leaves it to the caller");
             }
         }
     }

@@ -408,7 +408,7 @@ fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn act_avx512(x: std::arch::x86_64::__m512, which: u8) -> std::arch::x86_64::__m512 {
+pub(crate) fn act_avx512(x: std::arch::x86_64::__m512, which: u8) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
     let c = _mm512_set1_ps;
     match which {

@@ -99,6 +99,10 @@ pub(crate) struct Epilogue<'a> {
     pub bias: Option<&'a [f32]>,
     /// `out +=` instead of `out =` (a fused residual add).
     pub accumulate: bool,
+    /// An activation applied to each output as it is stored (`simd::activate`'s codes): a
+    /// plain MLP's GELU here saves a pass over its widest matrix, which left the cache (5%
+    /// of a q8 bert-base pass), with the same bits.
+    pub act: Option<u8>,
 }
 
 #[derive(Clone, Copy)]
@@ -266,6 +270,9 @@ impl Tile<'_> {
                     let o = self.out.add(r * w.outputs + c0);
                     if e.accumulate {
                         y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
+                    }
+                    if let Some(which) = e.act {
+                        y = super::simd::act_avx512(y, which);
                     }
                     _mm512_mask_storeu_ps(o, mask, y);
                 }
