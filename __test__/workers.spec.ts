@@ -2,6 +2,7 @@
 // four workers load and run ner() at once, are terminated mid-call and again after, and the
 // main thread's model is unaffected; the process exits cleanly afterwards.
 import { spawnSync } from 'node:child_process'
+import { Worker } from 'node:worker_threads'
 import * as path from 'node:path'
 
 import test from 'ava'
@@ -76,4 +77,44 @@ test('four worker_threads run ner() at once, are terminated mid-call and after; 
   t.true(res.sameAfter, 'main-thread results after the workers were terminated')
   t.true(res.workerResults.every((n: number) => n >= 1))
   t.deepEqual(res.workerEntities, [res.mainEntities], 'workers computed what the main thread computes')
+})
+
+test('calls on different threads never cancel each other: an abort in one worker leaves the same-numbered call of another running', async (t) => {
+  // Each thread numbers its calls from 1, so both workers' first cancellable call is call 1.
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { EuroBertModel } = require(workerData.index)
+    EuroBertModel.load(workerData.model, { threads: 1 }).then((model) => {
+      let controller
+      parentPort.on('message', async (m) => {
+        if (m === 'abort') return controller.abort()
+        controller = new AbortController()
+        const call = model.logits(workerData.texts, { signal: controller.signal })
+        parentPort.postMessage('started')
+        try {
+          await call
+          parentPort.postMessage('done')
+        } catch (e) {
+          parentPort.postMessage(e.name)
+        }
+      })
+      parentPort.postMessage('ready')
+    })`
+  const texts = Array(3000).fill('Erna Solberg besøkte Universitetet i Oslo, og Jonas Gahr Støre var i Bergen.')
+  const workers = [0, 1].map(() => new Worker(code, { eval: true, workerData: { index: require.resolve('..'), model: TINY_MODEL, texts } }))
+  t.teardown(() => Promise.all(workers.map((w) => w.terminate())))
+  const next = (w: Worker) => new Promise<string>((resolve, reject) => (w.once('message', resolve), w.once('error', reject)))
+  await Promise.all(workers.map(next))
+  const [a, b] = workers
+  let answer = next(a)
+  a.postMessage('start')
+  t.is(await answer, 'started')
+  const aEnds = next(a)
+  answer = next(b)
+  b.postMessage('start')
+  t.is(await answer, 'started')
+  const bEnds = next(b)
+  a.postMessage('abort')
+  t.is(await aEnds, 'AbortError')
+  t.is(await bEnds, 'done', "the other worker's call ran to its end")
 })

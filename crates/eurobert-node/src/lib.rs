@@ -29,47 +29,51 @@ fn js_error(e: eurobert::Error) -> Error {
     }
 }
 
-/// Cancel flags of the calls in flight, by the id the JavaScript side gave each. Not napi-rs'
-/// `AbortSignal` parameter: it replaced the caller's `signal.onabort` (a user's handler was
-/// silently lost) and cost ~30 µs of the JavaScript thread a call.
-static CALLS: LazyLock<Mutex<HashMap<u32, eurobert::Cancel>>> = LazyLock::new(Default::default);
+/// Cancel flags of the calls in flight, by the JavaScript thread that made each and the id it
+/// gave it (every thread, main or worker, numbers its own calls, and shares this addon). Not
+/// napi-rs' `AbortSignal` parameter: it replaced the caller's `signal.onabort` (a user's
+/// handler was silently lost) and cost ~30 µs of the JavaScript thread a call.
+type CallKey = (std::thread::ThreadId, u32);
+static CALLS: LazyLock<Mutex<HashMap<CallKey, eurobert::Cancel>>> = LazyLock::new(Default::default);
 
-fn calls() -> MutexGuard<'static, HashMap<u32, eurobert::Cancel>> {
+fn calls() -> MutexGuard<'static, HashMap<CallKey, eurobert::Cancel>> {
     CALLS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Cancels the call registered as `id`, if it is still in flight: a task not yet started
-/// rejects as it starts, a running one at its next check.
+/// Cancels this thread's call `id`, if it is still in flight: a task not yet started rejects
+/// as it starts, a running one at its next check.
 #[napi]
 pub fn cancel_call(id: u32) {
-    if let Some(cancel) = calls().get(&id) {
+    if let Some(cancel) = calls().get(&(std::thread::current().id(), id)) {
         cancel.cancel();
     }
 }
 
-/// A task and its cancel flag, registered as the call `id` while the task lives.
+/// A task and its cancel flag, registered under `key` while the task lives.
 pub struct Tracked<T> {
     task: T,
     cancel: eurobert::Cancel,
-    id: Option<u32>,
+    key: Option<CallKey>,
 }
 
-/// `task` built with a fresh cancel flag, registered under `call` when there is one.
+/// `task` built with a fresh cancel flag, registered as this thread's call `call` when there
+/// is one (called on the JavaScript thread).
 fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T) -> AsyncTask<Tracked<T>> {
     let cancel = eurobert::Cancel::new();
-    if let Some(id) = call {
-        calls().insert(id, cancel.clone());
+    let key = call.map(|id| (std::thread::current().id(), id));
+    if let Some(key) = key {
+        calls().insert(key, cancel.clone());
     }
-    AsyncTask::new(Tracked { task: task(cancel.clone()), cancel, id: call })
+    AsyncTask::new(Tracked { task: task(cancel.clone()), cancel, key })
 }
 
 impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
+        if let Some(key) = self.key {
             let mut calls = calls();
             // A later call may reuse the id (it wraps): only this call's own entry goes.
-            if calls.get(&id).is_some_and(|c| c.same_flag(&self.cancel)) {
-                calls.remove(&id);
+            if calls.get(&key).is_some_and(|c| c.same_flag(&self.cancel)) {
+                calls.remove(&key);
             }
         }
     }
