@@ -83,8 +83,8 @@ export declare class NativePrepared {
 export declare function backends(): Array<string>
 
 /**
- * Cancels the call registered as `id`, if it is still in flight: a task not yet started
- * rejects as it starts, a running one at its next check.
+ * Cancels this thread's call `id`, if it is still in flight: a task not yet started rejects
+ * as it starts, a running one at its next check.
  */
 export declare function cancelCall(id: number): void
 
