@@ -83,8 +83,8 @@ export declare class NativePrepared {
 export declare function backends(): Array<string>
 
 /**
- * Cancels this thread's call `id`, if it is still in flight: a task not yet started rejects
- * as it starts, a running one at its next check.
+ * Cancels call `id`, if it is still in flight: a task not yet started rejects as it starts,
+ * a running one at its next check.
  */
 export declare function cancelCall(id: number): void
 
@@ -188,6 +188,12 @@ export interface NativeWindowOptions {
   /** Also return the token strings (for transformers-style words); off by default. */
   tokens?: boolean
 }
+
+/**
+ * A call id no other call in flight has, in this whole process: every worker thread, and
+ * every copy of the JavaScript package a test runner loads, shares this addon.
+ */
+export declare function newCallId(): number
 
 /** Every `model_type` this runtime implements ("eurobert", "bert", ...). */
 export declare function supportedModelTypes(): Array<string>

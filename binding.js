@@ -841,4 +841,5 @@ module.exports.backends = nativeBinding.backends
 module.exports.cancelCall = nativeBinding.cancelCall
 module.exports.cpuKernels = nativeBinding.cpuKernels
 module.exports.cudaDevices = nativeBinding.cudaDevices
+module.exports.newCallId = nativeBinding.newCallId
 module.exports.supportedModelTypes = nativeBinding.supportedModelTypes

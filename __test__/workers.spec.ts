@@ -79,8 +79,8 @@ test('four worker_threads run ner() at once, are terminated mid-call and after; 
   t.deepEqual(res.workerEntities, [res.mainEntities], 'workers computed what the main thread computes')
 })
 
-test('calls on different threads never cancel each other: an abort in one worker leaves the same-numbered call of another running', async (t) => {
-  // Each thread numbers its calls from 1, so both workers' first cancellable call is call 1.
+test('calls on different threads never cancel each other: an abort in one worker leaves the call of another running', async (t) => {
+  // Both workers' first cancellable call: the same number, were calls numbered per thread.
   const code = `
     const { parentPort, workerData } = require('node:worker_threads')
     const { EuroBertModel } = require(workerData.index)
@@ -117,4 +117,26 @@ test('calls on different threads never cancel each other: an abort in one worker
   a.postMessage('abort')
   t.is(await aEnds, 'AbortError')
   t.is(await bEnds, 'done', "the other worker's call ran to its end")
+})
+
+test('two copies of the package in one thread (as test runners load it per file) never cancel each other\'s calls', async (t) => {
+  const dist = path.join(ROOT, 'dist') + path.sep
+  const load = () => {
+    // A fresh copy of the JavaScript; the addon itself stays the one this process loaded.
+    for (const k of Object.keys(require.cache)) if (k.startsWith(dist)) delete require.cache[k]
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(path.join(ROOT, 'dist', 'index.js')) as typeof import('..')
+  }
+  const [one, two] = [load(), load()]
+  t.not(one.EuroBertModel, two.EuroBertModel, 'two copies')
+  const [a, b] = await Promise.all([one.EuroBertModel.load(TINY_MODEL, { threads: 1 }), two.EuroBertModel.load(TINY_MODEL, { threads: 1 })])
+  const texts = Array(3000).fill('Erna Solberg besøkte Universitetet i Oslo, og Jonas Gahr Støre var i Bergen.')
+  const stop = new AbortController()
+  const first = a.logits(texts, { signal: stop.signal })
+  const second = b.logits(texts, { signal: new AbortController().signal })
+  stop.abort()
+  t.is((await t.throwsAsync(first))!.name, 'AbortError')
+  t.is((await second).length, texts.length, "the other copy's call ran to its end")
+  a.dispose()
+  b.dispose()
 })

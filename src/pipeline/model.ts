@@ -377,16 +377,15 @@ export type EuroBertModel = TokenClassifierModel
  * which would pass the surrogate on as bytes that Rust reads as other characters; the same
  * replacement here gives both bindings the same text, and keeps every UTF-16 offset.
  */
-let lastCall = 0
-
 /**
  * Starts a native call registered under a fresh id, which `signal` cancels (`cancelCall`): a
  * task not yet started rejects as it starts, a running one stops at its next layer. The
- * caller's signal only gets a listener, removed when the call settles.
+ * caller's signal only gets a listener, removed when the call settles. The addon numbers the
+ * calls: worker threads and every copy of this module a test runner loads share it.
  */
 function cancellable<T>(addon: Addon, signal: AbortSignal | undefined, start: (call?: number) => Promise<T>): Promise<T> {
   if (!signal) return start(undefined)
-  const id = (lastCall = (lastCall % 0xffff_fffe) + 1)
+  const id = addon.newCallId()
   const promise = start(id)
   if (signal.aborted) {
     addon.cancelCall(id)

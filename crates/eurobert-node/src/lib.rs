@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use eurobert::TokenClassifier;
@@ -29,51 +30,57 @@ fn js_error(e: eurobert::Error) -> Error {
     }
 }
 
-/// Cancel flags of the calls in flight, by the JavaScript thread that made each and the id it
-/// gave it (every thread, main or worker, numbers its own calls, and shares this addon). Not
-/// napi-rs' `AbortSignal` parameter: it replaced the caller's `signal.onabort` (a user's
-/// handler was silently lost) and cost ~30 µs of the JavaScript thread a call.
-type CallKey = (std::thread::ThreadId, u32);
-static CALLS: LazyLock<Mutex<HashMap<CallKey, eurobert::Cancel>>> = LazyLock::new(Default::default);
+/// Cancel flags of the calls in flight, by call id. Not napi-rs' `AbortSignal` parameter: it
+/// replaced the caller's `signal.onabort` (a user's handler was silently lost) and cost ~30 µs
+/// of the JavaScript thread a call.
+static CALLS: LazyLock<Mutex<HashMap<u32, eurobert::Cancel>>> = LazyLock::new(Default::default);
+static LAST_CALL: AtomicU32 = AtomicU32::new(0);
 
-fn calls() -> MutexGuard<'static, HashMap<CallKey, eurobert::Cancel>> {
+fn calls() -> MutexGuard<'static, HashMap<u32, eurobert::Cancel>> {
     CALLS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Cancels this thread's call `id`, if it is still in flight: a task not yet started rejects
-/// as it starts, a running one at its next check.
+/// A call id no other call in flight has, in this whole process: every worker thread, and
+/// every copy of the JavaScript package a test runner loads, shares this addon.
+#[napi]
+pub fn new_call_id() -> u32 {
+    // Never 0; it wraps after 2³² − 1 calls, long after any call that had the id ended.
+    LAST_CALL.fetch_add(1, Ordering::Relaxed) % u32::MAX + 1
+}
+
+/// Cancels call `id`, if it is still in flight: a task not yet started rejects as it starts,
+/// a running one at its next check.
 #[napi]
 pub fn cancel_call(id: u32) {
-    if let Some(cancel) = calls().get(&(std::thread::current().id(), id)) {
+    if let Some(cancel) = calls().get(&id) {
         cancel.cancel();
     }
 }
 
-/// A task and its cancel flag, registered under `key` while the task lives.
+/// A task and its cancel flag, registered as call `id` while the task lives.
 pub struct Tracked<T> {
     task: T,
     cancel: eurobert::Cancel,
-    key: Option<CallKey>,
+    id: Option<u32>,
 }
 
-/// `task` built with a fresh cancel flag, registered as this thread's call `call` when there
-/// is one (called on the JavaScript thread).
+/// `task` built with a fresh cancel flag, registered as call `call` (from `newCallId`) when
+/// there is one.
 fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T) -> AsyncTask<Tracked<T>> {
     let cancel = eurobert::Cancel::new();
-    let key = call.map(|id| (std::thread::current().id(), id));
-    if let Some(key) = key {
-        calls().insert(key, cancel.clone());
+    if let Some(id) = call {
+        calls().insert(id, cancel.clone());
     }
-    AsyncTask::new(Tracked { task: task(cancel.clone()), cancel, key })
+    AsyncTask::new(Tracked { task: task(cancel.clone()), cancel, id: call })
 }
 
 impl<T> Drop for Tracked<T> {
     fn drop(&mut self) {
-        if let Some(key) = self.key {
+        if let Some(id) = self.id {
             let mut calls = calls();
-            // A later call may reuse the id (it wraps): only this call's own entry goes.
-            if calls.get(&key).is_some_and(|c| c.same_flag(&self.cancel)) {
-                calls.remove(&key);
+            // Only this call's own entry goes (a caller could reuse an id it was given).
+            if calls.get(&id).is_some_and(|c| c.same_flag(&self.cancel)) {
+                calls.remove(&id);
             }
         }
     }
