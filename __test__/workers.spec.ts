@@ -124,7 +124,6 @@ test('two copies of the package in one thread (as test runners load it per file)
   const load = () => {
     // A fresh copy of the JavaScript; the addon itself stays the one this process loaded.
     for (const k of Object.keys(require.cache)) if (k.startsWith(dist)) delete require.cache[k]
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(path.join(ROOT, 'dist', 'index.js')) as typeof import('..')
   }
   const [one, two] = [load(), load()]
