@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `node bench/call-profile.mjs [--model DIR] [--threads N] [--calls N]`: where the time of one
-// short ner() call goes. Each layer of the call is timed on its own, interleaved call by call
-// (so machine noise hits every layer alike), and reported as p50/p99 in microseconds:
+// `node bench/call-profile.mjs [--model DIR] [--threads N] [--calls N] [--dtype D] [--layers a,b]`:
+// where the time of one short ner() call goes. Each layer of the call is timed on its own,
+// interleaved call by call (so machine noise hits every layer alike), and reported as p50/p99
+// in microseconds (`--layers ner --calls 3000`: whole calls back to back, as a server makes them):
 //   tokenize       napi hop to a libuv worker + tokenization + copy back
 //   logitsForIds   napi hop + the model's pool + the forward pass (ids already made)
 //   scoreWindows   napi hop + tokenization + windows + forward + copy back
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     calls: { type: 'string', default: '300' },
     dtype: { type: 'string', default: 'f32' },
+    layers: { type: 'string', default: 'tokenize,logitsForIds,scoreWindows,ner' },
   },
 })
 const threads = Number(values.threads)
@@ -31,14 +33,17 @@ const ner = await pipeline(values.model, { threads, dtype: values.dtype, aggrega
 const [tok] = await model.tokenize([text])
 const ids = Uint32Array.from(tok.ids)
 
-const layers = {
+const all = {
   tokenize: () => model.tokenize([text]),
   logitsForIds: () => model.logitsForIds([ids]),
   scoreWindows: () => model.scoreWindows([text]),
   ner: () => ner(text),
 }
+const names = values.layers.split(',')
+for (const n of names) if (!(n in all)) throw new Error(`--layers: unknown layer ${n} (${Object.keys(all).join(', ')})`)
+const layers = Object.fromEntries(names.map((n) => [n, all[n]]))
 const ms = Object.fromEntries(Object.keys(layers).map((k) => [k, []]))
-for (let i = 0; i < 20; i++) for (const f of Object.values(layers)) await f()
+for (let i = 0; i < 200; i++) for (const f of Object.values(layers)) await f()
 for (let i = 0; i < Number(values.calls); i++) {
   for (const [k, f] of Object.entries(layers)) {
     const t = process.hrtime.bigint()
