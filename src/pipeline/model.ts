@@ -372,12 +372,6 @@ export const EuroBertModel = TokenClassifierModel
 export type EuroBertModel = TokenClassifierModel
 
 /**
- * Texts as they cross into native code: a lone surrogate becomes U+FFFD, as V8 turns it when a
- * string crosses Node-API. The WebAssembly binding copies strings with its own encoder (emnapi),
- * which would pass the surrogate on as bytes that Rust reads as other characters; the same
- * replacement here gives both bindings the same text, and keeps every UTF-16 offset.
- */
-/**
  * Starts a native call registered under a fresh id, which `signal` cancels (`cancelCall`): a
  * task not yet started rejects as it starts, a running one stops at its next layer. The
  * caller's signal only gets a listener, removed when the call settles. The addon numbers the
@@ -396,6 +390,12 @@ function cancellable<T>(addon: Addon, signal: AbortSignal | undefined, start: (c
   return promise.finally(() => signal.removeEventListener('abort', onAbort))
 }
 
+/**
+ * Texts as they cross into native code: a lone surrogate becomes U+FFFD, as V8 turns it when a
+ * string crosses Node-API. The WebAssembly binding copies strings with its own encoder (emnapi),
+ * which would pass the surrogate on as bytes that Rust reads as other characters; the same
+ * replacement here gives both bindings the same text, and keeps every UTF-16 offset.
+ */
 function wellFormed(texts: readonly string[]): string[] {
   // `toWellFormed` is ES2024 (Node 20+); the project's lib is ES2022.
   return texts.map((t) => (t as string & { toWellFormed(): string }).toWellFormed())
