@@ -1,10 +1,12 @@
 //! Attention of a short sequence (at most `SHORT_MAX` keys: one key block, a plain softmax)
 //! without the GEMM library, in AVX-512: one task per sequence and KV head, K transposed once
-//! (gathers), Q read in place, the scores, their softmax over whole vectors and P·V in
+//! (16 × 16 blocks in registers), Q read in place, the scores, their softmax inline over whole
+//! vectors and P·V in
 //! register blocks of `R` query rows, each output row written straight into place. At 20–100
 //! tokens a general GEMM's call, dispatch and packing, and the scalar tails of the softmax,
 //! cost as much as the arithmetic (`flash::timing`, one core: BERT's heads at 90 tokens 36–43
-//! → 49 GFLOP/s, the bundled model's at 22 tokens 17–20 → 26). Plain loops did not vectorize
+//! → 49 GFLOP/s, the bundled model's at 22 tokens 17–20 → 26; the register transpose and the
+//! inline softmax: 50 → 60 and 28 → 39). Plain loops did not vectorize
 //! (LLVM kept the register blocks on the stack), hence the intrinsics; other CPUs keep the
 //! blocked path.
 
@@ -96,6 +98,44 @@ unsafe fn scores<const V: usize>(q: [*const f32; R], kt: *const f32, stride: usi
     }
 }
 
+/// Transposes the 16 × 16 block `r` (row i, lane j → row j, lane i): pairs of floats, then
+/// of pairs, then of 128-bit lanes, twice.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(r: &mut [std::arch::x86_64::__m512; 16]) {
+    use std::arch::x86_64::*;
+    // t[2k], t[2k + 1]: rows 2k and 2k + 1 interleaved, lane by lane.
+    let t: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    // u[4k + c], 128-bit lane L: rows 4k..4k + 4 at column 4L + c.
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let (k, c) = (i / 4, i % 4);
+        let (a, b) = (_mm512_castps_pd(t[4 * k + c / 2]), _mm512_castps_pd(t[4 * k + 2 + c / 2]));
+        _mm512_castpd_ps(if c % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
+    });
+    for c in 0..4 {
+        // Lanes 0 and 2 (v) or 1 and 3 (w) of rows 0..8, then of rows 8..16.
+        let v0 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+        let v1 = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+        let w0 = _mm512_shuffle_f32x4::<0xdd>(u[c], u[4 + c]);
+        let w1 = _mm512_shuffle_f32x4::<0xdd>(u[8 + c], u[12 + c]);
+        r[c] = _mm512_shuffle_f32x4::<0x88>(v0, v1);
+        r[8 + c] = _mm512_shuffle_f32x4::<0xdd>(v0, v1);
+        r[4 + c] = _mm512_shuffle_f32x4::<0x88>(w0, w1);
+        r[12 + c] = _mm512_shuffle_f32x4::<0xdd>(w0, w1);
+    }
+}
+
 /// `attend`'s work, compiled for AVX-512.
 ///
 /// # Safety
@@ -125,25 +165,28 @@ unsafe fn task(
     let (inv, zero) = rest.split_at_mut(mp);
     zero.fill(0.0);
 
-    // Kᵀ (d × np), the padding keys zero: 16 keys of one column per gather.
+    // Kᵀ (d × np), the padding keys zero, by 16 × 16 blocks transposed in registers: each
+    // key's row read in order. 16-lane gathers of one column each (touching 16 rows' lines
+    // at once) cost a fifth of a 22-token task, scalar copies a seventh.
     let k0 = &qkv[seq.start * qw + (heads.query + g) * d..];
     debug_assert!((n - 1) * qw + d <= k0.len());
-    let lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(qw as i32));
     for jb in (0..np).step_by(16) {
-        let mask = simd::tail_mask(jb, n);
-        let base = _mm512_add_epi32(lanes, _mm512_set1_epi32((jb * qw) as i32));
-        for c in 0..d {
-            // SAFETY: lane l reads k0[(jb + l)·qw + c] only where jb + l < n: a key of this
-            // sequence, inside qkv; offsets fit i32 (qkv of one batch is far below 2³¹ floats
-            // per sequence); the store is columns jb..jb + 16 of row c of kt (d × np).
+        for cb in (0..d).step_by(16) {
+            // SAFETY: rows jb + l < n are keys of this sequence (16 of their d floats from
+            // cb, d a multiple of 32), inside qkv; the stores are columns jb..jb + 16 of rows
+            // cb..cb + 16 of kt (d × np).
             unsafe {
-                let col = _mm512_mask_i32gather_ps::<4>(
-                    _mm512_setzero_ps(),
-                    mask,
-                    _mm512_add_epi32(base, _mm512_set1_epi32(c as i32)),
-                    k0.as_ptr().cast(),
-                );
-                _mm512_storeu_ps(kt.as_mut_ptr().add(c * np + jb), col);
+                let mut block: [__m512; 16] = std::array::from_fn(|l| {
+                    if jb + l < n {
+                        _mm512_loadu_ps(k0.as_ptr().add((jb + l) * qw + cb))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                transpose16(&mut block);
+                for (c, row) in block.iter().enumerate() {
+                    _mm512_storeu_ps(kt.as_mut_ptr().add((cb + c) * np + jb), *row);
+                }
             }
         }
     }
@@ -172,14 +215,28 @@ unsafe fn task(
             }
         }
     }
-    // Softmax over the n real keys; 1 / sum kept for the output.
-    // Over whole padded rows (the kernels' remainders are scalar): the padding keys get
-    // e^-∞, which the exponential clamps to ~1e-38, and P·V never reads them.
+    // Softmax over the n real keys; 1 / sum kept for the output. Inline over whole vectors
+    // (the library's `max` and `exp_shifted` calls cost a fifth of the softmax at 22 keys): the
+    // padding keys read as -∞, whose exponential clamps to ~1e-38, and P·V never reads them.
+    let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
     for (i, inv) in inv.iter_mut().enumerate().take(m) {
-        let row = &mut s[i * np..(i + 1) * np];
-        let max = simd::max(&row[..n]);
-        row[n..].fill(f32::NEG_INFINITY);
-        *inv = 1.0 / simd::exp_shifted(row, max);
+        let row = s[i * np..(i + 1) * np].as_mut_ptr();
+        // SAFETY: row i of s holds np floats, a multiple of 16; lanes past n are not read.
+        unsafe {
+            let mut max = minus_inf;
+            for jb in (0..np).step_by(16) {
+                max = _mm512_max_ps(max, _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb)));
+            }
+            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+            let mut sum = _mm512_setzero_ps();
+            for jb in (0..np).step_by(16) {
+                let x = _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb));
+                let e = simd::exp_avx512(_mm512_sub_ps(x, max));
+                _mm512_storeu_ps(row.add(jb), e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            *inv = 1.0 / _mm512_reduce_add_ps(sum);
+        }
     }
 
     // out = P V / sum, R rows × W head columns at a time; V read in place (row stride qw),

@@ -386,7 +386,7 @@ unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+pub(crate) fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
     let c = _mm512_set1_ps;
     // min/max return their second operand when one is NaN: x second keeps NaN.
