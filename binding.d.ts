@@ -76,7 +76,7 @@ export declare class NativePrepared {
   /** Tokens of each text's whole tokenization, special tokens included. */
   get textTokens(): Uint32Array
   /** The scored texts `[from, to)`, moved out; every one of their windows must have run. */
-  take(from: number, to: number, tokens?: boolean | undefined | null): Array<NativeScoredText>
+  take(from: number, to: number, tokens?: boolean | undefined | null): NativeScoredBatch
 }
 
 /** The backends this binary was built with: "cpu", and "cuda" or "metal" where enabled. */
@@ -136,6 +136,30 @@ export interface NativeRunOptions {
   maxBatchTokens?: number
 }
 
+/**
+ * Texts `[from, to)` of a prepared call, packed (`eurobert::PackedScores`): a few typed arrays
+ * for the whole piece, which JavaScript views per text and window.
+ */
+export interface NativeScoredBatch {
+  /** Token ids of the texts one after another; text t's are `tokenStarts[t]..tokenStarts[t + 1]`. */
+  ids: Uint32Array
+  /** `[start, end]` per token, UTF-16 code units of its text. */
+  offsets: Uint32Array
+  tokenStarts: Uint32Array
+  /** Vocabulary strings of every token, only when asked for. */
+  tokens?: Array<string>
+  /**
+   * 6 numbers per window: text (from the first taken), from, to, ownsFrom, ownsTo, and
+   * the index of its first row in `scores`.
+   */
+  windows: Uint32Array
+  /**
+   * Content rows of every window, `(to - from) × numLabels` each: logits, or
+   * probabilities for a call prepared with `probabilities`.
+   */
+  scores: Float32Array
+}
+
 /** A text's whole tokenization (what the pipeline reads of it) and its scored windows. */
 export interface NativeScoredText {
   ids: Uint32Array
@@ -187,6 +211,11 @@ export interface NativeWindowOptions {
   stride?: number
   /** Also return the token strings (for transformers-style words); off by default. */
   tokens?: boolean
+  /**
+   * `prepare`/`prepareAndRun`: keep each window's softmax probabilities instead of its
+   * logits, computed on the thread that ran it (the NER pipeline's scores).
+   */
+  probabilities?: boolean
 }
 
 /**

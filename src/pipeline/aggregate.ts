@@ -29,7 +29,7 @@ export interface GroupedEntity {
 
 export type Entity = TokenEntity | GroupedEntity
 
-/** One model input (a text, or one window of a long text) with its logits. */
+/** One model input (a text, or one window of a long text) with its scores. */
 export interface ScoredSequence {
   /** Token strings of the whole tokenization; only transformers-style words read them. */
   tokens?: readonly string[]
@@ -40,13 +40,18 @@ export interface ScoredSequence {
   /** Content tokens `[from, to)` of the tokenization (special tokens are never entities). */
   from: number
   to: number
-  /** Row r holds the logits of token `from + r`. */
-  logits: Float32Array
+  /** Row r holds the softmax scores of token `from + r` (`softmax` of its logits). */
+  probabilities: Float32Array
 }
 
+/**
+ * A content token before aggregation. Its scores are row `at / numLabels` of its window's
+ * `scores` (no view per token: a call of 1,000 sentences made 25,000 of them).
+ */
 export interface PreEntity {
   word: string
   scores: Float32Array
+  at: number
   start: number
   end: number
   index: number
@@ -82,7 +87,7 @@ function codePoints(s: string): number {
   }
   return n
 }
-/** Row-wise softmax, max-shifted, stored as float32. */
+/** Row-wise softmax, max-shifted, stored as float32: the arithmetic of the core's `softmax_rows`, which makes the pipeline's scores. */
 export function softmax(logits: Float32Array, numLabels: number): Float32Array {
   const out = new Float32Array(logits.length)
   for (let row = 0; row < logits.length; row += numLabels) {
@@ -106,15 +111,15 @@ export function gatherPreEntities(
   isSubword: SubwordRule,
   unkTokenId?: number,
 ): PreEntity[] {
-  const scores = softmax(seq.logits, numLabels)
+  const scores = seq.probabilities
   const pre: PreEntity[] = []
   for (let i = seq.from; i < seq.to; i++) {
     const start = seq.offsets[2 * i]
     const end = seq.offsets[2 * i + 1]
-    const row = i - seq.from
     const entity: PreEntity = {
       word: seq.tokens?.[i] ?? '',
-      scores: scores.subarray(row * numLabels, (row + 1) * numLabels),
+      scores,
+      at: (i - seq.from) * numLabels,
       start,
       end,
       // The token's position in the whole tokenization, as transformers reports it.
@@ -130,6 +135,11 @@ export function gatherPreEntities(
     pre.push(entity)
   }
   return pre
+}
+
+/** A pre-entity's scores as their own view. */
+function rowOf(p: PreEntity, numLabels: number): Float32Array {
+  return p.scores.subarray(p.at, p.at + numLabels)
 }
 
 /** A token or word with its label, before grouping. */
@@ -152,9 +162,10 @@ export function aggregate(
   decoding: Decoding = 'argmax',
 ): Entity[] {
   if (strategy === 'none' || strategy === 'simple') {
+    const n = labels.length
     const tokens: Labelled[] = pre.map((p) => {
-      const idx = argmax(p.scores)
-      return { label: labels[idx], score: p.scores[idx], word: p.word, start: p.start, end: p.end, index: p.index }
+      const idx = argmaxAt(p.scores, p.at, n)
+      return { label: labels[idx], score: p.scores[p.at + idx], word: p.word, start: p.start, end: p.end, index: p.index }
     })
     if (strategy === 'none') {
       return tokens.map((t) => ({ entity: t.label.name, score: t.score, index: t.index, word: t.word, start: t.start, end: t.end }))
@@ -170,7 +181,7 @@ function aggregateWords(pre: PreEntity[], strategy: AggregationStrategy, labels:
     if (groups.length > 0 && p.isSubword) groups[groups.length - 1].push(p)
     else groups.push([p])
   }
-  const scores = groups.map((g) => wordScores(g, strategy))
+  const scores = groups.map((g) => wordScores(g, strategy, labels.length))
   const ids = decoding === 'viterbi' ? viterbi(scores, labels) : scores.map(argmax)
   return groups.map((group, i) => ({
     label: labels[ids[i]],
@@ -183,22 +194,22 @@ function aggregateWords(pre: PreEntity[], strategy: AggregationStrategy, labels:
 }
 
 /** The scores a word votes with: its first token's, its most confident token's, or the mean. */
-function wordScores(group: PreEntity[], strategy: AggregationStrategy): Float32Array {
-  if (strategy === 'first') return group[0].scores
+function wordScores(group: PreEntity[], strategy: AggregationStrategy, numLabels: number): Float32Array {
+  if (strategy === 'first') return rowOf(group[0], numLabels)
   if (strategy === 'max') {
     // Python's max(): the first entity whose best score is largest.
     let best = group[0]
-    let bestMax = maxOf(best.scores)
-    for (const p of group.slice(1)) {
-      const m = maxOf(p.scores)
-      if (m > bestMax) [best, bestMax] = [p, m]
+    let bestMax = maxAt(best.scores, best.at, numLabels)
+    for (let i = 1; i < group.length; i++) {
+      const m = maxAt(group[i].scores, group[i].at, numLabels)
+      if (m > bestMax) [best, bestMax] = [group[i], m]
     }
-    return best.scores
+    return rowOf(best, numLabels)
   }
   // np.nanmean(axis=0) over float32 rows: rows added one after another, then divided.
-  const acc = new Float32Array(group[0].scores.length)
-  for (const p of group) for (let j = 0; j < acc.length; j++) acc[j] = acc[j] + p.scores[j]
-  for (let j = 0; j < acc.length; j++) acc[j] = acc[j] / group.length
+  const acc = new Float32Array(numLabels)
+  for (const p of group) for (let j = 0; j < numLabels; j++) acc[j] = acc[j] + p.scores[p.at + j]
+  for (let j = 0; j < numLabels; j++) acc[j] = acc[j] / group.length
   return acc
 }
 
@@ -266,8 +277,15 @@ export function argmax(xs: ArrayLike<number>): number {
   return best
 }
 
-function maxOf(xs: Float32Array): number {
+/** `argmax` of `xs[at .. at + n)`, as an index into that row. */
+function argmaxAt(xs: Float32Array, at: number, n: number): number {
+  let best = 0
+  for (let i = 1; i < n; i++) if (xs[at + i] > xs[at + best]) best = i
+  return best
+}
+
+function maxAt(xs: Float32Array, at: number, n: number): number {
   let m = -Infinity
-  for (const x of xs) m = Math.max(m, x)
+  for (let i = 0; i < n; i++) m = Math.max(m, xs[at + i])
   return m
 }

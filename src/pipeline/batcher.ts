@@ -20,7 +20,7 @@
 import { abortError, AbortError } from './abort'
 import { checkCost } from './cost'
 import { nextTurn, warn } from './runtime'
-import type { TokenClassifierModel, NativePreparedCall, ScoredText, WindowOptions } from './model'
+import type { TokenClassifierModel, NativePreparedCall, PreparedText, WindowOptions } from './model'
 
 /** Characters tokenized in one merged `prepare` at most (the texts of one call are never split). */
 const MAX_MERGED_CHARS = 1 << 20
@@ -53,7 +53,7 @@ interface Job {
   texts: string[]
   options: ScoreOptions
   signal?: AbortSignal
-  resolve: (out: ScoredText[]) => void
+  resolve: (out: PreparedText[]) => void
   reject: (e: unknown) => void
   settled: boolean
   /** Run alone: a merged call that held it failed, so it must not fail others again. */
@@ -106,7 +106,7 @@ export class Batcher {
    * Scores `texts` in shared steps. An abort rejects at once with an AbortError; the call's
    * windows that have not run never do, and a step that only it still needed is cancelled.
    */
-  score(texts: string[], options: ScoreOptions, signal?: AbortSignal): Promise<ScoredText[]> {
+  score(texts: string[], options: ScoreOptions, signal?: AbortSignal): Promise<PreparedText[]> {
     if (signal?.aborted) return Promise.reject(abortError(signal))
     if (this.cancelled) return Promise.reject(this.cancelled)
     return new Promise((resolve, reject) => {
@@ -340,7 +340,7 @@ export class Batcher {
   private finish(job: Job): void {
     job.settled = true
     this.ready = this.ready.filter((j) => j !== job)
-    let out: ScoredText[]
+    let out: PreparedText[]
     try {
       out = this.model.takeScored(job.prepared!, job.textFrom, job.textTo, job.options.tokens ?? false)
     } catch (e) {

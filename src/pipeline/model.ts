@@ -82,6 +82,17 @@ export interface ScoredWindow {
   logits: Float32Array
 }
 
+/** @internal A window as the pipeline reads it: softmax scores instead of logits. */
+export interface PreparedWindow extends Omit<ScoredWindow, 'logits'> {
+  /** `(to - from) × numLabels`: row r holds the softmax scores of token `from + r`. */
+  probabilities: Float32Array
+}
+
+/** @internal A text as the pipeline reads it (`takeScored`). */
+export interface PreparedText extends Omit<ScoredText, 'windows'> {
+  windows: PreparedWindow[]
+}
+
 /** A text's tokenization (offsets, and token strings when asked) with its scored windows. */
 export interface ScoredText {
   ids: Uint32Array
@@ -295,13 +306,13 @@ export class TokenClassifierModel {
    * @internal
    */
   prepareCall(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
-    return call(this.native(signal, (id) => this.handle.prepare(wellFormed(texts), { maxLength: options.maxLength, stride: options.stride }, id)))
+    return call(this.native(signal, (id) => this.handle.prepare(wellFormed(texts), { maxLength: options.maxLength, stride: options.stride, probabilities: true }, id)))
   }
 
   /** `prepareCall` and `runWindows` of all its windows in one native call (one hop less). */
   prepareAndRun(texts: string[], options: WindowOptions, signal?: AbortSignal): Promise<NativePreparedCall> {
     const { maxLength, stride, batchSize, maxBatchTokens } = options
-    return call(this.native(signal, (id) => this.handle.prepareAndRun(wellFormed(texts), { maxLength, stride, batchSize, maxBatchTokens }, id)))
+    return call(this.native(signal, (id) => this.handle.prepareAndRun(wellFormed(texts), { maxLength, stride, batchSize, maxBatchTokens, probabilities: true }, id)))
   }
 
   /**
@@ -313,11 +324,26 @@ export class TokenClassifierModel {
   }
 
   /**
-   * The scored texts `[from, to)` of a prepared call whose windows have all run.
+   * The scored texts `[from, to)` of a prepared call whose windows have all run, with each
+   * window's softmax scores (`prepareCall` keeps probabilities): views into the few arrays
+   * one native call hands over.
    * @internal
    */
-  takeScored(prepared: NativePreparedCall, from: number, to: number, tokens: boolean): ScoredText[] {
-    return prepared.take(from, to, tokens).map(scoredText)
+  takeScored(prepared: NativePreparedCall, from: number, to: number, tokens: boolean): PreparedText[] {
+    const b = prepared.take(from, to, tokens)
+    const starts = b.tokenStarts
+    const out: PreparedText[] = []
+    for (let t = 0; t < to - from; t++) {
+      const [a, z] = [starts[t], starts[t + 1]]
+      out.push({ ids: b.ids.subarray(a, z), offsets: b.offsets.subarray(2 * a, 2 * z), tokens: b.tokens?.slice(a, z), windows: [] })
+    }
+    const w = b.windows
+    const numLabels = this.labels.length
+    for (let i = 0; i < w.length; i += 6) {
+      const rows = (w[i + 2] - w[i + 1]) * numLabels
+      out[w[i]].windows.push({ from: w[i + 1], to: w[i + 2], owns: [w[i + 3], w[i + 4]], probabilities: b.scores.subarray(w[i + 5], w[i + 5] + rows) })
+    }
+    return out
   }
 
   /** Tokenizes without running the model. */

@@ -24,7 +24,7 @@ import { Decoding } from './viterbi'
 import { isDirectory } from './hub'
 import { Label, parseLabels } from './labels'
 import { checkNerOptions, LOAD_OPTIONS, NER_OPTIONS, normalize, PIPELINE_OPTIONS } from './options'
-import { DType, TokenClassifierModel, LoadOptions, ScoredWindow } from './model'
+import { DType, TokenClassifierModel, LoadOptions, PreparedWindow } from './model'
 import type { ModelFiles } from './model-files'
 import type { ProgressCallback, ProgressInfo } from './progress'
 import { trimSpan, unicodeSubwordRule } from './words'
@@ -359,7 +359,7 @@ async function recognize(
 }
 
 /** Strategy none over windows: each token is taken from the window where it has most context. */
-function ownTokens(entities: TokenEntity[], w: ScoredWindow): TokenEntity[] {
+function ownTokens(entities: TokenEntity[], w: PreparedWindow): TokenEntity[] {
   return entities.filter((e) => e.index >= w.owns[0] && e.index < w.owns[1])
 }
 

@@ -150,6 +150,9 @@ pub struct NativeWindowOptions {
     pub stride: Option<u32>,
     /// Also return the token strings (for transformers-style words); off by default.
     pub tokens: Option<bool>,
+    /// `prepare`/`prepareAndRun`: keep each window's softmax probabilities instead of its
+    /// logits, computed on the thread that ran it (the NER pipeline's scores).
+    pub probabilities: Option<bool>,
 }
 
 /// One window of a text: content tokens `[from, to)` of the whole tokenization, the positions
@@ -173,6 +176,25 @@ pub struct NativeScoredText {
     /// Vocabulary strings, only when asked for.
     pub tokens: Option<Vec<String>>,
     pub windows: Vec<NativeWindow>,
+}
+
+/// Texts `[from, to)` of a prepared call, packed (`eurobert::PackedScores`): a few typed arrays
+/// for the whole piece, which JavaScript views per text and window.
+#[napi(object, object_from_js = false)]
+pub struct NativeScoredBatch {
+    /// Token ids of the texts one after another; text t's are `tokenStarts[t]..tokenStarts[t + 1]`.
+    pub ids: Uint32Array,
+    /// `[start, end]` per token, UTF-16 code units of its text.
+    pub offsets: Uint32Array,
+    pub token_starts: Uint32Array,
+    /// Vocabulary strings of every token, only when asked for.
+    pub tokens: Option<Vec<String>>,
+    /// 6 numbers per window: text (from the first taken), from, to, ownsFrom, ownsTo, and
+    /// the index of its first row in `scores`.
+    pub windows: Uint32Array,
+    /// Content rows of every window, `(to - from) × numLabels` each: logits, or
+    /// probabilities for a call prepared with `probabilities`.
+    pub scores: Float32Array,
 }
 
 /// One tokenized text; `logits` is present for `classify`.
@@ -262,6 +284,7 @@ fn window_options(options: Option<NativeWindowOptions>) -> Result<(eurobert::Win
         max_length: None,
         stride: None,
         tokens: None,
+        probabilities: None,
     });
     let options = eurobert::WindowOptions {
         max_length: o.max_length.map(|m| m as usize),
@@ -416,6 +439,7 @@ pub struct PrepareTask {
     model: Arc<TokenClassifier>,
     texts: Vec<String>,
     options: eurobert::WindowOptions,
+    probabilities: bool,
 }
 
 impl Task for PrepareTask {
@@ -423,7 +447,13 @@ impl Task for PrepareTask {
     type JsValue = NativePrepared;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded("tokenizing", || self.model.prepare(&self.texts, &self.options))
+        guarded("tokenizing", || {
+            let mut prepared = self.model.prepare(&self.texts, &self.options)?;
+            if self.probabilities {
+                prepared.keep_probabilities();
+            }
+            Ok(prepared)
+        })
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -435,6 +465,7 @@ pub struct PrepareRunTask {
     model: Arc<TokenClassifier>,
     texts: Vec<String>,
     options: eurobert::WindowOptions,
+    probabilities: bool,
 }
 
 impl Task for PrepareRunTask {
@@ -444,6 +475,9 @@ impl Task for PrepareRunTask {
     fn compute(&mut self) -> Result<Self::Output> {
         guarded("running the model", || {
             let mut prepared = self.model.prepare(&self.texts, &self.options)?;
+            if self.probabilities {
+                prepared.keep_probabilities();
+            }
             let windows = prepared.window_count();
             self.model.run_windows(&mut [(&mut prepared, 0..windows)], &self.options.run)?;
             Ok(prepared)
@@ -544,13 +578,21 @@ impl NativePrepared {
 
     /// The scored texts `[from, to)`, moved out; every one of their windows must have run.
     #[napi]
-    pub fn take(&self, from: u32, to: u32, tokens: Option<bool>) -> Result<Vec<NativeScoredText>> {
+    pub fn take(&self, from: u32, to: u32, tokens: Option<bool>) -> Result<NativeScoredBatch> {
         let mut p = lock(&self.inner);
         if from > to || to as usize > p.text_count() {
             return Err(Error::new(Status::InvalidArg, format!("texts {from}..{to} of a call with {}", p.text_count())));
         }
-        let out = guarded("taking results", || p.take(from as usize..to as usize))?;
-        Ok(scored_to_js(out, tokens.unwrap_or(false)))
+        let tokens = tokens.unwrap_or(false);
+        let out = guarded("taking results", || p.take_packed(from as usize..to as usize, tokens))?;
+        Ok(NativeScoredBatch {
+            ids: out.ids.into(),
+            offsets: out.offsets.into(),
+            token_starts: out.token_starts.into(),
+            tokens: tokens.then_some(out.tokens),
+            windows: out.windows.into(),
+            scores: out.scores.into(),
+        })
     }
 }
 
@@ -710,9 +752,10 @@ impl NativeModel {
         options: Option<NativeWindowOptions>,
         call: Option<u32>,
     ) -> Result<AsyncTask<Tracked<PrepareTask>>> {
+        let probabilities = options.as_ref().and_then(|o| o.probabilities).unwrap_or(false);
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        Ok(tracked(call, |cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel) }))
+        Ok(tracked(call, |cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel), probabilities }))
     }
 
     /// `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
@@ -725,9 +768,10 @@ impl NativeModel {
         options: Option<NativeWindowOptions>,
         call: Option<u32>,
     ) -> Result<AsyncTask<Tracked<PrepareRunTask>>> {
+        let probabilities = options.as_ref().and_then(|o| o.probabilities).unwrap_or(false);
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        Ok(tracked(call, |cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel) }))
+        Ok(tracked(call, |cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel), probabilities }))
     }
 
     /// Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,

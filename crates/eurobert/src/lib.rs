@@ -33,7 +33,7 @@ pub use device::{backends, cuda_devices};
 pub use error::{Error, Result};
 pub use files::{MemoryFolder, MEMORY_FOLDER};
 pub use options::{max_threads, DeviceKind, Dtype, LoadOptions, RunOptions, WindowOptions};
-pub use prepared::Prepared;
+pub use prepared::{softmax_rows, PackedScores, Prepared, WINDOW_FIELDS};
 pub use tokenize::{Encoded, Tokenizer};
 pub use windows::Window;
 

@@ -29,11 +29,13 @@ pub struct Prepared {
     /// All rows of each window's logits, once its piece has run.
     logits: Vec<Option<Vec<f32>>>,
     num_labels: usize,
+    /// Store softmax probabilities instead of logits (`keep_probabilities`).
+    probabilities: bool,
 }
 
 impl Prepared {
     pub(crate) fn new(num_labels: usize) -> Self {
-        Prepared { texts: Vec::new(), owner: Vec::new(), first: vec![0], logits: Vec::new(), num_labels }
+        Prepared { texts: Vec::new(), owner: Vec::new(), first: vec![0], logits: Vec::new(), num_labels, probabilities: false }
     }
 
     /// Adds a text with its windows over `encoded`, whose first `prefix` and last `suffix`
@@ -92,11 +94,20 @@ impl Prepared {
         out
     }
 
+    /// From now on each window keeps its rows' softmax probabilities instead of its logits
+    /// (the NER pipeline's scores), computed where the window ran, off JavaScript's thread.
+    pub fn keep_probabilities(&mut self) {
+        self.probabilities = true;
+    }
+
     /// Stores the logits of window `i` (all its rows, `tokens × num_labels`).
-    pub fn store(&mut self, i: usize, logits: Vec<f32>) -> Result<()> {
+    pub fn store(&mut self, i: usize, mut logits: Vec<f32>) -> Result<()> {
         let want = self.window_len(i) * self.num_labels;
         if logits.len() != want {
             return Err(Error::Compute(format!("window {i} got {} logits, expected {want}", logits.len())));
+        }
+        if self.probabilities {
+            softmax_rows(&mut logits, self.num_labels);
         }
         self.logits[i] = Some(logits);
         Ok(())
@@ -128,5 +139,97 @@ impl Prepared {
             out.push(ScoredText { encoded, windows });
         }
         Ok(out)
+    }
+}
+
+/// The scored texts of `Prepared::take_packed`, in a few flat arrays: what crosses to
+/// JavaScript in one piece (a typed array per text and per window cost more there than the
+/// pipeline's whole aggregation).
+#[derive(Debug, Default)]
+pub struct PackedScores {
+    /// Token ids of the texts, one after another: text t's are `token_starts[t]..token_starts[t + 1]`.
+    pub ids: Vec<u32>,
+    /// `[start, end]` of each token, in UTF-16 code units of its text.
+    pub offsets: Vec<u32>,
+    pub token_starts: Vec<u32>,
+    /// Vocabulary strings of every token, when asked for.
+    pub tokens: Vec<String>,
+    /// `WINDOW_FIELDS` numbers per window: its text (counted from the first one taken), its
+    /// content tokens `from`, `to`, the positions it owns `[from, to)`, and where its rows
+    /// start in `scores`.
+    pub windows: Vec<u32>,
+    /// The content rows of every window, `(to - from) × num_labels` each: logits, or
+    /// probabilities after `keep_probabilities`.
+    pub scores: Vec<f32>,
+}
+
+/// Numbers per window in `PackedScores::windows`.
+pub const WINDOW_FIELDS: usize = 6;
+
+impl Prepared {
+    /// `take` packed into flat arrays (`PackedScores`), token strings only `with_tokens`.
+    pub fn take_packed(&mut self, texts: Range<usize>, with_tokens: bool) -> Result<PackedScores> {
+        let scored = self.take(texts)?;
+        let mut out = PackedScores::default();
+        let u32_of = |n: usize, what: &str| u32::try_from(n).map_err(|_| Error::TooLarge(format!("{what}: {n} does not fit 32 bits")));
+        out.token_starts.push(0);
+        for (t, text) in scored.into_iter().enumerate() {
+            let base = out.ids.len();
+            for w in &text.windows {
+                out.windows.extend([
+                    u32_of(t, "texts")?,
+                    u32_of(w.window.from, "tokens")?,
+                    u32_of(w.window.to, "tokens")?,
+                    u32_of(w.window.owns.0, "tokens")?,
+                    u32_of(w.window.owns.1, "tokens")?,
+                    u32_of(out.scores.len(), "scores")?,
+                ]);
+                out.scores.extend_from_slice(&w.logits);
+            }
+            out.ids.extend_from_slice(&text.encoded.ids);
+            out.offsets.extend(text.encoded.offsets.iter().flat_map(|&(s, e)| [s, e]));
+            if with_tokens {
+                out.tokens.extend(text.encoded.tokens);
+            }
+            debug_assert_eq!(out.ids.len() - base, out.offsets.len() / 2 - base);
+            out.token_starts.push(u32_of(out.ids.len(), "tokens")?);
+        }
+        u32_of(out.scores.len(), "scores")?;
+        Ok(out)
+    }
+}
+
+/// Row-wise softmax of `num_labels`-wide rows in place, as the NER pipeline's JavaScript
+/// computed it and numpy's float32 does: max-shifted, each exponential rounded to float32, a
+/// float32 running sum, then each divided (a NaN logit makes its row NaN, as `Math.max` does).
+pub fn softmax_rows(rows: &mut [f32], num_labels: usize) {
+    if num_labels == 0 {
+        return;
+    }
+    for row in rows.chunks_exact_mut(num_labels) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| if m.is_nan() || x.is_nan() { f32::NAN } else { m.max(x) });
+        let mut sum = 0f32;
+        for x in row.iter_mut() {
+            *x = f64::from(*x - max).exp() as f32;
+            sum += *x;
+        }
+        for x in row.iter_mut() {
+            *x /= sum;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::softmax_rows;
+
+    #[test]
+    fn softmax_rows_match_the_formula_and_keep_nan_rows_nan() {
+        let mut rows = vec![1.0f32, 2.0, 3.0, 0.5, f32::NAN, 0.0];
+        softmax_rows(&mut rows, 3);
+        let e: Vec<f32> = [-2.0f64, -1.0, 0.0].iter().map(|x| x.exp() as f32).collect();
+        let sum = e[0] + e[1] + e[2];
+        assert_eq!(&rows[..3], &[e[0] / sum, e[1] / sum, e[2] / sum]);
+        assert!(rows[3..].iter().all(|x| x.is_nan()));
     }
 }
