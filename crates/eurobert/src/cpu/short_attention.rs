@@ -100,6 +100,37 @@ unsafe fn scores<const V: usize>(q: [*const f32; R], kt: *const f32, stride: usi
     }
 }
 
+/// Softmax of one row of scores in place, over its n keys, returning 1 / sum. Inline over
+/// whole vectors (the library's `max` and `exp_shifted` calls cost a fifth of the softmax at
+/// 22 keys): the padding keys read as -∞, whose exponential clamps to ~1e-38, and P·V never
+/// reads them.
+///
+/// # Safety
+/// The CPU has AVX-512F; `row` points at np floats, np a multiple of 16 and >= n.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn softmax_row(row: *mut f32, n: usize, np: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+    // SAFETY: the function's contract; lanes past n are neither read nor meaningful.
+    unsafe {
+        let mut max = minus_inf;
+        for jb in (0..np).step_by(16) {
+            max = _mm512_max_ps(max, _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb)));
+        }
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        let mut sum = _mm512_setzero_ps();
+        for jb in (0..np).step_by(16) {
+            let x = _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb));
+            let e = simd::exp_avx512(_mm512_sub_ps(x, max));
+            _mm512_storeu_ps(row.add(jb), e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        1.0 / _mm512_reduce_add_ps(sum)
+    }
+}
+
 /// Transposes the 16 × 16 block `r` (row i, lane j → row j, lane i): pairs of floats, then
 /// of pairs, then of 128-bit lanes, twice.
 ///
@@ -217,28 +248,10 @@ unsafe fn task(
             }
         }
     }
-    // Softmax over the n real keys; 1 / sum kept for the output. Inline over whole vectors
-    // (the library's `max` and `exp_shifted` calls cost a fifth of the softmax at 22 keys): the
-    // padding keys read as -∞, whose exponential clamps to ~1e-38, and P·V never reads them.
-    let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+    // Softmax over the n real keys; 1 / sum kept for the output.
     for (i, inv) in inv.iter_mut().enumerate().take(m) {
-        let row = s[i * np..(i + 1) * np].as_mut_ptr();
-        // SAFETY: row i of s holds np floats, a multiple of 16; lanes past n are not read.
-        unsafe {
-            let mut max = minus_inf;
-            for jb in (0..np).step_by(16) {
-                max = _mm512_max_ps(max, _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb)));
-            }
-            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
-            let mut sum = _mm512_setzero_ps();
-            for jb in (0..np).step_by(16) {
-                let x = _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb));
-                let e = simd::exp_avx512(_mm512_sub_ps(x, max));
-                _mm512_storeu_ps(row.add(jb), e);
-                sum = _mm512_add_ps(sum, e);
-            }
-            *inv = 1.0 / _mm512_reduce_add_ps(sum);
-        }
+        // SAFETY: row i of s holds np floats, a multiple of 16, n of them keys.
+        *inv = unsafe { softmax_row(s[i * np..(i + 1) * np].as_mut_ptr(), n, np) };
     }
 
     // out = P V / sum, R rows × W head columns at a time; V read in place (row stride qw),
@@ -418,25 +431,12 @@ unsafe fn task_bf16(
         }
     }
     // Softmax in f32 as in `task`; each row's exponentials then rounded to pairs of keys.
-    let minus_inf = _mm512_set1_ps(f32::NEG_INFINITY);
     for (i, inv) in inv.iter_mut().enumerate().take(m) {
         let row = s[i * np..(i + 1) * np].as_mut_ptr();
-        // SAFETY: row i of s holds np floats (a multiple of 16) and row i of ph pp slots
-        // (np / 2 rounded up to 16); lanes past n are not read.
+        // SAFETY: row i of s holds np floats (a multiple of 16, n of them keys) and row i of
+        // ph pp slots (np / 2 rounded up to 16).
         unsafe {
-            let mut max = minus_inf;
-            for jb in (0..np).step_by(16) {
-                max = _mm512_max_ps(max, _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb)));
-            }
-            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
-            let mut sum = zeros;
-            for jb in (0..np).step_by(16) {
-                let x = _mm512_mask_loadu_ps(minus_inf, simd::tail_mask(jb, n), row.add(jb));
-                let e = simd::exp_avx512(_mm512_sub_ps(x, max));
-                _mm512_storeu_ps(row.add(jb), e);
-                sum = _mm512_add_ps(sum, e);
-            }
-            *inv = 1.0 / _mm512_reduce_add_ps(sum);
+            *inv = softmax_row(row, n, np);
             for jb in (0..np).step_by(32) {
                 let hi = if jb + 16 < np { _mm512_loadu_ps(row.add(jb + 16)) } else { zeros };
                 _mm512_storeu_ps(ph.as_mut_ptr().add(i * pp + jb / 2), pairs(_mm512_loadu_ps(row.add(jb)), hi));
