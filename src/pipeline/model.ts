@@ -330,18 +330,30 @@ export class TokenClassifierModel {
    * @internal
    */
   takeScored(prepared: NativePreparedCall, from: number, to: number, tokens: boolean): PreparedText[] {
-    const b = prepared.take(from, to, tokens)
-    const starts = b.tokenStarts
+    const { data, tokens: strings } = prepared.take(from, to, tokens)
+    // The parts of `data` (NativeScoredBatch): 3 lengths, then 32-bit words, then floats.
+    const words = new Uint32Array(data.buffer, data.byteOffset, data.length)
+    const [n, w, s] = words
+    const texts = to - from
+    const ids = words.subarray(3, 3 + n)
+    const offsets = words.subarray(3 + n, 3 + 3 * n)
+    const starts = words.subarray(3 + 3 * n, 4 + 3 * n + texts)
+    const windows = words.subarray(4 + 3 * n + texts, 4 + 3 * n + texts + w)
+    const scores = data.subarray(4 + 3 * n + texts + w, 4 + 3 * n + texts + w + s)
     const out: PreparedText[] = []
-    for (let t = 0; t < to - from; t++) {
+    for (let t = 0; t < texts; t++) {
       const [a, z] = [starts[t], starts[t + 1]]
-      out.push({ ids: b.ids.subarray(a, z), offsets: b.offsets.subarray(2 * a, 2 * z), tokens: b.tokens?.slice(a, z), windows: [] })
+      out.push({ ids: ids.subarray(a, z), offsets: offsets.subarray(2 * a, 2 * z), tokens: strings?.slice(a, z), windows: [] })
     }
-    const w = b.windows
     const numLabels = this.labels.length
-    for (let i = 0; i < w.length; i += 6) {
-      const rows = (w[i + 2] - w[i + 1]) * numLabels
-      out[w[i]].windows.push({ from: w[i + 1], to: w[i + 2], owns: [w[i + 3], w[i + 4]], probabilities: b.scores.subarray(w[i + 5], w[i + 5] + rows) })
+    for (let i = 0; i < w; i += 6) {
+      const rows = (windows[i + 2] - windows[i + 1]) * numLabels
+      out[windows[i]].windows.push({
+        from: windows[i + 1],
+        to: windows[i + 2],
+        owns: [windows[i + 3], windows[i + 4]],
+        probabilities: scores.subarray(windows[i + 5], windows[i + 5] + rows),
+      })
     }
     return out
   }
