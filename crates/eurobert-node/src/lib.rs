@@ -587,7 +587,7 @@ impl NativePrepared {
         data.extend(parts.into_iter().flatten().map(|&w| f32::from_bits(w)));
         data.extend_from_slice(&out.scores);
         let mut o = Object::new(env)?;
-        o.set("data", &Float32ArraySlice::copy_from(env, &data)?)?;
+        o.set("data", Float32ArraySlice::copy_from(env, &data)?)?;
         if tokens {
             o.set("tokens", out.tokens)?;
         }
