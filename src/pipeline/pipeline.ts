@@ -5,7 +5,6 @@ import type { Duplex } from 'node:stream'
 import {
   aggregate,
   AggregationStrategy,
-  dropIgnored,
   Entity,
   gatherPreEntities,
   GroupedEntity,
@@ -343,7 +342,7 @@ async function recognize(
     const perWindow: Entity[][] = []
     for (const w of windows) {
       const pre = gatherPreEntities(text, { ...w, ids, offsets, tokens }, labels.length, rule, model.unkTokenId)
-      const entities = dropIgnored(aggregate(pre, strategy, labels, decode, options.decode), options.ignoreLabels ?? ['O'])
+      const entities = aggregate(pre, strategy, labels, decode, options.decode, options.ignoreLabels ?? ['O'])
       perWindow.push(windows.length > 1 && strategy === 'none' ? ownTokens(entities as TokenEntity[], w) : entities)
       sinceYield += w.to - w.from
       if (sinceYield >= YIELD_TOKENS) {
