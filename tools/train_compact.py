@@ -384,7 +384,7 @@ def main() -> None:
     ap.add_argument("--norec", default="", help="NoReC's data folder: with --unlabeled, self-training sentences")
     ap.add_argument("--unlabeled", type=int, default=0, help="this many NoReC sentences trained on the teachers' soft labels only (needs --teacher)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--init", default="", help="start from a pretrained encoder folder (tools/pretrain_mlm.py's <out>/encoder): its weights, tokenizer and shape")
+    ap.add_argument("--init", default="", help="start from a pretrained encoder folder (tools/pretrain_mlm.py's <out>/encoder), or a token classifier's encoder: its weights, tokenizer and shape")
     ap.add_argument("--save-dtype", choices=["float32", "bfloat16", "float16"], default="float16")
     args = ap.parse_args()
     t_start = time.time()  # wall time includes the tokenizer, MLM and teachers
@@ -436,7 +436,11 @@ def main() -> None:
     model = EuroBertForTokenClassification(config)
     if args.init:
         from safetensors.torch import load_file
-        missing, unexpected = model.model.load_state_dict(load_file(os.path.join(args.init, "model.safetensors")), strict=False)
+        weights = load_file(os.path.join(args.init, "model.safetensors"))
+        # A token classifier (a shipped model) starts from its encoder; its classifier is new.
+        if any(k.startswith("model.") for k in weights):
+            weights = {k[len("model."):]: v.float() for k, v in weights.items() if k.startswith("model.")}
+        missing, unexpected = model.model.load_state_dict(weights, strict=False)
         print(f"encoder from {args.init}; missing {missing}, unexpected {unexpected}", flush=True)
     if args.mlm_epochs > 0:
         model.model.load_state_dict(mlm_pretrain(args, config, train_data, pad_id, mask_id, tok.get_vocab_size(), rng))
