@@ -163,14 +163,18 @@ test('an aborted call rejects at once, its texts never reach the model, and the 
   const alone = json(await ner(['Oslo', 'Bergen'], { aggregationStrategy: 'simple' }))
   texts.length = 0
   const controller = new AbortController()
-  const started = Date.now()
-  const a = ner('Oslo', { aggregationStrategy: 'simple' })
+  // Settlement order, not a time bound: on a loaded machine the event loop itself can lag
+  // by more than the batcher's 200 ms wait, but the abort still comes first.
+  const settled: string[] = []
+  const a = ner('Oslo', { aggregationStrategy: 'simple' }).finally(() => settled.push('a'))
   const b = ner(Array(50).fill('Erna Solberg besøkte Oslo.'), { aggregationStrategy: 'simple', signal: controller.signal })
+  b.catch(() => settled.push('b'))
   const c = ner('Bergen', { aggregationStrategy: 'simple' })
   setTimeout(() => controller.abort(), 10)
   const err = await t.throwsAsync(b)
   t.is(err!.name, 'AbortError')
-  t.true(Date.now() - started < 150 * SLOWDOWN, `rejected after ${Date.now() - started} ms, before the batch ran`)
+  await a
+  t.is(settled[0], 'b', 'the aborted call rejected before the batch of the others ran')
   t.is(json([await a, await c]), alone, 'the others get what they get alone')
   t.deepEqual(texts, [2], 'one forward batch of the two other texts; none of the aborted 50')
   // Already aborted: rejects without queuing anything.
