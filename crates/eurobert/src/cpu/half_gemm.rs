@@ -412,7 +412,7 @@ struct Tile<'a> {
 
 /// The same 512 bits as 32 bf16.
 #[inline(always)]
-fn bh(x: __m512) -> __m512bh {
+pub(crate) fn bh(x: __m512) -> __m512bh {
     // SAFETY: both are 512-bit vectors with no invalid bit patterns.
     unsafe { std::mem::transmute::<__m512, __m512bh>(x) }
 }

@@ -21,6 +21,8 @@ use std::ops::Range;
 #[cfg(target_arch = "x86_64")]
 use super::flash::{Heads, SharedOut};
 #[cfg(target_arch = "x86_64")]
+use super::half_gemm::bh;
+#[cfg(target_arch = "x86_64")]
 use super::simd;
 
 /// Longest sequence this kernel takes: its scores (`rows × keys`) stay a few hundred KB.
@@ -128,6 +130,28 @@ unsafe fn softmax_row(row: *mut f32, n: usize, np: usize) -> f32 {
             sum = _mm512_add_ps(sum, e);
         }
         1.0 / _mm512_reduce_add_ps(sum)
+    }
+}
+
+/// P·V's epilogue: each real row's `W` columns from `cb`, times its 1 / sum, stored in place
+/// (`None`: a padding row, written nowhere).
+///
+/// # Safety
+/// The CPU has AVX-512F; each `Some` row points at `cb + W` writable floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_rows(dst: &[Option<*mut f32>; R], acc: &[[std::arch::x86_64::__m512; 2]; R], inv: &[f32], cb: usize) {
+    use std::arch::x86_64::*;
+    for ((dst, acc), &inv) in dst.iter().zip(acc).zip(inv) {
+        if let Some(dst) = *dst {
+            let k = _mm512_set1_ps(inv);
+            // SAFETY: the function's contract.
+            unsafe {
+                _mm512_storeu_ps(dst.add(cb), _mm512_mul_ps(acc[0], k));
+                _mm512_storeu_ps(dst.add(cb + 16), _mm512_mul_ps(acc[1], k));
+            }
+        }
     }
 }
 
@@ -280,13 +304,7 @@ unsafe fn task(
                         acc[1] = _mm512_fmadd_ps(p, v1, acc[1]);
                     }
                 }
-                for (r, acc) in acc.iter().enumerate() {
-                    if let Some(dst) = dst[r] {
-                        let k = _mm512_set1_ps(inv[ib + r]);
-                        _mm512_storeu_ps(dst.add(cb), _mm512_mul_ps(acc[0], k));
-                        _mm512_storeu_ps(dst.add(cb + 16), _mm512_mul_ps(acc[1], k));
-                    }
-                }
+                store_rows(&dst, &acc, &inv[ib..ib + R], cb);
             }
         }
     }
@@ -316,14 +334,6 @@ pub(super) unsafe fn attend_bf16(
     unsafe { task_bf16(qkv, out, seq, g, rows, heads, scale, scratch) }
 }
 
-/// A vector of 32 bf16 (16 pairs) from its bits.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn bh(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512bh {
-    // SAFETY: both are 64 bytes of plain bits.
-    unsafe { std::mem::transmute(x) }
-}
-
 /// 32 floats (`lo` then `hi`) rounded to bf16, as 16 pairs: lane i holds elements 2i, 2i + 1.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -336,7 +346,7 @@ fn pairs(lo: std::arch::x86_64::__m512, hi: std::arch::x86_64::__m512) -> std::a
 
 /// `attend_bf16`'s work. Scratch layout (f32 slots; the bf16 ones hold pairs as bits): Kᵀ as
 /// pairs of the head dimension (d/2 × np), Q as pairs (mp × d/2), S (mp × np), P as pairs of
-/// keys (mp × np/2), V as pairs of keys (n/2 × d), 1/sum per row, a zero row.
+/// keys (mp × np/2), V as pairs of keys (n/2 × d), 1/sum per row.
 ///
 /// # Safety
 /// As `attend_bf16`.
@@ -358,14 +368,12 @@ unsafe fn task_bf16(
     let (dp, n_rep, n) = (heads.dim / 2, heads.query / heads.kv, seq.len());
     let (m, np) = (rows.len() * n_rep, n.div_ceil(KJ) * KJ);
     let (mp, pp, vn) = (m.div_ceil(R) * R, (np / 2).div_ceil(16) * 16, n.div_ceil(2));
-    scratch.resize(dp * np + mp * dp + mp * np + mp * pp + vn * d + mp + d, 0.0);
+    scratch.resize(dp * np + mp * dp + mp * np + mp * pp + vn * d + mp, 0.0);
     let (kt, rest) = scratch.split_at_mut(dp * np);
     let (qh, rest) = rest.split_at_mut(mp * dp);
     let (s, rest) = rest.split_at_mut(mp * np);
     let (ph, rest) = rest.split_at_mut(mp * pp);
-    let (vh, rest) = rest.split_at_mut(vn * d);
-    let (inv, zero) = rest.split_at_mut(mp);
-    zero.fill(0.0);
+    let (vh, inv) = rest.split_at_mut(vn * d);
     let zeros = _mm512_setzero_ps();
 
     // Kᵀ as pairs: each key's 32 floats become 16 pairs (one vector), 16 keys' vectors
@@ -482,13 +490,7 @@ unsafe fn task_bf16(
                         acc[1] = _mm512_dpbf16_ps(acc[1], p, v1);
                     }
                 }
-                for (r, acc) in acc.iter().enumerate() {
-                    if let Some(dst) = dst[r] {
-                        let k = _mm512_set1_ps(inv[ib + r]);
-                        _mm512_storeu_ps(dst.add(cb), _mm512_mul_ps(acc[0], k));
-                        _mm512_storeu_ps(dst.add(cb + 16), _mm512_mul_ps(acc[1], k));
-                    }
-                }
+                store_rows(&dst, &acc, &inv[ib..ib + R], cb);
             }
         }
     }
