@@ -116,29 +116,38 @@ impl Prepared {
     /// The scored texts `texts`, moved out: every one of their windows must have run. Their
     /// logits keep the content rows only (special tokens never become entities).
     pub fn take(&mut self, texts: Range<usize>) -> Result<Vec<ScoredText>> {
+        let mut out = Vec::with_capacity(texts.len());
+        self.drain(texts, |encoded, windows| {
+            let windows = windows.into_iter().map(|(window, rows)| ScoredWindow { window, logits: rows.to_vec() }).collect();
+            out.push(ScoredText { encoded, windows });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Moves `texts` out one by one, each with its windows and their content rows (read where
+    /// they are stored): what `take` and `take_packed` share. Every window must have run.
+    fn drain(&mut self, texts: Range<usize>, mut visit: impl FnMut(Encoded, Vec<(Window, &[f32])>) -> Result<()>) -> Result<()> {
         let l = self.num_labels;
         let windows = self.first[texts.start]..self.first[texts.end];
         if let Some(i) = windows.clone().find(|&i| self.logits[i].is_none()) {
             return Err(Error::InvalidArgument(format!("window {i} has not run (or was taken already)")));
         }
-        let mut out = Vec::with_capacity(texts.len());
         for t in texts {
             let text = &mut self.texts[t];
-            let prefix = text.prefix;
             let first = self.first[t];
+            let stored: Vec<Vec<f32>> = (first..first + text.windows.len()).map(|i| self.logits[i].take().unwrap_or_default()).collect();
             let windows = std::mem::take(&mut text.windows)
                 .into_iter()
-                .enumerate()
-                .map(|(k, window)| {
-                    let all = self.logits[first + k].take().unwrap_or_default();
-                    let logits = all[prefix * l..(prefix + window.to - window.from) * l].to_vec();
-                    ScoredWindow { window, logits }
+                .zip(&stored)
+                .map(|(window, all)| {
+                    let rows = &all[text.prefix * l..(text.prefix + window.to - window.from) * l];
+                    (window, rows)
                 })
                 .collect();
-            let encoded = std::mem::replace(&mut text.encoded, Encoded::empty());
-            out.push(ScoredText { encoded, windows });
+            visit(std::mem::replace(&mut text.encoded, Encoded::empty()), windows)?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -167,33 +176,34 @@ pub struct PackedScores {
 pub const WINDOW_FIELDS: usize = 6;
 
 impl Prepared {
-    /// `take` packed into flat arrays (`PackedScores`), token strings only `with_tokens`.
+    /// `take` packed into flat arrays (`PackedScores`), token strings only `with_tokens`; the
+    /// rows are copied from where they are stored, once.
     pub fn take_packed(&mut self, texts: Range<usize>, with_tokens: bool) -> Result<PackedScores> {
-        let scored = self.take(texts)?;
         let mut out = PackedScores::default();
         let u32_of = |n: usize, what: &str| u32::try_from(n).map_err(|_| Error::TooLarge(format!("{what}: {n} does not fit 32 bits")));
         out.token_starts.push(0);
-        for (t, text) in scored.into_iter().enumerate() {
-            let base = out.ids.len();
-            for w in &text.windows {
+        let mut t = 0;
+        self.drain(texts, |encoded, windows| {
+            for (w, rows) in windows {
                 out.windows.extend([
                     u32_of(t, "texts")?,
-                    u32_of(w.window.from, "tokens")?,
-                    u32_of(w.window.to, "tokens")?,
-                    u32_of(w.window.owns.0, "tokens")?,
-                    u32_of(w.window.owns.1, "tokens")?,
+                    u32_of(w.from, "tokens")?,
+                    u32_of(w.to, "tokens")?,
+                    u32_of(w.owns.0, "tokens")?,
+                    u32_of(w.owns.1, "tokens")?,
                     u32_of(out.scores.len(), "scores")?,
                 ]);
-                out.scores.extend_from_slice(&w.logits);
+                out.scores.extend_from_slice(rows);
             }
-            out.ids.extend_from_slice(&text.encoded.ids);
-            out.offsets.extend(text.encoded.offsets.iter().flat_map(|&(s, e)| [s, e]));
+            out.ids.extend_from_slice(&encoded.ids);
+            out.offsets.extend(encoded.offsets.iter().flat_map(|&(s, e)| [s, e]));
             if with_tokens {
-                out.tokens.extend(text.encoded.tokens);
+                out.tokens.extend(encoded.tokens);
             }
-            debug_assert_eq!(out.ids.len() - base, out.offsets.len() / 2 - base);
             out.token_starts.push(u32_of(out.ids.len(), "tokens")?);
-        }
+            t += 1;
+            Ok(())
+        })?;
         u32_of(out.scores.len(), "scores")?;
         Ok(out)
     }
