@@ -310,13 +310,11 @@ export function mergeOverlapping<E extends Entity>(entities: E[]): E[] {
 
 /** Index of the largest value (the first on ties, as numpy's argmax). */
 export function argmax(xs: ArrayLike<number>): number {
-  let best = 0
-  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i
-  return best
+  return argmaxAt(xs, 0, xs.length)
 }
 
 /** `argmax` of `xs[at .. at + n)`, as an index into that row. */
-function argmaxAt(xs: Float32Array, at: number, n: number): number {
+function argmaxAt(xs: ArrayLike<number>, at: number, n: number): number {
   let best = 0
   for (let i = 1; i < n; i++) if (xs[at + i] > xs[at + best]) best = i
   return best
