@@ -23,10 +23,18 @@ pub(crate) struct Attention {
     window: Option<usize>,
     /// DeBERTa's relative tables.
     relative: Option<Tables>,
-    /// QKᵀ and PV in bf16 where the CPU has AVX512-BF16 (`dtype: 'q8'`). Not for `dtype:
+    /// QKᵀ and PV in bf16 where bf16 products pay on this CPU (`dtype: 'q8'`, `half_gemm::dot_pays`). Not for `dtype:
     /// 'bf16'`, whose parity with PyTorch's bf16 it would break (tests/half.rs: 0.043 against
     /// PyTorch's 0.036 on the tiny model at 8,192 tokens).
     bf16: bool,
+}
+
+/// Whether bf16 products are faster than f32 FMAs on this CPU (`half_gemm::dot_pays`).
+fn bf16_pays() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::half_gemm::dot_pays();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 impl Attention {
@@ -37,7 +45,7 @@ impl Attention {
         Attention {
             qkv: p.projection(qkv),
             o: p.projection(o),
-            bf16: p.stored == super::Stored::Q8,
+            bf16: p.stored == super::Stored::Q8 && bf16_pays(),
             heads: Heads { query: c.num_attention_heads, kv: c.num_key_value_heads, dim: c.head_dim },
             scale: 1.0 / ((c.head_dim * factor) as f32).sqrt(),
             window,

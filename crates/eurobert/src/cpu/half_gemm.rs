@@ -34,15 +34,87 @@ const ROWS: usize = 6;
 /// `EUROBERT_NO_HALF_GEMM=1` turns both off (the widening path of `half_linear.rs` runs).
 pub(crate) fn available(kind: Half) -> bool {
     use std::sync::OnceLock;
-    static BASE: OnceLock<bool> = OnceLock::new();
+    static OFF: OnceLock<bool> = OnceLock::new();
     static BF16: OnceLock<bool> = OnceLock::new();
-    let base = *BASE.get_or_init(|| {
-        std::env::var_os("EUROBERT_NO_HALF_GEMM").is_none() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
-    });
+    let base = avx512() && !*OFF.get_or_init(|| std::env::var_os("EUROBERT_NO_HALF_GEMM").is_some());
     match kind {
         Half::F16 => base,
         Half::BF16 => base && *BF16.get_or_init(|| is_x86_feature_detected!("avx512bf16")),
     }
+}
+
+/// Whether the CPU has AVX-512 F/BW, all that the f32 format needs.
+pub(crate) fn avx512() -> bool {
+    use std::sync::OnceLock;
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw"))
+}
+
+/// The kernel's ways of reading the weights: f16 widened to f32, bf16 pairs into
+/// `vdpbf16ps`, bf16 widened to f32 (a shift), and f32 as they are (`dtype: 'f32'` on short
+/// inputs: `linear.rs`).
+const WIDE_F16: u8 = 0;
+const PAIRS: u8 = 1;
+const WIDE_BF16: u8 = 2;
+const F32: u8 = 3;
+
+/// Whether bf16 products (`vdpbf16ps`) are faster here than widening to f32 FMAs: measured
+/// once per process, since the instruction's rate differs by CPU. On Zen 4 it retires at the
+/// f32 FMA's instruction rate, twice its FLOPs; on the Sapphire Rapids-class Xeon we measured,
+/// at a quarter of it (86 against 176 GFLOP/s on one core), so bf16 weights are widened there
+/// and q8's attention stays f32. `EUROBERT_BF16_DOT=0|1` overrides (for comparisons).
+pub(crate) fn dot_pays() -> bool {
+    use std::sync::OnceLock;
+    static PAYS: OnceLock<bool> = OnceLock::new();
+    *PAYS.get_or_init(|| {
+        if !available(Half::BF16) {
+            return false;
+        }
+        match std::env::var("EUROBERT_BF16_DOT").as_deref() {
+            Ok("0") => return false,
+            Ok("1") => return true,
+            _ => {}
+        }
+        // SAFETY: the CPU has AVX-512 F and BF16 (checked just above).
+        let (dot, fma) = unsafe { instruction_rates() };
+        // The pairs path must beat widening by a margin: it also rounds the activations.
+        dot < 1.5 * fma
+    })
+}
+
+/// Seconds for the same number of `vdpbf16ps` and of `vfmadd` on 512 bits, 12 independent
+/// chains each, best of several interleaved tries (~0.3 ms in all).
+///
+/// # Safety
+/// The CPU has AVX-512 F and BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn instruction_rates() -> (f64, f64) {
+    use std::hint::black_box;
+    use std::time::Instant;
+    const N: usize = 2048;
+    let (mut dot, mut fma) = (f64::MAX, f64::MAX);
+    let x = black_box(_mm512_set1_ps(1.0));
+    for _ in 0..7 {
+        let mut acc = [_mm512_setzero_ps(); 12];
+        let t = Instant::now();
+        for _ in 0..N {
+            for a in acc.iter_mut() {
+                *a = _mm512_dpbf16_ps(*a, bh(x), bh(x));
+            }
+        }
+        black_box(acc);
+        dot = dot.min(t.elapsed().as_secs_f64());
+        let mut acc = [_mm512_setzero_ps(); 12];
+        let t = Instant::now();
+        for _ in 0..N {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, x);
+            }
+        }
+        black_box(acc);
+        fma = fma.min(t.elapsed().as_secs_f64());
+    }
+    (dot, fma)
 }
 
 /// Weights `(outputs, inputs)` in 16-bit bits, packed for the kernel; outputs padded to 16
@@ -50,6 +122,11 @@ pub(crate) fn available(kind: Half) -> bool {
 pub(crate) struct PackedW {
     data: Vec<u16>,
     kind: Half,
+    /// How the kernel reads them ([`WIDE_F16`], ...): bf16 in pairs of inputs for `vdpbf16ps`
+    /// (activations rounded to bf16), or one input per step, widened to f32 in registers for
+    /// f32 FMAs (f16 always, bf16 where the dot product does not pay: [`dot_pays`]), or f32
+    /// (two u16 per value).
+    format: u8,
     outputs: usize,
     inputs: usize,
     /// Steps of the inner loop: pairs of inputs (bf16) or inputs (f16).
@@ -57,10 +134,21 @@ pub(crate) struct PackedW {
 }
 
 impl PackedW {
-    /// `w` is `(outputs, inputs)` row-major, already in `kind`'s bits.
+    /// `w` is `(outputs, inputs)` row-major, already in `kind`'s bits; bf16 in pairs for the
+    /// dot product where it pays on this CPU.
     pub fn new(w: &[u16], outputs: usize, inputs: usize, kind: Half) -> Self {
+        Self::with_pairs(w, outputs, inputs, kind, kind == Half::BF16 && dot_pays())
+    }
+
+    /// As `new`, with bf16 in pairs (`pairs`) or widened; f16 is always widened.
+    pub fn with_pairs(w: &[u16], outputs: usize, inputs: usize, kind: Half, pairs: bool) -> Self {
         assert_eq!(w.len(), outputs * inputs, "weight size");
-        let per = per_step(kind);
+        let format = match kind {
+            Half::BF16 if pairs => PAIRS,
+            Half::BF16 => WIDE_BF16,
+            Half::F16 => WIDE_F16,
+        };
+        let per = units(format);
         let steps = inputs.div_ceil(per);
         let blocks = outputs.div_ceil(VEC);
         let mut data = vec![0u16; blocks * steps * VEC * per];
@@ -72,11 +160,30 @@ impl PackedW {
                 }
             }
         });
-        PackedW { data, kind, outputs, inputs, steps }
+        PackedW { data, kind, format, outputs, inputs, steps }
     }
 
-    pub fn kind(&self) -> Half {
-        self.kind
+    /// f32 weights `(outputs, inputs)` row-major, for f32 FMAs: per block of 16 outputs, per
+    /// input, 64 bytes.
+    pub fn f32(w: &[f32], outputs: usize, inputs: usize) -> Self {
+        assert_eq!(w.len(), outputs * inputs, "weight size");
+        let blocks = outputs.div_ceil(VEC);
+        let mut data = vec![0u16; blocks * inputs * VEC * 2];
+        data.par_chunks_mut(inputs * VEC * 2).enumerate().for_each(|(b, block)| {
+            for c in 0..VEC.min(outputs - b * VEC) {
+                for (k, &v) in w[(b * VEC + c) * inputs..(b * VEC + c + 1) * inputs].iter().enumerate() {
+                    let i = k * VEC * 2 + c * 2;
+                    block[i] = v.to_bits() as u16;
+                    block[i + 1] = (v.to_bits() >> 16) as u16;
+                }
+            }
+        });
+        PackedW { data, kind: Half::F16, format: F32, outputs, inputs, steps: inputs }
+    }
+
+    /// Whether the kernel takes bf16 activation pairs ([`round_rows`]) rather than f32 rows.
+    pub fn pairs(&self) -> bool {
+        self.format == PAIRS
     }
 
     /// bf16 values each rounded activation row must have (bf16 only): the inputs rounded up
@@ -91,7 +198,7 @@ impl PackedW {
 
     /// Elements of one block of 16 outputs.
     fn block(&self) -> usize {
-        self.steps * VEC * per_step(self.kind)
+        self.steps * VEC * units(self.format)
     }
 
     pub fn bytes(&self) -> usize {
@@ -101,7 +208,7 @@ impl PackedW {
     /// Weight `(o, k)` back as 16-bit bits (for the tests).
     #[cfg(test)]
     fn at(&self, o: usize, k: usize) -> u16 {
-        let per = per_step(self.kind);
+        let per = units(self.format);
         self.data[(o / VEC) * self.block() + (k / per) * VEC * per + (o % VEC) * per + k % per]
     }
 }
@@ -109,7 +216,7 @@ impl PackedW {
 impl PackedW {
     /// An empty bf16 matrix for [`PackedW::repack_bf16`] to fill.
     pub fn empty_bf16() -> Self {
-        PackedW { data: Vec::new(), kind: Half::BF16, outputs: 0, inputs: 0, steps: 0 }
+        PackedW { data: Vec::new(), kind: Half::BF16, format: PAIRS, outputs: 0, inputs: 0, steps: 0 }
     }
 
     /// Refills this matrix, serially and reusing its buffer, with `outputs × inputs` values
@@ -117,7 +224,7 @@ impl PackedW {
     pub fn repack_bf16(&mut self, outputs: usize, inputs: usize, at: impl Fn(usize, usize) -> f32) {
         let steps = inputs.div_ceil(2);
         let blocks = outputs.div_ceil(VEC);
-        *self = PackedW { data: std::mem::take(&mut self.data), kind: Half::BF16, outputs, inputs, steps };
+        *self = PackedW { data: std::mem::take(&mut self.data), kind: Half::BF16, format: PAIRS, outputs, inputs, steps };
         self.data.clear();
         self.data.resize(blocks * steps * VEC * 2, 0);
         for o in 0..outputs {
@@ -129,11 +236,11 @@ impl PackedW {
     }
 }
 
-/// Inputs per step of the inner loop.
-fn per_step(kind: Half) -> usize {
-    match kind {
-        Half::BF16 => 2,
-        Half::F16 => 1,
+/// u16 per output per step of the inner loop: bf16 pairs and f32 take two, the others one.
+fn units(format: u8) -> usize {
+    match format {
+        PAIRS | F32 => 2,
+        _ => 1,
     }
 }
 
@@ -195,21 +302,21 @@ pub(crate) enum Activations<'a> {
 /// `out (rows × outputs) (+)= a·Wᵀ + bias`. Panics unless the kernel is [`available`] for the
 /// weights' kind, the activations match it and the sizes agree.
 pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bias: Option<&[f32]>, accumulate: bool) {
-    assert!(available(w.kind), "AVX-512 for {:?}", w.kind);
+    assert!(if w.format == F32 { avx512() } else { available(w.kind) }, "AVX-512 for {:?}", w.kind);
     // Each row's start as bytes, and the bytes between rows.
-    let (base, lda): (*const u8, usize) = match (a, w.kind) {
-        (Activations::Bf16(a), Half::BF16) => {
+    let (base, lda): (*const u8, usize) = match (a, w.pairs()) {
+        (Activations::Bf16(a), true) => {
             assert_eq!(a.len(), rows * w.depth(), "activation size");
             (a.as_ptr().cast(), 2 * w.depth())
         }
-        (Activations::F32 { data, stride }, Half::F16) => {
+        (Activations::F32 { data, stride }, false) => {
             assert!(
                 stride >= w.inputs && (rows == 0 || data.len() >= (rows - 1) * stride + w.inputs),
                 "activation rows lie inside their buffer"
             );
             (data.as_ptr().cast(), 4 * stride)
         }
-        _ => panic!("activations do not match {:?} weights", w.kind),
+        _ => panic!("activations do not match the weights (format {})", w.format),
     };
     assert_eq!(out.len(), rows * w.outputs, "output size");
     assert!(bias.is_none_or(|b| b.len() == w.outputs), "bias size");
@@ -231,9 +338,12 @@ pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bi
         // `rs` × columns of `vs` of `out`, whose sizes were checked above; tasks write
         // disjoint parts of `out`.
         unsafe {
-            match w.kind {
-                Half::BF16 => panel_bf16(a.ptr(), lda, rs, w, vs, &Region::whole(o.ptr(), w), bias, accumulate),
-                Half::F16 => panel_f16(a.ptr(), lda, rs, w, vs, &Region::whole(o.ptr(), w), bias, accumulate),
+            let region = Region::whole(o.ptr(), w);
+            match w.format {
+                PAIRS => panel_bf16(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
+                WIDE_BF16 => panel_wide::<WIDE_BF16>(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
+                F32 => panel_wide::<F32>(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
+                _ => panel_wide::<WIDE_F16>(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
             }
         }
     });
@@ -253,7 +363,7 @@ pub(crate) fn gemm_serial(
     out: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(available(Half::BF16) && w.kind == Half::BF16, "AVX512-BF16 and bf16 weights");
+    assert!(available(Half::BF16) && w.pairs(), "AVX512-BF16 and bf16 weights in pairs");
     assert!(outputs.start.is_multiple_of(VEC) && outputs.start <= outputs.end && outputs.end <= w.outputs, "output range");
     assert!(inputs.start.is_multiple_of(2) && inputs.start <= inputs.end && inputs.end <= w.inputs, "input range");
     let depth = inputs.len().div_ceil(2) * 2;
@@ -315,14 +425,14 @@ unsafe fn panel_bf16(
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { panel::<true>(a, lda, rows, w, vs, region, bias, accumulate) }
+    unsafe { panel::<PAIRS>(a, lda, rows, w, vs, region, bias, accumulate) }
 }
 
 /// # Safety
-/// As for [`panel`], on a CPU with AVX-512 F/BW.
+/// As for [`panel`], on a CPU with AVX-512 F/BW; `M` is [`WIDE_F16`], [`WIDE_BF16`] or [`F32`].
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn panel_f16(
+unsafe fn panel_wide<const M: u8>(
     a: *const u8,
     lda: usize,
     rows: Range<usize>,
@@ -333,7 +443,7 @@ unsafe fn panel_f16(
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { panel::<false>(a, lda, rows, w, vs, region, bias, accumulate) }
+    unsafe { panel::<M>(a, lda, rows, w, vs, region, bias, accumulate) }
 }
 
 /// # Safety
@@ -344,7 +454,7 @@ unsafe fn panel_f16(
 /// `rows` × the region's columns of `vs` no one else touches during the call.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn panel<const BF: bool>(
+unsafe fn panel<const M: u8>(
     a: *const u8,
     lda: usize,
     rows: Range<usize>,
@@ -382,12 +492,12 @@ unsafe fn panel<const BF: bool>(
         // SAFETY: the tile's rows r0..r1 lie in `rows` and its pointers are set just above.
         unsafe {
             match r1 - r0 {
-                1 => t.kernel::<BF, 1>(vs.start),
-                2 => t.kernel::<BF, 2>(vs.start),
-                3 => t.kernel::<BF, 3>(vs.start),
-                4 => t.kernel::<BF, 4>(vs.start),
-                5 => t.kernel::<BF, 5>(vs.start),
-                6 => t.kernel::<BF, 6>(vs.start),
+                1 => t.kernel::<M, 1>(vs.start),
+                2 => t.kernel::<M, 2>(vs.start),
+                3 => t.kernel::<M, 3>(vs.start),
+                4 => t.kernel::<M, 4>(vs.start),
+                5 => t.kernel::<M, 5>(vs.start),
+                6 => t.kernel::<M, 6>(vs.start),
                 n => unreachable!("a tile of {n} rows"),
             }
         }
@@ -427,7 +537,7 @@ impl Tile<'_> {
     #[inline(always)]
     // Indices keep the accumulators plainly in registers (see `cols` below).
     #[allow(clippy::needless_range_loop)]
-    unsafe fn kernel<const BF: bool, const R: usize>(&self, v0: usize) {
+    unsafe fn kernel<const M: u8, const R: usize>(&self, v0: usize) {
         // SAFETY: every load reads inside the packed weights (vectors v0.. of `w`, steps of
         // the region), the `R` activation rows or the bias, per the contract above; every store
         // writes the tile's own output rows, masked to the outputs that exist; prefetches are
@@ -437,7 +547,7 @@ impl Tile<'_> {
             let w = self.w;
             let nv = V.min(w.vectors() - v0);
             let block = w.block();
-            let step = if BF { VEC * 2 } else { VEC };
+            let step = VEC * units(M);
             let b = w.data.as_ptr().add(v0 * block);
             let mut acc = [[_mm512_setzero_ps(); V]; R];
             // Past the last vector, it is loaded again and its sums dropped: with a branch per
@@ -457,13 +567,21 @@ impl Tile<'_> {
                 let mut bv = [_mm512_setzero_ps(); V];
                 for j in 0..V {
                     let p = cols[j].add(g * step);
-                    bv[j] = if BF { _mm512_loadu_ps(p as *const f32) } else { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) };
+                    bv[j] = match M {
+                        PAIRS | F32 => _mm512_loadu_ps(p as *const f32),
+                        // bf16 is the top half of an f32.
+                        WIDE_BF16 => {
+                            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i))))
+                        }
+                        _ => _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)),
+                    };
                 }
                 for r in 0..R {
                     // A bf16 pair, or one f32.
                     let x = _mm512_set1_ps((self.a.add(r * self.lda + (g - s0) * 4) as *const f32).read_unaligned());
                     for j in 0..V {
-                        acc[r][j] = if BF { _mm512_dpbf16_ps(acc[r][j], bh(x), bh(bv[j])) } else { _mm512_fmadd_ps(x, bv[j], acc[r][j]) };
+                        acc[r][j] =
+                            if M == PAIRS { _mm512_dpbf16_ps(acc[r][j], bh(x), bh(bv[j])) } else { _mm512_fmadd_ps(x, bv[j], acc[r][j]) };
                     }
                 }
             }
@@ -495,7 +613,7 @@ mod tests {
 
     #[test]
     fn half_gemm_equals_the_definition_over_rounded_inputs() {
-        for kind in [Half::BF16, Half::F16] {
+        for (kind, pairs) in [(Half::BF16, true), (Half::BF16, false), (Half::F16, false)] {
             if !available(kind) {
                 crate::skip_test(
                     "cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs",
@@ -508,7 +626,7 @@ mod tests {
             for (rows, inputs, outputs) in [(1, 7, 5), (20, 71, 45), (131, 130, 100), (7, 256, 64)] {
                 let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.0131).collect();
                 let bits = kind.narrow(&w);
-                let packed = PackedW::new(&bits, outputs, inputs, kind);
+                let packed = PackedW::with_pairs(&bits, outputs, inputs, kind, pairs);
                 for o in 0..outputs {
                     for k in 0..inputs {
                         assert_eq!(packed.at(o, k), bits[o * inputs + k]);
@@ -517,13 +635,12 @@ mod tests {
                 let stride = inputs + 3;
                 let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.0517).collect();
                 let mut a = vec![1u16; rows * packed.depth()];
-                // bf16 rounds the activations as they enter; f16 reads them in place.
-                let (act, xr): (Activations, Vec<f32>) = match kind {
-                    Half::BF16 => {
-                        round_rows(&x, rows, inputs, stride, packed.depth(), &mut a);
-                        (Activations::Bf16(&a), x.iter().map(|&v| Half::BF16.widen_one(Half::BF16.narrow_one(v))).collect())
-                    }
-                    Half::F16 => (Activations::F32 { data: &x, stride }, x.clone()),
+                // bf16 pairs round the activations as they enter; widened weights read them in place.
+                let (act, xr): (Activations, Vec<f32>) = if pairs {
+                    round_rows(&x, rows, inputs, stride, packed.depth(), &mut a);
+                    (Activations::Bf16(&a), x.iter().map(|&v| Half::BF16.widen_one(Half::BF16.narrow_one(v))).collect())
+                } else {
+                    (Activations::F32 { data: &x, stride }, x.clone())
                 };
                 let b: Vec<f32> = (0..outputs).map(|i| i as f32 * 0.1).collect();
                 for accumulate in [false, true] {
@@ -536,9 +653,36 @@ mod tests {
                             let got = out[r * outputs + o] as f64;
                             assert!(
                                 (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                                "{kind:?} {rows}×{inputs}×{outputs} ({r},{o}): {got} vs {want}"
+                                "{kind:?} (pairs: {pairs}) {rows}×{inputs}×{outputs} ({r},{o}): {got} vs {want}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_gemm_equals_the_definition() {
+        if !avx512() {
+            crate::skip_test("cpu::half_gemm::f32_gemm_equals_the_definition", "no AVX-512 on this CPU");
+            return;
+        }
+        for (rows, inputs, outputs) in [(1, 7, 5), (20, 71, 45), (131, 130, 100), (7, 256, 64)] {
+            let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.0131).collect();
+            let packed = PackedW::f32(&w, outputs, inputs);
+            let stride = inputs + 3;
+            let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.0517).collect();
+            let b: Vec<f32> = (0..outputs).map(|i| i as f32 * 0.1).collect();
+            for accumulate in [false, true] {
+                let mut out = vec![1f32; rows * outputs];
+                gemm(Activations::F32 { data: &x, stride }, rows, &packed, &mut out, Some(&b), accumulate);
+                for r in 0..rows {
+                    for o in 0..outputs {
+                        let dot: f64 = (0..inputs).map(|k| x[r * stride + k] as f64 * w[o * inputs + k] as f64).sum();
+                        let want = if accumulate { 1.0 } else { 0.0 } + b[o] as f64 + dot;
+                        let got = out[r * outputs + o] as f64;
+                        assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "{rows}×{inputs}×{outputs} ({r},{o}): {got} vs {want}");
                     }
                 }
             }
@@ -556,12 +700,22 @@ mod timing {
     fn half_gemm_timing() {
         let (inputs, outputs) = (768, 2304);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        for kind in [Half::BF16, Half::F16] {
+        if available(Half::BF16) {
+            // SAFETY: the CPU has the features (checked just above).
+            let (dot, fma) = unsafe { instruction_rates() };
+            eprintln!(
+                "vdpbf16ps {:.1}, vfmadd {:.1} G instructions/s on one core: bf16 products pay here: {}",
+                24576.0 / dot / 1e9,
+                24576.0 / fma / 1e9,
+                dot_pays()
+            );
+        }
+        for (kind, pairs) in [(Half::BF16, true), (Half::BF16, false), (Half::F16, false)] {
             if !available(kind) {
                 continue;
             }
             let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i % 23) as f32 - 11.0) * 0.01).collect();
-            let packed = PackedW::new(&kind.narrow(&w), outputs, inputs, kind);
+            let packed = PackedW::with_pairs(&kind.narrow(&w), outputs, inputs, kind, pairs);
             for rows in [20, 2048] {
                 let x: Vec<f32> = (0..rows * inputs).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
                 let mut a = vec![0u16; rows * packed.depth()];
@@ -570,18 +724,41 @@ mod timing {
                     let mut best = 0f64;
                     for _ in 0..5 {
                         let t = std::time::Instant::now();
-                        let act = match kind {
-                            Half::BF16 => {
-                                round_rows(&x, rows, inputs, inputs, packed.depth(), &mut a);
-                                Activations::Bf16(&a)
-                            }
-                            Half::F16 => Activations::F32 { data: &x, stride: inputs },
+                        let act = if pairs {
+                            round_rows(&x, rows, inputs, inputs, packed.depth(), &mut a);
+                            Activations::Bf16(&a)
+                        } else {
+                            Activations::F32 { data: &x, stride: inputs }
                         };
                         gemm(act, rows, &packed, &mut out, None, false);
                         best = best.max(2.0 * (rows * inputs * outputs) as f64 / t.elapsed().as_secs_f64() / 1e9);
                     }
-                    eprintln!("{kind:?} gemm {rows}×{inputs}×{outputs}, 1 thread: {best:.1} GFLOP/s");
+                    eprintln!("{kind:?} (pairs: {pairs}) gemm {rows}×{inputs}×{outputs}, 1 thread: {best:.1} GFLOP/s");
                 });
+            }
+        }
+        // f32 weights: this kernel against rten-gemm's, each with weights packed once.
+        let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i % 23) as f32 - 11.0) * 0.01).collect();
+        let packed = PackedW::f32(&w, outputs, inputs);
+        let rten = crate::cpu::linear::Linear::rten(&w, outputs, inputs, None);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for rows in [13, 40, 96, 256, 2048] {
+                let x: Vec<f32> = (0..rows * inputs).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+                let mut out = vec![0f32; rows * outputs];
+                let flops = 2.0 * (rows * inputs * outputs) as f64;
+                let (mut ours, mut theirs) = (0f64, 0f64);
+                pool.install(|| {
+                    for _ in 0..7 {
+                        let t = std::time::Instant::now();
+                        gemm(Activations::F32 { data: &x, stride: inputs }, rows, &packed, &mut out, None, false);
+                        ours = ours.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                        let t = std::time::Instant::now();
+                        rten.forward(crate::cpu::linear::Rows::dense(&x, inputs), &mut out, false);
+                        theirs = theirs.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    }
+                });
+                eprintln!("F32 gemm {rows}×{inputs}×{outputs}, {threads} threads: ours {ours:.1}, rten-gemm {theirs:.1} GFLOP/s");
             }
         }
     }

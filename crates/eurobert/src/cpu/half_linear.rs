@@ -1,8 +1,8 @@
 //! `y = x Wᵀ + b` with W kept in f16 or bf16 (`dtype: 'f16'` / `'bf16'`): half the weight
 //! memory, while accumulation, softmax, norms and the residual stream stay f32, so the error
-//! does not grow with the sequence as a half-width softmax's does. bf16 on a CPU with
-//! AVX512-BF16 runs `bf16.rs` (activations rounded to bf16 as they enter, twice the f32 rate);
-//! otherwise each tile of the output widens its block of W to f32 in a per-thread buffer (a
+//! does not grow with the sequence as a half-width softmax's does. On AVX-512 CPUs `half_gemm.rs`
+//! runs: bf16 products where they pay (activations rounded to bf16 as they enter, twice the
+//! f32 rate on Zen 4), else the weights widened in registers into f32 FMAs; otherwise each tile of the output widens its block of W to f32 in a per-thread buffer (a
 //! block fits in L2) and multiplies f32 activations in f32, so the only rounding is the
 //! weights' own.
 
@@ -124,13 +124,12 @@ impl HalfLinear {
         if let Some(w) = &self.packed {
             use super::half_gemm::{gemm, round_rows, Activations};
             let bias = self.bias.as_deref();
-            match w.kind() {
-                Half::BF16 => {
-                    let mut a = vec![0u16; x.rows * w.depth()];
-                    round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a);
-                    gemm(Activations::Bf16(&a), x.rows, w, out, bias, accumulate);
-                }
-                Half::F16 => gemm(Activations::F32 { data: x.data, stride: x.stride }, x.rows, w, out, bias, accumulate),
+            if w.pairs() {
+                let mut a = vec![0u16; x.rows * w.depth()];
+                round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a);
+                gemm(Activations::Bf16(&a), x.rows, w, out, bias, accumulate);
+            } else {
+                gemm(Activations::F32 { data: x.data, stride: x.stride }, x.rows, w, out, bias, accumulate);
             }
             return;
         }
@@ -200,7 +199,7 @@ mod tests {
             kind.widen(&kind.narrow(&w), &mut rounded);
             // The bf16 kernel rounds the activations too.
             #[cfg(target_arch = "x86_64")]
-            let rounds = kind == Half::BF16 && lin.packed.is_some();
+            let rounds = lin.packed.as_ref().is_some_and(|p| p.pairs());
             #[cfg(not(target_arch = "x86_64"))]
             let rounds = false;
             let x: Vec<f32> = if rounds { x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect() } else { x.clone() };

@@ -75,11 +75,42 @@ pub(crate) fn kernel_name() -> String {
     EXEC.with(|e| e.kernel_name().to_string())
 }
 
+/// The f32 weights, packed once for the kernel that runs them.
+enum Packed {
+    Rten(PackedBMatrix<f32>),
+    /// `half_gemm.rs`'s f32 format (AVX-512): see [`STREAMED`].
+    #[cfg(target_arch = "x86_64")]
+    Ours(super::half_gemm::PackedW),
+}
+
 pub(crate) struct Linear {
-    weight: PackedBMatrix<f32>,
+    weight: Packed,
     bias: Option<Vec<f32>>,
     inputs: usize,
     outputs: usize,
+}
+
+/// Matrices from this size on go to our AVX-512 kernel, which fetches the next panel of
+/// weights while it computes: a short input reads such a matrix from memory (it outgrows a
+/// core's L2), and rten-gemm, splitting a few rows over threads, waited on it. bert-base, one
+/// sentence, 2 threads (Xeon, AVX-512): 35–37 → 22–24 ms; its batches of 32 sentences ~2.5%
+/// slower, which is what packing one way for every size costs (two packings would double the
+/// weights' memory). The compact model's matrices (< 1 MB) stay in cache and with rten-gemm,
+/// which is faster there. `EUROBERT_F32_GEMM=rten|ours` overrides (for comparisons).
+#[cfg(target_arch = "x86_64")]
+const STREAMED: usize = 2 << 20;
+
+/// Whether `outputs × inputs` f32 weights go to our kernel.
+#[cfg(target_arch = "x86_64")]
+fn streamed(outputs: usize, inputs: usize) -> bool {
+    use std::sync::OnceLock;
+    static CHOICE: OnceLock<Option<bool>> = OnceLock::new();
+    let forced = *CHOICE.get_or_init(|| match std::env::var("EUROBERT_F32_GEMM").as_deref() {
+        Ok("rten") => Some(false),
+        Ok("ours") => Some(true),
+        _ => None,
+    });
+    super::half_gemm::avx512() && forced.unwrap_or(4 * outputs * inputs >= STREAMED)
 }
 
 /// Rows of an activation matrix: `rows × cols` values, `stride` apart.
@@ -101,9 +132,19 @@ impl Linear {
     /// `weight` is `(outputs, inputs)` row-major, as PyTorch stores it.
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
+        #[cfg(target_arch = "x86_64")]
+        if streamed(outputs, inputs) {
+            return Linear { weight: Packed::Ours(super::half_gemm::PackedW::f32(weight, outputs, inputs)), bias, inputs, outputs };
+        }
+        Self::rten(weight, outputs, inputs, bias)
+    }
+
+    /// Packed for rten-gemm, whatever the size.
+    pub fn rten(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
+        assert_eq!(weight.len(), outputs * inputs, "weight size");
         let wt = NdTensorView::from_data_with_strides([inputs, outputs], weight, [1, inputs])
             .expect("a transposed view of a full matrix is valid");
-        Linear { weight: EXEC.with(|e| e.prepack_b(wt)), bias, inputs, outputs }
+        Linear { weight: Packed::Rten(EXEC.with(|e| e.prepack_b(wt))), bias, inputs, outputs }
     }
 
     pub fn outputs(&self) -> usize {
@@ -112,8 +153,12 @@ impl Linear {
 
     /// Bytes the packed weights and bias hold.
     pub fn bytes(&self) -> usize {
-        let cols = self.outputs.next_multiple_of(32);
-        4 * (cols * self.inputs + self.bias.as_ref().map_or(0, Vec::len))
+        let packed = match &self.weight {
+            Packed::Rten(_) => 4 * self.outputs.next_multiple_of(32) * self.inputs,
+            #[cfg(target_arch = "x86_64")]
+            Packed::Ours(w) => w.bytes(),
+        };
+        packed + 4 * self.bias.as_ref().map_or(0, Vec::len)
     }
 
     /// `out = x Wᵀ + b`, or `out += x Wᵀ + b` with `accumulate` (a fused residual add).
@@ -124,11 +169,20 @@ impl Linear {
         if x.rows == 0 {
             return;
         }
+        let weight = match &self.weight {
+            Packed::Rten(w) => w,
+            #[cfg(target_arch = "x86_64")]
+            Packed::Ours(w) => {
+                let a = super::half_gemm::Activations::F32 { data: x.data, stride: x.stride };
+                super::half_gemm::gemm(a, x.rows, w, out, self.bias.as_deref(), accumulate);
+                return;
+            }
+        };
         let a = Matrix::from_data_with_strides([x.rows, x.cols], &x.data[..(x.rows - 1) * x.stride + x.cols], [x.stride, 1])
             .expect("activation rows lie inside their buffer");
         let opts =
             GemmOptions { beta: if accumulate { 1.0 } else { 0.0 }, bias: self.bias.as_deref().map(BiasVector::Row), ..Default::default() };
-        EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Packed(&self.weight), opts)).expect("shapes were checked above");
+        EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Packed(weight), opts)).expect("shapes were checked above");
     }
 }
 
@@ -144,13 +198,21 @@ mod tests {
         // Rows with a stride wider than the row, as the gated half of the MLP is read.
         let stride = 90;
         let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.05).collect();
-        let lin = Linear::new(&w, outp, inp, Some(b.clone()));
-        let mut out = vec![1f32; rows * outp];
-        lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, true);
-        for r in 0..rows {
-            for o in 0..outp {
-                let want: f64 = 1.0 + b[o] as f64 + (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum::<f64>();
-                assert!((out[r * outp + o] as f64 - want).abs() < 1e-4, "({r},{o})");
+        #[allow(unused_mut)]
+        let mut packings = vec![Linear::rten(&w, outp, inp, Some(b.clone()))];
+        #[cfg(target_arch = "x86_64")]
+        if super::super::half_gemm::avx512() {
+            let ours = Packed::Ours(super::super::half_gemm::PackedW::f32(&w, outp, inp));
+            packings.push(Linear { weight: ours, bias: Some(b.clone()), inputs: inp, outputs: outp });
+        }
+        for lin in packings {
+            let mut out = vec![1f32; rows * outp];
+            lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, true);
+            for r in 0..rows {
+                for o in 0..outp {
+                    let want: f64 = 1.0 + b[o] as f64 + (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum::<f64>();
+                    assert!((out[r * outp + o] as f64 - want).abs() < 1e-4, "({r},{o})");
+                }
             }
         }
     }
