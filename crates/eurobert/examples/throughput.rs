@@ -1,8 +1,8 @@
 //! Forward-pass timing without Node, for profiling the Rust side alone:
 //! `cargo run --release -p eurobert --example throughput -- MODEL_DIR CONLLU [threads] [sentences]`
 //! prints load time, sentences/s over batches of 32, single-sentence p50 and tokens/s over
-//! ~500-token documents. `EUROBERT_PROFILE=1` adds per-operation times; `EUROBERT_DTYPE=q8`
-//! runs the int8 path.
+//! ~500-token documents (`EUROBERT_DOC_CHARS`, default 1,500 characters). `EUROBERT_PROFILE=1`
+//! adds per-operation times; `EUROBERT_DTYPE=q8` runs the int8 path.
 use std::path::Path;
 use std::time::Instant;
 
@@ -48,12 +48,14 @@ fn main() {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!("single sentence p50 {:.2} ms", lat[lat.len() / 2]);
 
+    // 1,500 characters make ~500 EuroBERT tokens; BERT's 512-token window needs fewer.
+    let doc_chars: usize = std::env::var("EUROBERT_DOC_CHARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1500);
     let mut docs = Vec::new();
     let mut d = String::new();
     for s in sentences.iter().cycle().take(2000) {
         d.push_str(s);
         d.push(' ');
-        if d.len() >= 1500 {
+        if d.len() >= doc_chars {
             docs.push(std::mem::take(&mut d));
             if docs.len() == 8 {
                 break;
