@@ -102,9 +102,11 @@ pub(crate) fn attention(
     // sequence and KV head, so K is transposed once.
     let short = window.is_none() && short_attention::fits(heads.dim) && short_enabled();
     // In bf16 (from BF16_FROM keys), the short kernel's own bf16 variant takes what it fits.
+    #[cfg(target_arch = "x86_64")]
     let short_in_bf16 = |len: usize| bf16 && len >= BF16_FROM;
     let is_short = |len: usize| short && len <= short_attention::SHORT_MAX;
     // The blocked path's bf16 tasks.
+    #[cfg(target_arch = "x86_64")]
     let blocked_bf16 = |len: usize| bf16 && len >= BF16_FROM && !is_short(len);
     let mut tasks = Vec::new();
     for (i, seq) in sequences.iter().enumerate() {

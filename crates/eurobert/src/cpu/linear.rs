@@ -70,9 +70,16 @@ thread_local! {
     static EXEC: GemmExecutor<f32, f32, f32> = GemmExecutor::default();
 }
 
-/// The f32 GEMM kernel rten-gemm picked for this CPU.
+/// The f32 GEMM kernels this CPU runs: rten-gemm's pick, and ours for large matrices.
 pub(crate) fn kernel_name() -> String {
-    EXEC.with(|e| e.kernel_name().to_string())
+    let rten = EXEC.with(|e| e.kernel_name().to_string());
+    #[cfg(target_arch = "x86_64")]
+    match (streamed(1, STREAMED / 4), streamed(1, 1)) {
+        (true, true) => return "x86_64-f32-avx512".to_string(),
+        (true, false) => return format!("{rten}, x86_64-f32-avx512 from 2 MB"),
+        _ => {}
+    }
+    rten
 }
 
 /// The f32 weights, packed once for the kernel that runs them.
