@@ -75,8 +75,8 @@ pub(crate) fn kernel_name() -> String {
     let rten = EXEC.with(|e| e.kernel_name().to_string());
     #[cfg(target_arch = "x86_64")]
     match (streamed(1, STREAMED / 4), streamed(1, 1)) {
-        (true, true) => return "x86_64-f32-avx512".to_string(),
-        (true, false) => return format!("{rten}, x86_64-f32-avx512 from 2 MB"),
+        (true, true) => return "ours-f32-avx512".to_string(),
+        (true, false) => return format!("rten {rten}, ours-f32-avx512 from 2 MB"),
         _ => {}
     }
     rten
