@@ -100,7 +100,7 @@ pub(crate) struct Linear {
 /// Matrices from this size on go to our AVX-512 kernel, which fetches the next panel of
 /// weights while it computes: a short input reads such a matrix from memory (it outgrows a
 /// core's L2), and rten-gemm, splitting a few rows over threads, waited on it. bert-base, one
-/// sentence, 2 threads (Xeon, AVX-512): 35–37 → 22–24 ms; its batches of 32 sentences ~2.5%
+/// sentence, 2 threads (Xeon, AVX-512): 32–37 → 21–24 ms; its batches of 32 sentences 1.5–5%
 /// slower, which is what packing one way for every size costs (two packings would double the
 /// weights' memory). The compact model's matrices (< 1 MB) stay in cache and with rten-gemm,
 /// which is faster there. `EUROBERT_F32_GEMM=rten|ours` overrides (for comparisons).
