@@ -23,9 +23,10 @@ pub(crate) struct Attention {
     window: Option<usize>,
     /// DeBERTa's relative tables.
     relative: Option<Tables>,
-    /// QKᵀ and PV in bf16 where bf16 products pay on this CPU (`dtype: 'q8'`, `half_gemm::dot_pays`). Not for `dtype:
-    /// 'bf16'`, whose parity with PyTorch's bf16 it would break (tests/half.rs: 0.043 against
-    /// PyTorch's 0.036 on the tiny model at 8,192 tokens).
+    /// QKᵀ and PV in bf16 where bf16 products pay on this CPU (`dtype: 'q8'`,
+    /// `half_gemm::dot_pays`). Not for `dtype: 'bf16'`, whose parity with PyTorch's bf16 it
+    /// would break (tests/half.rs: 0.043 against PyTorch's 0.036 on the tiny model at 8,192
+    /// tokens).
     bf16: bool,
 }
 

@@ -89,39 +89,40 @@ pub(crate) fn dot_pays() -> bool {
 /// The CPU has AVX-512 F and BF16.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn instruction_rates() -> (f64, f64) {
-    use std::hint::black_box;
-    use std::time::Instant;
-    const N: usize = 2048;
+    let x = std::hint::black_box(_mm512_set1_ps(1.0));
     let (mut dot, mut fma) = (f64::MAX, f64::MAX);
-    let x = black_box(_mm512_set1_ps(1.0));
     for _ in 0..7 {
-        let mut acc = [_mm512_setzero_ps(); 12];
-        let t = Instant::now();
-        for _ in 0..N {
-            for a in acc.iter_mut() {
-                *a = _mm512_dpbf16_ps(*a, bh(x), bh(x));
-            }
+        // SAFETY: the closures run on this CPU, which has the features (the caller's contract).
+        unsafe {
+            dot = dot.min(chains(|a| _mm512_dpbf16_ps(a, bh(x), bh(x))));
+            fma = fma.min(chains(|a| _mm512_fmadd_ps(a, x, x)));
         }
-        black_box(acc);
-        dot = dot.min(t.elapsed().as_secs_f64());
-        let mut acc = [_mm512_setzero_ps(); 12];
-        let t = Instant::now();
-        for _ in 0..N {
-            for a in acc.iter_mut() {
-                *a = _mm512_fmadd_ps(*a, x, x);
-            }
-        }
-        black_box(acc);
-        fma = fma.min(t.elapsed().as_secs_f64());
     }
     (dot, fma)
 }
 
-/// Weights `(outputs, inputs)` in 16-bit bits, packed for the kernel; outputs padded to 16
-/// (and, for bf16, inputs to 2) with zeros.
+/// Seconds for 2,048 rounds of `op` on 12 independent accumulators.
+///
+/// # Safety
+/// The CPU has AVX-512 F and BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[inline]
+unsafe fn chains(op: impl Fn(__m512) -> __m512) -> f64 {
+    let mut acc = [_mm512_setzero_ps(); 12];
+    let t = std::time::Instant::now();
+    for _ in 0..2048 {
+        for a in acc.iter_mut() {
+            *a = op(*a);
+        }
+    }
+    std::hint::black_box(acc);
+    t.elapsed().as_secs_f64()
+}
+
+/// Weights `(outputs, inputs)` in 16-bit bits (or f32 as pairs of them), packed for the
+/// kernel; outputs padded to 16 (and, for bf16 pairs, inputs to 2) with zeros.
 pub(crate) struct PackedW {
     data: Vec<u16>,
-    kind: Half,
     /// How the kernel reads them ([`WIDE_F16`], ...): bf16 in pairs of inputs for `vdpbf16ps`
     /// (activations rounded to bf16), or one input per step, widened to f32 in registers for
     /// f32 FMAs (f16 always, bf16 where the dot product does not pay: [`dot_pays`]), or f32
@@ -129,7 +130,7 @@ pub(crate) struct PackedW {
     format: u8,
     outputs: usize,
     inputs: usize,
-    /// Steps of the inner loop: pairs of inputs (bf16) or inputs (f16).
+    /// Steps of the inner loop: pairs of inputs (bf16 pairs) or inputs (the other formats).
     steps: usize,
 }
 
@@ -160,7 +161,7 @@ impl PackedW {
                 }
             }
         });
-        PackedW { data, kind, format, outputs, inputs, steps }
+        PackedW { data, format, outputs, inputs, steps }
     }
 
     /// f32 weights `(outputs, inputs)` row-major, for f32 FMAs: per block of 16 outputs, per
@@ -178,7 +179,7 @@ impl PackedW {
                 }
             }
         });
-        PackedW { data, kind: Half::F16, format: F32, outputs, inputs, steps: inputs }
+        PackedW { data, format: F32, outputs, inputs, steps: inputs }
     }
 
     /// Whether the kernel takes bf16 activation pairs ([`round_rows`]) rather than f32 rows.
@@ -216,7 +217,7 @@ impl PackedW {
 impl PackedW {
     /// An empty bf16 matrix for [`PackedW::repack_bf16`] to fill.
     pub fn empty_bf16() -> Self {
-        PackedW { data: Vec::new(), kind: Half::BF16, format: PAIRS, outputs: 0, inputs: 0, steps: 0 }
+        PackedW { data: Vec::new(), format: PAIRS, outputs: 0, inputs: 0, steps: 0 }
     }
 
     /// Refills this matrix, serially and reusing its buffer, with `outputs × inputs` values
@@ -224,7 +225,7 @@ impl PackedW {
     pub fn repack_bf16(&mut self, outputs: usize, inputs: usize, at: impl Fn(usize, usize) -> f32) {
         let steps = inputs.div_ceil(2);
         let blocks = outputs.div_ceil(VEC);
-        *self = PackedW { data: std::mem::take(&mut self.data), kind: Half::BF16, format: PAIRS, outputs, inputs, steps };
+        *self = PackedW { data: std::mem::take(&mut self.data), format: PAIRS, outputs, inputs, steps };
         self.data.clear();
         self.data.resize(blocks * steps * VEC * 2, 0);
         for o in 0..outputs {
@@ -233,6 +234,16 @@ impl PackedW {
                 self.data[base + (k / 2) * VEC * 2 + k % 2] = half::bf16::from_f32(at(o, k)).to_bits();
             }
         }
+    }
+}
+
+/// Whether this CPU runs the kernel for `format`: the bf16 formats as `available(Half::BF16)`
+/// says, f16 as `available(Half::F16)`, f32 wherever there is AVX-512.
+fn runs_here(format: u8) -> bool {
+    match format {
+        PAIRS | WIDE_BF16 => available(Half::BF16),
+        F32 => avx512(),
+        _ => available(Half::F16),
     }
 }
 
@@ -302,7 +313,7 @@ pub(crate) enum Activations<'a> {
 /// `out (rows × outputs) (+)= a·Wᵀ + bias`. Panics unless the kernel is [`available`] for the
 /// weights' kind, the activations match it and the sizes agree.
 pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bias: Option<&[f32]>, accumulate: bool) {
-    assert!(if w.format == F32 { avx512() } else { available(w.kind) }, "AVX-512 for {:?}", w.kind);
+    assert!(runs_here(w.format), "no AVX-512 kernel here for format {}", w.format);
     // Each row's start as bytes, and the bytes between rows.
     let (base, lda): (*const u8, usize) = match (a, w.pairs()) {
         (Activations::Bf16(a), true) => {

@@ -74,10 +74,12 @@ thread_local! {
 pub(crate) fn kernel_name() -> String {
     let rten = EXEC.with(|e| e.kernel_name().to_string());
     #[cfg(target_arch = "x86_64")]
-    match (streamed(1, STREAMED / 4), streamed(1, 1)) {
-        (true, true) => return "ours-f32-avx512".to_string(),
-        (true, false) => return format!("rten {rten}, ours-f32-avx512 from 2 MB"),
-        _ => {}
+    if super::half_gemm::avx512() {
+        match forced() {
+            Some(true) => return "ours-f32-avx512".to_string(),
+            None => return format!("rten {rten}, ours-f32-avx512 from 2 MB"),
+            Some(false) => {}
+        }
     }
     rten
 }
@@ -107,17 +109,22 @@ pub(crate) struct Linear {
 #[cfg(target_arch = "x86_64")]
 const STREAMED: usize = 2 << 20;
 
-/// Whether `outputs × inputs` f32 weights go to our kernel.
+/// `EUROBERT_F32_GEMM`: `Some(true)` for ours at every size, `Some(false)` for rten-gemm's.
 #[cfg(target_arch = "x86_64")]
-fn streamed(outputs: usize, inputs: usize) -> bool {
+fn forced() -> Option<bool> {
     use std::sync::OnceLock;
     static CHOICE: OnceLock<Option<bool>> = OnceLock::new();
-    let forced = *CHOICE.get_or_init(|| match std::env::var("EUROBERT_F32_GEMM").as_deref() {
+    *CHOICE.get_or_init(|| match std::env::var("EUROBERT_F32_GEMM").as_deref() {
         Ok("rten") => Some(false),
         Ok("ours") => Some(true),
         _ => None,
-    });
-    super::half_gemm::avx512() && forced.unwrap_or(4 * outputs * inputs >= STREAMED)
+    })
+}
+
+/// Whether `outputs × inputs` f32 weights go to our kernel.
+#[cfg(target_arch = "x86_64")]
+fn streamed(outputs: usize, inputs: usize) -> bool {
+    super::half_gemm::avx512() && forced().unwrap_or(4 * outputs * inputs >= STREAMED)
 }
 
 /// Rows of an activation matrix: `rows × cols` values, `stride` apart.
@@ -141,9 +148,15 @@ impl Linear {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
         #[cfg(target_arch = "x86_64")]
         if streamed(outputs, inputs) {
-            return Linear { weight: Packed::Ours(super::half_gemm::PackedW::f32(weight, outputs, inputs)), bias, inputs, outputs };
+            return Self::ours(weight, outputs, inputs, bias);
         }
         Self::rten(weight, outputs, inputs, bias)
+    }
+
+    /// Packed for our AVX-512 kernel, whatever the size (its caller checks `avx512()`).
+    #[cfg(target_arch = "x86_64")]
+    fn ours(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
+        Linear { weight: Packed::Ours(super::half_gemm::PackedW::f32(weight, outputs, inputs)), bias, inputs, outputs }
     }
 
     /// Packed for rten-gemm, whatever the size.
@@ -209,8 +222,7 @@ mod tests {
         let mut packings = vec![Linear::rten(&w, outp, inp, Some(b.clone()))];
         #[cfg(target_arch = "x86_64")]
         if super::super::half_gemm::avx512() {
-            let ours = Packed::Ours(super::super::half_gemm::PackedW::f32(&w, outp, inp));
-            packings.push(Linear { weight: ours, bias: Some(b.clone()), inputs: inp, outputs: outp });
+            packings.push(Linear::ours(&w, outp, inp, Some(b.clone())));
         }
         for lin in packings {
             let mut out = vec![1f32; rows * outp];
