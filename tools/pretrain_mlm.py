@@ -99,6 +99,27 @@ def pack(tok, docs, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, words
 
 
+def widen_mlp(enc: dict, intermediate: int) -> int:
+    """Widens a warm start's SwiGLU MLPs to `intermediate` without changing what they compute:
+    the new gate/up rows start small and random, the new down-projection columns at zero, so
+    the widened model first gives the same outputs and the new units grow from there (Net2Net's
+    idea). Returns the old width, or 0 when nothing was widened."""
+    old = 0
+    for k in list(enc):
+        if k.endswith("mlp.down_proj.weight"):
+            down = enc[k]
+            old = down.shape[1]
+            if old >= intermediate:
+                return 0
+            pre = k[: -len("down_proj.weight")]
+            extra = intermediate - old
+            enc[k] = torch.cat([down, torch.zeros(down.shape[0], extra)], 1)
+            for name in ("gate_proj.weight", "up_proj.weight"):
+                w = enc[pre + name]
+                enc[pre + name] = torch.cat([w, torch.randn(extra, w.shape[1]) * 0.02], 0)
+    return old
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--norec", required=True, help="NoReC's data folder (train/, dev/, test/ of .txt)")
@@ -122,7 +143,8 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 BF16 or AMX)")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--init", default="", help="warm start: a EuroBERT folder (token classifier or encoder) whose tokenizer and "
-                    "encoder weights this run continues from; the MLM head starts as a copy of the embeddings")
+                    "encoder weights this run continues from; the MLM head starts as a copy of the embeddings; "
+                    "an --intermediate wider than its MLP widens it (the outputs are unchanged at the start)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -180,12 +202,14 @@ def main() -> None:
         enc = {k[len("model."):]: v.float() for k, v in src.items() if k.startswith("model.")}
         if not enc:  # an encoder folder (EuroBertModel) has no "model." prefix
             enc = {k: v.float() for k, v in src.items()}
+        widened = widen_mlp(enc, args.intermediate)
         missing, unexpected = model.model.load_state_dict(enc, strict=False)
         if missing or unexpected:
             raise SystemExit(f"--init {args.init}: missing {missing}, unexpected {unexpected}")
         with torch.no_grad():
             model.lm_head.weight.copy_(model.model.embed_tokens.weight)
-        say(f"warm start from {args.init} ({len(enc)} tensors); lm_head from the embeddings")
+        say(f"warm start from {args.init} ({len(enc)} tensors); lm_head from the embeddings"
+            + (f"; MLP widened {widened} -> {args.intermediate}" if widened else ""))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     n = ids_all.shape[0]
     per_epoch = n // args.batch_size
