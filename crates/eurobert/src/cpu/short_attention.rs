@@ -193,6 +193,25 @@ fn transpose16(r: &mut [std::arch::x86_64::__m512; 16]) {
     }
 }
 
+/// Row `r·len + i` of a task (`len` its query rows) is query head `head0 + r` at token
+/// `rows.start + i`: for the `R` rows from `ib`, the offset of that head in a matrix of rows
+/// `width` floats wide (qkv's or the output's), `None` for padding rows (`>= m`). A plain
+/// function, inlined: closures inside the AVX-512 functions were not, and their per-block
+/// calls took a tenth of a 40-token task.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn head_offsets(ib: usize, m: usize, rows: &Range<usize>, head0: usize, d: usize, width: usize) -> [Option<usize>; R] {
+    let mut o = [None; R];
+    let len = rows.len();
+    for (r, o) in o.iter_mut().enumerate() {
+        let row = ib + r;
+        if row < m {
+            *o = Some((rows.start + row % len) * width + (head0 + row / len) * d);
+        }
+    }
+    o
+}
+
 /// `attend`'s work, compiled for AVX-512.
 ///
 /// # Safety
@@ -247,15 +266,16 @@ unsafe fn task(
             }
         }
     }
-    // Row r·len + i is query head g·n_rep + r at token rows.start + i: its Q and output
-    // offsets in qkv and out, read in place; the padding rows read zeros and write nowhere.
-    let row_at = |row: usize| (row < m).then(|| (row / rows.len(), rows.start + row % rows.len()));
-    let q_of = |row: usize| row_at(row).map(|(r, t)| qkv[t * qw + (g * n_rep + r) * d..][..d].as_ptr());
-
+    // Q read in place; the padding rows read zeros and write nowhere.
     // S = scale · Q Kᵀ, R rows × 32 keys at a time, the last 16 keys alone (np is a multiple
     // of 16: a block of 32 would pad 40 keys to 64).
     for ib in (0..mp).step_by(R) {
-        let q: [*const f32; R] = std::array::from_fn(|r| q_of(ib + r).unwrap_or(zero.as_ptr()));
+        let mut q = [zero.as_ptr(); R];
+        for (q, o) in q.iter_mut().zip(head_offsets(ib, m, &rows, g * n_rep, d, qw)) {
+            if let Some(o) = o {
+                *q = qkv[o..o + d].as_ptr();
+            }
+        }
         let mut jb = 0;
         while jb < np {
             // SAFETY: each q[r] points at d floats (a head of a qkv row, or `zero`); rows
@@ -284,11 +304,12 @@ unsafe fn task(
     debug_assert!((seq.end - 1) * qw + (heads.query + heads.kv + g) * d + d <= qkv.len());
     let sp = s.as_ptr();
     for ib in (0..mp).step_by(R) {
-        let dst: [Option<*mut f32>; R] = std::array::from_fn(|r| {
+        let mut dst = [None; R];
+        for (dst, o) in dst.iter_mut().zip(head_offsets(ib, m, &rows, g * n_rep, d, ow)) {
             // SAFETY: row t, columns of head h: inside the `(tokens, ow)` matrix `out` points
             // at (t < seq.end <= tokens), and owned by this task alone (the caller's contract).
-            row_at(ib + r).map(|(r, t)| unsafe { out.0.add(t * ow + (g * n_rep + r) * d) })
-        });
+            *dst = o.map(|o| unsafe { out.0.add(o) });
+        }
         for cb in (0..d).step_by(W) {
             // SAFETY: rows ib..ib + R of s (mp × np), columns cb..cb + W of the V rows j < n of
             // the sequence, which lie inside qkv (`attend` checked the sequence against the
@@ -472,10 +493,11 @@ unsafe fn task_bf16(
     }
     // out = P V / sum, R rows × W head columns at a time, summed over pairs of keys.
     for ib in (0..mp).step_by(R) {
-        let dst: [Option<*mut f32>; R] = std::array::from_fn(|r| {
+        let mut dst = [None; R];
+        for (dst, o) in dst.iter_mut().zip(head_offsets(ib, m, &rows, g * n_rep, d, ow)) {
             // SAFETY: as in `task`.
-            row_at(ib + r).map(|(r, t)| unsafe { out.0.add(t * ow + (g * n_rep + r) * d) })
-        });
+            *dst = o.map(|o| unsafe { out.0.add(o) });
+        }
         for cb in (0..d).step_by(W) {
             // SAFETY: rows ib..ib + R of ph (mp × pp, pairs jp < vn <= pp), pair rows of vh
             // (vn × d), and the output rows (as in `task`).
