@@ -18,11 +18,18 @@ pub(crate) struct Mlp {
     down: Projection,
     intermediate: usize,
     kind: Kind,
+    /// A plain MLP's activation code: GELU (erf) to int8's precision where the outputs go to
+    /// an int8 projection (`simd::GELU_Q8`), else exact.
+    act: u8,
 }
 
 impl Mlp {
     pub fn new(up: Dense, down: Dense, p: Precision, kind: Kind, intermediate: usize) -> Self {
-        Mlp { up: p.projection(up), down: p.projection(down), intermediate, kind }
+        let act = match kind {
+            Kind::Plain(Act::GeluErf) if p.stored == super::Stored::Q8 => simd::GELU_Q8,
+            Kind::Plain(a) | Kind::Glu(a) => act_code(a),
+        };
+        Mlp { up: p.projection(up), down: p.projection(down), intermediate, kind, act }
     }
 
     /// Width of the input projection's output: 2·intermediate for a GLU.
@@ -54,7 +61,7 @@ impl Mlp {
             let fused = {
                 let _t = span(Op::GateUp);
                 match self.kind {
-                    Kind::Plain(a) => self.up.forward_act(Rows::dense(inp, hidden), h, act_code(a)),
+                    Kind::Plain(_) => self.up.forward_act(Rows::dense(inp, hidden), h, self.act),
                     Kind::Glu(_) => {
                         self.up.forward(Rows::dense(inp, hidden), h, false);
                         false
@@ -66,7 +73,7 @@ impl Mlp {
                 match self.kind {
                     Kind::Glu(Act::Silu) => h.par_chunks_mut(w * 8).for_each(|c| simd::silu_mul(c, i)),
                     Kind::Glu(a) => h.par_chunks_mut(w * 8).for_each(|c| simd::gelu_mul(c, i, a == Act::GeluTanh)),
-                    Kind::Plain(a) => h.par_chunks_mut(w * 8).for_each(|c| simd::activate(c, act_code(a))),
+                    Kind::Plain(_) => h.par_chunks_mut(w * 8).for_each(|c| simd::activate(c, self.act)),
                 }
             }
             let _t = span(Op::Down);

@@ -352,7 +352,7 @@ mod vnni_kernel {
             }
             // The activation the kernel applies as it stores: the same bits as the separate
             // pass over the stored outputs (a plain MLP's GELU), for every activation.
-            for which in 0..3u8 {
+            for which in 0..=super::super::simd::GELU_Q8 {
                 let ours = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), true);
                 let (mut fused, mut apart) = (vec![0f32; rows * outp], vec![0f32; rows * outp]);
                 assert!(ours.forward_act(rows_of(), &mut fused, false, Some(which)), "the VNNI kernel applies it");
