@@ -205,7 +205,7 @@ simd_fn! {
 pub(crate) const GELU_Q8: u8 = 3;
 
 /// The odd polynomial `erf(a) ≈ a·P(a²)` on `[0, 3]`, P of degree 8 (a weighted least-squares
-/// fit, near minimax; `tools/` has no script for it: numpy's `lstsq` on 40,001 points).
+/// fit, near minimax: `tools/fit_erf_poly.py`).
 const ERF_POLY: [f32; 9] = [
     1.128_268_5, -0.375_314_87, 0.111_079_33, -0.025_102_856, 0.004_235_425, -0.000_511_036_25, 4.106_044_4e-5, -1.944_817e-6,
     4.074_194e-8,
