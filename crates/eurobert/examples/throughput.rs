@@ -47,6 +47,18 @@ fn main() {
         .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!("single sentence p50 {:.2} ms", lat[lat.len() / 2]);
+    let mut tok: Vec<f64> = sentences
+        .iter()
+        .filter(|s| s.len() < 120)
+        .take(300)
+        .map(|s| {
+            let t = Instant::now();
+            model.tokenize(std::slice::from_ref(s)).unwrap();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    tok.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("single sentence tokenize p50 {:.1} µs", tok[tok.len() / 2]);
 
     // 1,500 characters make ~500 EuroBERT tokens; BERT's 512-token window needs fewer.
     let doc_chars: usize = std::env::var("EUROBERT_DOC_CHARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1500);
