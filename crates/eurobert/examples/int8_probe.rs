@@ -10,6 +10,9 @@ mod common;
 #[allow(dead_code)] // the model's byte count
 #[path = "../src/cpu/vnni.rs"]
 mod vnni;
+#[cfg(target_arch = "x86_64")]
+#[path = "../src/cpu/amx.rs"]
+mod amx;
 /// The kernel's epilogue may apply the crate's activations; the probe asks for none.
 #[cfg(target_arch = "x86_64")]
 mod simd {
@@ -24,7 +27,7 @@ mod simd {
 mod vnni {
     pub struct PackedW;
     impl PackedW {
-        pub fn new(_: &[i8], _: usize, _: usize) -> Self {
+        pub fn packed(_: &[i8], _: usize, _: usize, _: bool) -> Self {
             PackedW
         }
     }
@@ -39,6 +42,14 @@ mod vnni {
         false
     }
     pub fn gemm(_: &[u8], _: usize, _: &PackedW, _: &mut [f32], _: &Epilogue) {}
+}
+#[cfg(not(target_arch = "x86_64"))]
+mod amx {
+    pub const TILE_ROWS: usize = 16;
+    pub fn available() -> bool {
+        false
+    }
+    pub fn gemm(_: &[u8], _: usize, _: &super::vnni::PackedW, _: &mut [f32], _: &super::vnni::Epilogue) {}
 }
 
 use common::{gflops, threads_and_pool, SHAPES_610M, SHAPES_COMPACT};
@@ -56,20 +67,27 @@ fn main() {
             // Copies filling 96 MB, used in turn: the weights come from memory, as in a model.
             let copies: Vec<_> = (0..(96 << 20) / (n * k) + 1).map(|_| exec.prepack_b(wt.view())).collect();
             let bz = vec![0i8; n];
-            let ours: Vec<_> = (0..copies.len()).map(|_| vnni::PackedW::new(&w, n, k)).collect();
+            let ours: Vec<_> = (0..copies.len()).map(|_| vnni::PackedW::packed(&w, n, k, false)).collect();
+            let tiles: Vec<_> = if amx::available() {
+                (0..copies.len()).map(|_| vnni::PackedW::packed(&w, n, k, true)).collect()
+            } else {
+                Vec::new()
+            };
             let col_scale = vec![1e-3f32; n];
             for m in [1usize, 8, 20, 64, 512, 700, 3072] {
-                let x: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
+                // Rows to whole AMX tiles (the AMX kernel reads them; k is a multiple of 64 here).
+                let x: Vec<u8> = (0..m.next_multiple_of(2 * amx::TILE_ROWS) * k).map(|i| (i % 251) as u8).collect();
                 let az = vec![128u8; m];
                 let mut c = vec![std::mem::MaybeUninit::new(0i32); m * n];
                 let ops = 2.0 * (m * n * k) as f64;
                 let mut best = 0f64;
                 let mut best_v = 0f64;
+                let mut best_a = 0f64;
                 let row_scale = vec![1e-2f32; m];
                 let mut out = vec![0f32; m * n];
                 for rep in 0..7 {
                     let packed = &copies[rep % copies.len()];
-                    let a = Matrix::from_data([m, k], x.as_slice());
+                    let a = Matrix::from_data([m, k], &x[..m * k]);
                     let opts = GemmUninitOptions {
                         a_quant: Some(QuantParams { zero_point: &az }),
                         b_quant: Some(QuantParams { zero_point: &bz }),
@@ -81,13 +99,16 @@ fn main() {
                     if vnni::available() {
                         let e = vnni::Epilogue { row_scale: &row_scale, col_scale: &col_scale, bias: None, accumulate: false, act: None };
                         let w = &ours[(rep + 3) % ours.len()];
-                        best_v = best_v.max(gflops(ops, || vnni::gemm(&x, m, w, &mut out, &e)));
+                        best_v = best_v.max(gflops(ops, || vnni::gemm(&x[..m * k], m, w, &mut out, &e)));
+                        if let Some(w) = tiles.get((rep + 5) % tiles.len().max(1)) {
+                            best_a = best_a.max(gflops(ops, || amx::gemm(&x, m, w, &mut out, &e)));
+                        }
                     }
                 }
                 let gbs = best * 1e9 / ops * (n * k) as f64 / 1e9;
                 let gbs_v = best_v * 1e9 / ops * (n * k) as f64 / 1e9;
                 println!(
-                    "{name:8} M {m:4}  rten {best:7.1} GOP/s {gbs:5.1} GB/s   ours {best_v:7.1} GOP/s {gbs_v:5.1} GB/s  ours÷rten {:.2}",
+                    "{name:8} M {m:4}  rten {best:7.1} GOP/s {gbs:5.1} GB/s   ours {best_v:7.1} GOP/s {gbs_v:5.1} GB/s  ours÷rten {:.2}   amx {best_a:7.1} GOP/s",
                     best_v / best
                 );
             }

@@ -4,6 +4,8 @@
 //! runs per sequence over its own range (`flash`). Weights are packed once at load for the
 //! GEMM kernel (`linear`); element-wise work uses run-time dispatched SIMD (`simd`).
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod attention;
 mod disentangled;
 mod flash;

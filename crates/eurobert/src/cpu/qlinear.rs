@@ -34,10 +34,26 @@ fn vnni() -> bool {
 
 /// The int8 GEMM kernel this CPU runs: ours with VNNI, else the one rten-gemm picked.
 pub(crate) fn kernel_name() -> String {
+    #[cfg(target_arch = "x86_64")]
+    if super::amx::available() {
+        return "x86_64-u8i8i32-amx".to_string();
+    }
     if vnni() {
         return "x86_64-u8i8i32-avx512vnni".to_string();
     }
     EXEC.with(|e| e.kernel_name().to_string())
+}
+
+/// Which int8 kernel a projection runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kernel {
+    Rten,
+    /// `vnni.rs` (AVX-512 VNNI).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Vnni,
+    /// `amx.rs` (AMX-INT8), with `vnni.rs`'s packing.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Amx,
 }
 
 enum Packed {
@@ -66,11 +82,22 @@ struct Quantized {
 impl QLinear {
     /// `weight` is `(outputs, inputs)` row-major f32.
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
-        Self::with_kernel(weight, outputs, inputs, bias, vnni())
+        #[cfg(target_arch = "x86_64")]
+        let kernel = if super::amx::available() {
+            Kernel::Amx
+        } else if vnni() {
+            Kernel::Vnni
+        } else {
+            Kernel::Rten
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernel = Kernel::Rten;
+        Self::with_kernel(weight, outputs, inputs, bias, kernel)
     }
 
-    /// With our VNNI kernel (`vnni` is true only where it runs) or rten-gemm's.
-    fn with_kernel(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, vnni: bool) -> Self {
+    /// With the given kernel (ours only where it runs).
+    fn with_kernel(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>, kernel: Kernel) -> Self {
+        let vnni = kernel != Kernel::Rten;
         assert_eq!(weight.len(), outputs * inputs, "weight size");
         let qmax = if !vnni && EXEC.with(|e| e.may_saturate()) { 63.0 } else { 127.0 };
         let mut q = vec![0i8; outputs * inputs];
@@ -85,7 +112,8 @@ impl QLinear {
         });
         #[cfg(target_arch = "x86_64")]
         if vnni {
-            return QLinear { weight: Packed::Vnni(super::vnni::PackedW::new(&q, outputs, inputs)), scale, bias, inputs, outputs };
+            let packed = super::vnni::PackedW::packed(&q, outputs, inputs, kernel == Kernel::Amx);
+            return QLinear { weight: Packed::Vnni(packed), scale, bias, inputs, outputs };
         }
         let wt = NdTensorView::from_data_with_strides([inputs, outputs], q.as_slice(), [1, inputs])
             .expect("a transposed view of a full matrix is valid");
@@ -122,13 +150,23 @@ impl QLinear {
             Packed::Rten(w, z) => (w, z),
             #[cfg(target_arch = "x86_64")]
             Packed::Vnni(w) => {
-                let a = quantize_rows(x, w.depth());
+                // The AMX kernel reads whole tiles of rows: the rows past x.rows are scratch.
+                // Below a tile of rows, where the weights' bandwidth bounds both, the VNNI
+                // kernel runs the same packing (`int8_probe`: one row 39–53 GOP/s against AMX's
+                // 35–44; 20 rows 0.6–0.7 against 0.8–1.0 TOP/s).
+                let amx = w.amx() && x.rows >= super::amx::TILE_ROWS;
+                let rows = if amx { x.rows.next_multiple_of(2 * super::amx::TILE_ROWS) } else { x.rows };
+                let a = quantize_rows(x, w.depth(), rows);
                 let e = super::vnni::Epilogue { row_scale: &a.scale, col_scale: &self.scale, bias: self.bias.as_deref(), accumulate, act };
-                super::vnni::gemm(&a.q, x.rows, w, out, &e);
+                if amx {
+                    super::amx::gemm(&a.q, x.rows, w, out, &e);
+                } else {
+                    super::vnni::gemm(&a.q[..x.rows * w.depth()], x.rows, w, out, &e);
+                }
                 return act.is_some();
             }
         };
-        let a = quantize_rows(x, x.cols);
+        let a = quantize_rows(x, x.cols, x.rows);
         // The GEMM writes every element, so the accumulator is not zeroed first.
         let mut acc: Vec<std::mem::MaybeUninit<i32>> = Vec::with_capacity(x.rows * self.outputs);
         // SAFETY: MaybeUninit needs no initialization; gemm_uninit initializes all of it.
@@ -152,19 +190,21 @@ impl QLinear {
     }
 }
 
-/// Each row quantized into `depth ≥ cols` bytes, the rest being the zero point.
+/// Each row quantized into `depth ≥ cols` bytes, the rest being the zero point, in a buffer of
+/// `rows ≥ x.rows` rows.
 ///
 /// The bytes go into a buffer kept per thread: a fresh `vec!` of a batch's activations (3.5 MB
 /// for 1,143 rows of 3,072) costs a fill and, past glibc's mmap threshold, a page fault per 4 KB
 /// on every projection. Buffers above `KEEP` are freed after use, so a long document does not
 /// pin its size.
-fn quantize_rows(x: Rows, depth: usize) -> Quantized {
+fn quantize_rows(x: Rows, depth: usize, rows: usize) -> Quantized {
     let _t = super::profile::span(super::profile::Op::Quantize);
     let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    // Every byte is written below (row, then padding), so only growth is filled here.
-    buf.resize(x.rows * depth, ZERO as u8);
+    // Every byte of the x.rows rows is written below (row, then padding), so only growth is
+    // filled here; rows past x.rows (`rows ≥ x.rows`, whole AMX tiles) keep what they hold.
+    buf.resize(rows * depth, ZERO as u8);
     let mut q = Quantized { q: buf, scale: vec![0f32; x.rows], zero: vec![0u8; x.rows] };
-    q.q.par_chunks_mut(depth).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
+    q.q[..x.rows * depth].par_chunks_mut(depth).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
         |(r, ((q, s), z))| {
             let row = &x.data[r * x.stride..r * x.stride + x.cols];
             (*s, *z) = quantize_row(row, q);
@@ -330,10 +370,23 @@ mod vnni_kernel {
         if !vnni() {
             return crate::skip_test("cpu::qlinear::vnni_equals_rten_bit_for_bit", "no AVX-512 VNNI on this CPU");
         }
+        ours_equal_rten(Kernel::Vnni);
+    }
+
+    /// So does the AMX kernel.
+    #[test]
+    fn amx_equals_rten_bit_for_bit() {
+        if !super::super::amx::available() {
+            return crate::skip_test("cpu::qlinear::amx_equals_rten_bit_for_bit", "no AMX-INT8 here (or the OS refused it)");
+        }
+        ours_equal_rten(Kernel::Amx);
+    }
+
+    fn ours_equal_rten(kernel: Kernel) {
         // Rows from one to a few tiles (and uneven tiles), outputs not a multiple of 16 or 64,
         // inputs not a multiple of 4, strided rows, with and without bias and accumulation.
         for (rows, inp, outp, stride) in
-            [(1usize, 256usize, 256usize, 256usize), (5, 70, 45, 90), (13, 1152, 1920, 1152), (37, 767, 100, 800), (130, 64, 1030, 64)]
+            [(1usize, 256usize, 256usize, 256usize), (5, 70, 45, 90), (13, 1152, 1920, 1152), (37, 767, 100, 800), (130, 64, 1030, 64), (300, 768, 48, 768)]
         {
             let w: Vec<f32> = (0..outp * inp).map(|i| (((i * 7919) % 201) as f32 - 100.0) * 0.003).collect();
             let b: Vec<f32> = (0..outp).map(|i| i as f32 * 0.05 - 1.0).collect();
@@ -341,8 +394,8 @@ mod vnni_kernel {
                 (0..rows * stride).map(|i| (((i * 104729) % 97) as f32 - 40.0) * 0.02 * (1 + i / stride % 5) as f32).collect();
             let rows_of = || Rows { data: &x, rows, cols: inp, stride };
             for (bias, accumulate) in [(None, false), (Some(b.clone()), false), (Some(b.clone()), true), (None, true)] {
-                let ours = QLinear::with_kernel(&w, outp, inp, bias.clone(), true);
-                let theirs = QLinear::with_kernel(&w, outp, inp, bias.clone(), false);
+                let ours = QLinear::with_kernel(&w, outp, inp, bias.clone(), kernel);
+                let theirs = QLinear::with_kernel(&w, outp, inp, bias.clone(), Kernel::Rten);
                 let start: Vec<f32> = (0..rows * outp).map(|i| (i % 11) as f32 * 0.25).collect();
                 let (mut a, mut b) = (start.clone(), start.clone());
                 ours.forward(rows_of(), &mut a, accumulate);
@@ -353,14 +406,14 @@ mod vnni_kernel {
             // The activation the kernel applies as it stores: the same bits as the separate
             // pass over the stored outputs (a plain MLP's GELU), for every activation.
             for which in 0..=super::super::simd::GELU_Q8 {
-                let ours = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), true);
+                let ours = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), kernel);
                 let (mut fused, mut apart) = (vec![0f32; rows * outp], vec![0f32; rows * outp]);
-                assert!(ours.forward_act(rows_of(), &mut fused, false, Some(which)), "the VNNI kernel applies it");
+                assert!(ours.forward_act(rows_of(), &mut fused, false, Some(which)), "our kernel applies it");
                 ours.forward(rows_of(), &mut apart, false);
                 super::super::simd::activate(&mut apart, which);
                 let differ = fused.iter().zip(&apart).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                 assert_eq!(differ, 0, "{rows}x{inp}x{outp} activation {which}: {differ} outputs differ");
-                let theirs = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), false);
+                let theirs = QLinear::with_kernel(&w, outp, inp, Some(b.clone()), Kernel::Rten);
                 assert!(!theirs.forward_act(rows_of(), &mut apart, false, Some(which)), "rten-gemm's path leaves it to the caller");
             }
         }

@@ -40,23 +40,28 @@ pub(crate) fn available() -> bool {
 /// Weights `(outputs, inputs)` in int8, packed for the kernel: for each block of 16 outputs,
 /// for each group of 4 inputs, 64 bytes `[output][input]`, so one load feeds one VNNI
 /// instruction. Outputs are padded to 16 and inputs to 4 with zeros.
+/// The same layout serves the AMX kernel (`amx.rs`: a block's 16 consecutive 64-byte rows are
+/// one of its tiles), packed then with the inputs padded to 64 and the blocks to an even count.
 pub(crate) struct PackedW {
-    data: Vec<i8>,
+    pub(super) data: Vec<i8>,
     /// `128 · Σₖ w[c, k]`: what the activations' zero point adds to output `c`.
-    zero_sum: Vec<i32>,
+    pub(super) zero_sum: Vec<i32>,
     outputs: usize,
     groups: usize,
+    /// Packed for `amx.rs` (which then runs instead of this kernel).
+    amx: bool,
 }
 
 impl PackedW {
-    /// `q` is `(outputs, inputs)` row-major.
-    pub fn new(q: &[i8], outputs: usize, inputs: usize) -> Self {
+    /// `q` is `(outputs, inputs)` row-major; packed for the AMX kernel (`amx` only where
+    /// `amx::available`) or this one.
+    pub fn packed(q: &[i8], outputs: usize, inputs: usize, amx: bool) -> Self {
         assert_eq!(q.len(), outputs * inputs, "weight size");
-        let groups = inputs.div_ceil(4);
-        let blocks = outputs.div_ceil(VEC);
+        let groups = if amx { inputs.div_ceil(super::amx::TILE_DEPTH) * super::amx::TILE_DEPTH / 4 } else { inputs.div_ceil(4) };
+        let blocks = if amx { outputs.div_ceil(VEC).next_multiple_of(2) } else { outputs.div_ceil(VEC) };
         let mut data = vec![0i8; blocks * groups * VEC * 4];
         data.par_chunks_mut(groups * VEC * 4).enumerate().for_each(|(b, block)| {
-            for c in 0..VEC.min(outputs - b * VEC) {
+            for c in 0..VEC.min(outputs.saturating_sub(b * VEC)) {
                 let row = &q[(b * VEC + c) * inputs..(b * VEC + c + 1) * inputs];
                 for (k, &v) in row.iter().enumerate() {
                     block[(k / 4) * VEC * 4 + c * 4 + k % 4] = v;
@@ -67,7 +72,16 @@ impl PackedW {
         for (c, z) in zero_sum.iter_mut().take(outputs).enumerate() {
             *z = 128 * q[c * inputs..(c + 1) * inputs].iter().map(|&v| v as i32).sum::<i32>();
         }
-        PackedW { data, zero_sum, outputs, groups }
+        PackedW { data, zero_sum, outputs, groups, amx }
+    }
+
+    /// Whether the AMX kernel runs these weights.
+    pub fn amx(&self) -> bool {
+        self.amx
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.outputs
     }
 
     /// Bytes of activation each row must have: the inputs rounded up to 4, padded with 128.
@@ -76,12 +90,12 @@ impl PackedW {
     }
 
     /// Blocks of 16 outputs.
-    fn vectors(&self) -> usize {
+    pub(super) fn vectors(&self) -> usize {
         self.outputs.div_ceil(VEC)
     }
 
     /// Bytes of one block of 16 outputs.
-    fn block(&self) -> usize {
+    pub(super) fn block(&self) -> usize {
         self.groups * VEC * 4
     }
 
