@@ -11,6 +11,7 @@ mod common;
 #[path = "../src/cpu/vnni.rs"]
 mod vnni;
 #[cfg(target_arch = "x86_64")]
+#[allow(dead_code)] // the bf16 kernel
 #[path = "../src/cpu/amx.rs"]
 mod amx;
 /// The kernel's epilogue may apply the crate's activations; the probe asks for none.

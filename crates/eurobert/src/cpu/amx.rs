@@ -37,18 +37,35 @@ const BLOCK: usize = 128;
 /// Blocks of 16 outputs per parallel task (2 tile columns × 2).
 const PANEL: usize = 4;
 
-/// Whether this process runs the AMX kernel: the CPU has AMX-TILE and AMX-INT8 (and the
-/// AVX-512 the epilogue uses), the OS granted the tile state, and `EUROBERT_AMX` is not `0`.
+/// Whether this process runs the int8 kernel: the CPU has AMX-TILE and AMX-INT8 (and the
+/// AVX-512 VNNI of the epilogue and short inputs), the OS granted the tile state, and
+/// `EUROBERT_AMX` is not `0`.
 pub(crate) fn available() -> bool {
     use std::sync::OnceLock;
     static OK: OnceLock<bool> = OnceLock::new();
+    // CPUID leaf 7: EDX bit 25 AMX-INT8.
+    *OK.get_or_init(|| super::vnni::available() && __cpuid_count(7, 0).edx & (1 << 25) != 0 && tiles())
+}
+
+/// Whether this process runs the bf16 kernel ([`gemm_bf16`]): AMX-BF16 (with AVX512-BF16 for
+/// short inputs), the tile state granted, `EUROBERT_AMX` not `0`.
+pub(crate) fn bf16_available() -> bool {
+    use std::sync::OnceLock;
+    static OK: OnceLock<bool> = OnceLock::new();
+    // CPUID leaf 7: EDX bit 22 AMX-BF16.
+    *OK.get_or_init(|| std::is_x86_feature_detected!("avx512bf16") && __cpuid_count(7, 0).edx & (1 << 22) != 0 && tiles())
+}
+
+/// AMX-TILE present and its state granted to this process (asked once), unless `EUROBERT_AMX=0`.
+fn tiles() -> bool {
+    use std::sync::OnceLock;
+    static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
-        if std::env::var("EUROBERT_AMX").is_ok_and(|v| v == "0") || !super::vnni::available() {
-            return false;
-        }
-        // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
-        let edx = __cpuid_count(7, 0).edx;
-        edx & (1 << 24) != 0 && edx & (1 << 25) != 0 && request_tiles()
+        // CPUID leaf 7: EDX bit 24 AMX-TILE.
+        !std::env::var("EUROBERT_AMX").is_ok_and(|v| v == "0")
+            && std::is_x86_feature_detected!("avx512f")
+            && __cpuid_count(7, 0).edx & (1 << 24) != 0
+            && request_tiles()
     })
 }
 
@@ -120,75 +137,149 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
     assert_eq!(out.len(), rows * w.outputs(), "output size");
     assert!(e.row_scale.len() == rows && e.col_scale.len() == w.outputs(), "scale sizes");
     assert!(e.bias.is_none_or(|b| b.len() == w.outputs()), "bias size");
-    if rows == 0 {
-        return;
-    }
-    let vectors = w.vectors().next_multiple_of(2);
-    let panels = vectors.div_ceil(PANEL);
-    let blocks = rows.div_ceil(BLOCK);
+    let weights = Weights { data: w.data.as_ptr().cast(), block: w.block(), ktiles: w.depth() / TILE_DEPTH, vectors: w.vectors() };
     let o = Out(out.as_mut_ptr());
-    (0..blocks * panels).into_par_iter().for_each(|t| {
-        let (b, p) = (t / panels, t % panels);
-        let rs = b * BLOCK..rows.min((b + 1) * BLOCK);
-        // SAFETY: the CPU has AMX and the OS granted it (asserted); `a` holds the rows of `rs`
-        // rounded up to 32 (checked above), `w` the even vectors of the panel (packed for
-        // AMX), and `out` rows `rs` × the panel's columns, which no other task writes.
-        unsafe { panel(a, rs, w, p * PANEL..vectors.min((p + 1) * PANEL), o.ptr(), e) }
+    run::<false>(a.as_ptr(), w.depth(), rows, weights, &|tile, rs, v| {
+        // SAFETY: `run` hands each tile's rows and vector to one call, inside `out` (checked
+        // above); the CPU has AVX-512 F/BW (`available`).
+        unsafe { store_int8(tile, rs, v, w, o.ptr(), e) }
     });
 }
 
-/// Rows `rows` (a multiple of 32 from its start) against the vectors `vs` (an even count from
-/// an even start), 2 × 2 tiles at a time.
+/// `out (rows × outputs) (+)= a·Wᵀ + bias` for bf16 activation rows `a` (at least `rows`
+/// rounded up to 32 rows of `depth` values) and bf16 weights packed in pairs for AMX: a block
+/// of 16 outputs at each `block` u16 of `data`, `depth / 2` pair-steps of 64 bytes each.
+/// Panics unless [`bf16_available`] and the sizes agree.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_bf16(
+    a: &[u16],
+    rows: usize,
+    depth: usize,
+    data: &[u16],
+    block: usize,
+    outputs: usize,
+    out: &mut [f32],
+    bias: Option<&[f32]>,
+    accumulate: bool,
+) {
+    assert!(bf16_available(), "AMX-BF16");
+    assert!(depth.is_multiple_of(TILE_DEPTH / 2) && block * 2 == depth / 2 * TILE_DEPTH, "depth in whole tiles, blocks of 16 outputs");
+    let vectors = outputs.div_ceil(VEC);
+    assert!(data.len() >= vectors.next_multiple_of(2) * block, "weights in an even count of blocks");
+    assert!(a.len() >= rows.next_multiple_of(2 * TILE_ROWS) * depth, "activation size");
+    assert_eq!(out.len(), rows * outputs, "output size");
+    assert!(bias.is_none_or(|b| b.len() == outputs), "bias size");
+    let weights = Weights { data: data.as_ptr().cast(), block: 2 * block, ktiles: 2 * depth / TILE_DEPTH, vectors };
+    let o = Out(out.as_mut_ptr());
+    run::<true>(a.as_ptr().cast(), 2 * depth, rows, weights, &|tile, rs, v| {
+        // SAFETY: as in `gemm`: the tile's own rows and vector of `out`; AVX-512 F/BW present.
+        unsafe { store_f32(tile, rs, v, outputs, o.ptr(), bias, accumulate) }
+    });
+}
+
+/// Where a kernel's weight tiles are: block `v` of 16 outputs at `data + v·block` bytes, its
+/// `ktiles` tiles of 16 rows × 64 bytes one after the other; `vectors` blocks hold outputs (the
+/// packing has an even count).
+#[derive(Clone, Copy)]
+struct Weights {
+    data: *const u8,
+    block: usize,
+    ktiles: usize,
+    vectors: usize,
+}
+// SAFETY: read-only weights shared by the tasks.
+unsafe impl Send for Weights {}
+// SAFETY: as for Send.
+unsafe impl Sync for Weights {}
+
+#[derive(Clone, Copy)]
+struct Rows(*const u8);
+// SAFETY: read-only activations shared by the tasks.
+unsafe impl Send for Rows {}
+// SAFETY: as for Send.
+unsafe impl Sync for Rows {}
+
+impl Rows {
+    fn ptr(self) -> *const u8 {
+        self.0
+    }
+}
+
+/// The sums of one 16 × 16 tile (i32 for int8, f32 bits for bf16), its rows (a part of a tile
+/// at the end) and its vector of 16 outputs.
+type Store<'a> = dyn Fn(&[u32], Range<usize>, usize) + Sync + 'a;
+
+/// Tasks of row blocks × panels, each running [`panel`].
+fn run<const BF16: bool>(a: *const u8, lda: usize, rows: usize, w: Weights, store: &Store) {
+    if rows == 0 {
+        return;
+    }
+    let vectors = w.vectors.next_multiple_of(2);
+    let panels = vectors.div_ceil(PANEL);
+    let blocks = rows.div_ceil(BLOCK);
+    let a = Rows(a);
+    (0..blocks * panels).into_par_iter().for_each(|t| {
+        let (b, p) = (t / panels, t % panels);
+        let rs = b * BLOCK..rows.min((b + 1) * BLOCK);
+        // SAFETY: the callers checked the activations (rows rounded up to 32, `lda` bytes
+        // each), the weights (an even count of blocks of `ktiles` tiles) and the AMX state.
+        unsafe { panel::<BF16>(a.ptr(), lda, rs, w, p * PANEL..vectors.min((p + 1) * PANEL), store) }
+    });
+}
+
+/// Rows `rows` (from a multiple of 32) against the vectors `vs` (an even count from an even
+/// start), 2 × 2 tiles at a time, each tile's sums handed to `store`.
 ///
 /// # Safety
-/// AMX is [`available`]; `a` holds rows `rows.start..` rounded up to 32 of `w.depth()` bytes;
-/// `w` is packed for AMX and `vs` lies in its padded vectors; `out` points at a live
-/// `(rows.end.., w.outputs())` f32 matrix whose rows `rows` × the columns of `vs` no one else
-/// touches during the call.
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out: *mut f32, e: &Epilogue) {
+/// The tile state is granted and the CPU has the kernel's AMX; `a` holds rows `rows.start..`
+/// rounded up to 32, `lda` bytes apart, each `w.ktiles` tiles of 64 bytes deep; `vs` are
+/// blocks of the (even) packing `w` describes.
+unsafe fn panel<const BF16: bool>(a: *const u8, lda: usize, rows: Range<usize>, w: Weights, vs: Range<usize>, store: &Store) {
     let cfg = Config::new();
-    let depth = w.depth();
-    let ktiles = depth / TILE_DEPTH;
-    let block = w.block();
-    // Four 16 × 16 i32 tiles of sums, stored for the epilogue.
-    let mut sums = [0i32; 4 * TILE_ROWS * VEC];
+    // Four 16 × 16 tiles of sums, stored for the epilogue.
+    let mut sums = [0u32; 4 * TILE_ROWS * VEC];
     // SAFETY: the configuration is a valid palette-1 layout (8 tiles of 16 × 64 bytes).
     unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
     let mut r0 = rows.start;
     while r0 < rows.end {
         let mut v = vs.start;
         while v < vs.end {
-            let a0 = a[r0 * depth..].as_ptr();
-            // SAFETY: rows r0..r0 + 32 of `a` exist (the caller's contract: rounded up to 32),
-            // each `depth` bytes; the weight tiles are 16 rows of 64 bytes inside blocks v and
-            // v + 1 of `w.data` (padded for AMX); `sums` holds four 1 KB tiles.
+            // SAFETY: rows r0..r0 + 32 of `a` exist (rounded up to 32), `lda` bytes apart; the
+            // weight tiles are 16 rows of 64 bytes inside blocks v and v + 1; `sums` holds four
+            // 1 KB tiles.
             unsafe {
-                let b0 = w.data.as_ptr().add(v * block);
-                asm!(
-                    "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-                    options(nostack, nomem),
-                );
-                for k in 0..ktiles {
+                let a0 = a.add(r0 * lda);
+                let b0 = w.data.add(v * w.block);
+                asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                for k in 0..w.ktiles {
                     let ak = a0.add(k * TILE_DEPTH);
                     let bk = b0.add(k * TILE_ROWS * TILE_DEPTH);
-                    asm!(
-                        "tileloadd tmm4, [{a} + {lda} * 1]",
-                        "tileloadd tmm5, [{a2} + {lda} * 1]",
-                        "tileloadd tmm6, [{b} + {ldb} * 1]",
-                        "tileloadd tmm7, [{b2} + {ldb} * 1]",
-                        "tdpbusd tmm0, tmm4, tmm6",
-                        "tdpbusd tmm1, tmm4, tmm7",
-                        "tdpbusd tmm2, tmm5, tmm6",
-                        "tdpbusd tmm3, tmm5, tmm7",
-                        a = in(reg) ak,
-                        a2 = in(reg) ak.add(TILE_ROWS * depth),
-                        lda = in(reg) depth,
-                        b = in(reg) bk,
-                        b2 = in(reg) bk.add(block),
-                        ldb = in(reg) TILE_DEPTH,
-                        options(nostack, readonly),
-                    );
+                    macro_rules! step {
+                        ($op:literal) => {
+                            asm!(
+                                "tileloadd tmm4, [{a} + {lda} * 1]",
+                                "tileloadd tmm5, [{a2} + {lda} * 1]",
+                                "tileloadd tmm6, [{b} + {ldb} * 1]",
+                                "tileloadd tmm7, [{b2} + {ldb} * 1]",
+                                concat!($op, " tmm0, tmm4, tmm6"),
+                                concat!($op, " tmm1, tmm4, tmm7"),
+                                concat!($op, " tmm2, tmm5, tmm6"),
+                                concat!($op, " tmm3, tmm5, tmm7"),
+                                a = in(reg) ak,
+                                a2 = in(reg) ak.add(TILE_ROWS * lda),
+                                lda = in(reg) lda,
+                                b = in(reg) bk,
+                                b2 = in(reg) bk.add(w.block),
+                                ldb = in(reg) TILE_DEPTH,
+                                options(nostack, readonly),
+                            )
+                        };
+                    }
+                    if BF16 {
+                        step!("tdpbf16ps");
+                    } else {
+                        step!("tdpbusd");
+                    }
                 }
                 let s = sums.as_mut_ptr();
                 asm!(
@@ -209,9 +300,9 @@ unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out
                 let (i, j) = (t / 2, t % 2);
                 let first = r0 + i * TILE_ROWS;
                 let last = rows.end.min(first + TILE_ROWS);
-                // SAFETY: rows first..last lie in `rows`, vector v + j in the panel; the caller's
-                // contract for `out`.
-                unsafe { store(tile, first..last, v + j, w, out, e) };
+                if first < last && v + j < w.vectors {
+                    store(tile, first..last, v + j);
+                }
             }
             v += 2;
         }
@@ -221,21 +312,18 @@ unsafe fn panel(a: &[u8], rows: Range<usize>, w: &PackedW, vs: Range<usize>, out
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
 }
 
-/// The epilogue of one 16 × 16 tile of sums: `vnni.rs`'s, operation for operation.
+/// The int8 epilogue of one tile: `vnni.rs`'s, operation for operation.
 ///
 /// # Safety
-/// The CPU has AVX-512 F/BW; rows `rows` and vector `v` are the tile's own part of `out` (a
-/// live `(.., w.outputs())` matrix), `tile` its 16 rows of 16 sums.
+/// The CPU has AVX-512 F/BW; rows `rows` and vector `v` (holding outputs) are the tile's own
+/// part of `out` (a live `(.., w.outputs())` matrix), `tile` its 16 rows of 16 sums.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn store(tile: &[i32], rows: Range<usize>, v: usize, w: &PackedW, out: *mut f32, e: &Epilogue) {
+unsafe fn store_int8(tile: &[u32], rows: Range<usize>, v: usize, w: &PackedW, out: *mut f32, e: &Epilogue) {
     let c0 = v * VEC;
     let outputs = w.outputs();
-    if c0 >= outputs {
-        return;
-    }
     let mask: __mmask16 = if outputs - c0 >= VEC { 0xffff } else { (1u16 << (outputs - c0)) - 1 };
-    // SAFETY: `zero_sum` and the scales hold whole blocks of 16 from c0 (masked loads past
-    // `outputs`); the stores write row r's masked columns c0.. of `out` (the contract).
+    // SAFETY: `zero_sum` holds whole blocks of 16 from c0, the scales masked loads; the stores
+    // write row r's masked columns c0.. of `out` (the contract).
     unsafe {
         let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
         let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
@@ -252,6 +340,30 @@ unsafe fn store(tile: &[i32], rows: Range<usize>, v: usize, w: &PackedW, out: *m
             }
             if let Some(which) = e.act {
                 y = super::simd::act_avx512(y, which);
+            }
+            _mm512_mask_storeu_ps(o, mask, y);
+        }
+    }
+}
+
+/// The f32 epilogue of one bf16 tile: `half_gemm.rs`'s (bias, then the residual).
+///
+/// # Safety
+/// As for [`store_int8`], for a `(.., outputs)` matrix; `bias` holds `outputs` values.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn store_f32(tile: &[u32], rows: Range<usize>, v: usize, outputs: usize, out: *mut f32, bias: Option<&[f32]>, accumulate: bool) {
+    let c0 = v * VEC;
+    let mask: __mmask16 = if outputs - c0 >= VEC { 0xffff } else { (1u16 << (outputs - c0)) - 1 };
+    // SAFETY: masked loads of the bias; the stores write row r's masked columns c0.. of `out`.
+    unsafe {
+        for (i, r) in rows.enumerate() {
+            let mut y = _mm512_castsi512_ps(_mm512_loadu_si512(tile.as_ptr().add(i * VEC) as *const _));
+            if let Some(bias) = bias {
+                y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
+            }
+            let o = out.add(r * outputs + c0);
+            if accumulate {
+                y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
             }
             _mm512_mask_storeu_ps(o, mask, y);
         }

@@ -132,36 +132,48 @@ pub(crate) struct PackedW {
     inputs: usize,
     /// Steps of the inner loop: pairs of inputs (bf16 pairs) or inputs (the other formats).
     steps: usize,
+    /// bf16 pairs padded for `amx.rs` (steps to 16, blocks to an even count), which runs them
+    /// from a tile of rows on.
+    amx: bool,
 }
 
 impl PackedW {
     /// `w` is `(outputs, inputs)` row-major, already in `kind`'s bits; bf16 in pairs for the
     /// dot product where it pays on this CPU.
     pub fn new(w: &[u16], outputs: usize, inputs: usize, kind: Half) -> Self {
+        if kind == Half::BF16 && super::amx::bf16_available() {
+            return Self::packed(w, outputs, inputs, kind, true, true);
+        }
         Self::with_pairs(w, outputs, inputs, kind, kind == Half::BF16 && dot_pays())
     }
 
     /// As `new`, with bf16 in pairs (`pairs`) or widened; f16 is always widened.
     pub fn with_pairs(w: &[u16], outputs: usize, inputs: usize, kind: Half, pairs: bool) -> Self {
+        Self::packed(w, outputs, inputs, kind, pairs, false)
+    }
+
+    /// As `with_pairs`, and for AMX (`amx`: bf16 pairs only, where `amx::bf16_available`).
+    pub fn packed(w: &[u16], outputs: usize, inputs: usize, kind: Half, pairs: bool, amx: bool) -> Self {
         assert_eq!(w.len(), outputs * inputs, "weight size");
+        assert!(!amx || (kind == Half::BF16 && pairs), "AMX takes bf16 pairs");
         let format = match kind {
             Half::BF16 if pairs => PAIRS,
             Half::BF16 => WIDE_BF16,
             Half::F16 => WIDE_F16,
         };
         let per = units(format);
-        let steps = inputs.div_ceil(per);
-        let blocks = outputs.div_ceil(VEC);
+        let steps = if amx { inputs.div_ceil(2 * super::amx::TILE_ROWS) * super::amx::TILE_ROWS } else { inputs.div_ceil(per) };
+        let blocks = if amx { outputs.div_ceil(VEC).next_multiple_of(2) } else { outputs.div_ceil(VEC) };
         let mut data = vec![0u16; blocks * steps * VEC * per];
         data.par_chunks_mut(steps * VEC * per).enumerate().for_each(|(b, block)| {
-            for c in 0..VEC.min(outputs - b * VEC) {
+            for c in 0..VEC.min(outputs.saturating_sub(b * VEC)) {
                 let row = &w[(b * VEC + c) * inputs..(b * VEC + c + 1) * inputs];
                 for (k, &v) in row.iter().enumerate() {
                     block[(k / per) * VEC * per + c * per + k % per] = v;
                 }
             }
         });
-        PackedW { data, format, outputs, inputs, steps }
+        PackedW { data, format, outputs, inputs, steps, amx }
     }
 
     /// f32 weights `(outputs, inputs)` row-major, for f32 FMAs: per block of 16 outputs, per
@@ -179,7 +191,13 @@ impl PackedW {
                 }
             }
         });
-        PackedW { data, format: F32, outputs, inputs, steps: inputs }
+        PackedW { data, format: F32, outputs, inputs, steps: inputs, amx: false }
+    }
+
+    /// `amx::gemm_bf16` from a tile of rows on, where `rows` activation rows run: `(data,
+    /// block, outputs)` of a packing for it.
+    pub fn amx_for(&self, rows: usize) -> Option<(&[u16], usize, usize)> {
+        (self.amx && rows >= super::amx::TILE_ROWS).then(|| (self.data.as_slice(), self.block(), self.outputs))
     }
 
     /// Whether the kernel takes bf16 activation pairs ([`round_rows`]) rather than f32 rows.
@@ -217,7 +235,7 @@ impl PackedW {
 impl PackedW {
     /// An empty bf16 matrix for [`PackedW::repack_bf16`] to fill.
     pub fn empty_bf16() -> Self {
-        PackedW { data: Vec::new(), format: PAIRS, outputs: 0, inputs: 0, steps: 0 }
+        PackedW { data: Vec::new(), format: PAIRS, outputs: 0, inputs: 0, steps: 0, amx: false }
     }
 
     /// Refills this matrix, serially and reusing its buffer, with `outputs × inputs` values
@@ -225,7 +243,7 @@ impl PackedW {
     pub fn repack_bf16(&mut self, outputs: usize, inputs: usize, at: impl Fn(usize, usize) -> f32) {
         let steps = inputs.div_ceil(2);
         let blocks = outputs.div_ceil(VEC);
-        *self = PackedW { data: std::mem::take(&mut self.data), format: PAIRS, outputs, inputs, steps };
+        *self = PackedW { data: std::mem::take(&mut self.data), format: PAIRS, outputs, inputs, steps, amx: false };
         self.data.clear();
         self.data.resize(blocks * steps * VEC * 2, 0);
         for o in 0..outputs {
@@ -624,7 +642,11 @@ mod tests {
 
     #[test]
     fn half_gemm_equals_the_definition_over_rounded_inputs() {
-        for (kind, pairs) in [(Half::BF16, true), (Half::BF16, false), (Half::F16, false)] {
+        for (kind, pairs, amx) in [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)] {
+            if amx && !super::super::amx::bf16_available() {
+                crate::skip_test("cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs", "no AMX-BF16 here");
+                continue;
+            }
             if !available(kind) {
                 crate::skip_test(
                     "cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs",
@@ -637,7 +659,7 @@ mod tests {
             for (rows, inputs, outputs) in [(1, 7, 5), (20, 71, 45), (131, 130, 100), (7, 256, 64)] {
                 let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.0131).collect();
                 let bits = kind.narrow(&w);
-                let packed = PackedW::with_pairs(&bits, outputs, inputs, kind, pairs);
+                let packed = PackedW::packed(&bits, outputs, inputs, kind, pairs, amx);
                 for o in 0..outputs {
                     for k in 0..inputs {
                         assert_eq!(packed.at(o, k), bits[o * inputs + k]);
@@ -645,18 +667,25 @@ mod tests {
                 }
                 let stride = inputs + 3;
                 let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.0517).collect();
-                let mut a = vec![1u16; rows * packed.depth()];
+                // Rows to whole AMX tiles (the rows past `rows` hold junk the kernel must not store).
+                let mut a = vec![1u16; rows.next_multiple_of(32) * packed.depth()];
                 // bf16 pairs round the activations as they enter; widened weights read them in place.
                 let (act, xr): (Activations, Vec<f32>) = if pairs {
-                    round_rows(&x, rows, inputs, stride, packed.depth(), &mut a);
-                    (Activations::Bf16(&a), x.iter().map(|&v| Half::BF16.widen_one(Half::BF16.narrow_one(v))).collect())
+                    round_rows(&x, rows, inputs, stride, packed.depth(), &mut a[..rows * packed.depth()]);
+                    (Activations::Bf16(&a[..rows * packed.depth()]), x.iter().map(|&v| Half::BF16.widen_one(Half::BF16.narrow_one(v))).collect())
                 } else {
                     (Activations::F32 { data: &x, stride }, x.clone())
                 };
                 let b: Vec<f32> = (0..outputs).map(|i| i as f32 * 0.1).collect();
                 for accumulate in [false, true] {
                     let mut out = vec![1f32; rows * outputs];
-                    gemm(act, rows, &packed, &mut out, Some(&b), accumulate);
+                    match packed.amx_for(rows) {
+                        Some((data, block, outs)) => {
+                            let depth = packed.depth();
+                            super::super::amx::gemm_bf16(&a, rows, depth, data, block, outs, &mut out, Some(&b), accumulate)
+                        }
+                        None => gemm(act, rows, &packed, &mut out, Some(&b), accumulate),
+                    }
                     for r in 0..rows {
                         for o in 0..outputs {
                             let dot: f64 = (0..inputs).map(|k| xr[r * stride + k] as f64 * round(w[o * inputs + k]) as f64).sum();
@@ -721,7 +750,11 @@ mod timing {
                 dot_pays()
             );
         }
-        for (kind, pairs) in [(Half::BF16, true), (Half::BF16, false), (Half::F16, false)] {
+        for (kind, pairs, amx) in [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)] {
+            if amx && !super::super::amx::bf16_available() {
+                crate::skip_test("cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs", "no AMX-BF16 here");
+                continue;
+            }
             if !available(kind) {
                 continue;
             }
