@@ -92,7 +92,7 @@ export declare function backends(): Array<string>
  */
 export declare function cancelCall(id: number): void
 
-/** The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8 }`. */
+/** The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8, gemm_bf16 }`. */
 export declare function cpuKernels(): Record<string, string>
 
 /** How many CUDA GPUs this binary can use (0 in a CPU build, or without a driver or GPU). */

@@ -124,7 +124,8 @@ export interface TokenLogits extends Tokenization {
 
 /**
  * The CPU kernels this machine runs, for diagnosing speed or results:
- * `{ elementwise: 'avx512' | 'avx2+fma' | 'baseline' | 'neon', gemm_f32, gemm_int8 }`.
+ * `{ elementwise: 'avx512' | 'avx2+fma' | 'baseline' | 'neon', gemm_f32, gemm_int8, gemm_bf16 }`
+ * (`gemm_int8: 'x86_64-u8i8i32-amx'` and `gemm_bf16: 'amx-bf16'` where the CPU's AMX tiles run them).
  */
 export function cpuKernels(): Record<string, string> {
   return native().cpuKernels()

@@ -631,7 +631,7 @@ pub fn backends() -> Vec<String> {
     eurobert::backends().into_iter().map(String::from).collect()
 }
 
-/// The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8 }`.
+/// The CPU kernels this process runs (for diagnosing a machine): `{ elementwise, gemm_f32, gemm_int8, gemm_bf16 }`.
 #[napi]
 pub fn cpu_kernels() -> std::collections::HashMap<String, String> {
     eurobert::cpu_kernels().into_iter().map(|(k, v)| (k.to_string(), v)).collect()

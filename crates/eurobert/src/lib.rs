@@ -43,7 +43,8 @@ pub fn supported_model_types() -> Vec<&'static str> {
 }
 
 /// The CPU kernels this process runs, as `(part, kernel)` pairs: our element-wise level
-/// (avx512, avx2+fma, baseline or neon) and rten-gemm's f32 and int8 GEMM kernels.
+/// (avx512, avx2+fma, baseline or neon), the f32 and int8 GEMM kernels (rten-gemm's or ours:
+/// AVX-512 f32, AVX-512 VNNI or AMX int8), and what runs bf16 weights.
 pub fn cpu_kernels() -> Vec<(&'static str, String)> {
     cpu::simd::kernels().into()
 }

@@ -69,6 +69,26 @@ thread_local! {
     static WIDE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// What runs `dtype: 'bf16'`'s projections here: AMX tiles (from 16 rows; AVX512-BF16 below),
+/// `vdpbf16ps` pairs where they beat f32 FMAs, bf16 widened into f32 FMAs in AVX-512, or the
+/// portable widening path.
+pub(crate) fn bf16_kernel_name() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::half_gemm::{available, dot_pays};
+        if super::amx::bf16_available() {
+            return "amx-bf16".to_string();
+        }
+        if dot_pays() {
+            return "avx512bf16".to_string();
+        }
+        if available(Half::BF16) {
+            return "avx512 (widened to f32)".to_string();
+        }
+    }
+    "portable (widened to f32)".to_string()
+}
+
 pub(crate) struct HalfLinear {
     /// `(outputs, inputs)` row-major, as PyTorch stores it; empty when `packed` holds them.
     weight: Vec<u16>,

@@ -43,7 +43,7 @@ pub(crate) fn level() -> Level {
 /// Names of the kernels this process runs: the level of our element-wise kernels, and the
 /// f32 and int8 GEMM kernels rten-gemm picked (both follow CPUID, so an emulated CPU such as
 /// `qemu-x86_64 -cpu Haswell` selects them all).
-pub(crate) fn kernels() -> [(&'static str, String); 3] {
+pub(crate) fn kernels() -> [(&'static str, String); 4] {
     #[cfg(target_arch = "x86_64")]
     let ours = match level() {
         Level::Avx512 => "avx512",
@@ -62,7 +62,12 @@ pub(crate) fn kernels() -> [(&'static str, String); 3] {
     } else {
         "baseline"
     };
-    [("elementwise", ours.to_string()), ("gemm_f32", super::linear::kernel_name()), ("gemm_int8", super::qlinear::kernel_name())]
+    [
+        ("elementwise", ours.to_string()),
+        ("gemm_f32", super::linear::kernel_name()),
+        ("gemm_int8", super::qlinear::kernel_name()),
+        ("gemm_bf16", super::half_linear::bf16_kernel_name()),
+    ]
 }
 
 /// Defines a function whose body is compiled for each SIMD level and dispatched at run time.
