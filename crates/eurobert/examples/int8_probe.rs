@@ -4,16 +4,16 @@
 //! weights from memory, best of 7 each:
 //! `cargo run --release -p eurobert --example int8_probe -- [threads] [compact]` (`compact`: the
 //! bundled model's shapes).
+#[cfg(target_arch = "x86_64")]
+#[allow(dead_code)] // the bf16 kernel
+#[path = "../src/cpu/amx.rs"]
+mod amx;
 #[allow(dead_code)] // the f32 probes' gemm-crate call
 mod common;
 #[cfg(target_arch = "x86_64")]
 #[allow(dead_code)] // the model's byte count
 #[path = "../src/cpu/vnni.rs"]
 mod vnni;
-#[cfg(target_arch = "x86_64")]
-#[allow(dead_code)] // the bf16 kernel
-#[path = "../src/cpu/amx.rs"]
-mod amx;
 /// The kernel's epilogue may apply the crate's activations; the probe asks for none.
 #[cfg(target_arch = "x86_64")]
 mod simd {

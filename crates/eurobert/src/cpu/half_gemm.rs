@@ -642,7 +642,9 @@ mod tests {
 
     #[test]
     fn half_gemm_equals_the_definition_over_rounded_inputs() {
-        for (kind, pairs, amx) in [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)] {
+        for (kind, pairs, amx) in
+            [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)]
+        {
             if amx && !super::super::amx::bf16_available() {
                 crate::skip_test("cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs", "no AMX-BF16 here");
                 continue;
@@ -672,7 +674,10 @@ mod tests {
                 // bf16 pairs round the activations as they enter; widened weights read them in place.
                 let (act, xr): (Activations, Vec<f32>) = if pairs {
                     round_rows(&x, rows, inputs, stride, packed.depth(), &mut a[..rows * packed.depth()]);
-                    (Activations::Bf16(&a[..rows * packed.depth()]), x.iter().map(|&v| Half::BF16.widen_one(Half::BF16.narrow_one(v))).collect())
+                    (
+                        Activations::Bf16(&a[..rows * packed.depth()]),
+                        x.iter().map(|&v| Half::BF16.widen_one(Half::BF16.narrow_one(v))).collect(),
+                    )
                 } else {
                     (Activations::F32 { data: &x, stride }, x.clone())
                 };
@@ -750,7 +755,9 @@ mod timing {
                 dot_pays()
             );
         }
-        for (kind, pairs, amx) in [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)] {
+        for (kind, pairs, amx) in
+            [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)]
+        {
             if amx && !super::super::amx::bf16_available() {
                 crate::skip_test("cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs", "no AMX-BF16 here");
                 continue;

@@ -204,13 +204,17 @@ fn quantize_rows(x: Rows, depth: usize, rows: usize) -> Quantized {
     // filled here; rows past x.rows (`rows ≥ x.rows`, whole AMX tiles) keep what they hold.
     buf.resize(rows * depth, ZERO as u8);
     let mut q = Quantized { q: buf, scale: vec![0f32; x.rows], zero: vec![0u8; x.rows] };
-    q.q[..x.rows * depth].par_chunks_mut(depth).zip(q.scale.par_iter_mut()).zip(q.zero.par_iter_mut()).enumerate().with_min_len(16).for_each(
-        |(r, ((q, s), z))| {
+    q.q[..x.rows * depth]
+        .par_chunks_mut(depth)
+        .zip(q.scale.par_iter_mut())
+        .zip(q.zero.par_iter_mut())
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(r, ((q, s), z))| {
             let row = &x.data[r * x.stride..r * x.stride + x.cols];
             (*s, *z) = quantize_row(row, q);
             q[x.cols..].fill(ZERO as u8);
-        },
-    );
+        });
     q
 }
 
@@ -385,9 +389,14 @@ mod vnni_kernel {
     fn ours_equal_rten(kernel: Kernel) {
         // Rows from one to a few tiles (and uneven tiles), outputs not a multiple of 16 or 64,
         // inputs not a multiple of 4, strided rows, with and without bias and accumulation.
-        for (rows, inp, outp, stride) in
-            [(1usize, 256usize, 256usize, 256usize), (5, 70, 45, 90), (13, 1152, 1920, 1152), (37, 767, 100, 800), (130, 64, 1030, 64), (300, 768, 48, 768)]
-        {
+        for (rows, inp, outp, stride) in [
+            (1usize, 256usize, 256usize, 256usize),
+            (5, 70, 45, 90),
+            (13, 1152, 1920, 1152),
+            (37, 767, 100, 800),
+            (130, 64, 1030, 64),
+            (300, 768, 48, 768),
+        ] {
             let w: Vec<f32> = (0..outp * inp).map(|i| (((i * 7919) % 201) as f32 - 100.0) * 0.003).collect();
             let b: Vec<f32> = (0..outp).map(|i| i as f32 * 0.05 - 1.0).collect();
             let x: Vec<f32> =
