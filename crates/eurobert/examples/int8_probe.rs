@@ -11,9 +11,14 @@ mod amx;
 #[allow(dead_code)] // the f32 probes' gemm-crate call
 mod common;
 #[cfg(target_arch = "x86_64")]
+#[path = "../src/cpu/shared.rs"]
+mod shared;
+#[cfg(target_arch = "x86_64")]
 #[allow(dead_code)] // the model's byte count
 #[path = "../src/cpu/vnni.rs"]
 mod vnni;
+#[cfg(target_arch = "x86_64")]
+use shared::Shared;
 /// The kernel's epilogue may apply the crate's activations; the probe asks for none.
 #[cfg(target_arch = "x86_64")]
 mod simd {
@@ -46,7 +51,9 @@ mod vnni {
 }
 #[cfg(not(target_arch = "x86_64"))]
 mod amx {
-    pub const TILE_ROWS: usize = 16;
+    pub fn rows_read(rows: usize) -> usize {
+        rows
+    }
     pub fn available() -> bool {
         false
     }
@@ -77,7 +84,7 @@ fn main() {
             let col_scale = vec![1e-3f32; n];
             for m in [1usize, 8, 20, 64, 512, 700, 3072] {
                 // Rows to whole AMX tiles (the AMX kernel reads them; k is a multiple of 64 here).
-                let x: Vec<u8> = (0..m.next_multiple_of(2 * amx::TILE_ROWS) * k).map(|i| (i % 251) as u8).collect();
+                let x: Vec<u8> = (0..amx::rows_read(m) * k).map(|i| (i % 251) as u8).collect();
                 let az = vec![128u8; m];
                 let mut c = vec![std::mem::MaybeUninit::new(0i32); m * n];
                 let ops = 2.0 * (m * n * k) as f64;

@@ -35,30 +35,25 @@ fn main() {
         tokens as f64 / s
     );
 
-    let mut lat: Vec<f64> = sentences
-        .iter()
-        .filter(|s| s.len() < 120)
-        .take(30)
-        .map(|s| {
-            let t = Instant::now();
-            model.logits(std::slice::from_ref(s), &opts).unwrap();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("single sentence p50 {:.2} ms", lat[lat.len() / 2]);
-    let mut tok: Vec<f64> = sentences
-        .iter()
-        .filter(|s| s.len() < 120)
-        .take(300)
-        .map(|s| {
-            let t = Instant::now();
-            model.tokenize(std::slice::from_ref(s)).unwrap();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    tok.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("single sentence tokenize p50 {:.1} µs", tok[tok.len() / 2]);
+    // Seconds of one call per short sentence, the median of `count` sentences.
+    let p50 = |count: usize, call: &dyn Fn(&String)| {
+        let mut t: Vec<f64> = sentences
+            .iter()
+            .filter(|s| s.len() < 120)
+            .take(count)
+            .map(|s| {
+                let t = Instant::now();
+                call(s);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        t[t.len() / 2]
+    };
+    let ms = 1e3 * p50(30, &|s| drop(model.logits(std::slice::from_ref(s), &opts).unwrap()));
+    println!("single sentence p50 {ms:.2} ms");
+    let us = 1e6 * p50(300, &|s| drop(model.tokenize(std::slice::from_ref(s)).unwrap()));
+    println!("single sentence tokenize p50 {us:.1} µs");
 
     // 1,500 characters make ~500 EuroBERT tokens; BERT's 512-token window needs fewer.
     let doc_chars: usize = std::env::var("EUROBERT_DOC_CHARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1500);

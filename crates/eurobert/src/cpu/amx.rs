@@ -24,6 +24,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::vnni::{Epilogue, PackedW};
+use super::Shared;
 
 /// Outputs per tile column (16 i32).
 const VEC: usize = 16;
@@ -36,6 +37,31 @@ pub(crate) const TILE_DEPTH: usize = 64;
 const BLOCK: usize = 128;
 /// Blocks of 16 outputs per parallel task (2 tile columns × 2).
 const PANEL: usize = 4;
+
+/// Whether a projection of `rows` activation rows runs on the tiles (where the kernel is
+/// available): from a tile of rows on. Below it both kernels are bound by the weights'
+/// bandwidth, and the VNNI/`vdpbf16ps` kernels run the same packing (`int8_probe`: one row
+/// 39–53 GOP/s against AMX's 35–44; 20 rows 0.6–0.7 against 0.8–1.0 TOP/s).
+pub(crate) fn runs(rows: usize) -> bool {
+    rows >= TILE_ROWS
+}
+
+/// Rows the kernels read of `rows` activation rows: whole 2-tile blocks (the rows past `rows`
+/// are read, their sums never stored).
+pub(crate) fn rows_read(rows: usize) -> usize {
+    rows.next_multiple_of(2 * TILE_ROWS)
+}
+
+/// Steps of a weight packing for AMX, each `per_step` inputs (4 int8, 2 bf16): whole tiles of
+/// 64 bytes of depth.
+pub(crate) fn steps(inputs: usize, per_step: usize) -> usize {
+    inputs.div_ceil(TILE_ROWS * per_step) * TILE_ROWS
+}
+
+/// Blocks of 16 outputs of a packing for AMX: an even count (the kernel takes 2 at a time).
+pub(crate) fn blocks(outputs: usize) -> usize {
+    outputs.div_ceil(VEC).next_multiple_of(2)
+}
 
 /// Whether this process runs the int8 kernel: the CPU has AMX-TILE and AMX-INT8 (and the
 /// AVX-512 VNNI of the epilogue and short inputs), the OS granted the tile state, and
@@ -114,31 +140,19 @@ impl Config {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint blocks (rows × columns) of the output.
-unsafe impl Send for Out {}
-// SAFETY: as for Send: no two tasks touch the same element.
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `out (rows × outputs) (+)= ...` as `vnni::gemm`, for `a`: at least `rows` rounded up to 32
-/// rows of `w.depth()` u8 (the rows past `rows` are read, their sums never stored). Panics
+/// `out (rows × outputs) (+)= ...` as `vnni::gemm`, for `a`: at least [`rows_read`] rows of
+/// `w.depth()` u8. Panics
 /// unless [`available`], `w` was packed for AMX and the sizes agree.
 pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epilogue) {
     assert!(available() && w.amx(), "AMX and weights packed for it");
-    assert!(a.len() >= rows.next_multiple_of(2 * TILE_ROWS) * w.depth(), "activation size");
+    assert!(a.len() >= rows_read(rows) * w.depth(), "activation size");
     assert_eq!(out.len(), rows * w.outputs(), "output size");
     assert!(e.row_scale.len() == rows && e.col_scale.len() == w.outputs(), "scale sizes");
     assert!(e.bias.is_none_or(|b| b.len() == w.outputs()), "bias size");
-    let weights = Weights { data: w.data.as_ptr().cast(), block: w.block(), ktiles: w.depth() / TILE_DEPTH, vectors: w.vectors() };
-    let o = Out(out.as_mut_ptr());
+    let weights =
+        Weights { data: Shared(w.data.as_ptr().cast_mut().cast()), block: w.block(), ktiles: w.depth() / TILE_DEPTH, vectors: w.vectors() };
+    // Tasks write disjoint blocks (rows × columns) of `out`.
+    let o = Shared(out.as_mut_ptr());
     run::<false>(a.as_ptr(), w.depth(), rows, weights, &|tile, rs, v| {
         // SAFETY: `run` hands each tile's rows and vector to one call, inside `out` (checked
         // above); the CPU has AVX-512 F/BW (`available`).
@@ -146,8 +160,8 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
     });
 }
 
-/// `out (rows × outputs) (+)= a·Wᵀ + bias` for bf16 activation rows `a` (at least `rows`
-/// rounded up to 32 rows of `depth` values) and bf16 weights packed in pairs for AMX: a block
+/// `out (rows × outputs) (+)= a·Wᵀ + bias` for bf16 activation rows `a` (at least
+/// [`rows_read`] rows of `depth` values) and bf16 weights packed in pairs for AMX: a block
 /// of 16 outputs at each `block` u16 of `data`, `depth / 2` pair-steps of 64 bytes each.
 /// Panics unless [`bf16_available`] and the sizes agree.
 #[allow(clippy::too_many_arguments)]
@@ -164,13 +178,18 @@ pub(crate) fn gemm_bf16(
 ) {
     assert!(bf16_available(), "AMX-BF16");
     assert!(depth.is_multiple_of(TILE_DEPTH / 2) && block * 2 == depth / 2 * TILE_DEPTH, "depth in whole tiles, blocks of 16 outputs");
-    let vectors = outputs.div_ceil(VEC);
-    assert!(data.len() >= vectors.next_multiple_of(2) * block, "weights in an even count of blocks");
-    assert!(a.len() >= rows.next_multiple_of(2 * TILE_ROWS) * depth, "activation size");
+    assert!(data.len() >= blocks(outputs) * block, "weights in an even count of blocks");
+    assert!(a.len() >= rows_read(rows) * depth, "activation size");
     assert_eq!(out.len(), rows * outputs, "output size");
     assert!(bias.is_none_or(|b| b.len() == outputs), "bias size");
-    let weights = Weights { data: data.as_ptr().cast(), block: 2 * block, ktiles: 2 * depth / TILE_DEPTH, vectors };
-    let o = Out(out.as_mut_ptr());
+    let weights = Weights {
+        data: Shared(data.as_ptr().cast_mut().cast()),
+        block: 2 * block,
+        ktiles: 2 * depth / TILE_DEPTH,
+        vectors: outputs.div_ceil(VEC),
+    };
+    // Tasks write disjoint blocks (rows × columns) of `out`.
+    let o = Shared(out.as_mut_ptr());
     run::<true>(a.as_ptr().cast(), 2 * depth, rows, weights, &|tile, rs, v| {
         // SAFETY: as in `gemm`: the tile's own rows and vector of `out`; AVX-512 F/BW present.
         unsafe { store_f32(tile, rs, v, outputs, o.ptr(), bias, accumulate) }
@@ -179,30 +198,13 @@ pub(crate) fn gemm_bf16(
 
 /// Where a kernel's weight tiles are: block `v` of 16 outputs at `data + v·block` bytes, its
 /// `ktiles` tiles of 16 rows × 64 bytes one after the other; `vectors` blocks hold outputs (the
-/// packing has an even count).
+/// packing has an even count). The tasks only read them.
 #[derive(Clone, Copy)]
 struct Weights {
-    data: *const u8,
+    data: Shared<u8>,
     block: usize,
     ktiles: usize,
     vectors: usize,
-}
-// SAFETY: read-only weights shared by the tasks.
-unsafe impl Send for Weights {}
-// SAFETY: as for Send.
-unsafe impl Sync for Weights {}
-
-#[derive(Clone, Copy)]
-struct Rows(*const u8);
-// SAFETY: read-only activations shared by the tasks.
-unsafe impl Send for Rows {}
-// SAFETY: as for Send.
-unsafe impl Sync for Rows {}
-
-impl Rows {
-    fn ptr(self) -> *const u8 {
-        self.0
-    }
 }
 
 /// The sums of one 16 × 16 tile (i32 for int8, f32 bits for bf16), its rows (a part of a tile
@@ -217,7 +219,8 @@ fn run<const BF16: bool>(a: *const u8, lda: usize, rows: usize, w: Weights, stor
     let vectors = w.vectors.next_multiple_of(2);
     let panels = vectors.div_ceil(PANEL);
     let blocks = rows.div_ceil(BLOCK);
-    let a = Rows(a);
+    // The tasks only read the activations.
+    let a = Shared(a.cast_mut());
     (0..blocks * panels).into_par_iter().for_each(|t| {
         let (b, p) = (t / panels, t % panels);
         let rs = b * BLOCK..rows.min((b + 1) * BLOCK);
@@ -249,7 +252,7 @@ unsafe fn panel<const BF16: bool>(a: *const u8, lda: usize, rows: Range<usize>, 
             // 1 KB tiles.
             unsafe {
                 let a0 = a.add(r0 * lda);
-                let b0 = w.data.add(v * w.block);
+                let b0 = w.data.ptr().add(v * w.block);
                 asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
                 for k in 0..w.ktiles {
                     let ak = a0.add(k * TILE_DEPTH);
@@ -312,36 +315,19 @@ unsafe fn panel<const BF16: bool>(a: *const u8, lda: usize, rows: Range<usize>, 
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
 }
 
-/// The int8 epilogue of one tile: `vnni.rs`'s, operation for operation.
+/// The int8 epilogue of one tile: `vnni.rs`'s, row by row (so both kernels give the same bits).
 ///
 /// # Safety
 /// The CPU has AVX-512 F/BW; rows `rows` and vector `v` (holding outputs) are the tile's own
-/// part of `out` (a live `(.., w.outputs())` matrix), `tile` its 16 rows of 16 sums.
+/// part of `out`, a live `(.., w.outputs())` matrix; `tile` holds its 16 rows of 16 sums.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn store_int8(tile: &[u32], rows: Range<usize>, v: usize, w: &PackedW, out: *mut f32, e: &Epilogue) {
     let c0 = v * VEC;
-    let outputs = w.outputs();
-    let mask: __mmask16 = if outputs - c0 >= VEC { 0xffff } else { (1u16 << (outputs - c0)) - 1 };
-    // SAFETY: `zero_sum` holds whole blocks of 16 from c0, the scales masked loads; the stores
-    // write row r's masked columns c0.. of `out` (the contract).
-    unsafe {
-        let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
-        let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
-        for (i, r) in rows.enumerate() {
+    for (i, r) in rows.enumerate() {
+        // SAFETY: row i of the tile's sums; row r's outputs from c0 (the contract above).
+        unsafe {
             let acc = _mm512_loadu_si512(tile.as_ptr().add(i * VEC) as *const _);
-            let sa = _mm512_set1_ps(e.row_scale[r]);
-            let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
-            if let Some(bias) = e.bias {
-                y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
-            }
-            let o = out.add(r * outputs + c0);
-            if e.accumulate {
-                y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
-            }
-            if let Some(which) = e.act {
-                y = super::simd::act_avx512(y, which);
-            }
-            _mm512_mask_storeu_ps(o, mask, y);
+            super::vnni::store(acc, r, c0, out.add(r * w.outputs() + c0), w, e);
         }
     }
 }
@@ -349,7 +335,9 @@ unsafe fn store_int8(tile: &[u32], rows: Range<usize>, v: usize, w: &PackedW, ou
 /// The f32 epilogue of one bf16 tile: `half_gemm.rs`'s (bias, then the residual).
 ///
 /// # Safety
-/// As for [`store_int8`], for a `(.., outputs)` matrix; `bias` holds `outputs` values.
+/// The CPU has AVX-512 F/BW; rows `rows` and vector `v` (holding outputs) are the tile's own
+/// part of `out`, a live `(.., outputs)` matrix; `tile` holds its 16 rows of 16 sums; `bias`
+/// holds `outputs` values.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn store_f32(tile: &[u32], rows: Range<usize>, v: usize, outputs: usize, out: *mut f32, bias: Option<&[f32]>, accumulate: bool) {
     let c0 = v * VEC;

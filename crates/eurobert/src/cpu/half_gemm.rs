@@ -162,8 +162,8 @@ impl PackedW {
             Half::F16 => WIDE_F16,
         };
         let per = units(format);
-        let steps = if amx { inputs.div_ceil(2 * super::amx::TILE_ROWS) * super::amx::TILE_ROWS } else { inputs.div_ceil(per) };
-        let blocks = if amx { outputs.div_ceil(VEC).next_multiple_of(2) } else { outputs.div_ceil(VEC) };
+        let steps = if amx { super::amx::steps(inputs, per) } else { inputs.div_ceil(per) };
+        let blocks = if amx { super::amx::blocks(outputs) } else { outputs.div_ceil(VEC) };
         let mut data = vec![0u16; blocks * steps * VEC * per];
         data.par_chunks_mut(steps * VEC * per).enumerate().for_each(|(b, block)| {
             for c in 0..VEC.min(outputs.saturating_sub(b * VEC)) {
@@ -197,7 +197,7 @@ impl PackedW {
     /// `amx::gemm_bf16` from a tile of rows on, where `rows` activation rows run: `(data,
     /// block, outputs)` of a packing for it.
     pub fn amx_for(&self, rows: usize) -> Option<(&[u16], usize, usize)> {
-        (self.amx && rows >= super::amx::TILE_ROWS).then(|| (self.data.as_slice(), self.block(), self.outputs))
+        (self.amx && super::amx::runs(rows)).then(|| (self.data.as_slice(), self.block(), self.outputs))
     }
 
     /// Whether the kernel takes bf16 activation pairs ([`round_rows`]) rather than f32 rows.
@@ -670,7 +670,7 @@ mod tests {
                 let stride = inputs + 3;
                 let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.0517).collect();
                 // Rows to whole AMX tiles (the rows past `rows` hold junk the kernel must not store).
-                let mut a = vec![1u16; rows.next_multiple_of(32) * packed.depth()];
+                let mut a = vec![1u16; super::super::amx::rows_read(rows) * packed.depth()];
                 // bf16 pairs round the activations as they enter; widened weights read them in place.
                 let (act, xr): (Activations, Vec<f32>) = if pairs {
                     round_rows(&x, rows, inputs, stride, packed.depth(), &mut a[..rows * packed.depth()]);
@@ -758,33 +758,33 @@ mod timing {
         for (kind, pairs, amx) in
             [(Half::BF16, true, false), (Half::BF16, false, false), (Half::F16, false, false), (Half::BF16, true, true)]
         {
-            if amx && !super::super::amx::bf16_available() {
-                crate::skip_test("cpu::half_gemm::half_gemm_equals_the_definition_over_rounded_inputs", "no AMX-BF16 here");
-                continue;
-            }
-            if !available(kind) {
+            if !available(kind) || (amx && !super::super::amx::bf16_available()) {
                 continue;
             }
             let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i % 23) as f32 - 11.0) * 0.01).collect();
-            let packed = PackedW::with_pairs(&kind.narrow(&w), outputs, inputs, kind, pairs);
+            let packed = PackedW::packed(&kind.narrow(&w), outputs, inputs, kind, pairs, amx);
             for rows in [20, 2048] {
                 let x: Vec<f32> = (0..rows * inputs).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
-                let mut a = vec![0u16; rows * packed.depth()];
+                let depth = packed.depth();
+                let mut a = vec![0u16; super::super::amx::rows_read(rows) * depth];
                 let mut out = vec![0f32; rows * outputs];
                 pool.install(|| {
                     let mut best = 0f64;
                     for _ in 0..5 {
                         let t = std::time::Instant::now();
-                        let act = if pairs {
-                            round_rows(&x, rows, inputs, inputs, packed.depth(), &mut a);
-                            Activations::Bf16(&a)
-                        } else {
-                            Activations::F32 { data: &x, stride: inputs }
-                        };
-                        gemm(act, rows, &packed, &mut out, None, false);
+                        if pairs {
+                            round_rows(&x, rows, inputs, inputs, depth, &mut a[..rows * depth]);
+                        }
+                        match packed.amx_for(rows) {
+                            Some((data, block, outs)) => {
+                                super::super::amx::gemm_bf16(&a, rows, depth, data, block, outs, &mut out, None, false)
+                            }
+                            None if pairs => gemm(Activations::Bf16(&a[..rows * depth]), rows, &packed, &mut out, None, false),
+                            None => gemm(Activations::F32 { data: &x, stride: inputs }, rows, &packed, &mut out, None, false),
+                        }
                         best = best.max(2.0 * (rows * inputs * outputs) as f64 / t.elapsed().as_secs_f64() / 1e9);
                     }
-                    eprintln!("{kind:?} (pairs: {pairs}) gemm {rows}×{inputs}×{outputs}, 1 thread: {best:.1} GFLOP/s");
+                    eprintln!("{kind:?} (pairs: {pairs}, AMX: {amx}) gemm {rows}×{inputs}×{outputs}, 1 thread: {best:.1} GFLOP/s");
                 });
             }
         }

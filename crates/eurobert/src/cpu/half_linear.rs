@@ -144,15 +144,16 @@ impl HalfLinear {
         if let Some(w) = &self.packed {
             use super::half_gemm::{gemm, round_rows, Activations};
             let bias = self.bias.as_deref();
-            if let Some((data, block, outputs)) = w.amx_for(x.rows) {
+            if w.pairs() {
                 // The tile unit reads whole tiles of rows: the rows past x.rows are zeros.
-                let mut a = vec![0u16; x.rows.next_multiple_of(2 * super::amx::TILE_ROWS) * w.depth()];
-                round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a[..x.rows * w.depth()]);
-                super::amx::gemm_bf16(&a, x.rows, w.depth(), data, block, outputs, out, bias, accumulate);
-            } else if w.pairs() {
-                let mut a = vec![0u16; x.rows * w.depth()];
-                round_rows(x.data, x.rows, x.cols, x.stride, w.depth(), &mut a);
-                gemm(Activations::Bf16(&a), x.rows, w, out, bias, accumulate);
+                let amx = w.amx_for(x.rows);
+                let rows = if amx.is_some() { super::amx::rows_read(x.rows) } else { x.rows };
+                let (mut a, depth) = (vec![0u16; rows * w.depth()], w.depth());
+                round_rows(x.data, x.rows, x.cols, x.stride, depth, &mut a[..x.rows * depth]);
+                match amx {
+                    Some((data, block, outputs)) => super::amx::gemm_bf16(&a, x.rows, depth, data, block, outputs, out, bias, accumulate),
+                    None => gemm(Activations::Bf16(&a), x.rows, w, out, bias, accumulate),
+                }
             } else {
                 gemm(Activations::F32 { data: x.data, stride: x.stride }, x.rows, w, out, bias, accumulate);
             }

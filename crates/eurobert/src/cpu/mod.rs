@@ -16,6 +16,7 @@ mod linear;
 mod mlp;
 mod profile;
 mod qlinear;
+mod shared;
 mod short_attention;
 pub(crate) mod simd;
 #[cfg(target_arch = "x86_64")]
@@ -38,22 +39,7 @@ pub(crate) use half_linear::Half;
 use linear::{Linear, Projection, Rows};
 use mlp::Mlp;
 use profile::{span, Op};
-
-/// A raw pointer that the tasks of one parallel loop share, each only reading or writing a
-/// part no other task touches (the caller's `SAFETY` says which). Taken through `ptr`, so
-/// closures capture this `Send` wrapper, not the raw pointer.
-#[derive(Clone, Copy)]
-pub(crate) struct Shared<T>(pub(crate) *mut T);
-// SAFETY: see the type: tasks never touch the same element mutably.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as for Send.
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    pub(crate) fn ptr(self) -> *mut T {
-        self.0
-    }
-}
+pub(crate) use shared::Shared;
 
 /// Sequences packed end to end.
 pub(crate) struct Batch {

@@ -151,11 +151,9 @@ impl QLinear {
             #[cfg(target_arch = "x86_64")]
             Packed::Vnni(w) => {
                 // The AMX kernel reads whole tiles of rows: the rows past x.rows are scratch.
-                // Below a tile of rows, where the weights' bandwidth bounds both, the VNNI
-                // kernel runs the same packing (`int8_probe`: one row 39–53 GOP/s against AMX's
-                // 35–44; 20 rows 0.6–0.7 against 0.8–1.0 TOP/s).
-                let amx = w.amx() && x.rows >= super::amx::TILE_ROWS;
-                let rows = if amx { x.rows.next_multiple_of(2 * super::amx::TILE_ROWS) } else { x.rows };
+                // Short inputs run the same packing through the VNNI kernel.
+                let amx = w.amx() && super::amx::runs(x.rows);
+                let rows = if amx { super::amx::rows_read(x.rows) } else { x.rows };
                 let a = quantize_rows(x, w.depth(), rows);
                 let e = super::vnni::Epilogue { row_scale: &a.scale, col_scale: &self.scale, bias: self.bias.as_deref(), accumulate, act };
                 if amx {

@@ -9,12 +9,14 @@
 //!
 //! The integer sums are exact and the epilogue does rten's arithmetic in the same order
 //! (`acc as f32 * sa * sw + b`, no fused multiply-add), so both paths give the same bits.
-//! Self-contained (std and rayon only) so the probes can include it.
+//! Self-contained (std, rayon and `shared.rs`) so the probes can include it.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
 
 use rayon::prelude::*;
+
+use super::Shared;
 
 /// Outputs per vector (16 i32 lanes).
 const VEC: usize = 16;
@@ -57,8 +59,8 @@ impl PackedW {
     /// `amx::available`) or this one.
     pub fn packed(q: &[i8], outputs: usize, inputs: usize, amx: bool) -> Self {
         assert_eq!(q.len(), outputs * inputs, "weight size");
-        let groups = if amx { inputs.div_ceil(super::amx::TILE_DEPTH) * super::amx::TILE_DEPTH / 4 } else { inputs.div_ceil(4) };
-        let blocks = if amx { outputs.div_ceil(VEC).next_multiple_of(2) } else { outputs.div_ceil(VEC) };
+        let groups = if amx { super::amx::steps(inputs, 4) } else { inputs.div_ceil(4) };
+        let blocks = if amx { super::amx::blocks(outputs) } else { outputs.div_ceil(VEC) };
         let mut data = vec![0i8; blocks * groups * VEC * 4];
         data.par_chunks_mut(groups * VEC * 4).enumerate().for_each(|(b, block)| {
             for c in 0..VEC.min(outputs.saturating_sub(b * VEC)) {
@@ -119,20 +121,6 @@ pub(crate) struct Epilogue<'a> {
     pub act: Option<u8>,
 }
 
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint blocks (rows × columns) of the output.
-unsafe impl Send for Out {}
-// SAFETY: as for Send: no two tasks touch the same element.
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// `out (rows × outputs) (+)= ...` for `a`: `rows` rows of `w.depth()` u8 around zero point 128.
 /// Panics unless [`available`] and the sizes agree.
 pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epilogue) {
@@ -149,7 +137,8 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &PackedW, out: &mut [f32], e: &Epil
     // Many rows go in blocks whose activations stay in L2 while the weights stream past
     // them; task order is block-major, so each thread walks all panels of its blocks.
     let blocks = rows.div_ceil(BLOCK);
-    let o = Out(out.as_mut_ptr());
+    // Tasks write disjoint blocks (rows × columns) of `out`.
+    let o = Shared(out.as_mut_ptr());
     (0..blocks * panels).into_par_iter().for_each(|t| {
         let (b, p) = (t / panels, t % panels);
         let rs = rows * b / blocks..rows * (b + 1) / blocks;
@@ -269,28 +258,43 @@ impl Tile<'_> {
                     }
                 }
             }
-            let e = self.e;
             for (r, acc) in acc.iter().enumerate() {
-                let sa = _mm512_set1_ps(e.row_scale[self.rows.start + r]);
                 for (j, &acc) in acc.iter().enumerate().take(nv) {
                     let c0 = (v0 + j) * VEC;
-                    let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
-                    let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
-                    let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
-                    let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
-                    if let Some(bias) = e.bias {
-                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
-                    }
-                    let o = self.out.add(r * w.outputs + c0);
-                    if e.accumulate {
-                        y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
-                    }
-                    if let Some(which) = e.act {
-                        y = super::simd::act_avx512(y, which);
-                    }
-                    _mm512_mask_storeu_ps(o, mask, y);
+                    store(acc, self.rows.start + r, c0, self.out.add(r * w.outputs + c0), w, self.e);
                 }
             }
         }
+    }
+}
+
+/// The epilogue of 16 sums of row `r`, outputs `c0..` (a multiple of 16 below `w.outputs`),
+/// into `o`: `(acc − 128·Σw) · sa · sw + bias`, plus what `o` holds with `accumulate`, then the
+/// activation. This kernel's and `amx.rs`'s, so both give the same bits.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW; `o` points at row `r`'s outputs from `c0` on, which only the
+/// caller writes; `r` is a row of the epilogue's scales.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+pub(super) unsafe fn store(acc: __m512i, r: usize, c0: usize, o: *mut f32, w: &PackedW, e: &Epilogue) {
+    let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
+    // SAFETY: `zero_sum` holds whole blocks of 16 from c0; the scales, the bias and `o` are
+    // read and written under the mask of the outputs that exist (the contract above).
+    unsafe {
+        let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
+        let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
+        let sa = _mm512_set1_ps(e.row_scale[r]);
+        let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
+        if let Some(bias) = e.bias {
+            y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
+        }
+        if e.accumulate {
+            y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
+        }
+        if let Some(which) = e.act {
+            y = super::simd::act_avx512(y, which);
+        }
+        _mm512_mask_storeu_ps(o, mask, y);
     }
 }
