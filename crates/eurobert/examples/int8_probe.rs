@@ -2,8 +2,8 @@
 //! against our VNNI kernel (`src/cpu/vnni.rs`, f32 out with the dequantization fused): GOP/s
 //! and the weight bytes streamed per second, rows M from one sentence to a long window;
 //! weights from memory, best of 7 each:
-//! `cargo run --release -p eurobert --example int8_probe -- [threads] [compact]` (`compact`: the
-//! bundled model's shapes).
+//! `cargo run --release -p eurobert --example int8_probe -- [threads] [compact|bert]` (`compact`:
+//! the bundled model's shapes, `bert`: BERT-base's).
 #[cfg(target_arch = "x86_64")]
 #[allow(dead_code)] // the bf16 kernel
 #[path = "../src/cpu/amx.rs"]
@@ -60,14 +60,18 @@ mod amx {
     pub fn gemm(_: &[u8], _: usize, _: &super::vnni::PackedW, _: &mut [f32], _: &super::vnni::Epilogue) {}
 }
 
-use common::{gflops, threads_and_pool, SHAPES_610M, SHAPES_COMPACT};
+use common::{gflops, threads_and_pool, SHAPES_610M, SHAPES_BERT, SHAPES_COMPACT};
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmUninitOptions, QuantParams};
 use rten_tensor::{Matrix, NdTensorView};
 
 fn main() {
     let (_, pool) = threads_and_pool();
     pool.install(|| {
-        let shapes = if std::env::args().nth(2).as_deref() == Some("compact") { SHAPES_COMPACT } else { SHAPES_610M };
+        let shapes = match std::env::args().nth(2).as_deref() {
+            Some("compact") => SHAPES_COMPACT,
+            Some("bert") => SHAPES_BERT,
+            _ => SHAPES_610M,
+        };
         for (name, n, k) in shapes {
             let w: Vec<i8> = (0..n * k).map(|i| ((i * 7919) % 255) as i8).collect();
             let exec = GemmExecutor::<u8, i8, i32>::default();
@@ -82,7 +86,7 @@ fn main() {
                 Vec::new()
             };
             let col_scale = vec![1e-3f32; n];
-            for m in [1usize, 8, 20, 64, 512, 700, 3072] {
+            for m in [1usize, 8, 20, 64, 512, 900, 3072] {
                 // Rows to whole AMX tiles (the AMX kernel reads them; k is a multiple of 64 here).
                 let x: Vec<u8> = (0..amx::rows_read(m) * k).map(|i| (i % 251) as u8).collect();
                 let az = vec![128u8; m];

@@ -7,6 +7,10 @@ use std::time::Instant;
 pub const SHAPES_610M: [(&str, usize, usize); 4] =
     [("qkv", 1920, 1152), ("out", 1152, 1152), ("gate_up", 8192, 1152), ("down", 1152, 4096)];
 
+/// BERT-base's projections (12 layers, 768 wide, 3,072 intermediate; GELU, so no gate).
+#[allow(dead_code)] // int8_probe's alone
+pub const SHAPES_BERT: [(&str, usize, usize); 4] = [("qkv", 2304, 768), ("out", 768, 768), ("inter", 3072, 768), ("down", 768, 3072)];
+
 /// The bundled compact model's projections (4 layers, 256 wide, 8/4 heads, 768 intermediate).
 #[allow(dead_code)] // int8_probe's alone
 pub const SHAPES_COMPACT: [(&str, usize, usize); 4] = [("qkv", 512, 256), ("out", 256, 256), ("gate_up", 1536, 256), ("down", 256, 768)];

@@ -32,11 +32,17 @@ const VEC: usize = 16;
 pub(crate) const TILE_ROWS: usize = 16;
 /// Bytes of depth per tile (64 u8 of each row).
 pub(crate) const TILE_DEPTH: usize = 64;
-/// Rows per parallel task: its activations (up to 128 × 4,096 bytes) stay in L2 while a panel
-/// of weights is read against them.
-const BLOCK: usize = 128;
-/// Blocks of 16 outputs per parallel task (2 tile columns × 2).
-const PANEL: usize = 4;
+/// Rows per parallel task: with [`PANEL`] their activations (64 × up to 4,096 bytes) are read
+/// from L1/L2 eight times per tile pair, and a panel of weights four times; 128 rows × 4
+/// blocks ran 10–30% slower at BERT-base's shapes and 512–3,072 rows (`int8_probe … bert`).
+const BLOCK: usize = 64;
+/// Blocks of 16 outputs per parallel task (2 tile columns × 4); [`SMALL_PANEL`] where fewer
+/// rows would leave too few tasks for the threads.
+const PANEL: usize = 8;
+/// Blocks per task up to [`FEW_ROWS`] rows (at 20–64 rows, 8 blocks ran up to 25% slower).
+const SMALL_PANEL: usize = 4;
+/// See [`SMALL_PANEL`].
+const FEW_ROWS: usize = 128;
 
 /// Whether a projection of `rows` activation rows runs on the tiles (where the kernel is
 /// available): from a tile of rows on. Below it both kernels are bound by the weights'
@@ -217,7 +223,8 @@ fn run<const BF16: bool>(a: *const u8, lda: usize, rows: usize, w: Weights, stor
         return;
     }
     let vectors = w.vectors.next_multiple_of(2);
-    let panels = vectors.div_ceil(PANEL);
+    let width = if rows > FEW_ROWS { PANEL } else { SMALL_PANEL };
+    let panels = vectors.div_ceil(width);
     let blocks = rows.div_ceil(BLOCK);
     // The tasks only read the activations.
     let a = Shared(a.cast_mut());
@@ -226,7 +233,7 @@ fn run<const BF16: bool>(a: *const u8, lda: usize, rows: usize, w: Weights, stor
         let rs = b * BLOCK..rows.min((b + 1) * BLOCK);
         // SAFETY: the callers checked the activations (rows rounded up to 32, `lda` bytes
         // each), the weights (an even count of blocks of `ktiles` tiles) and the AMX state.
-        unsafe { panel::<BF16>(a.ptr(), lda, rs, w, p * PANEL..vectors.min((p + 1) * PANEL), store) }
+        unsafe { panel::<BF16>(a.ptr(), lda, rs, w, p * width..vectors.min((p + 1) * width), store) }
     });
 }
 
@@ -238,11 +245,9 @@ fn run<const BF16: bool>(a: *const u8, lda: usize, rows: usize, w: Weights, stor
 /// rounded up to 32, `lda` bytes apart, each `w.ktiles` tiles of 64 bytes deep; `vs` are
 /// blocks of the (even) packing `w` describes.
 unsafe fn panel<const BF16: bool>(a: *const u8, lda: usize, rows: Range<usize>, w: Weights, vs: Range<usize>, store: &Store) {
-    let cfg = Config::new();
     // Four 16 × 16 tiles of sums, stored for the epilogue.
     let mut sums = [0u32; 4 * TILE_ROWS * VEC];
-    // SAFETY: the configuration is a valid palette-1 layout (8 tiles of 16 × 64 bytes).
-    unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+    configure();
     let mut r0 = rows.start;
     while r0 < rows.end {
         let mut v = vs.start;
@@ -311,8 +316,22 @@ unsafe fn panel<const BF16: bool>(a: *const u8, lda: usize, rows: Range<usize>, 
         }
         r0 += 2 * TILE_ROWS;
     }
-    // SAFETY: releases this thread's tile state; no tile is in use past this point.
-    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Loads the one tile configuration on this thread, once: every kernel here uses it, and a
+/// `ldtilecfg` per task (with a `tilerelease` after it) cost as much as ~10% of a task's work.
+fn configure() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    DONE.with(|done| {
+        if !done.get() {
+            let cfg = Config::new();
+            // SAFETY: the configuration is a valid palette-1 layout (8 tiles of 16 × 64 bytes).
+            unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+            done.set(true);
+        }
+    });
 }
 
 /// The int8 epilogue of one tile: `vnni.rs`'s, row by row (so both kernels give the same bits).
