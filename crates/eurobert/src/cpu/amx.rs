@@ -202,6 +202,48 @@ pub(crate) fn gemm_bf16(
     });
 }
 
+/// Part of a bf16 packing for AMX (`half_gemm::PackedW`): its `data`, `block` u16 per block of
+/// 16 outputs, from block `first` (even) and pair-step `step` on.
+pub(crate) struct Part<'a> {
+    pub data: &'a [u16],
+    pub block: usize,
+    pub first: usize,
+    pub step: usize,
+}
+
+/// `out (rows × cols) (+)= a·Wᵀ` on the calling thread alone (inside a parallel task: how
+/// attention runs QKᵀ and PV): bf16 rows `a` (at least [`rows_read`] rows of `depth`, a
+/// multiple of 32) against `cols` outputs of `w` from its block `first`, over `depth` inputs
+/// from its step `step`. Panics unless [`bf16_available`] and the packing holds those tiles.
+pub(crate) fn gemm_bf16_part(a: &[u16], rows: usize, depth: usize, w: &Part, out: &mut [f32], cols: usize, accumulate: bool) {
+    assert!(bf16_available(), "AMX-BF16");
+    assert!(depth.is_multiple_of(TILE_DEPTH / 2) && w.first.is_multiple_of(2), "whole tiles, an even first block");
+    assert!(a.len() >= rows_read(rows) * depth && out.len() == rows * cols, "activation and output sizes");
+    let vectors = cols.div_ceil(VEC);
+    let steps = w.block / (2 * VEC);
+    assert!(w.step + depth / 2 <= steps && (w.first + vectors.next_multiple_of(2)) * w.block <= w.data.len(), "tiles inside the packing");
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let weights = Weights {
+        // SAFETY: inside `data` (asserted above: the first block's step `step`).
+        data: Shared(unsafe { w.data.as_ptr().add(w.first * w.block + w.step * 2 * VEC) }.cast_mut().cast()),
+        block: 2 * w.block,
+        ktiles: 2 * depth / TILE_DEPTH,
+        vectors,
+    };
+    let o = Shared(out.as_mut_ptr());
+    // SAFETY: the activations hold `rows_read(rows)` rows of `depth` bf16 (2·depth bytes); the
+    // weight tiles lie inside the packing and the vectors are an even count from its even
+    // first block (asserted); the tile state is granted (`bf16_available`). Each tile's own
+    // rows and vector of `out` (`rows × cols`) are written, by this thread alone.
+    unsafe {
+        panel::<true>(a.as_ptr().cast(), 2 * depth, 0..rows, weights, 0..vectors.next_multiple_of(2), &|tile, rs, v| {
+            store_f32(tile, rs, v, cols, o.ptr(), None, accumulate)
+        })
+    }
+}
+
 /// Where a kernel's weight tiles are: block `v` of 16 outputs at `data + v·block` bytes, its
 /// `ktiles` tiles of 16 rows × 64 bytes one after the other; `vectors` blocks hold outputs (the
 /// packing has an even count). The tasks only read them.

@@ -30,10 +30,11 @@ pub(crate) struct Attention {
     bf16: bool,
 }
 
-/// Whether bf16 products are faster than f32 FMAs on this CPU (`half_gemm::dot_pays`).
+/// Whether bf16 products are faster than f32 FMAs on this CPU: `vdpbf16ps`
+/// (`half_gemm::dot_pays`), or AMX-BF16 tiles.
 fn bf16_pays() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return super::half_gemm::dot_pays();
+    return super::half_gemm::dot_pays() || super::amx::bf16_available();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

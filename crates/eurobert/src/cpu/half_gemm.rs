@@ -240,16 +240,103 @@ impl PackedW {
 
     /// Refills this matrix, serially and reusing its buffer, with `outputs × inputs` values
     /// `at(o, k)` rounded to bf16: how attention packs its K and V blocks inside one task.
-    pub fn repack_bf16(&mut self, outputs: usize, inputs: usize, at: impl Fn(usize, usize) -> f32) {
-        let steps = inputs.div_ceil(2);
-        let blocks = outputs.div_ceil(VEC);
-        *self = PackedW { data: std::mem::take(&mut self.data), format: PAIRS, outputs, inputs, steps, amx: false };
-        self.data.clear();
-        self.data.resize(blocks * steps * VEC * 2, 0);
+    /// `amx`: padded for [`gemm_serial_tiles`] (where `amx::bf16_available`).
+    pub fn repack_bf16(&mut self, outputs: usize, inputs: usize, amx: bool, at: impl Fn(usize, usize) -> f32) {
+        self.zeroed_bf16(outputs, inputs, amx);
+        let steps = self.steps;
         for o in 0..outputs {
             let base = (o / VEC) * steps * VEC * 2 + (o % VEC) * 2;
             for k in 0..inputs {
                 self.data[base + (k / 2) * VEC * 2 + k % 2] = half::bf16::from_f32(at(o, k)).to_bits();
+            }
+        }
+    }
+
+    /// This matrix as `outputs × inputs` bf16 pairs of zeros, reusing its buffer.
+    fn zeroed_bf16(&mut self, outputs: usize, inputs: usize, amx: bool) {
+        let steps = if amx { super::amx::steps(inputs, 2) } else { inputs.div_ceil(2) };
+        let blocks = if amx { super::amx::blocks(outputs) } else { outputs.div_ceil(VEC) };
+        *self = PackedW { data: std::mem::take(&mut self.data), format: PAIRS, outputs, inputs, steps, amx };
+        self.data.clear();
+        self.data.resize(blocks * steps * VEC * 2, 0);
+    }
+}
+
+impl PackedW {
+    /// [`PackedW::repack_bf16`] of attention's K (`values: false`: `rows` outputs of `dim`
+    /// inputs) or V (`values: true`: `dim` outputs of `rows` inputs) for one sequence and KV
+    /// head, key `j`'s `dim` values at `x[j * stride..]`. The same bits as `repack_bf16`, in
+    /// AVX512-BF16 where `dim` is a multiple of 32 (the scalar loop cost more than the products
+    /// on the tiles: `attention_timing`).
+    pub fn pack_heads(&mut self, x: &[f32], rows: usize, stride: usize, dim: usize, values: bool, amx: bool) {
+        assert!(rows == 0 || x.len() >= (rows - 1) * stride + dim, "K/V rows lie inside their buffer");
+        let (outputs, inputs) = if values { (dim, rows) } else { (rows, dim) };
+        if !(available(Half::BF16) && dim.is_multiple_of(2 * VEC)) {
+            let at = |o: usize, k: usize| if values { x[k * stride + o] } else { x[o * stride + k] };
+            return self.repack_bf16(outputs, inputs, amx, at);
+        }
+        self.zeroed_bf16(outputs, inputs, amx);
+        let block = self.block();
+        // SAFETY: the CPU has AVX512-BF16 (checked above); the packing was just sized for
+        // `outputs × inputs` and `x` holds the rows (asserted).
+        unsafe {
+            if values {
+                pack_values(x, rows, stride, dim, &mut self.data, block)
+            } else {
+                pack_keys(x, rows, stride, dim, &mut self.data, block)
+            }
+        }
+    }
+}
+
+/// K rows as outputs: key `j`'s pair of inputs `(c, c + 1)` at u32 `(j / 16)·block/2 +
+/// (c / 2)·16 + j % 16` of `data` (16 pairs of a row at a time, scattered 64 bytes apart).
+///
+/// # Safety
+/// The CPU has AVX-512 F and BF16; `dim` is a multiple of 32; `x` holds `rows` rows of `dim`
+/// values `stride` apart; `data` is a packing of `rows` outputs × `dim` inputs in blocks of
+/// `block` u16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pack_keys(x: &[f32], rows: usize, stride: usize, dim: usize, data: &mut [u16], block: usize) {
+    assert!(rows.div_ceil(VEC) * block <= data.len() && dim / 2 * VEC <= block, "packing size");
+    let lanes = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+    let out = data.as_mut_ptr().cast::<i32>();
+    for j in 0..rows {
+        for c in (0..dim).step_by(2 * VEC) {
+            // SAFETY: row j's values c..c + 32 lie inside `x`; the 16 pairs go to steps
+            // c/2..c/2 + 16 of block j/16, inside `data` (asserted above).
+            unsafe {
+                let r = x.as_ptr().add(j * stride + c);
+                let h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(r.add(VEC)), _mm512_loadu_ps(r));
+                let at = out.add((j / VEC) * block / 2 + (c / 2) * VEC + j % VEC);
+                _mm512_i32scatter_epi32::<4>(at.cast(), lanes, std::mem::transmute::<__m512bh, __m512i>(h));
+            }
+        }
+    }
+}
+
+/// V rows as inputs: keys `(j, j + 1)` of outputs `c..c + 16` are 64 contiguous bytes at u16
+/// `(c / 16)·block + (j / 2)·32` of `data`, interleaved `[v_j[c], v_j+1[c], ...]`.
+///
+/// # Safety
+/// As for [`pack_keys`], for a packing of `dim` outputs × `rows` inputs.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pack_values(x: &[f32], rows: usize, stride: usize, dim: usize, data: &mut [u16], block: usize) {
+    assert!(dim / VEC * block <= data.len() && rows.div_ceil(2) * 2 * VEC <= block, "packing size");
+    // Word i of the result takes word idx[i]: a0 b0 a1 b1 ... of [a0..a15, b0..b15].
+    let idx = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    let out = data.as_mut_ptr();
+    for j in (0..rows).step_by(2) {
+        for c in (0..dim).step_by(VEC) {
+            // SAFETY: rows j and j + 1 (a zero row past the end), values c..c + 16, lie inside
+            // `x`; the 64 bytes go to step j/2 of block c/16, inside `data` (asserted above).
+            unsafe {
+                let a = _mm512_loadu_ps(x.as_ptr().add(j * stride + c));
+                let b = if j + 1 < rows { _mm512_loadu_ps(x.as_ptr().add((j + 1) * stride + c)) } else { _mm512_setzero_ps() };
+                let h = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(b, a));
+                _mm512_storeu_si512(out.add((c / VEC) * block + (j / 2) * 2 * VEC).cast(), _mm512_permutexvar_epi16(idx, h));
             }
         }
     }
@@ -418,6 +505,39 @@ pub(crate) fn gemm_serial(
         unsafe { panel_bf16(a.as_ptr().cast(), 2 * depth, 0..rows, w, vs.clone(), &region, None, accumulate) }
         v = vs.end;
     }
+}
+
+/// bf16 values per activation row of [`gemm_serial_tiles`] for `inputs` inputs: whole tiles.
+pub(crate) fn tile_depth(inputs: usize) -> usize {
+    inputs.next_multiple_of(super::amx::TILE_DEPTH / 2)
+}
+
+/// [`gemm_serial`] on the AMX tiles (`amx::gemm_bf16_part`), for a packing made by
+/// `repack_bf16(.., amx: true)`: `a` holds [`amx::rows_read`] rows of
+/// [`tile_depth`]`(inputs.len())` bf16 (the rows past `rows` are read, their sums never
+/// stored; the columns past the inputs must be zero), outputs and inputs start at multiples
+/// of 32. Panics unless the sizes agree and AMX-BF16 is available.
+pub(crate) fn gemm_serial_tiles(
+    a: &[u16],
+    rows: usize,
+    w: &PackedW,
+    outputs: Range<usize>,
+    inputs: Range<usize>,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(w.amx && w.pairs(), "bf16 pairs packed for AMX");
+    assert!(outputs.start.is_multiple_of(2 * VEC) && outputs.start <= outputs.end && outputs.end <= w.outputs, "output range");
+    assert!(inputs.start.is_multiple_of(32) && inputs.start <= inputs.end && inputs.end <= w.inputs, "input range");
+    let depth = tile_depth(inputs.len());
+    assert!(inputs.start / 2 + depth / 2 <= w.steps, "the packing holds the tiles' steps");
+    assert!(a.len() >= super::amx::rows_read(rows) * depth, "activation size");
+    assert_eq!(out.len(), rows * outputs.len(), "output size");
+    if rows == 0 || outputs.is_empty() || inputs.is_empty() {
+        return;
+    }
+    let part = super::amx::Part { data: &w.data, block: w.block(), first: outputs.start / VEC, step: inputs.start / 2 };
+    super::amx::gemm_bf16_part(a, rows, depth, &part, out, outputs.len(), accumulate);
 }
 
 /// Where a panel's sums go: `out` points at row 0 of the column of output `first` (a multiple
@@ -639,6 +759,30 @@ impl Tile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_packing_equals_the_scalar_packing() {
+        if !available(Half::BF16) {
+            return crate::skip_test("cpu::half_gemm::attention_packing_equals_the_scalar_packing", "no AVX512-BF16 on this CPU");
+        }
+        // Odd key counts (a zero partner key), head widths of one to three 32-value steps,
+        // rows strided inside a wider QKV row; both paddings.
+        for (rows, dim, stride) in [(1usize, 32usize, 40usize), (17, 64, 200), (33, 96, 96), (130, 64, 64 * 5)] {
+            let x: Vec<f32> = (0..(rows - 1) * stride + dim).map(|i| ((i * 7919 % 1009) as f32 - 504.0) * 0.013).collect();
+            for values in [false, true] {
+                for amx in [false, true] {
+                    let (outputs, inputs) = if values { (dim, rows) } else { (rows, dim) };
+                    let at = |o: usize, k: usize| if values { x[k * stride + o] } else { x[o * stride + k] };
+                    let mut want = PackedW::empty_bf16();
+                    want.repack_bf16(outputs, inputs, amx, at);
+                    let mut got = PackedW::empty_bf16();
+                    got.pack_heads(&x, rows, stride, dim, values, amx);
+                    assert_eq!((got.steps, got.outputs, got.inputs), (want.steps, want.outputs, want.inputs));
+                    assert!(got.data == want.data, "rows {rows} dim {dim} values {values} amx {amx}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn half_gemm_equals_the_definition_over_rounded_inputs() {

@@ -545,11 +545,53 @@ pub(crate) fn exp_avx512_scalar(x: f32) -> Option<f32> {
     Some(unsafe { _mm512_cvtss_f32(exp_avx512(_mm512_set1_ps(x))) })
 }
 
+/// Largest value of a row (`-inf` for an empty one); NaNs are skipped.
+pub(crate) fn max(s: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { max_avx512(s) };
+    }
+    max_plain(s)
+}
+
 simd_fn! {
-    /// Largest value of a row (`-inf` for an empty one).
-    pub(crate) fn max(s: &[f32]) -> f32 {
+    /// `max` as plain loops (AVX2, baseline, other architectures).
+    fn max_plain(s: &[f32]) -> f32 {
         max_of(s)
     }
+}
+
+/// `max` in AVX-512 with four accumulators: the plain loop's `f32::max` (a compare and a
+/// blend for NaN on top of each `vmaxps`, one chain) cost as much as the exponentials in
+/// attention's softmax. `vmaxps` returns its second operand where one is NaN, so the
+/// accumulator second skips NaN as `f32::max` does.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_avx512(s: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let (n, p) = (s.len(), s.as_ptr());
+    let mut acc = [_mm512_set1_ps(f32::NEG_INFINITY); 4];
+    let mut i = 0;
+    // SAFETY: every load reads elements i..i + 64 (or the masked lanes i..n) of `s`.
+    unsafe {
+        while i + 64 <= n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 16 * k)), *a);
+            }
+            i += 64;
+        }
+        while i < n {
+            let x = _mm512_mask_loadu_ps(_mm512_set1_ps(f32::NEG_INFINITY), tail_mask(i, n), p.add(i));
+            acc[0] = _mm512_max_ps(x, acc[0]);
+            i += 16;
+        }
+    }
+    let m = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
+    _mm512_reduce_max_ps(m)
 }
 
 #[inline(always)]
@@ -661,6 +703,20 @@ mod tests {
         let want: f64 = row.iter().map(|&v| ((v - m) as f64).exp()).sum();
         let got = exp_shifted(&mut row, m);
         assert!(((got as f64) - want).abs() < 1e-6 * want, "{got} vs {want}");
+    }
+
+    #[test]
+    fn max_equals_the_fold_at_every_length_and_skips_nan() {
+        for n in 0..150usize {
+            let mut row: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.5).collect();
+            if n > 3 {
+                row[n / 2] = f32::NAN;
+            }
+            let want = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max(&row).to_bits(), want.to_bits(), "length {n}");
+            assert_eq!(max_plain(&row).to_bits(), want.to_bits(), "plain, length {n}");
+        }
+        assert_eq!(max(&[f32::NAN; 20]), f32::NEG_INFINITY);
     }
 
     #[test]
