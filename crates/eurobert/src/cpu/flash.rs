@@ -266,10 +266,11 @@ unsafe fn attend(
         Some(w) => (rows.start.saturating_sub(w).max(seq.start), (rows.end + w).min(seq.end)),
         None => (seq.start, seq.end),
     };
+    // The packed K starts its vectors of 16 keys at the sequence's start (the tiles take
+    // them, and V's pairs of keys, from multiples of 32); keys added by rounding down lie
+    // outside every row's window and are masked below.
+    #[cfg(target_arch = "x86_64")]
     if let Some(low) = &low {
-        // The packed K starts its vectors of 16 keys at the sequence's start (the tiles take
-        // them, and V's pairs of keys, from multiples of 32); keys added by rounding down lie
-        // outside every row's window and are masked below.
         let align = if low.tiles { 32 } else { 16 };
         key_start = seq.start + (key_start - seq.start) / align * align;
     }
