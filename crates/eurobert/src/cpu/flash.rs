@@ -262,6 +262,7 @@ unsafe fn attend(
     // The keys any row of this task can see. Every row has one in the first key block (its
     // first visible key is at most QUERY_BLOCK − 1 past the block's start), so no row starts
     // the online softmax from nothing.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let (mut key_start, key_end) = match window {
         Some(w) => (rows.start.saturating_sub(w).max(seq.start), (rows.end + w).min(seq.end)),
         None => (seq.start, seq.end),
