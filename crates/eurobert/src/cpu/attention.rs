@@ -60,16 +60,26 @@ impl Attention {
         self.qkv.bytes() + self.o.bytes() + rel
     }
 
-    /// `x += o(attention(qkv(normed)))`. `distances`: the relative table row of each distance
-    /// (`Relative::rows` of the batch's longest sequence), for DeBERTa.
-    pub fn forward(&self, normed: &[f32], x: &mut [f32], batch: &Batch, rope: Option<&RopeTable>, distances: &[u32], s: &mut Scratch) {
+    /// `x += o(attention(qkv(normed)))`, with `normed` None: `x += o(attention(qkv(x)))` (a
+    /// post-norm layer; QKV is made before `x` changes, so no copy of it is needed).
+    /// `distances`: the relative table row of each distance (`Relative::rows` of the batch's
+    /// longest sequence), for DeBERTa.
+    pub fn forward(
+        &self,
+        normed: Option<&[f32]>,
+        x: &mut [f32],
+        batch: &Batch,
+        rope: Option<&RopeTable>,
+        distances: &[u32],
+        s: &mut Scratch,
+    ) {
         let hidden = self.o.outputs();
         let (qw, ow) = (self.heads.qkv_width(), self.heads.out_width());
         let n = batch.tokens();
         let qkv = &mut s.qkv[..n * qw];
         {
             let _t = span(Op::Qkv);
-            self.qkv.forward(Rows::dense(normed, hidden), qkv, false);
+            self.qkv.forward(Rows::dense(normed.unwrap_or(x), hidden), qkv, false);
         }
         if let Some(rope) = rope {
             let _t = span(Op::Rope);

@@ -49,21 +49,25 @@ impl Mlp {
         (CHUNK_BYTES / (4 * self.width())).max(64) / 64 * 64
     }
 
-    /// `x += down(act(a) * b)` with `[a | b] = up(normed)`, or `x += down(act(up(normed)))`.
-    pub fn forward(&self, normed: &[f32], x: &mut [f32], s: &mut Scratch) {
+    /// `x += down(act(a) * b)` with `[a | b] = up(normed)`, or `x += down(act(up(normed)))`;
+    /// with `normed` None, of `x` itself (a post-norm layer: each chunk's `up` reads its rows
+    /// before `down` adds to them, so no copy of `x` is needed).
+    pub fn forward(&self, normed: Option<&[f32]>, x: &mut [f32], s: &mut Scratch) {
         let hidden = self.down.outputs();
         let (i, w) = (self.intermediate, self.width());
         let rows = self.chunk_rows();
-        for (inp, out) in normed.chunks(rows * hidden).zip(x.chunks_mut(rows * hidden)) {
-            let r = inp.len() / hidden;
+        for start in (0..x.len()).step_by(rows * hidden) {
+            let end = x.len().min(start + rows * hidden);
+            let r = (end - start) / hidden;
             let h = &mut s.mlp[..r * w];
             // A plain MLP's activation is applied by the int8 kernel as it stores, where it can.
             let fused = {
                 let _t = span(Op::GateUp);
+                let inp = Rows::dense(&normed.unwrap_or(x)[start..end], hidden);
                 match self.kind {
-                    Kind::Plain(_) => self.up.forward_act(Rows::dense(inp, hidden), h, self.act),
+                    Kind::Plain(_) => self.up.forward_act(inp, h, self.act),
                     Kind::Glu(_) => {
-                        self.up.forward(Rows::dense(inp, hidden), h, false);
+                        self.up.forward(inp, h, false);
                         false
                     }
                 }
@@ -78,7 +82,7 @@ impl Mlp {
             }
             let _t = span(Op::Down);
             // A GLU's activations sit in the first half of each row: read them with its stride.
-            self.down.forward(Rows { data: h, rows: r, cols: i, stride: w }, out, true);
+            self.down.forward(Rows { data: h, rows: r, cols: i, stride: w }, &mut x[start..end], true);
         }
     }
 }

@@ -175,22 +175,23 @@ impl Layer {
         let n = x.len();
         let mut normed = std::mem::take(&mut s.normed);
         if pre_norm {
-            match &self.attention_norm {
-                Some(norm) => norm.forward(x, &mut normed[..n]),
-                None => normed[..n].copy_from_slice(x),
-            }
-            self.attention.forward(&normed[..n], x, batch, rope, distances, s);
+            let input = match &self.attention_norm {
+                Some(norm) => {
+                    norm.forward(x, &mut normed[..n]);
+                    Some(&normed[..n])
+                }
+                None => None,
+            };
+            self.attention.forward(input, x, batch, rope, distances, s);
             self.mlp_norm.forward(x, &mut normed[..n]);
-            self.mlp.forward(&normed[..n], x, s);
+            self.mlp.forward(Some(&normed[..n]), x, s);
         } else {
-            normed[..n].copy_from_slice(x);
-            self.attention.forward(&normed[..n], x, batch, rope, distances, s);
+            self.attention.forward(None, x, batch, rope, distances, s);
             if let Some(norm) = &self.attention_norm {
                 norm.forward(x, &mut normed[..n]);
                 std::mem::swap(x, &mut normed);
             }
-            normed[..n].copy_from_slice(x);
-            self.mlp.forward(&normed[..n], x, s);
+            self.mlp.forward(None, x, s);
             self.mlp_norm.forward(x, &mut normed[..n]);
             std::mem::swap(x, &mut normed);
         }

@@ -207,7 +207,7 @@ fn quantize_rows(x: Rows, depth: usize, rows: usize) -> Quantized {
         .zip(q.scale.par_iter_mut())
         .zip(q.zero.par_iter_mut())
         .enumerate()
-        .with_min_len(16)
+        .with_min_len(SERIAL_ELEMENTS.div_ceil(depth).max(16))
         .for_each(|(r, ((q, s), z))| {
             let row = &x.data[r * x.stride..r * x.stride + x.cols];
             (*s, *z) = quantize_row(row, q);
@@ -215,6 +215,10 @@ fn quantize_rows(x: Rows, depth: usize, rows: usize) -> Quantized {
         });
     q
 }
+
+/// Elements a parallel task of `quantize_rows` takes at least: a sentence's rows (~10 µs of
+/// work) cost less on one thread than waking a second for half of them.
+const SERIAL_ELEMENTS: usize = 1 << 16;
 
 /// Largest activation buffer a thread keeps between projections (a batch of ~1,300 rows of 3,072).
 const KEEP: usize = 4 << 20;
