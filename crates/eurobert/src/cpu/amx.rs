@@ -384,11 +384,13 @@ fn configure() {
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn store_int8(tile: &[u32], rows: Range<usize>, v: usize, w: &PackedW, out: *mut f32, e: &Epilogue) {
     let c0 = v * VEC;
+    // SAFETY: vector v holds outputs (the contract above), so c0 < w.outputs().
+    let cols = unsafe { super::vnni::Columns::new(c0, w, e) };
     for (i, r) in rows.enumerate() {
         // SAFETY: row i of the tile's sums; row r's outputs from c0 (the contract above).
         unsafe {
             let acc = _mm512_loadu_si512(tile.as_ptr().add(i * VEC) as *const _);
-            super::vnni::store(acc, r, c0, out.add(r * w.outputs() + c0), w, e);
+            super::vnni::store(acc, r, &cols, out.add(r * w.outputs() + c0), e);
         }
     }
 }

@@ -258,43 +258,72 @@ impl Tile<'_> {
                     }
                 }
             }
-            for (r, acc) in acc.iter().enumerate() {
-                for (j, &acc) in acc.iter().enumerate().take(nv) {
-                    let c0 = (v0 + j) * VEC;
-                    store(acc, self.rows.start + r, c0, self.out.add(r * w.outputs + c0), w, self.e);
+            for j in 0..nv {
+                let c0 = (v0 + j) * VEC;
+                let cols = Columns::new(c0, w, self.e);
+                for (r, acc) in acc.iter().enumerate() {
+                    store(acc[j], self.rows.start + r, &cols, self.out.add(r * w.outputs + c0), self.e);
                 }
             }
         }
     }
 }
 
-/// The epilogue of 16 sums of row `r`, outputs `c0..` (a multiple of 16 below `w.outputs`),
-/// into `o`: `(acc − 128·Σw) · sa · sw + bias`, plus what `o` holds with `accumulate`, then the
-/// activation. This kernel's and `amx.rs`'s, so both give the same bits.
+/// What the epilogue of one vector of 16 outputs (from `c0`, a multiple of 16 below
+/// `w.outputs`) reads for every row: the lanes that exist, `128·Σw`, the weight scales and the
+/// bias. Loaded once per tile or register block rather than once per row.
+#[derive(Clone, Copy)]
+pub(super) struct Columns {
+    mask: __mmask16,
+    zero_sum: __m512i,
+    scale: __m512,
+    bias: Option<__m512>,
+}
+
+impl Columns {
+    /// # Safety
+    /// The CPU has AVX-512 F/BW; `c0` is a multiple of 16 below `w.outputs`, and `e` holds
+    /// `w.outputs` weight scales (and bias values).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    pub(super) unsafe fn new(c0: usize, w: &PackedW, e: &Epilogue) -> Self {
+        let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
+        // SAFETY: `zero_sum` holds whole blocks of 16 from c0; the scales and the bias are
+        // read under the mask of the outputs that exist (the contract above).
+        unsafe {
+            Columns {
+                mask,
+                zero_sum: _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _),
+                scale: _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0)),
+                bias: e.bias.map(|b| _mm512_maskz_loadu_ps(mask, b.as_ptr().add(c0))),
+            }
+        }
+    }
+}
+
+/// The epilogue of 16 sums of row `r` in the columns `c` into `o`: `(acc − 128·Σw) · sa · sw +
+/// bias`, plus what `o` holds with `accumulate`, then the activation. This kernel's and
+/// `amx.rs`'s, so both give the same bits.
 ///
 /// # Safety
-/// The CPU has AVX-512 F/BW; `o` points at row `r`'s outputs from `c0` on, which only the
-/// caller writes; `r` is a row of the epilogue's scales.
+/// The CPU has AVX-512 F/BW; `o` points at row `r`'s outputs of the columns `c`, which only
+/// the caller writes; `r` is a row of the epilogue's scales.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
-pub(super) unsafe fn store(acc: __m512i, r: usize, c0: usize, o: *mut f32, w: &PackedW, e: &Epilogue) {
-    let mask: __mmask16 = if w.outputs - c0 >= VEC { 0xffff } else { (1u16 << (w.outputs - c0)) - 1 };
-    // SAFETY: `zero_sum` holds whole blocks of 16 from c0; the scales, the bias and `o` are
-    // read and written under the mask of the outputs that exist (the contract above).
+pub(super) unsafe fn store(acc: __m512i, r: usize, c: &Columns, o: *mut f32, e: &Epilogue) {
+    // SAFETY: `o` is read and written under the mask of the outputs that exist.
     unsafe {
-        let z = _mm512_loadu_si512(w.zero_sum.as_ptr().add(c0) as *const _);
-        let sw = _mm512_maskz_loadu_ps(mask, e.col_scale.as_ptr().add(c0));
         let sa = _mm512_set1_ps(e.row_scale[r]);
-        let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, z)), sa), sw);
-        if let Some(bias) = e.bias {
-            y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)));
+        let mut y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, c.zero_sum)), sa), c.scale);
+        if let Some(bias) = c.bias {
+            y = _mm512_add_ps(y, bias);
         }
         if e.accumulate {
-            y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), y);
+            y = _mm512_add_ps(_mm512_maskz_loadu_ps(c.mask, o), y);
         }
         if let Some(which) = e.act {
             y = super::simd::act_avx512(y, which);
         }
-        _mm512_mask_storeu_ps(o, mask, y);
+        _mm512_mask_storeu_ps(o, c.mask, y);
     }
 }
