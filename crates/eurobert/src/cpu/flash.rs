@@ -179,7 +179,7 @@ pub(crate) fn attention(
                     let (k, v) = &packed[i * heads.kv + g];
                     let mut low = low.borrow_mut();
                     let (q, p) = &mut *low;
-                    let low = Low { q, p, k, v, tiles };
+                    let low = Low { q, p, k, v };
                     // SAFETY: as below.
                     unsafe { attend(qkv, dst, seq, g, rows.clone(), heads, scale, window, &mut s, Some(low)) }
                 });
@@ -199,8 +199,6 @@ struct Low<'a> {
     p: &'a mut Vec<u16>,
     k: &'a PackedW,
     v: &'a PackedW,
-    /// K and V packed for AMX: the products run on the tiles (`half_gemm::gemm_serial_tiles`).
-    tiles: bool,
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -252,11 +250,9 @@ unsafe fn attend(
     let v_col = (heads.query + heads.kv + g) * d;
     #[cfg(target_arch = "x86_64")]
     if let Some(low) = low.as_mut() {
-        // Q·scale in bf16, once for all key blocks; for the tiles, whole tiles of rows and
-        // depth (the padding zero).
+        // Q·scale in bf16, once for all key blocks, shaped for the kernel K was packed for.
         q.iter_mut().for_each(|x| *x *= scale);
-        let (rows, depth) = if low.tiles { (super::amx::rows_read(m), super::half_gemm::tile_depth(d)) } else { (m, d) };
-        low.q.clear();
+        let (rows, depth) = low.k.activation_shape(m, d);
         low.q.resize(rows * depth, 0);
         super::half_gemm::round_rows_serial(q, m, d, d, depth, &mut low.q[..m * depth]);
     }
@@ -273,7 +269,7 @@ unsafe fn attend(
     // outside every row's window and are masked below.
     #[cfg(target_arch = "x86_64")]
     if let Some(low) = &low {
-        let align = if low.tiles { 32 } else { 16 };
+        let align = if low.k.tiles() { 32 } else { 16 };
         key_start = seq.start + (key_start - seq.start) / align * align;
     }
     let mut k0 = key_start;
@@ -288,11 +284,7 @@ unsafe fn attend(
         #[cfg(target_arch = "x86_64")]
         if let Some(low) = low.as_mut() {
             let keys = k0 - seq.start..k0 - seq.start + n;
-            if low.tiles {
-                super::half_gemm::gemm_serial_tiles(low.q, m, low.k, keys, 0..d, s, false);
-            } else {
-                super::half_gemm::gemm_serial(low.q, m, low.k, keys, 0..d, s, false);
-            }
+            super::half_gemm::gemm_serial(low.q, m, low.k, keys, 0..d, s, false);
         }
         if low.is_none() {
             // SAFETY: `s` is m × n (row stride n); `q` is m × d (row stride d); K is read as
@@ -356,18 +348,10 @@ unsafe fn attend(
         #[cfg(target_arch = "x86_64")]
         if let Some(low) = low.as_mut() {
             let keys = k0 - seq.start..k0 - seq.start + n;
-            if low.tiles {
-                let depth = super::half_gemm::tile_depth(n);
-                low.p.clear();
-                low.p.resize(super::amx::rows_read(m) * depth, 0);
-                super::half_gemm::round_rows_serial(s, m, n, n, depth, &mut low.p[..m * depth]);
-                super::half_gemm::gemm_serial_tiles(low.p, m, low.v, 0..d, keys, o, !first);
-            } else {
-                let depth = n.div_ceil(2) * 2;
-                low.p.resize(m * depth, 0);
-                super::half_gemm::round_rows_serial(s, m, n, n, depth, low.p);
-                super::half_gemm::gemm_serial(low.p, m, low.v, 0..d, keys, o, !first);
-            }
+            let (rows, depth) = low.v.activation_shape(m, n);
+            low.p.resize(rows * depth, 0);
+            super::half_gemm::round_rows_serial(s, m, n, n, depth, &mut low.p[..m * depth]);
+            super::half_gemm::gemm_serial(low.p, m, low.v, 0..d, keys, o, !first);
         }
         if low.is_none() {
             // SAFETY: `o` is m × d, `s` m × n, and V is read as n × d with row stride qw from

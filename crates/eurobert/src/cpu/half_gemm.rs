@@ -200,6 +200,23 @@ impl PackedW {
         (self.amx && super::amx::runs(rows)).then(|| (self.data.as_slice(), self.block(), self.outputs))
     }
 
+    /// Whether this packing runs on the AMX tiles.
+    pub fn tiles(&self) -> bool {
+        self.amx
+    }
+
+    /// `(rows, depth)` of the bf16 activation buffer [`gemm_serial`] reads for `rows` rows of
+    /// `inputs` inputs: for the tiles, whole tiles of rows and depth (the rows past `rows`
+    /// any initialized values, the columns past `inputs` zero, as [`round_rows_serial`]
+    /// writes them); else the rows, the inputs rounded up to pairs.
+    pub fn activation_shape(&self, rows: usize, inputs: usize) -> (usize, usize) {
+        if self.amx {
+            (super::amx::rows_read(rows), tile_depth(inputs))
+        } else {
+            (rows, inputs.div_ceil(2) * 2)
+        }
+    }
+
     /// Whether the kernel takes bf16 activation pairs ([`round_rows`]) rather than f32 rows.
     pub fn pairs(&self) -> bool {
         self.format == PAIRS
@@ -467,8 +484,9 @@ pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bi
 
 /// `out (+)= a·Wᵀ` over part of `w`, on the calling thread alone (inside a parallel task):
 /// outputs `outputs` (starting at a multiple of 16) into `out`, `rows × outputs.len()`, and
-/// inputs `inputs` (starting at an even input) from bf16 rows `a` of `inputs.len()` rounded up
-/// to even. How attention runs a block of keys against K and V packed once per sequence.
+/// inputs `inputs` (starting at an even input) from bf16 rows `a` shaped as
+/// [`PackedW::activation_shape`] says. How attention runs a block of keys against K and V
+/// packed once per sequence; a packing for AMX runs on the tiles ([`gemm_serial_tiles`]).
 /// Panics unless bf16 is [`available`] and the sizes agree.
 pub(crate) fn gemm_serial(
     a: &[u16],
@@ -479,6 +497,9 @@ pub(crate) fn gemm_serial(
     out: &mut [f32],
     accumulate: bool,
 ) {
+    if w.amx {
+        return gemm_serial_tiles(a, rows, w, outputs, inputs, out, accumulate);
+    }
     assert!(available(Half::BF16) && w.pairs(), "AVX512-BF16 and bf16 weights in pairs");
     assert!(outputs.start.is_multiple_of(VEC) && outputs.start <= outputs.end && outputs.end <= w.outputs, "output range");
     assert!(inputs.start.is_multiple_of(2) && inputs.start <= inputs.end && inputs.end <= w.inputs, "input range");
@@ -508,7 +529,7 @@ pub(crate) fn gemm_serial(
 }
 
 /// bf16 values per activation row of [`gemm_serial_tiles`] for `inputs` inputs: whole tiles.
-pub(crate) fn tile_depth(inputs: usize) -> usize {
+fn tile_depth(inputs: usize) -> usize {
     inputs.next_multiple_of(super::amx::TILE_DEPTH / 2)
 }
 
@@ -517,15 +538,7 @@ pub(crate) fn tile_depth(inputs: usize) -> usize {
 /// [`tile_depth`]`(inputs.len())` bf16 (the rows past `rows` are read, their sums never
 /// stored; the columns past the inputs must be zero), outputs and inputs start at multiples
 /// of 32. Panics unless the sizes agree and AMX-BF16 is available.
-pub(crate) fn gemm_serial_tiles(
-    a: &[u16],
-    rows: usize,
-    w: &PackedW,
-    outputs: Range<usize>,
-    inputs: Range<usize>,
-    out: &mut [f32],
-    accumulate: bool,
-) {
+fn gemm_serial_tiles(a: &[u16], rows: usize, w: &PackedW, outputs: Range<usize>, inputs: Range<usize>, out: &mut [f32], accumulate: bool) {
     assert!(w.amx && w.pairs(), "bf16 pairs packed for AMX");
     assert!(outputs.start.is_multiple_of(2 * VEC) && outputs.start <= outputs.end && outputs.end <= w.outputs, "output range");
     assert!(inputs.start.is_multiple_of(32) && inputs.start <= inputs.end && inputs.end <= w.inputs, "input range");
