@@ -7,6 +7,9 @@
 //!   place, with f32 FMAs: the only rounding is the weights' own, and a short input, bound by
 //!   the weights' bandwidth, reads half the bytes of f32.
 //!
+//! - f32 (`dtype: 'f32'`, `linear.rs`) runs here for few rows, its weights in strips of 64
+//!   outputs (`[input][output]` each), which the `gemm` crate reads for many.
+//!
 //! The layout and blocking are the int8 kernel's (`vnni.rs`): weights packed per block of 16
 //! outputs (bf16 as `[pair of inputs][output][2]`, f16 as `[input][output]`), so one load feeds
 //! one instruction; activation rows read in place, one 4-byte broadcast per row and step (a
@@ -25,6 +28,11 @@ use super::Shared;
 const VEC: usize = 16;
 /// Vectors per parallel task.
 const PANEL: usize = 4;
+/// f32 outputs per strip of [`PackedW::f32`]: one panel, so a panel's weights are one
+/// contiguous run of 256-byte rows, as streaming few rows wants. Wider strips read by a panel
+/// in part were slower there (one bert-base sentence 27 → 36 ms with 128; 33–37 with whole
+/// rows of Wᵀ), and the `gemm` crate is nearly as fast on strips of 64 as on all of Wᵀ.
+pub(crate) const STRIP: usize = PANEL * VEC;
 /// Rows per parallel task: 96 rows of 2,048 bf16 inputs are 384 KB, which L2 holds.
 const BLOCK: usize = 96;
 /// Most rows of a tile: 6 rows × 4 vectors fill 24 of the 32 registers with accumulators.
@@ -176,22 +184,37 @@ impl PackedW {
         PackedW { data, format, outputs, inputs, steps, amx }
     }
 
-    /// f32 weights `(outputs, inputs)` row-major, for f32 FMAs: per block of 16 outputs, per
-    /// input, 64 bytes.
+    /// f32 weights `(outputs, inputs)` row-major, for f32 FMAs: Wᵀ in strips of [`STRIP`]
+    /// outputs (zeros past the last output), each a plain `inputs × STRIP` matrix: one panel
+    /// of this kernel, and a matrix the `gemm` crate reads in place for many rows
+    /// ([`PackedW::f32_strips`]).
     pub fn f32(w: &[f32], outputs: usize, inputs: usize) -> Self {
         assert_eq!(w.len(), outputs * inputs, "weight size");
-        let blocks = outputs.div_ceil(VEC);
-        let mut data = vec![0u16; blocks * inputs * VEC * 2];
-        data.par_chunks_mut(inputs * VEC * 2).enumerate().for_each(|(b, block)| {
-            for c in 0..VEC.min(outputs - b * VEC) {
-                for (k, &v) in w[(b * VEC + c) * inputs..(b * VEC + c + 1) * inputs].iter().enumerate() {
-                    let i = k * VEC * 2 + c * 2;
-                    block[i] = v.to_bits() as u16;
-                    block[i + 1] = (v.to_bits() >> 16) as u16;
+        let strips = outputs.div_ceil(STRIP);
+        let mut data = vec![0u16; strips * inputs * STRIP * 2];
+        data.par_chunks_mut(inputs * STRIP * 2).enumerate().for_each(|(s, strip)| {
+            for c in 0..STRIP.min(outputs - s * STRIP) {
+                for (k, &v) in w[(s * STRIP + c) * inputs..(s * STRIP + c + 1) * inputs].iter().enumerate() {
+                    let i = (k * STRIP + c) * 2;
+                    strip[i] = v.to_bits() as u16;
+                    strip[i + 1] = (v.to_bits() >> 16) as u16;
                 }
             }
         });
         PackedW { data, format: F32, outputs, inputs, steps: inputs, amx: false }
+    }
+
+    /// f32 weights ([`PackedW::f32`]) as their strips: the values, each strip an `inputs ×
+    /// STRIP` row-major matrix, one after another; `None` for the other formats, or if the
+    /// buffer is not 4-byte aligned (allocators give more, but a `Vec<u16>` promises 2).
+    pub fn f32_strips(&self) -> Option<&[f32]> {
+        if self.format != F32 || !(self.data.as_ptr() as usize).is_multiple_of(4) {
+            return None;
+        }
+        // SAFETY: the buffer is 4-byte aligned (checked) and holds f32 as pairs of u16 (`f32`
+        // packs them so), every bit pattern a valid f32; the borrow of `self` keeps it alive
+        // and unchanged.
+        Some(unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() / 2) })
     }
 
     /// `amx::gemm_bf16` from a tile of rows on, where `rows` activation rows run: `(data,
@@ -237,6 +260,27 @@ impl PackedW {
         self.steps * VEC * units(self.format)
     }
 
+    /// Where vector `v` (outputs `16v..`) starts, in u16: its block in the blocked formats,
+    /// its place in its strip in f32's (`v % 4` of a strip's 4 vectors, 64 bytes apart).
+    fn vector_at(&self, v: usize) -> usize {
+        if self.format == F32 {
+            const PER: usize = STRIP / VEC;
+            (v / PER) * self.steps * STRIP * 2 + (v % PER) * VEC * 2
+        } else {
+            v * self.block()
+        }
+    }
+
+    /// u16 from one step of a vector to the next: a strip's row in f32's layout.
+    #[cfg(test)]
+    fn step_offset(&self) -> usize {
+        if self.format == F32 {
+            STRIP * 2
+        } else {
+            VEC * units(self.format)
+        }
+    }
+
     pub fn bytes(&self) -> usize {
         2 * self.data.len()
     }
@@ -245,7 +289,7 @@ impl PackedW {
     #[cfg(test)]
     fn at(&self, o: usize, k: usize) -> u16 {
         let per = units(self.format);
-        self.data[(o / VEC) * self.block() + (k / per) * VEC * per + (o % VEC) * per + k % per]
+        self.data[self.vector_at(o / VEC) + (k / per) * self.step_offset() + (o % VEC) * per + k % per]
     }
 }
 
@@ -627,11 +671,11 @@ unsafe fn panel<const M: u8>(
     accumulate: bool,
 ) {
     let chunks = rows.len().div_ceil(ROWS);
-    let block = w.block();
     let vectors = w.vectors();
     let next = vs.end.min(vectors)..(vs.end + PANEL).min(vectors);
-    // 64-byte lines of the next panel's weights.
-    let lines = next.len() * block / 32;
+    // 64-byte lines of the next panel's weights, contiguous: its blocks, or its strip (all 4
+    // vectors of each step, zeros past the outputs included).
+    let lines = if w.format == F32 && !next.is_empty() { PANEL * w.steps } else { next.len() * w.block() / 32 };
     let mut r0 = rows.start;
     for c in 0..chunks {
         let r1 = rows.start + rows.len() * (c + 1) / chunks;
@@ -648,7 +692,7 @@ unsafe fn panel<const M: u8>(
             steps: region.steps.clone(),
             bias,
             accumulate,
-            prefetch: w.data[(next.start * block).min(w.data.len())..].as_ptr(),
+            prefetch: w.data[w.vector_at(next.start).min(w.data.len())..].as_ptr(),
             lines: lines * c / chunks..lines * (c + 1) / chunks,
         };
         // SAFETY: the tile's rows r0..r1 lie in `rows` and its pointers are set just above.
@@ -708,14 +752,16 @@ impl Tile<'_> {
             const V: usize = PANEL;
             let w = self.w;
             let nv = V.min(w.vectors() - v0);
-            let block = w.block();
-            let step = VEC * units(M);
-            let b = w.data.as_ptr().add(v0 * block);
+            // Vectors of a panel lie a block apart, or 64 bytes apart in an f32 strip, where
+            // they exist past the outputs too (zeros) and the offsets are constants.
+            let offset = if M == F32 { VEC * 2 } else { w.block() };
+            let step = if M == F32 { STRIP * 2 } else { VEC * units(M) };
+            let b = w.data.as_ptr().add(w.vector_at(v0));
             let mut acc = [[_mm512_setzero_ps(); V]; R];
             // Past the last vector, it is loaded again and its sums dropped: with a branch per
             // vector, LLVM kept the accumulators in memory and stored every one after each
             // instruction, at half the speed.
-            let cols: [*const u16; V] = std::array::from_fn(|j| b.add(j.min(nv - 1) * block));
+            let cols: [*const u16; V] = std::array::from_fn(|j| b.add(if M == F32 { j } else { j.min(nv - 1) } * offset));
             let (s0, total) = (self.steps.start, self.steps.len());
             let (mut line, count) = (self.lines.start, self.lines.len());
             let mut due = 0;

@@ -1,5 +1,7 @@
 //! `y = x Wᵀ + b` with W packed once at load into the GEMM kernel's panel layout (as
-//! onnxruntime's `MatMul::PrePack` does), so no call re-packs the weights.
+//! onnxruntime's `MatMul::PrePack` does), so a short call never re-packs the weights; on
+//! AVX-512, many rows of a large matrix go to the `gemm` crate, which packs its own tiles of
+//! them per call (see [`large_rows`]).
 
 use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::{Matrix, NdTensorView};
@@ -76,8 +78,8 @@ pub(crate) fn kernel_name() -> String {
     #[cfg(target_arch = "x86_64")]
     if super::half_gemm::avx512() {
         match forced() {
-            Some(true) => return "ours-f32-avx512".to_string(),
-            None => return format!("rten {rten}, ours-f32-avx512 from 2 MB"),
+            Some(true) => return format!("ours-f32-avx512 (the gemm crate from {} rows)", large_rows()),
+            None => return format!("rten {rten}, ours-f32-avx512 from 2 MB (the gemm crate from {} rows)", large_rows()),
             Some(false) => {}
         }
     }
@@ -120,6 +122,23 @@ fn forced() -> Option<bool> {
         _ => None,
     })
 }
+
+/// Rows from which our f32 weights go to the `gemm` crate, which reads each strip of them
+/// in place and packs what it needs per call. It keeps a tile of weights in L1 across 64-row
+/// tiles of packed activations, where our kernel streams a panel of weights from L2 per tile
+/// of 6 rows: from 64 rows on it is faster at every bert-base shape (`f32_crossover`: 292–305
+/// against 242–257 GFLOP/s at 128 rows, Xeon, 2 threads); below, the weights outweigh the
+/// activations and our kernel, which streams them once, wins (one sentence through the crate:
+/// 27 → 70 ms). `EUROBERT_F32_LARGE_ROWS` overrides (for comparisons).
+#[cfg(target_arch = "x86_64")]
+fn large_rows() -> usize {
+    use std::sync::OnceLock;
+    static ROWS: OnceLock<usize> = OnceLock::new();
+    *ROWS.get_or_init(|| std::env::var("EUROBERT_F32_LARGE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(LARGE_ROWS))
+}
+
+#[cfg(target_arch = "x86_64")]
+const LARGE_ROWS: usize = 64;
 
 /// Whether `outputs × inputs` f32 weights go to our kernel.
 #[cfg(target_arch = "x86_64")]
@@ -193,6 +212,11 @@ impl Linear {
             Packed::Rten(w) => w,
             #[cfg(target_arch = "x86_64")]
             Packed::Ours(w) => {
+                if x.rows >= large_rows() {
+                    if let Some(strips) = w.f32_strips() {
+                        return self.gemm_crate(x, strips, out, accumulate);
+                    }
+                }
                 let a = super::half_gemm::Activations::F32 { data: x.data, stride: x.stride };
                 super::half_gemm::gemm(a, x.rows, w, out, self.bias.as_deref(), accumulate);
                 return;
@@ -206,32 +230,144 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// `out (+)= x Wᵀ + b` through the `gemm` crate, one task per block of rows and strip of
+    /// [`STRIP`] outputs, each strip of `strips` a plain `inputs × STRIP` matrix.
+    #[cfg(target_arch = "x86_64")]
+    fn gemm_crate(&self, x: Rows, strips: &[f32], out: &mut [f32], accumulate: bool) {
+        use super::half_gemm::STRIP;
+        use rayon::prelude::*;
+        let (m, n, k) = (x.rows, self.outputs, self.inputs);
+        assert!(x.stride >= k && x.data.len() >= (m - 1) * x.stride + k, "activation rows lie inside their buffer");
+        assert!(strips.len() >= n.div_ceil(STRIP) * k * STRIP, "weight strips");
+        assert_eq!(out.len(), m * n, "output size");
+        // The bias enters as the sums' starting value (or is added to the residual).
+        if let Some(b) = &self.bias {
+            out.par_chunks_mut(n).with_min_len(64).for_each(|row| {
+                if accumulate {
+                    row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+                } else {
+                    row.copy_from_slice(b);
+                }
+            });
+        }
+        let read = accumulate || self.bias.is_some();
+        let (blocks, count) = (m.div_ceil(CRATE_ROWS), n.div_ceil(STRIP));
+        let o = super::Shared(out.as_mut_ptr());
+        (0..blocks * count).into_par_iter().for_each(|t| {
+            let (b, s) = (t / count, t % count);
+            let (r0, r1) = (m * b / blocks, m * (b + 1) / blocks);
+            let (c0, c1) = (s * STRIP, ((s + 1) * STRIP).min(n));
+            // SAFETY: rows r0..r1 of x lie in `x.data` and strip s (k rows of STRIP) in
+            // `strips` (asserted above); the task writes rows r0..r1 × columns c0..c1 of `out`
+            // (m × n, asserted), which no other task touches.
+            unsafe {
+                gemm::gemm(
+                    r1 - r0,
+                    c1 - c0,
+                    k,
+                    o.ptr().add(r0 * n + c0),
+                    1,
+                    n as isize,
+                    read,
+                    x.data.as_ptr().add(r0 * x.stride),
+                    1,
+                    x.stride as isize,
+                    strips.as_ptr().add(s * k * STRIP),
+                    1,
+                    STRIP as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+    }
+}
+
+/// Rows per task of [`Linear::gemm_crate`]: each task packs its rows for the crate, once per
+/// strip, so blocks of 512 rows (256: −3% on bert-base's batches of sentences).
+#[cfg(target_arch = "x86_64")]
+const CRATE_ROWS: usize = 512;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn packed_linear_equals_the_definition_and_accumulates() {
-        let (rows, inp, outp) = (37, 70, 45);
+        let (inp, outp) = (70, 45);
         let w: Vec<f32> = (0..outp * inp).map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.01).collect();
         let b: Vec<f32> = (0..outp).map(|i| i as f32 * 0.1).collect();
-        // Rows with a stride wider than the row, as the gated half of the MLP is read.
+        // Rows with a stride wider than the row, as the gated half of the MLP is read; few
+        // rows for our kernel, many for the gemm crate (our packing on AVX-512).
         let stride = 90;
-        let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.05).collect();
-        #[allow(unused_mut)]
-        let mut packings = vec![Linear::rten(&w, outp, inp, Some(b.clone()))];
         #[cfg(target_arch = "x86_64")]
-        if super::super::half_gemm::avx512() {
-            packings.push(Linear::ours(&w, outp, inp, Some(b.clone())));
-        }
-        for lin in packings {
-            let mut out = vec![1f32; rows * outp];
-            lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, true);
-            for r in 0..rows {
-                for o in 0..outp {
-                    let want: f64 = 1.0 + b[o] as f64 + (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum::<f64>();
-                    assert!((out[r * outp + o] as f64 - want).abs() < 1e-4, "({r},{o})");
+        let many = large_rows().min(512) + 3;
+        #[cfg(not(target_arch = "x86_64"))]
+        let many = 300;
+        for rows in [37, many] {
+            let x: Vec<f32> = (0..rows * stride).map(|i| ((i * 13 % 17) as f32 - 8.0) * 0.05).collect();
+            for bias in [Some(b.clone()), None] {
+                #[allow(unused_mut)]
+                let mut packings = vec![Linear::rten(&w, outp, inp, bias.clone())];
+                #[cfg(target_arch = "x86_64")]
+                if super::super::half_gemm::avx512() {
+                    packings.push(Linear::ours(&w, outp, inp, bias.clone()));
                 }
+                for lin in packings {
+                    for accumulate in [true, false] {
+                        let mut out = vec![1f32; rows * outp];
+                        lin.forward(Rows { data: &x, rows, cols: inp, stride }, &mut out, accumulate);
+                        for r in 0..rows {
+                            for o in 0..outp {
+                                let sum: f64 = (0..inp).map(|k| x[r * stride + k] as f64 * w[o * inp + k] as f64).sum();
+                                let want = sum + if accumulate { 1.0 } else { 0.0 } + bias.as_ref().map_or(0.0, |b| b[o] as f64);
+                                assert!((out[r * outp + o] as f64 - want).abs() < 1e-4, "rows {rows} ({r},{o})");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod timing {
+    use super::*;
+
+    /// Our f32 kernel against the `gemm` crate on our strips, by rows, at bert-base's shapes
+    /// (where [`LARGE_ROWS`] comes from):
+    /// `cargo test --release -p eurobert --lib f32_crossover -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn f32_crossover() {
+        if !super::super::half_gemm::avx512() {
+            return;
+        }
+        for (outputs, inputs) in [(2304, 768), (768, 768), (3072, 768), (768, 3072)] {
+            let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i % 23) as f32 - 11.0) * 0.01).collect();
+            let lin = Linear::ours(&w, outputs, inputs, None);
+            let Packed::Ours(packed) = &lin.weight else { unreachable!() };
+            for rows in [32, 64, 96, 128, 192, 256, 512] {
+                let x: Vec<f32> = (0..rows * inputs).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+                let mut out = vec![0f32; rows * outputs];
+                let flops = 2.0 * (rows * inputs * outputs) as f64;
+                let (mut ours, mut theirs) = (0f64, 0f64);
+                for _ in 0..9 {
+                    let t = std::time::Instant::now();
+                    let a = super::super::half_gemm::Activations::F32 { data: &x, stride: inputs };
+                    super::super::half_gemm::gemm(a, rows, packed, &mut out, None, false);
+                    ours = ours.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    let t = std::time::Instant::now();
+                    lin.gemm_crate(Rows::dense(&x, inputs), packed.f32_strips().unwrap(), &mut out, false);
+                    theirs = theirs.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                }
+                eprintln!("{rows:4}×{inputs}×{outputs}: ours {ours:6.1}, gemm crate {theirs:6.1} GFLOP/s");
             }
         }
     }
