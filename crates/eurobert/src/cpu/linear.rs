@@ -76,12 +76,8 @@ thread_local! {
 pub(crate) fn kernel_name() -> String {
     let rten = EXEC.with(|e| e.kernel_name().to_string());
     #[cfg(target_arch = "x86_64")]
-    if super::half_gemm::avx512() {
-        match forced() {
-            Some(true) => return format!("ours-f32-avx512 (the gemm crate from {} rows)", large_rows()),
-            None => return format!("rten {rten}, ours-f32-avx512 from 2 MB (the gemm crate from {} rows)", large_rows()),
-            Some(false) => {}
-        }
+    if streamed() {
+        return format!("ours-f32-avx512 (the gemm crate from {} rows)", large_rows());
     }
     rten
 }
@@ -89,7 +85,7 @@ pub(crate) fn kernel_name() -> String {
 /// The f32 weights, packed once for the kernel that runs them.
 enum Packed {
     Rten(PackedBMatrix<f32>),
-    /// `half_gemm.rs`'s f32 format (AVX-512): see [`STREAMED`].
+    /// `half_gemm.rs`'s f32 format (AVX-512): see [`streamed`].
     #[cfg(target_arch = "x86_64")]
     Ours(super::half_gemm::PackedW),
 }
@@ -101,17 +97,15 @@ pub(crate) struct Linear {
     outputs: usize,
 }
 
-/// Matrices from this size on go to our AVX-512 kernel, which fetches the next panel of
-/// weights while it computes: a short input reads such a matrix from memory (it outgrows a
-/// core's L2), and rten-gemm, splitting a few rows over threads, waited on it. bert-base, one
-/// sentence, 2 threads (Xeon, AVX-512): 32–37 → 21–24 ms; its batches of 32 sentences 1.5–5%
-/// slower, which is what packing one way for every size costs (two packings would double the
-/// weights' memory). The compact model's matrices (< 1 MB) stay in cache and with rten-gemm,
-/// which is faster there. `EUROBERT_F32_GEMM=rten|ours` overrides (for comparisons).
-#[cfg(target_arch = "x86_64")]
-const STREAMED: usize = 2 << 20;
-
-/// `EUROBERT_F32_GEMM`: `Some(true)` for ours at every size, `Some(false)` for rten-gemm's.
+/// On AVX-512 every f32 matrix is packed for our kernel (`half_gemm.rs`, strips of 64
+/// outputs), which streams the weights for few rows and fetches the next panel while it
+/// computes, and runs many rows through the `gemm` crate ([`large_rows`]). Against rten-gemm
+/// (Xeon, 2 threads): one bert-base sentence 32–37 → 21–24 ms (a short input reads the
+/// weights from memory, and rten-gemm, splitting a few rows over threads, waited on them); the
+/// compact model, whose matrices stay in cache, 1,259–1,279 → 1,486–1,567 sentences/s and one
+/// sentence 1.12–1.20 → 0.84–0.89 ms. Elsewhere rten-gemm runs them (its kernel chosen by
+/// CPUID). `EUROBERT_F32_GEMM=rten|ours` overrides (for comparisons).
+/// `EUROBERT_F32_GEMM`: `Some(true)` for ours, `Some(false)` for rten-gemm's.
 #[cfg(target_arch = "x86_64")]
 fn forced() -> Option<bool> {
     use std::sync::OnceLock;
@@ -140,10 +134,10 @@ fn large_rows() -> usize {
 #[cfg(target_arch = "x86_64")]
 const LARGE_ROWS: usize = 64;
 
-/// Whether `outputs × inputs` f32 weights go to our kernel.
+/// Whether f32 weights go to our kernel: where it runs (AVX-512), unless overridden.
 #[cfg(target_arch = "x86_64")]
-fn streamed(outputs: usize, inputs: usize) -> bool {
-    super::half_gemm::avx512() && forced().unwrap_or(4 * outputs * inputs >= STREAMED)
+fn streamed() -> bool {
+    super::half_gemm::avx512() && forced().unwrap_or(true)
 }
 
 /// Rows of an activation matrix: `rows × cols` values, `stride` apart.
@@ -166,7 +160,7 @@ impl Linear {
     pub fn new(weight: &[f32], outputs: usize, inputs: usize, bias: Option<Vec<f32>>) -> Self {
         assert_eq!(weight.len(), outputs * inputs, "weight size");
         #[cfg(target_arch = "x86_64")]
-        if streamed(outputs, inputs) {
+        if streamed() {
             return Self::ours(weight, outputs, inputs, bias);
         }
         Self::rten(weight, outputs, inputs, bias)
