@@ -70,29 +70,7 @@ pub(crate) fn attention(qkv: &[f32], out: &mut [f32], sequences: &[Range<usize>]
 #[allow(clippy::too_many_arguments)]
 unsafe fn abt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
     // SAFETY: the caller's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            1,
-            ldc as isize,
-            false,
-            a,
-            1,
-            lda as isize,
-            b,
-            ldb as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    unsafe { super::gemm_rows(m, n, k, c, ldc, false, a, lda, b, 1, ldb, 1.0) }
 }
 
 /// One (sequence, head) task. `rows` is the table row of each distance `i − j` of this
@@ -162,29 +140,7 @@ unsafe fn attend(
         // O = P V, straight into the output rows of head h.
         // SAFETY: the destination rows seq.start + q0.., columns of head h, are this task's
         // alone (the caller's contract); V is len × d with row stride qw inside qkv.
-        unsafe {
-            gemm::gemm(
-                m,
-                d,
-                len,
-                out.0.add((seq.start + q0) * ow + h * d),
-                1,
-                ow as isize,
-                false,
-                s.as_ptr(),
-                1,
-                len as isize,
-                v,
-                1,
-                qw as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        };
+        unsafe { super::gemm_rows(m, d, len, out.0.add((seq.start + q0) * ow + h * d), ow, false, s.as_ptr(), len, v, qw, 1, 1.0) };
         q0 += m;
     }
 }

@@ -291,29 +291,7 @@ unsafe fn attend(
             // d × n with column stride qw from row k0, and its last element, row k0 + n - 1 of
             // the K columns, lies inside `qkv` (k0 + n <= seq.end <= tokens, checked by
             // `attention`).
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    d,
-                    s.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    q.as_ptr(),
-                    1,
-                    d as isize,
-                    k,
-                    qw as isize,
-                    1,
-                    0.0,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            }
+            unsafe { super::gemm_rows(m, n, d, s.as_mut_ptr(), n, false, q.as_ptr(), d, k, 1, qw, scale) }
         };
         if let Some(w) = window {
             // Keys outside a row's window get no weight (exp(−∞) = 0).
@@ -356,29 +334,7 @@ unsafe fn attend(
         if low.is_none() {
             // SAFETY: `o` is m × d, `s` m × n, and V is read as n × d with row stride qw from
             // row k0 of the V columns: rows k0..k0 + n of a sequence inside `qkv`, as above.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    d,
-                    n,
-                    o.as_mut_ptr(),
-                    1,
-                    d as isize,
-                    !first,
-                    s.as_ptr(),
-                    1,
-                    n as isize,
-                    v,
-                    1,
-                    qw as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            }
+            unsafe { super::gemm_rows(m, d, n, o.as_mut_ptr(), d, !first, s.as_ptr(), n, v, qw, 1, 1.0) }
         };
         k0 += n;
     }

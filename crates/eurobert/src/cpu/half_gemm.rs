@@ -271,16 +271,6 @@ impl PackedW {
         }
     }
 
-    /// u16 from one step of a vector to the next: a strip's row in f32's layout.
-    #[cfg(test)]
-    fn step_offset(&self) -> usize {
-        if self.format == F32 {
-            STRIP * 2
-        } else {
-            VEC * units(self.format)
-        }
-    }
-
     pub fn bytes(&self) -> usize {
         2 * self.data.len()
     }
@@ -289,7 +279,7 @@ impl PackedW {
     #[cfg(test)]
     fn at(&self, o: usize, k: usize) -> u16 {
         let per = units(self.format);
-        self.data[self.vector_at(o / VEC) + (k / per) * self.step_offset() + (o % VEC) * per + k % per]
+        self.data[self.vector_at(o / VEC) + (k / per) * step_units(self.format) + (o % VEC) * per + k % per]
     }
 }
 
@@ -414,10 +404,20 @@ fn runs_here(format: u8) -> bool {
 }
 
 /// u16 per output per step of the inner loop: bf16 pairs and f32 take two, the others one.
-fn units(format: u8) -> usize {
+const fn units(format: u8) -> usize {
     match format {
         PAIRS | F32 => 2,
         _ => 1,
+    }
+}
+
+/// u16 from one step of a vector to the next: 16 outputs' worth in the blocked formats, a
+/// strip's row in f32's.
+const fn step_units(format: u8) -> usize {
+    if format == F32 {
+        STRIP * 2
+    } else {
+        VEC * units(format)
     }
 }
 
@@ -755,7 +755,7 @@ impl Tile<'_> {
             // Vectors of a panel lie a block apart, or 64 bytes apart in an f32 strip, where
             // they exist past the outputs too (zeros) and the offsets are constants.
             let offset = if M == F32 { VEC * 2 } else { w.block() };
-            let step = if M == F32 { STRIP * 2 } else { VEC * units(M) };
+            let step = step_units(M);
             let b = w.data.as_ptr().add(w.vector_at(v0));
             let mut acc = [[_mm512_setzero_ps(); V]; R];
             // Past the last vector, it is loaded again and its sums dropped: with a branch per

@@ -174,26 +174,19 @@ impl HalfLinear {
                 // Wᵀ is row j, stride k); it writes rows r0..r0+m, columns c0..c0+nb of `out`
                 // (rows × n, checked above), a block no other tile touches.
                 unsafe {
-                    gemm::gemm(
+                    super::gemm_rows(
                         m,
                         nb,
                         k,
                         dst.ptr().wrapping_add(r0 * n + c0),
-                        1,
-                        n as isize,
+                        n,
                         accumulate,
                         x.data.as_ptr().add(r0 * x.stride),
-                        1,
-                        x.stride as isize,
+                        x.stride,
                         w.as_ptr(),
-                        k as isize,
                         1,
+                        k,
                         1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                     if let Some(b) = &self.bias {
                         for i in 0..m {

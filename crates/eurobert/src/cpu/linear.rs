@@ -1,6 +1,6 @@
 //! `y = x Wᵀ + b` with W packed once at load into the GEMM kernel's panel layout (as
 //! onnxruntime's `MatMul::PrePack` does), so a short call never re-packs the weights; on
-//! AVX-512, many rows of a large matrix go to the `gemm` crate, which packs its own tiles of
+//! AVX-512, many rows go to the `gemm` crate, which packs its own tiles of
 //! them per call (see [`large_rows`]).
 
 use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
@@ -256,27 +256,20 @@ impl Linear {
             // `strips` (asserted above); the task writes rows r0..r1 × columns c0..c1 of `out`
             // (m × n, asserted), which no other task touches.
             unsafe {
-                gemm::gemm(
+                super::gemm_rows(
                     r1 - r0,
                     c1 - c0,
                     k,
                     o.ptr().add(r0 * n + c0),
-                    1,
-                    n as isize,
+                    n,
                     read,
                     x.data.as_ptr().add(r0 * x.stride),
-                    1,
-                    x.stride as isize,
+                    x.stride,
                     strips.as_ptr().add(s * k * STRIP),
+                    STRIP,
                     1,
-                    STRIP as isize,
                     1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                )
             }
         });
     }

@@ -16,6 +16,7 @@ mod linear;
 mod mlp;
 mod profile;
 mod qlinear;
+mod rows_gemm;
 mod shared;
 mod short_attention;
 pub(crate) mod simd;
@@ -39,6 +40,7 @@ pub(crate) use half_linear::Half;
 use linear::{Linear, Projection, Rows};
 use mlp::Mlp;
 use profile::{span, Op};
+pub(crate) use rows_gemm::gemm_rows;
 pub(crate) use shared::Shared;
 
 /// Sequences packed end to end.
