@@ -685,9 +685,11 @@ unsafe fn sweep_f32(
     assert!(rows.len() <= BLOCK && w.format == F32, "a block of rows against f32 strips");
     let chunks = rows.len().div_ceil(ROWS);
     let (first, last) = (vs.start * VEC, region.last.min(vs.end * VEC));
-    // Each row's sums so far over the strip's outputs (`STRIP` apart). Not zeroed: the first
-    // block stores every sum the later ones and the end read (the kernel masks the columns
-    // past `last` on both sides).
+    // Each row's sums so far over the strip's outputs (`STRIP` apart), which the next block's
+    // tiles resume: the same chain of FMAs, and so the same bits, as one tile over the whole
+    // strip (a text's results must not depend on what it is batched with). Not zeroed: the
+    // first block stores every sum the later ones and the end read (the kernel masks the
+    // columns past `last` on both sides).
     let mut part = std::mem::MaybeUninit::<[f32; BLOCK * STRIP]>::uninit();
     let part = part.as_mut_ptr().cast::<f32>();
     let (base, step, end) = (w.vector_at(vs.start), step_units(F32), w.data.len());
@@ -714,9 +716,10 @@ unsafe fn sweep_f32(
                 last,
                 steps: s..e,
                 bias: None,
-                accumulate: s > steps.start,
+                accumulate: false,
                 prefetch: w.data[from..].as_ptr(),
                 lines: lines * c / chunks..lines * (c + 1) / chunks,
+                resume: s > steps.start,
             };
             // SAFETY: the tile's rows r0..r1 lie in `rows` and its pointers are set above.
             unsafe {
@@ -734,15 +737,21 @@ unsafe fn sweep_f32(
         }
         s = e;
     }
-    // The sums into the region, with the bias and the residual in the kernel's order.
+    // The sums into the region after the bias and the residual, in the order the `gemm`
+    // crate's path adds them for many rows ((residual + bias) + sums), so that a row's bits
+    // do not depend on which path its batch took.
     for r in rows.clone() {
         // SAFETY: the first block's tiles stored columns first..last of every row of `part`.
         let sums = unsafe { std::slice::from_raw_parts(part.add((r - rows.start) * STRIP), last - first) };
         // SAFETY: row r of the region's matrix, its columns first..last (the contract).
         let o = unsafe { std::slice::from_raw_parts_mut(region.out.add(r * region.ldo + first - region.first), last - first) };
         for (c, (o, &y)) in o.iter_mut().zip(sums).enumerate() {
-            let y = bias.map_or(y, |b| y + b[first + c]);
-            *o = if accumulate { *o + y } else { y };
+            *o = match (accumulate, bias) {
+                (true, Some(b)) => (*o + b[first + c]) + y,
+                (true, None) => *o + y,
+                (false, Some(b)) => b[first + c] + y,
+                (false, None) => y,
+            };
         }
     }
 }
@@ -789,6 +798,7 @@ unsafe fn panel<const M: u8>(
             accumulate,
             prefetch: w.data[w.vector_at(next.start).min(w.data.len())..].as_ptr(),
             lines: lines * c / chunks..lines * (c + 1) / chunks,
+            resume: false,
         };
         // SAFETY: the tile's rows r0..r1 lie in `rows` and its pointers are set just above.
         unsafe {
@@ -819,6 +829,10 @@ struct Tile<'a> {
     accumulate: bool,
     prefetch: *const u16,
     lines: Range<usize>,
+    /// The sums start from the values at `out` (a sweep's sums so far), which the tile then
+    /// overwrites, instead of from zero: one chain of FMAs over all the steps, as one tile over
+    /// the whole strip makes, so a row's result does not depend on how it was cut.
+    resume: bool,
 }
 
 /// The same 512 bits as 32 bf16.
@@ -853,6 +867,17 @@ impl Tile<'_> {
             let step = step_units(M);
             let b = w.data.as_ptr().add(w.vector_at(v0));
             let mut acc = [[_mm512_setzero_ps(); V]; R];
+            if self.resume {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    for (j, acc) in acc.iter_mut().enumerate().take(nv) {
+                        let c0 = (v0 + j) * VEC;
+                        if c0 < self.last {
+                            let o = self.out.add(r * self.ldo + c0 - self.first);
+                            *acc = _mm512_maskz_loadu_ps(super::simd::tail_mask(c0, self.last), o);
+                        }
+                    }
+                }
+            }
             // Past the last vector, it is loaded again and its sums dropped: with a branch per
             // vector, LLVM kept the accumulators in memory and stored every one after each
             // instruction, at half the speed.

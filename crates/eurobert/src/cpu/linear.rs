@@ -323,6 +323,45 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod batch_invariance {
+    use super::*;
+
+    /// A row's outputs are the same bits alone, among a few rows (our kernel, its strips swept
+    /// in blocks) and among many (the `gemm` crate): a text's entities and scores must not
+    /// depend on what it is batched with (the pipeline's tests compare them exactly, on small
+    /// models). It holds up to the depth from which the crate splits its sums into blocks
+    /// (768 inputs already differ there: one chain of FMAs against sums of blocks).
+    #[test]
+    fn a_rows_result_does_not_depend_on_the_rows_beside_it() {
+        for (inputs, outputs, bias) in [(40, 45, true), (200, 70, true), (200, 70, false)] {
+            let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 1.3e-3).collect();
+            let b: Vec<f32> = (0..outputs).map(|i| (i as f32 - 20.0) * 0.07).collect();
+            let lin = Linear::new(&w, outputs, inputs, bias.then_some(b));
+            let row = |r: usize| -> Vec<f32> { (0..inputs).map(|k| (((r * 31 + k) * 13 % 97) as f32 - 48.0) * 0.021).collect() };
+            for accumulate in [false, true] {
+                let run = |rows: usize| -> Vec<f32> {
+                    let x: Vec<f32> = (0..rows).flat_map(row).collect();
+                    let mut out: Vec<f32> = (0..rows * outputs).map(|i| (i % 11) as f32 * 0.3).collect();
+                    lin.forward(Rows::dense(&x, inputs), &mut out, accumulate);
+                    out
+                };
+                let many = run(150);
+                for rows in [1, 7, 20, 63] {
+                    let few = run(rows);
+                    for r in 0..rows {
+                        let (a, z) = (&few[r * outputs..(r + 1) * outputs], &many[r * outputs..(r + 1) * outputs]);
+                        assert!(
+                            a.iter().zip(z).all(|(a, z)| a.to_bits() == z.to_bits()),
+                            "{inputs}×{outputs}, row {r} of {rows} against 150 rows, bias {bias}, accumulate {accumulate}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod timing {
     use super::*;
