@@ -722,17 +722,7 @@ unsafe fn sweep_f32(
                 resume: s > steps.start,
             };
             // SAFETY: the tile's rows r0..r1 lie in `rows` and its pointers are set above.
-            unsafe {
-                match r1 - r0 {
-                    1 => t.kernel::<F32, 1>(vs.start),
-                    2 => t.kernel::<F32, 2>(vs.start),
-                    3 => t.kernel::<F32, 3>(vs.start),
-                    4 => t.kernel::<F32, 4>(vs.start),
-                    5 => t.kernel::<F32, 5>(vs.start),
-                    6 => t.kernel::<F32, 6>(vs.start),
-                    n => unreachable!("a tile of {n} rows"),
-                }
-            }
+            unsafe { t.rows::<F32>(r1 - r0, vs.start) }
             r0 = r1;
         }
         s = e;
@@ -801,17 +791,7 @@ unsafe fn panel<const M: u8>(
             resume: false,
         };
         // SAFETY: the tile's rows r0..r1 lie in `rows` and its pointers are set just above.
-        unsafe {
-            match r1 - r0 {
-                1 => t.kernel::<M, 1>(vs.start),
-                2 => t.kernel::<M, 2>(vs.start),
-                3 => t.kernel::<M, 3>(vs.start),
-                4 => t.kernel::<M, 4>(vs.start),
-                5 => t.kernel::<M, 5>(vs.start),
-                6 => t.kernel::<M, 6>(vs.start),
-                n => unreachable!("a tile of {n} rows"),
-            }
-        }
+        unsafe { t.rows::<M>(r1 - r0, vs.start) }
         r0 = r1;
     }
 }
@@ -843,6 +823,26 @@ pub(crate) fn bh(x: __m512) -> __m512bh {
 }
 
 impl Tile<'_> {
+    /// [`Tile::kernel`] for a tile of `rows` (1 to [`ROWS`]) rows.
+    ///
+    /// # Safety
+    /// As for [`Tile::kernel`], with `R = rows`.
+    #[inline(always)]
+    unsafe fn rows<const M: u8>(&self, rows: usize, v0: usize) {
+        // SAFETY: the caller's contract, R being the tile's row count.
+        unsafe {
+            match rows {
+                1 => self.kernel::<M, 1>(v0),
+                2 => self.kernel::<M, 2>(v0),
+                3 => self.kernel::<M, 3>(v0),
+                4 => self.kernel::<M, 4>(v0),
+                5 => self.kernel::<M, 5>(v0),
+                6 => self.kernel::<M, 6>(v0),
+                n => unreachable!("a tile of {n} rows"),
+            }
+        }
+    }
+
     /// `R` rows against up to `PANEL` vectors from `v0` (fewer at the end of the outputs).
     ///
     /// # Safety
