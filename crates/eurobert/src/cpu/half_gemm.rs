@@ -635,7 +635,7 @@ unsafe fn panel_bf16(
 }
 
 /// # Safety
-/// As for [`panel`], on a CPU with AVX-512 F/BW; `M` is [`WIDE_F16`], [`WIDE_BF16`] or [`F32`].
+/// As for [`panel`], on a CPU with AVX-512 F/BW; `M` is [`WIDE_F16`] or [`WIDE_BF16`].
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel_wide<const M: u8>(
@@ -767,9 +767,9 @@ unsafe fn panel<const M: u8>(
     let chunks = rows.len().div_ceil(ROWS);
     let vectors = w.vectors();
     let next = vs.end.min(vectors)..(vs.end + PANEL).min(vectors);
-    // 64-byte lines of the next panel's weights, contiguous: its blocks, or its strip (all 4
-    // vectors of each step, zeros past the outputs included).
-    let lines = if w.format == F32 && !next.is_empty() { PANEL * w.steps } else { next.len() * w.block() / 32 };
+    // 64-byte lines of the next panel's weights: its blocks, contiguous (f32 strips are
+    // swept by `sweep_f32`, which fetches its own).
+    let lines = next.len() * w.block() / 32;
     let mut r0 = rows.start;
     for c in 0..chunks {
         let r1 = rows.start + rows.len() * (c + 1) / chunks;
