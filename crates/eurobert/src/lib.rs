@@ -5,6 +5,7 @@
 //! The public surface is what the binding and the tests use; every module is private.
 
 mod arch;
+mod awake;
 mod batching;
 mod cancel;
 mod candle;

@@ -400,7 +400,8 @@ impl Encoder for CpuEncoder {
     }
 
     fn forward(&self, sequences: &[&[u32]], cancel: &Cancel) -> Result<Vec<f32>> {
-        self.forward_packed(&Batch::pack(sequences), cancel)
+        // The pass's many short parallel steps would each wake a sleeping worker otherwise.
+        crate::awake::run(|| self.forward_packed(&Batch::pack(sequences), cancel))
     }
 
     fn weight_bytes(&self) -> usize {
