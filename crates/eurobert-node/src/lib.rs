@@ -1,9 +1,10 @@
 //! napi-rs addon: translates between JavaScript and the `eurobert` crate (every architecture it
 //! implements, not only EuroBERT), nothing more.
 //!
-//! Model work runs in `AsyncTask`s (libuv worker threads, then the model's own rayon pool),
-//! never on the JavaScript thread. Every error, and any panic, becomes a rejected promise
-//! with a JavaScript `Error`; nothing unwinds across the FFI boundary.
+//! Model work runs on the model's own rayon pool (loading, and every task of WebAssembly
+//! builds, in `AsyncTask`s on libuv worker threads), never on the JavaScript thread. Every
+//! error, and any panic, becomes a rejected promise with a JavaScript `Error`; nothing unwinds
+//! across the FFI boundary.
 //!
 //! Every async entry takes an optional call id, under which its `Cancel` flag is registered
 //! while the task lives; `cancelCall(id)` (the TypeScript layer calls it when the caller's
@@ -66,12 +67,40 @@ pub struct Tracked<T> {
 
 /// `task` built with a fresh cancel flag, registered as call `call` (from `newCallId`) when
 /// there is one.
-fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T) -> AsyncTask<Tracked<T>> {
+fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T) -> Tracked<T> {
     let cancel = eurobert::Cancel::new();
     if let Some(id) = call {
         calls().insert(id, cancel.clone());
     }
-    AsyncTask::new(Tracked { task: task(cancel.clone()), cancel, id: call })
+    Tracked { task: task(cancel.clone()), cancel, id: call }
+}
+
+/// Starts a loaded model's task and returns its promise. Native builds run it on the model's
+/// own threads and settle a deferred: the work starts one thread hop sooner than through a
+/// libuv worker that would only hand it to the pool and wait for it (on a virtual machine,
+/// ~60 µs of a one-sentence call). WebAssembly builds keep napi's async work.
+fn start<'env, T>(env: &'env Env, model: &TokenClassifier, task: Tracked<T>) -> Result<Unknown<'env>>
+where
+    T: Task + Send + 'static,
+    T::Output: Send + 'static,
+    T::JsValue: 'static,
+{
+    #[cfg(target_family = "wasm")]
+    {
+        let _ = model;
+        Ok(env.spawn(task)?.promise_object().to_unknown())
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        let (deferred, promise) = env.create_deferred()?;
+        let mut task = task;
+        model.spawn(move || match catch_unwind(AssertUnwindSafe(|| task.compute())) {
+            Ok(Ok(output)) => deferred.resolve(move |env| task.resolve(env, output)),
+            Ok(Err(e)) => deferred.reject(e),
+            Err(panic) => deferred.reject(panicked("running the model", panic)),
+        });
+        Ok(promise.to_unknown())
+    }
 }
 
 impl<T> Drop for Tracked<T> {
@@ -110,15 +139,17 @@ impl<T: Task> Task for Tracked<T> {
 fn guarded<T>(what: &str, f: impl FnOnce() -> eurobert::Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(js_error),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::new(Status::GenericFailure, format!("internal error while {what}: {msg}")))
-        }
+        Err(panic) => Err(panicked(what, panic)),
     }
+}
+
+fn panicked(what: &str, panic: Box<dyn std::any::Any + Send>) -> Error {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Error::new(Status::GenericFailure, format!("internal error while {what}: {msg}"))
 }
 
 #[napi(object)]
@@ -660,14 +691,14 @@ impl NativeModel {
             return Err(Error::new(Status::InvalidArg, format!("{} names for {} files", names.len(), contents.len())));
         }
         let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
-        Ok(tracked(call, |_| LoadFilesTask { names, contents, options }))
+        Ok(AsyncTask::new(tracked(call, |_| LoadFilesTask { names, contents, options })))
     }
 
     /// Loads a model folder off the main thread.
     #[napi(ts_return_type = "Promise<NativeModel>")]
     pub fn load(dir: String, options: Option<NativeLoadOptions>, call: Option<u32>) -> Result<AsyncTask<Tracked<LoadTask>>> {
         let options = load_options(&options.unwrap_or(NativeLoadOptions { threads: None, dtype: None, device: None }))?;
-        Ok(tracked(call, |_| LoadTask { dir: PathBuf::from(dir), options }))
+        Ok(AsyncTask::new(tracked(call, |_| LoadTask { dir: PathBuf::from(dir), options })))
     }
 
     fn model(&self) -> Result<Arc<TokenClassifier>> {
@@ -701,89 +732,111 @@ impl NativeModel {
 
     /// Tokenizes and runs `texts` whole, off the main thread.
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn logits(
+    pub fn logits<'env>(
         &self,
+        env: &'env Env,
         texts: Vec<String>,
         options: Option<NativeRunOptions>,
         call: Option<u32>,
-    ) -> Result<AsyncTask<Tracked<LogitsTask>>> {
+    ) -> Result<Unknown<'env>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        Ok(tracked(call, |cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }))
+        start(env, &model.clone(), tracked(call, |cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }))
     }
 
     /// Logits for id sequences that already carry their special tokens (e.g. windows of a
     /// long text), off the main thread; `tokens × numLabels` each, in input order.
     #[napi(ts_return_type = "Promise<Float32Array[]>")]
-    pub fn logits_for_ids(
+    pub fn logits_for_ids<'env>(
         &self,
+        env: &'env Env,
         sequences: Vec<Uint32Array>,
         options: Option<NativeRunOptions>,
         call: Option<u32>,
-    ) -> Result<AsyncTask<Tracked<LogitsForIdsTask>>> {
+    ) -> Result<Unknown<'env>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         // Copied now: the JavaScript side may reuse its arrays while the task runs.
         let sequences = sequences.iter().map(|s| s.to_vec()).collect();
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        Ok(tracked(call, |cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } }))
+        start(
+            env,
+            &model.clone(),
+            tracked(call, |cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } }),
+        )
     }
 
     /// The NER pipeline's native half in one round trip, off the main thread: tokenizes,
     /// cuts long texts into windows and scores every window.
     #[napi(ts_return_type = "Promise<NativeScoredText[]>")]
-    pub fn score_windows(
+    pub fn score_windows<'env>(
         &self,
+        env: &'env Env,
         texts: Vec<String>,
         options: Option<NativeWindowOptions>,
         call: Option<u32>,
-    ) -> Result<AsyncTask<Tracked<ScoreWindowsTask>>> {
+    ) -> Result<Unknown<'env>> {
         let (options, tokens) = window_options(options)?;
         let model = self.model()?;
-        Ok(tracked(call, |cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens }))
+        start(
+            env,
+            &model.clone(),
+            tracked(call, |cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens }),
+        )
     }
 
     /// The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
     /// with no forward pass. Refused here, before any pass, if over `maxTokens`.
     #[napi(ts_return_type = "Promise<NativePrepared>")]
-    pub fn prepare(
+    pub fn prepare<'env>(
         &self,
+        env: &'env Env,
         texts: Vec<String>,
         options: Option<NativeWindowOptions>,
         call: Option<u32>,
-    ) -> Result<AsyncTask<Tracked<PrepareTask>>> {
+    ) -> Result<Unknown<'env>> {
         let probabilities = options.as_ref().and_then(|o| o.probabilities).unwrap_or(false);
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        Ok(tracked(call, |cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel), probabilities }))
+        start(
+            env,
+            &model.clone(),
+            tracked(call, |cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel), probabilities }),
+        )
     }
 
     /// `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
     /// short call on an idle pipeline: one hop less). Refused before any pass if over
     /// `maxTokens`.
     #[napi(ts_return_type = "Promise<NativePrepared>")]
-    pub fn prepare_and_run(
+    pub fn prepare_and_run<'env>(
         &self,
+        env: &'env Env,
         texts: Vec<String>,
         options: Option<NativeWindowOptions>,
         call: Option<u32>,
-    ) -> Result<AsyncTask<Tracked<PrepareRunTask>>> {
+    ) -> Result<Unknown<'env>> {
         let probabilities = options.as_ref().and_then(|o| o.probabilities).unwrap_or(false);
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        Ok(tracked(call, |cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel), probabilities }))
+        start(
+            env,
+            &model.clone(),
+            tracked(call, |cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel), probabilities }),
+        )
     }
 
     /// Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
     /// and stores their logits there; resolves with the tokens run.
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn run_windows(
+    pub fn run_windows<'env>(
         &self,
+        env: &'env Env,
         prepared: Vec<&NativePrepared>,
         from: Vec<u32>,
         to: Vec<u32>,
         options: Option<NativeRunOptions>,
         call: Option<u32>,
-    ) -> Result<AsyncTask<Tracked<RunWindowsTask>>> {
+    ) -> Result<Unknown<'env>> {
         if prepared.len() != from.len() || prepared.len() != to.len() {
             return Err(Error::new(Status::InvalidArg, "prepared, from and to must have the same length".to_string()));
         }
@@ -796,14 +849,18 @@ impl NativeModel {
         }
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        Ok(tracked(call, |cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } }))
+        start(
+            env,
+            &model.clone(),
+            tracked(call, |cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } }),
+        )
     }
 
     /// Tokenizes `texts` off the main thread (no model computation).
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
-    pub fn tokenize(&self, texts: Vec<String>, call: Option<u32>) -> Result<AsyncTask<Tracked<TokenizeTask>>> {
+    pub fn tokenize<'env>(&self, env: &'env Env, texts: Vec<String>, call: Option<u32>) -> Result<Unknown<'env>> {
         let model = self.model()?;
-        Ok(tracked(call, |_| TokenizeTask { model, texts }))
+        start(env, &model.clone(), tracked(call, |_| TokenizeTask { model, texts }))
     }
 
     /// Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`).

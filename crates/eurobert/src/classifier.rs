@@ -82,6 +82,9 @@ impl TokenClassifier {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("eurobert-{i}"))
+            // A job `spawn`ed here catches its own panics; one that did not must not abort the
+            // host process (rayon's default for a panic nobody joins).
+            .panic_handler(|_| {})
             .build()
             .map_err(|e| Error::Compute(format!("cannot start {threads} threads: {e}")))?;
         let weights = Weights::open_dir(dir)?;
@@ -99,6 +102,13 @@ impl TokenClassifier {
         };
         let warnings = checkpoint.warnings;
         Ok(TokenClassifier { config, device: options.device, encoder, warnings, tokenizer, pool, dir: dir.to_path_buf() })
+    }
+
+    /// Runs `job` on the model's own threads and returns at once: how a binding starts a call
+    /// without a thread of its own waiting for the pool. `job` should catch its panics (the
+    /// pool drops them, so a caller waiting on the job would wait forever).
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        self.pool.spawn(job);
     }
 
     pub fn config(&self) -> &Config {
