@@ -75,26 +75,34 @@ fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T)
     Tracked { task: task(cancel.clone()), cancel, id: call }
 }
 
-/// Starts a loaded model's task and returns its promise. Native builds run it on the model's
+/// Starts a loaded model's task, built by `task` from the model and a fresh cancel flag
+/// (registered as call `call`), and returns its promise. Native builds run it on the model's
 /// own threads and settle a deferred: the work starts one thread hop sooner than through a
 /// libuv worker that would only hand it to the pool and wait for it (on a virtual machine,
 /// ~60 µs of a one-sentence call). WebAssembly builds keep napi's async work.
-fn start<'env, T>(env: &'env Env, model: &TokenClassifier, task: Tracked<T>) -> Result<Unknown<'env>>
+fn start<'env, T>(
+    env: &'env Env,
+    call: Option<u32>,
+    model: Arc<TokenClassifier>,
+    task: impl FnOnce(Arc<TokenClassifier>, eurobert::Cancel) -> T,
+) -> Result<Unknown<'env>>
 where
     T: Task + Send + 'static,
     T::Output: Send + 'static,
     T::JsValue: 'static,
 {
+    let pool = Arc::clone(&model);
+    let task = tracked(call, |cancel| task(model, cancel));
     #[cfg(target_family = "wasm")]
     {
-        let _ = model;
+        drop(pool);
         Ok(env.spawn(task)?.promise_object().to_unknown())
     }
     #[cfg(not(target_family = "wasm"))]
     {
         let (deferred, promise) = env.create_deferred()?;
         let mut task = task;
-        model.spawn(move || match catch_unwind(AssertUnwindSafe(|| task.compute())) {
+        pool.spawn(move || match catch_unwind(AssertUnwindSafe(|| task.compute())) {
             Ok(Ok(output)) => deferred.resolve(move |env| task.resolve(env, output)),
             Ok(Err(e)) => deferred.reject(e),
             Err(panic) => deferred.reject(panicked("running the model", panic)),
@@ -741,7 +749,7 @@ impl NativeModel {
     ) -> Result<Unknown<'env>> {
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        start(env, &model.clone(), tracked(call, |cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } }))
+        start(env, call, model, |model, cancel| LogitsTask { model, texts, options: eurobert::RunOptions { cancel, ..options } })
     }
 
     /// Logits for id sequences that already carry their special tokens (e.g. windows of a
@@ -758,11 +766,7 @@ impl NativeModel {
         // Copied now: the JavaScript side may reuse its arrays while the task runs.
         let sequences = sequences.iter().map(|s| s.to_vec()).collect();
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        start(
-            env,
-            &model.clone(),
-            tracked(call, |cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } }),
-        )
+        start(env, call, model, |model, cancel| LogitsForIdsTask { model, sequences, options: eurobert::RunOptions { cancel, ..options } })
     }
 
     /// The NER pipeline's native half in one round trip, off the main thread: tokenizes,
@@ -777,11 +781,7 @@ impl NativeModel {
     ) -> Result<Unknown<'env>> {
         let (options, tokens) = window_options(options)?;
         let model = self.model()?;
-        start(
-            env,
-            &model.clone(),
-            tracked(call, |cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens }),
-        )
+        start(env, call, model, |model, cancel| ScoreWindowsTask { model, texts, options: cancelled_by(options, cancel), tokens })
     }
 
     /// The first half of `scoreWindows`, off the main thread: tokenizes and cuts windows,
@@ -797,11 +797,7 @@ impl NativeModel {
         let probabilities = options.as_ref().and_then(|o| o.probabilities).unwrap_or(false);
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        start(
-            env,
-            &model.clone(),
-            tracked(call, |cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel), probabilities }),
-        )
+        start(env, call, model, |model, cancel| PrepareTask { model, texts, options: cancelled_by(options, cancel), probabilities })
     }
 
     /// `prepare` and `runWindows` of every window in one round trip (the batcher's path for a
@@ -818,11 +814,7 @@ impl NativeModel {
         let probabilities = options.as_ref().and_then(|o| o.probabilities).unwrap_or(false);
         let (options, _) = window_options(options)?;
         let model = self.model()?;
-        start(
-            env,
-            &model.clone(),
-            tracked(call, |cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel), probabilities }),
-        )
+        start(env, call, model, |model, cancel| PrepareRunTask { model, texts, options: cancelled_by(options, cancel), probabilities })
     }
 
     /// Runs windows `[from[i], to[i])` of `prepared[i]` for every i, in shared forward passes,
@@ -849,18 +841,14 @@ impl NativeModel {
         }
         let o = options.unwrap_or(NativeRunOptions { batch_size: None, max_batch_tokens: None });
         let (model, options) = (self.model()?, run_options(o.batch_size, o.max_batch_tokens)?);
-        start(
-            env,
-            &model.clone(),
-            tracked(call, |cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } }),
-        )
+        start(env, call, model, |model, cancel| RunWindowsTask { model, parts, options: eurobert::RunOptions { cancel, ..options } })
     }
 
     /// Tokenizes `texts` off the main thread (no model computation).
     #[napi(ts_return_type = "Promise<NativeTokens[]>")]
     pub fn tokenize<'env>(&self, env: &'env Env, texts: Vec<String>, call: Option<u32>) -> Result<Unknown<'env>> {
         let model = self.model()?;
-        start(env, &model.clone(), tracked(call, |_| TokenizeTask { model, texts }))
+        start(env, call, model, |model, _| TokenizeTask { model, texts })
     }
 
     /// Joins token strings with the tokenizer's decoder (`["ĠOslo"]` -> `" Oslo"`).

@@ -73,7 +73,6 @@ impl Drop for Stop {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::time::Duration;
 
     /// Keepers running now, in every test's pools.
     static KEEPERS: AtomicUsize = AtomicUsize::new(0);
