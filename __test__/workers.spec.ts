@@ -79,6 +79,20 @@ test('four worker_threads run ner() at once, are terminated mid-call and after; 
   t.deepEqual(res.workerEntities, [res.mainEntities], 'workers computed what the main thread computes')
 })
 
+test('a call in flight keeps the process alive until it settles, and an idle model lets it exit', (t) => {
+  // Nothing but the calls' own promises holds this process's event loop.
+  const script = `
+    const { EuroBertModel } = require('./dist/index.js')
+    EuroBertModel.load(process.argv[1], { threads: 1 }).then((model) => {
+      const texts = Array(200).fill('Erna Solberg besøkte Universitetet i Oslo.')
+      model.logits(texts).then((out) => model.logits(texts.slice(0, 1)).then((one) => console.log('settled ' + out.length + ' ' + one.length)))
+    })`
+  const r = spawnSync(process.execPath, ['-e', script, TINY_MODEL], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  t.is(r.signal, null, `did not exit by itself (${r.signal}): ${r.stderr}`)
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout.trim(), 'settled 200 1', 'the process waited for both calls')
+})
+
 test('calls on different threads never cancel each other: an abort in one worker leaves the call of another running', async (t) => {
   // Both workers' first cancellable call: the same number, were calls numbered per thread.
   const code = `

@@ -21,6 +21,9 @@ use eurobert::TokenClassifier;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+#[cfg(not(target_family = "wasm"))]
+mod settle;
+
 /// Bad arguments keep their status (`InvalidArg`), so the TypeScript layer can throw them as
 /// `RangeError`s by kind, never by message text.
 fn js_error(e: eurobert::Error) -> Error {
@@ -100,14 +103,22 @@ where
     }
     #[cfg(not(target_family = "wasm"))]
     {
-        let (deferred, promise) = env.create_deferred()?;
+        let (settler, promise) = settle::promise(env)?;
         let mut task = task;
         pool.spawn(move || match catch_unwind(AssertUnwindSafe(|| task.compute())) {
-            Ok(Ok(output)) => deferred.resolve(move |env| task.resolve(env, output)),
-            Ok(Err(e)) => deferred.reject(e),
-            Err(panic) => deferred.reject(panicked("running the model", panic)),
+            Ok(Ok(output)) => settler.send(move |env| {
+                let value = task.resolve(env, output)?;
+                // SAFETY: on the JavaScript thread, with the environment `resolve` was given.
+                unsafe { ToNapiValue::to_napi_value(env.raw(), value) }
+            }),
+            Ok(Err(e)) => settler.send(move |_| Err(e)),
+            Err(panic) => {
+                let e = panicked("running the model", panic);
+                settler.send(move |_| Err(e))
+            }
         });
-        Ok(promise.to_unknown())
+        // SAFETY: `promise` was just made in this environment.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise) })
     }
 }
 
