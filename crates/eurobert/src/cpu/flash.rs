@@ -134,16 +134,24 @@ pub(crate) fn attention(
     // The blocked path's bf16 tasks.
     #[cfg(target_arch = "x86_64")]
     let blocked_bf16 = |len: usize| bf16 && len >= if tiles { TILES_FROM } else { BF16_FROM } && !is_short(len);
+    #[cfg(target_arch = "x86_64")]
+    let f32_products = |len: usize| !is_short(len) && !blocked_bf16(len) && window.is_none();
+    #[cfg(not(target_arch = "x86_64"))]
+    let f32_products = |len: usize| !is_short(len) && window.is_none();
+    // The f32 block, halved while the call would give its pool's threads fewer than 4 tasks
+    // each (one long document on many threads).
+    let f32_tasks =
+        |block: usize| sequences.iter().filter(|s| f32_products(s.len())).map(|s| s.len().div_ceil(block) * heads.kv).sum::<usize>();
+    let mut f32_block = f32_query_block(heads.query / heads.kv);
+    while f32_block > QUERY_BLOCK && f32_tasks(f32_block) < 4 * rayon::current_num_threads() {
+        f32_block /= 2;
+    }
     let mut tasks = Vec::new();
     for (i, seq) in sequences.iter().enumerate() {
-        #[cfg(target_arch = "x86_64")]
-        let f32_products = !blocked_bf16(seq.len());
-        #[cfg(not(target_arch = "x86_64"))]
-        let f32_products = true;
         let block = if is_short(seq.len()) {
             seq.len()
-        } else if f32_products && window.is_none() {
-            f32_query_block(heads.query / heads.kv)
+        } else if f32_products(seq.len()) {
+            f32_block
         } else {
             QUERY_BLOCK
         };
