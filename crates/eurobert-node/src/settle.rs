@@ -162,18 +162,24 @@ fn open(env: sys::napi_env) -> Result<Local> {
         )
     };
     if let Err(e) = check(status) {
-        // SAFETY: `teardown` takes back `hook_data`'s reference.
+        // SAFETY: no function was made, so `finalized` never takes this reference back.
         drop(unsafe { Arc::from_raw(finalize_data as *const Channel) });
         return Err(e);
     }
     *channel.handle() = Some(Handle(tsfn));
     let hook_data = Arc::into_raw(Arc::clone(&channel)) as *mut c_void;
     // Registered after the threadsafe function's own hook, so it runs before it.
-    // SAFETY: as above.
-    if let Err(e) = check(unsafe { sys::napi_add_env_cleanup_hook(env, Some(teardown), hook_data) })
-        // SAFETY: `tsfn` was made just above, in `env`.
-        .and_then(|()| check(unsafe { sys::napi_unref_threadsafe_function(env, tsfn) }))
-    {
+    // SAFETY: `teardown` takes back `hook_data`'s reference.
+    if let Err(e) = check(unsafe { sys::napi_add_env_cleanup_hook(env, Some(teardown), hook_data) }) {
+        // SAFETY: not registered, so nothing else takes it back.
+        drop(unsafe { Arc::from_raw(hook_data as *const Channel) });
+        close(&channel);
+        return Err(e);
+    }
+    // An unreferenced channel at rest: it holds the loop only while a call is pending. (Were
+    // this to fail, the hook registered above still closes the channel at teardown.)
+    // SAFETY: `tsfn` was made just above, in `env`.
+    if let Err(e) = check(unsafe { sys::napi_unref_threadsafe_function(env, tsfn) }) {
         close(&channel);
         return Err(e);
     }
