@@ -280,7 +280,7 @@ unsafe fn attend(
     #[cfg(target_arch = "x86_64")]
     if let Some(low) = low.as_mut() {
         // Q·scale in bf16, once for all key blocks, shaped for the kernel K was packed for.
-        q.iter_mut().for_each(|x| *x *= scale);
+        q.iter_mut().for_each(|x| *x *= scale * std::f32::consts::LOG2_E);
         let (rows, depth) = low.k.activation_shape(m, d);
         low.q.resize(rows * depth, 0);
         super::half_gemm::round_rows_serial(q, m, d, d, depth, &mut low.q[..m * depth]);
@@ -320,7 +320,7 @@ unsafe fn attend(
             // d × n with column stride qw from row k0, and its last element, row k0 + n - 1 of
             // the K columns, lies inside `qkv` (k0 + n <= seq.end <= tokens, checked by
             // `attention`).
-            unsafe { super::gemm_rows(m, n, d, s.as_mut_ptr(), n, false, q.as_ptr(), d, k, 1, qw, scale) }
+            unsafe { super::gemm_rows(m, n, d, s.as_mut_ptr(), n, false, q.as_ptr(), d, k, 1, qw, scale * std::f32::consts::LOG2_E) }
         };
         if let Some(w) = window {
             // Keys outside a row's window get no weight (exp(−∞) = 0).
@@ -340,12 +340,12 @@ unsafe fn attend(
             let row = &mut s[i * n..(i + 1) * n];
             let block_max = simd::max(row);
             let new_max = if first { block_max } else { row_max[i].max(block_max) };
-            let sum = simd::exp_shifted(row, new_max);
+            let sum = simd::exp2_shifted(row, new_max);
             if first {
                 row_sum[i] = sum;
             } else {
                 // Rescale what earlier key blocks accumulated to the new maximum.
-                let c = (row_max[i] - new_max).exp();
+                let c = (row_max[i] - new_max).exp2();
                 row_sum[i] = row_sum[i] * c + sum;
                 simd::scale(&mut o[i * d..(i + 1) * d], c);
             }

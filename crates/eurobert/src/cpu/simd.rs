@@ -380,6 +380,84 @@ simd_fn! {
     }
 }
 
+/// [`exp_shifted`] in base 2: replaces each score `s` (already in log₂ units, the scale times
+/// log₂ e folded into the product that made it) by `2^(s - max)` and returns their sum. Fewer
+/// instructions than `e^x` (no Cody–Waite reduction: the shift is exact and the power of two
+/// splits off whole), for attention's softmax.
+pub(crate) fn exp2_shifted(s: &mut [f32], max: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { exp2_shifted_avx512(s, max) };
+    }
+    exp2_shifted_plain(s, max)
+}
+
+simd_fn! {
+    /// `exp2_shifted` as plain loops (AVX2, baseline, other architectures).
+    fn exp2_shifted_plain(s: &mut [f32], max: f32) -> f32 {
+        let mut sum = 0f32;
+        for v in s.iter_mut() {
+            *v = exp((*v - max) * std::f32::consts::LN_2);
+            sum += *v;
+        }
+        sum
+    }
+}
+
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp2_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (n, p) = (s.len(), s.as_mut_ptr());
+    let m = _mm512_set1_ps(max);
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: elements i + 16j .. i + 16j + 16 lie before n.
+            unsafe {
+                let y = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(p.add(i + 16 * j)), m));
+                _mm512_storeu_ps(p.add(i + 16 * j), y);
+                *acc = _mm512_add_ps(*acc, y);
+            }
+        }
+        i += 64;
+    }
+    while i < n {
+        let mask = tail_mask(i, n);
+        // SAFETY: lanes under `mask` are elements i..min(i + 16, n) of `s`.
+        unsafe {
+            let y = exp2_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), m));
+            _mm512_mask_storeu_ps(p.add(i), mask, y);
+            acc[0] = _mm512_mask_add_ps(acc[0], mask, acc[0], y);
+        }
+        i += 16;
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+}
+
+/// `2^x` for `x ≤ 0` on 16 lanes (Cephes' `exp2f` polynomial on [−½, ½], within 2 ulp; −∞
+/// gives 2⁻¹²⁷, as `exp`'s clamp gives ~e⁻⁸⁷; NaN stays NaN).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn exp2_nonpositive(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let c = _mm512_set1_ps;
+    // min/max return their second operand when one is NaN: x second keeps NaN.
+    let x = _mm512_max_ps(c(-127.0), x);
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x);
+    let f = _mm512_sub_ps(x, n);
+    let mut q = c(1.535_336_2e-4);
+    for k in [1.339_887_4e-3, 9.618_437e-3, 5.550_332_5e-2, 0.240_226_48, std::f32::consts::LN_2] {
+        q = _mm512_fmadd_ps(q, f, c(k));
+    }
+    _mm512_scalef_ps(_mm512_fmadd_ps(q, f, c(1.0)), n)
+}
+
 /// The lanes of the 16 elements from `i` that lie before `n` (all 16 away from the end).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -793,6 +871,27 @@ mod tests {
             let total: f64 = want.iter().sum();
             assert!(((sum as f64) - total).abs() <= 1e-6 * total.max(1e-30), "n {n}: sum {sum} vs {total}");
         }
+    }
+
+    #[test]
+    fn exp2_shifted_is_within_two_ulp_at_every_tail_length() {
+        // Every length around the vector width, and the wide loop's four vectors a step.
+        for n in (0..50usize).chain([64, 65, 127, 128, 200]) {
+            let mut row: Vec<f32> = (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            let m = 2.0;
+            let want: Vec<f64> = row.iter().map(|&v| ((v - m) as f64).exp2()).collect();
+            let sum = exp2_shifted(&mut row, m);
+            for (g, w) in row.iter().zip(&want) {
+                assert!(((*g as f64) - w).abs() <= 2.5e-7 * w, "n {n}: {g} vs {w}");
+            }
+            let total: f64 = want.iter().sum();
+            assert!(((sum as f64) - total).abs() <= 1e-6 * total.max(1e-30), "n {n}: sum {sum} vs {total}");
+        }
+        // A masked key (−∞) weighs next to nothing (as `exp`'s clamp gives); NaN stays NaN.
+        let mut row = vec![f32::NEG_INFINITY, 0.0, f32::NAN];
+        exp2_shifted(&mut row, 0.0);
+        assert!(row[0] < 1e-37 && row[1] == 1.0, "{row:?}");
+        assert!(row[2].is_nan());
     }
 
     #[test]
