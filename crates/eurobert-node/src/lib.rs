@@ -80,9 +80,10 @@ fn tracked<T: Task>(call: Option<u32>, task: impl FnOnce(eurobert::Cancel) -> T)
 
 /// Starts a loaded model's task, built by `task` from the model and a fresh cancel flag
 /// (registered as call `call`), and returns its promise. Native builds run it on the model's
-/// own threads and settle a deferred: the work starts one thread hop sooner than through a
-/// libuv worker that would only hand it to the pool and wait for it (on a virtual machine,
-/// ~60 µs of a one-sentence call). WebAssembly builds keep napi's async work.
+/// own threads and settle its promise through the environment's channel (`settle.rs`): the
+/// work starts one thread hop sooner than through a libuv worker that would only hand it to
+/// the pool and wait for it (on a virtual machine, ~60 µs of a one-sentence call).
+/// WebAssembly builds keep napi's async work.
 fn start<'env, T>(
     env: &'env Env,
     call: Option<u32>,

@@ -410,33 +410,8 @@ simd_fn! {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn exp2_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let (n, p) = (s.len(), s.as_mut_ptr());
-    let m = _mm512_set1_ps(max);
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 64 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: elements i + 16j .. i + 16j + 16 lie before n.
-            unsafe {
-                let y = exp2_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(p.add(i + 16 * j)), m));
-                _mm512_storeu_ps(p.add(i + 16 * j), y);
-                *acc = _mm512_add_ps(*acc, y);
-            }
-        }
-        i += 64;
-    }
-    while i < n {
-        let mask = tail_mask(i, n);
-        // SAFETY: lanes under `mask` are elements i..min(i + 16, n) of `s`.
-        unsafe {
-            let y = exp2_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), m));
-            _mm512_mask_storeu_ps(p.add(i), mask, y);
-            acc[0] = _mm512_mask_add_ps(acc[0], mask, acc[0], y);
-        }
-        i += 16;
-    }
-    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    // SAFETY: the caller's contract.
+    unsafe { shifted_avx512::<true>(s, max) }
 }
 
 /// `2^x` for `x ≤ 0` on 16 lanes (Cephes' `exp2f` polynomial on [−½, ½], within 2 ulp; −∞
@@ -479,9 +454,22 @@ pub(crate) fn tail_mask(i: usize, n: usize) -> u16 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
+    // SAFETY: the caller's contract.
+    unsafe { shifted_avx512::<false>(s, max) }
+}
+
+/// The loop of [`exp_shifted_avx512`] (`BASE2` false: `e^(s − max)`) and
+/// [`exp2_shifted_avx512`] (true: `2^(s − max)`): each score replaced, their sum returned.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn shifted_avx512<const BASE2: bool>(s: &mut [f32], max: f32) -> f32 {
     use std::arch::x86_64::*;
     let (n, p) = (s.len(), s.as_mut_ptr());
     let m = _mm512_set1_ps(max);
+    let f = |x: __m512| if BASE2 { exp2_nonpositive(x) } else { exp_capped(x) };
     // Four vectors a step, each its own chain and sum: one vector at a time left the long
     // polynomial's latency exposed (a fifth of blocked attention's time, 610m heads).
     let mut acc = [_mm512_setzero_ps(); 4];
@@ -490,7 +478,7 @@ unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
         for (j, acc) in acc.iter_mut().enumerate() {
             // SAFETY: elements i + 16j .. i + 16j + 16 lie before n.
             unsafe {
-                let y = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(p.add(i + 16 * j)), m));
+                let y = f(_mm512_sub_ps(_mm512_loadu_ps(p.add(i + 16 * j)), m));
                 _mm512_storeu_ps(p.add(i + 16 * j), y);
                 *acc = _mm512_add_ps(*acc, y);
             }
@@ -501,7 +489,7 @@ unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
         let mask = tail_mask(i, n);
         // SAFETY: lanes under `mask` are elements i..min(i + 16, n) of `s`.
         unsafe {
-            let y = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), m));
+            let y = f(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), m));
             _mm512_mask_storeu_ps(p.add(i), mask, y);
             acc[0] = _mm512_mask_add_ps(acc[0], mask, acc[0], y);
         }
@@ -510,14 +498,15 @@ unsafe fn exp_shifted_avx512(s: &mut [f32], max: f32) -> f32 {
     _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
 }
 
-/// [`exp_avx512`] for `x ≤ 0` (a score minus its row's maximum), without the upper clamp that
-/// cannot bind there: the same bits.
+/// [`exp_avx512`] for `x ≤ 88.3` (every score minus its row's maximum), whose input it is
+/// after the upper clamp.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn exp_nonpositive(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+fn exp_capped(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
     let c = _mm512_set1_ps;
+    // min/max return their second operand when one is NaN: x second keeps NaN.
     let x = _mm512_max_ps(c(-87.3), x);
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, c(std::f32::consts::LOG2_E)));
     let r = _mm512_fnmadd_ps(n, c(0.693_359_4), x);
@@ -536,18 +525,8 @@ fn exp_nonpositive(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
 #[inline]
 pub(crate) fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
-    let c = _mm512_set1_ps;
-    // min/max return their second operand when one is NaN: x second keeps NaN.
-    let x = _mm512_max_ps(c(-87.3), _mm512_min_ps(c(88.3), x));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, c(std::f32::consts::LOG2_E)));
-    let r = _mm512_fnmadd_ps(n, c(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
-    let mut q = c(1.987_569_1e-4);
-    for k in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-        q = _mm512_fmadd_ps(q, r, c(k));
-    }
-    let y = _mm512_add_ps(_mm512_fmadd_ps(q, _mm512_mul_ps(r, r), r), c(1.0));
-    _mm512_scalef_ps(y, n)
+    // min returns its second operand when one is NaN: x second keeps NaN.
+    exp_capped(_mm512_min_ps(_mm512_set1_ps(88.3), x))
 }
 
 /// The activations in AVX-512, the same formulas as `silu`, `gelu_erf` and `gelu_tanh` above
