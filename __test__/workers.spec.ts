@@ -93,6 +93,26 @@ test('a call in flight keeps the process alive until it settles, and an idle mod
   t.is(r.stdout.trim(), 'settled 200 1', 'the process waited for both calls')
 })
 
+test("a model's threads stay awake briefly after a call, then sleep: an idle model takes no CPU", (t) => {
+  // Its own process: the CPU time measured is the model's threads' alone. While they linger
+  // (1 ms after the last work) they yield but spin; one that never stopped would take
+  // ~1 s of CPU over the 500 ms window below.
+  const script = `
+    const { EuroBertModel } = require('./dist/index.js')
+    EuroBertModel.load(process.argv[1], { threads: 2 }).then(async (model) => {
+      for (let i = 0; i < 50; i++) await model.logits(['Erna Solberg besøkte Universitetet i Oslo.'])
+      await new Promise((r) => setTimeout(r, 100))
+      const before = process.cpuUsage()
+      await new Promise((r) => setTimeout(r, 500))
+      const used = process.cpuUsage(before)
+      console.log(JSON.stringify({ ms: (used.user + used.system) / 1000 }))
+    })`
+  const r = spawnSync(process.execPath, ['-e', script, TINY_MODEL], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  t.is(r.status, 0, r.stderr)
+  const { ms } = JSON.parse(r.stdout.trim())
+  t.true(ms < 100, `the idle process used ${ms} ms of CPU in 500 ms`)
+})
+
 test('calls on different threads never cancel each other: an abort in one worker leaves the call of another running', async (t) => {
   // Both workers' first cancellable call: the same number, were calls numbered per thread.
   const code = `

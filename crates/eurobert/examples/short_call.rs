@@ -14,7 +14,16 @@ fn main() {
     let dtype = if std::env::var("EUROBERT_DTYPE").is_ok_and(|v| v == "q8") { eurobert::Dtype::Q8 } else { eurobert::Dtype::F32 };
     let model = TokenClassifier::load(dir, &LoadOptions { threads: Some(threads), dtype, ..Default::default() }).expect("load");
     let text = "Jens Stoltenberg møtte statsminister Erna Solberg i Oslo tirsdag.".to_string();
-    let ids = model.tokenize(&[text]).unwrap()[0].ids.clone();
+    let ids = model.tokenize(std::slice::from_ref(&text)).unwrap()[0].ids.clone();
+    let mut tok: Vec<f64> = (0..3000)
+        .map(|_| {
+            let s = Instant::now();
+            drop(model.tokenize(std::slice::from_ref(&text)).unwrap());
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    tok.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("tokenize, on this thread: p50 {:.1} µs", tok[tok.len() / 2]);
     let opts = RunOptions::default();
     let mut t: Vec<f64> = (0..1200)
         .map(|_| {

@@ -1,4 +1,5 @@
-//! Keeps a pool's other workers awake while one forward pass runs on it.
+//! Keeps a pool's other workers awake while one forward pass runs on it, and every worker
+//! awake for a millisecond after its last work (the next call of a server starts at once).
 //!
 //! A forward pass is a chain of parallel steps with short serial stretches between them
 //! (norms, RoPE, small heads). A rayon worker that finds no work for ~30 µs goes to sleep, and
@@ -8,6 +9,7 @@
 //! yields its CPU (so other processes still get it) without sleeping. ONNX Runtime's intra-op
 //! threads spin the same way.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     if threads < 2 {
         return f();
     }
+    let _busy = Busy::enter();
     let running = Arc::new(AtomicBool::new(true));
     // Not scoped: a keeper may be inside another call's job when this pass ends, and this
     // pass must not wait for that job.
@@ -44,19 +47,82 @@ fn keep(running: &AtomicBool, pass_thread: usize) {
     if rayon::current_thread_index() == Some(pass_thread) {
         return;
     }
-    #[cfg(test)]
-    let _count = tests::Counted::new();
-    let mut idle_since: Option<Instant> = None;
-    while running.load(Ordering::Acquire) {
-        match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => idle_since = None,
-            _ => {
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > IDLE_LIMIT {
-                    return;
+    {
+        #[cfg(test)]
+        let _count = tests::Counted::new();
+        let _busy = Busy::enter();
+        let mut idle_since: Option<Instant> = None;
+        while running.load(Ordering::Acquire) {
+            match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => idle_since = None,
+                _ => {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > IDLE_LIMIT {
+                        return;
+                    }
+                    std::thread::yield_now();
                 }
-                std::thread::yield_now();
             }
+        }
+    }
+    linger();
+}
+
+thread_local! {
+    /// Calls, passes and keepers running on this thread: a thread lingers only at the bottom
+    /// of its stack, where no part of a pass can be waiting beneath it.
+    static BUSY: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Busy;
+
+impl Busy {
+    fn enter() -> Self {
+        BUSY.set(BUSY.get() + 1);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.set(BUSY.get() - 1);
+    }
+}
+
+/// How long a pool thread stays awake after its last work: a call that comes within it starts
+/// at once instead of waking a thread that went to sleep (20–40 µs on a virtual machine, twice
+/// for a pass on two threads); back-to-back one-sentence calls are what it serves. ONNX Runtime's
+/// threads spin after a run the same way. `EUROBERT_LINGER_US` sets it (0: sleep at once).
+fn linger_for() -> Duration {
+    static US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let us = US.get_or_init(|| std::env::var("EUROBERT_LINGER_US").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000));
+    Duration::from_micros(*us)
+}
+
+/// Runs one call's job on a pool thread; afterwards the thread stays awake for the next call
+/// ([`linger_for`]).
+pub(crate) fn job(f: impl FnOnce()) {
+    {
+        let _busy = Busy::enter();
+        f();
+    }
+    linger();
+}
+
+/// Keeps this pool thread taking work, yielding its CPU between looks, until none has come for
+/// [`linger_for`]. Only at the bottom of a thread's stack: a keeper lingering above a stolen
+/// part of a pass would hold that pass back.
+fn linger() {
+    let limit = linger_for();
+    if limit.is_zero() || BUSY.get() > 0 || rayon::current_thread_index().is_none() {
+        return;
+    }
+    let _busy = Busy::enter();
+    let mut since = Instant::now();
+    while since.elapsed() < limit {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => since = Instant::now(),
+            _ => std::thread::yield_now(),
         }
     }
 }

@@ -108,7 +108,7 @@ impl TokenClassifier {
     /// without a thread of its own waiting for the pool. `job` should catch its panics (the
     /// pool drops them, so a caller waiting on the job would wait forever).
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        self.pool.spawn(job);
+        self.pool.spawn(move || crate::awake::job(job));
     }
 
     pub fn config(&self) -> &Config {
