@@ -3,7 +3,8 @@
 // where the time of one short ner() call goes. Each layer of the call is timed on its own,
 // interleaved call by call (so machine noise hits every layer alike), and reported as p50/p99
 // in microseconds (`--layers ner --calls 3000`: whole calls back to back, as a server makes them):
-//   tokenize       napi hop to a libuv worker + tokenization + copy back
+//   hop            the napi round trip alone: an empty text through tokenize
+//   tokenize       napi hop to the model's threads + tokenization + copy back
 //   logitsForIds   napi hop + the model's pool + the forward pass (ids already made)
 //   scoreWindows   napi hop + tokenization + windows + forward + copy back
 //   ner            the whole pipeline call: argument handling, batcher, scoreWindows, aggregation
@@ -34,6 +35,7 @@ const [tok] = await model.tokenize([text])
 const ids = Uint32Array.from(tok.ids)
 
 const all = {
+  hop: () => model.tokenize(['']),
   tokenize: () => model.tokenize([text]),
   logitsForIds: () => model.logitsForIds([ids]),
   scoreWindows: () => model.scoreWindows([text]),
