@@ -41,31 +41,35 @@ pub(crate) fn run<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Takes the pool's work until the pass ends, yielding the CPU while there is none.
+/// Takes the pool's work until the pass ends (then lingers), yielding the CPU while there is none.
 fn keep(running: &AtomicBool, pass_thread: usize) {
     // The pass's own thread may pop a keeper while it waits for a stolen step: it must go back.
     if rayon::current_thread_index() == Some(pass_thread) {
         return;
     }
-    {
+    let stopped = {
         #[cfg(test)]
         let _count = tests::Counted::new();
         let _busy = Busy::enter();
-        let mut idle_since: Option<Instant> = None;
-        while running.load(Ordering::Acquire) {
-            match rayon::yield_now() {
-                Some(rayon::Yield::Executed) => idle_since = None,
-                _ => {
-                    let since = *idle_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > IDLE_LIMIT {
-                        return;
-                    }
-                    std::thread::yield_now();
-                }
-            }
+        take_work(|| !running.load(Ordering::Acquire), IDLE_LIMIT)
+    };
+    if stopped {
+        linger();
+    }
+}
+
+/// Runs the pool's work on this thread, yielding its CPU while there is none, until `done()`
+/// (true) or until no work has come for `idle` (false).
+fn take_work(done: impl Fn() -> bool, idle: Duration) -> bool {
+    let mut since = Instant::now();
+    while !done() {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => since = Instant::now(),
+            _ if since.elapsed() > idle => return false,
+            _ => std::thread::yield_now(),
         }
     }
-    linger();
+    true
 }
 
 thread_local! {
@@ -118,13 +122,7 @@ fn linger() {
         return;
     }
     let _busy = Busy::enter();
-    let mut since = Instant::now();
-    while since.elapsed() < limit {
-        match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => since = Instant::now(),
-            _ => std::thread::yield_now(),
-        }
-    }
+    take_work(|| false, limit);
 }
 
 struct Stop(Arc<AtomicBool>);
