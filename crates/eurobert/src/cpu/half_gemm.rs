@@ -479,6 +479,14 @@ pub(crate) enum Activations<'a> {
 /// `out (rows × outputs) (+)= a·Wᵀ + bias`. Panics unless the kernel is [`available`] for the
 /// weights' kind, the activations match it and the sizes agree.
 pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bias: Option<&[f32]>, accumulate: bool) {
+    gemm_act(a, rows, w, out, bias, accumulate, None)
+}
+
+/// [`gemm`], then `act` (`simd::activate`'s codes) over each task's block of outputs while it
+/// is still in L1, instead of a pass of its own over the whole matrix afterwards (with
+/// `accumulate` false: the activation of a sum with a residual is not what anyone wants).
+pub(crate) fn gemm_act(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bias: Option<&[f32]>, accumulate: bool, act: Option<u8>) {
+    assert!(act.is_none() || !accumulate, "an activation over an accumulated sum");
     assert!(runs_here(w.format), "no AVX-512 kernel here for format {}", w.format);
     // Each row's start as bytes, and the bytes between rows.
     let (base, lda): (*const u8, usize) = match (a, w.pairs()) {
@@ -517,10 +525,19 @@ pub(crate) fn gemm(a: Activations, rows: usize, w: &PackedW, out: &mut [f32], bi
         unsafe {
             let region = Region::whole(o.ptr(), w);
             match w.format {
-                PAIRS => panel_bf16(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
-                WIDE_BF16 => panel_wide::<WIDE_BF16>(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
-                F32 => sweep_f32(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
-                _ => panel_wide::<WIDE_F16>(a.ptr(), lda, rs, w, vs, &region, bias, accumulate),
+                PAIRS => panel_bf16(a.ptr(), lda, rs.clone(), w, vs.clone(), &region, bias, accumulate),
+                WIDE_BF16 => panel_wide::<WIDE_BF16>(a.ptr(), lda, rs.clone(), w, vs.clone(), &region, bias, accumulate),
+                F32 => sweep_f32(a.ptr(), lda, rs.clone(), w, vs.clone(), &region, bias, accumulate),
+                _ => panel_wide::<WIDE_F16>(a.ptr(), lda, rs.clone(), w, vs.clone(), &region, bias, accumulate),
+            }
+        }
+        if let Some(act) = act {
+            let (c0, c1) = (vs.start * VEC, w.outputs.min(vs.end * VEC));
+            for r in rs {
+                // SAFETY: row r < rows of `out` (rows × w.outputs), columns c0..c1 of this
+                // task's block, which it alone writes and has just written.
+                let row = unsafe { std::slice::from_raw_parts_mut(o.ptr().add(r * w.outputs + c0), c1 - c0) };
+                super::simd::activate(row, act);
             }
         }
     });
