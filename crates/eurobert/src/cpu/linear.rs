@@ -424,6 +424,46 @@ mod batch_invariance {
 mod timing {
     use super::*;
 
+    /// Our strips through the crate, one task per block and strip, against one crate call on
+    /// the whole matrix in PyTorch's layout (rayon inside the crate, which then packs the
+    /// activations once for all outputs), at bert-base's and the 610m's shapes:
+    /// `cargo test --release -p eurobert --lib f32_layouts -- --ignored --nocapture`.
+    /// Xeon, 2 threads, 2026-12-07: the whole matrix is 7–12% faster from 3,072 rows with
+    /// 1,920 or more outputs, slower with 768–1,152 outputs or 512 rows (RESULTS.md).
+    #[test]
+    #[ignore]
+    fn f32_layouts() {
+        if !super::super::half_gemm::avx512() {
+            return;
+        }
+        for (outputs, inputs) in [(2304, 768), (768, 768), (3072, 768), (768, 3072), (8192, 1152), (1152, 4096)] {
+            let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i % 23) as f32 - 11.0) * 0.01).collect();
+            let lin = Linear::ours(&w, outputs, inputs, None);
+            let Packed::Ours(packed) = &lin.weight else { unreachable!() };
+            for rows in [512, 3072] {
+                let x: Vec<f32> = (0..rows * inputs).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+                let mut out = vec![0f32; rows * outputs];
+                let flops = 2.0 * (rows * inputs * outputs) as f64;
+                let (mut ours, mut whole) = (0f64, 0f64);
+                for _ in 0..5 {
+                    let t = std::time::Instant::now();
+                    lin.gemm_crate(Rows::dense(&x, inputs), packed.f32_strips().unwrap(), &mut out, false);
+                    ours = ours.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    let t = std::time::Instant::now();
+                    // SAFETY: x is rows × inputs, w outputs × inputs (read as its transpose), out rows × outputs.
+                    unsafe {
+                        gemm::gemm(
+                            rows, outputs, inputs, out.as_mut_ptr(), 1, outputs as isize, false, x.as_ptr(), 1, inputs as isize,
+                            w.as_ptr(), inputs as isize, 1, 0.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0),
+                        )
+                    };
+                    whole = whole.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                }
+                eprintln!("{rows:5}×{inputs}×{outputs}: strips {ours:6.1}, whole matrix {whole:6.1} GFLOP/s");
+            }
+        }
+    }
+
     /// Our f32 kernel against the `gemm` crate on our strips, by rows, at bert-base's shapes
     /// (where [`LARGE_ROWS`] comes from):
     /// `cargo test --release -p eurobert --lib f32_crossover -- --ignored --nocapture`
