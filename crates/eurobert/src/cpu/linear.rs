@@ -453,8 +453,25 @@ mod timing {
                     // SAFETY: x is rows × inputs, w outputs × inputs (read as its transpose), out rows × outputs.
                     unsafe {
                         gemm::gemm(
-                            rows, outputs, inputs, out.as_mut_ptr(), 1, outputs as isize, false, x.as_ptr(), 1, inputs as isize,
-                            w.as_ptr(), inputs as isize, 1, 0.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0),
+                            rows,
+                            outputs,
+                            inputs,
+                            out.as_mut_ptr(),
+                            1,
+                            outputs as isize,
+                            false,
+                            x.as_ptr(),
+                            1,
+                            inputs as isize,
+                            w.as_ptr(),
+                            inputs as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(0),
                         )
                     };
                     whole = whole.max(flops / t.elapsed().as_secs_f64() / 1e9);
