@@ -31,7 +31,9 @@ const PANEL: usize = 4;
 /// f32 outputs per strip of [`PackedW::f32`]: one panel, so a panel's weights are one
 /// contiguous run of 256-byte rows, as streaming few rows wants. Wider strips read by a panel
 /// in part were slower there (one bert-base sentence 27 → 36 ms with 128; 33–37 with whole
-/// rows of Wᵀ), and the `gemm` crate is nearly as fast on strips of 64 as on all of Wᵀ.
+/// rows of Wᵀ), and the `gemm` crate is nearly as fast on strips of 64 as on all of Wᵀ up to
+/// ~512 rows (from 3,072 rows and 1,920 outputs on, one call on all of Wᵀ is 7–12% faster:
+/// `linear::timing::f32_layouts`).
 pub(crate) const STRIP: usize = PANEL * VEC;
 /// Rows per parallel task: 96 rows of 2,048 bf16 inputs are 384 KB, which L2 holds.
 const BLOCK: usize = 96;
