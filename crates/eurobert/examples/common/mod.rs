@@ -22,6 +22,7 @@ pub fn threads_and_pool() -> (usize, rayon::ThreadPool) {
 }
 
 /// GFLOP/s of one call of `f` doing `flops` floating-point operations.
+#[allow(dead_code)] // layout_probe times whole passes
 pub fn gflops(flops: f64, f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
@@ -31,6 +32,7 @@ pub fn gflops(flops: f64, f: impl FnOnce()) -> f64 {
 /// `c (m×n, row-major) = a (m×k, row-major) · b`, where `b` (k×n) has its rows `b_row`
 /// and its columns `b_col` elements apart, through the `gemm` crate on `threads` threads.
 #[allow(clippy::too_many_arguments)]
+#[allow(dead_code)] // layout_probe runs its own kernels
 pub fn gemm_crate(m: usize, n: usize, k: usize, c: &mut [f32], a: &[f32], b: &[f32], b_row: usize, b_col: usize, threads: usize) {
     assert!(c.len() >= m * n && a.len() >= m * k && b.len() > (k - 1) * b_row + (n - 1) * b_col, "matrix sizes");
     // SAFETY: the assertion keeps every element the strides reach inside its slice.
