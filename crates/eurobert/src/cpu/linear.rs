@@ -45,6 +45,8 @@ impl Projection {
 
     /// `out = act(x Wᵀ + b)` where the kernel applies the activation (`simd::activate`'s
     /// codes) as it stores, and then returns true; otherwise `out = x Wᵀ + b` and false.
+    // Off x86-64 there is only rten-gemm's packing, which applies no activation.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     pub fn forward_act(&self, x: Rows, out: &mut [f32], act: u8) -> bool {
         match self {
             Projection::Q8(l) => l.forward_act(x, out, false, Some(act)),
@@ -200,6 +202,8 @@ impl Linear {
     /// 3,072-wide activations cost ~1 ms of 25), and then true; else `out = x Wᵀ + b` and false
     /// (done the same way in the `gemm` crate's tasks, batches gained nothing: bert-base
     /// sentences 36.5–37.1 → 36.1–37.2 a second, documents 1,355–1,397 → 1,316–1,368 tokens/s).
+    // Off x86-64 there is only rten-gemm's packing, which applies no activation.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     pub fn forward_act(&self, x: Rows, out: &mut [f32], act: u8) -> bool {
         #[cfg(target_arch = "x86_64")]
         if let Packed::Ours(w) = &self.weight {
@@ -220,6 +224,7 @@ impl Linear {
 
     /// [`Linear::forward`], with `act` applied by our kernels where they run (the caller
     /// passes one only for our packing).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn run(&self, x: Rows, out: &mut [f32], accumulate: bool, act: Option<u8>) {
         assert_eq!(x.cols, self.inputs, "linear input width");
         assert_eq!(out.len(), x.rows * self.outputs, "linear output size");
