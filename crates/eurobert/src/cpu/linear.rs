@@ -202,34 +202,23 @@ impl Linear {
     /// 3,072-wide activations cost ~1 ms of 25), and then true; else `out = x Wᵀ + b` and false
     /// (done the same way in the `gemm` crate's tasks, batches gained nothing: bert-base
     /// sentences 36.5–37.1 → 36.1–37.2 a second, documents 1,355–1,397 → 1,316–1,368 tokens/s).
-    // Off x86-64 there is only rten-gemm's packing, which applies no activation.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     pub fn forward_act(&self, x: Rows, out: &mut [f32], act: u8) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if let Packed::Ours(w) = &self.weight {
-            if x.rows < large_rows() || w.f32_strips().is_none() {
-                self.run(x, out, false, Some(act));
-                return true;
-            }
-        }
-        self.forward(x, out, false);
-        false
+        self.run(x, out, false, Some(act))
     }
 
     /// `out = x Wᵀ + b`, or `out += x Wᵀ + b` with `accumulate` (a fused residual add).
     /// `out` is `x.rows × outputs`, dense.
     pub fn forward(&self, x: Rows, out: &mut [f32], accumulate: bool) {
-        self.run(x, out, accumulate, None)
+        self.run(x, out, accumulate, None);
     }
 
-    /// [`Linear::forward`], with `act` applied by our kernels where they run (the caller
-    /// passes one only for our packing).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    fn run(&self, x: Rows, out: &mut [f32], accumulate: bool, act: Option<u8>) {
+    /// [`Linear::forward`], and `act` applied where our kernel runs the rows: whether it was
+    /// (the `gemm` crate's path for many rows and rten-gemm's packing leave it to the caller).
+    fn run(&self, x: Rows, out: &mut [f32], accumulate: bool, act: Option<u8>) -> bool {
         assert_eq!(x.cols, self.inputs, "linear input width");
         assert_eq!(out.len(), x.rows * self.outputs, "linear output size");
         if x.rows == 0 {
-            return;
+            return act.is_some();
         }
         let weight = match &self.weight {
             Packed::Rten(w) => w,
@@ -237,13 +226,13 @@ impl Linear {
             Packed::Ours(w) => {
                 if x.rows >= large_rows() {
                     if let Some(strips) = w.f32_strips() {
-                        assert!(act.is_none(), "the gemm crate's path applies no activation");
-                        return self.gemm_crate(x, strips, out, accumulate);
+                        self.gemm_crate(x, strips, out, accumulate);
+                        return false;
                     }
                 }
                 let a = super::half_gemm::Activations::F32 { data: x.data, stride: x.stride };
                 super::half_gemm::gemm_act(a, x.rows, w, out, self.bias.as_deref(), accumulate, act);
-                return;
+                return act.is_some();
             }
         };
         let a = Matrix::from_data_with_strides([x.rows, x.cols], &x.data[..(x.rows - 1) * x.stride + x.cols], [x.stride, 1])
@@ -251,6 +240,7 @@ impl Linear {
         let opts =
             GemmOptions { beta: if accumulate { 1.0 } else { 0.0 }, bias: self.bias.as_deref().map(BiasVector::Row), ..Default::default() };
         EXEC.with(|e| e.gemm(out, GemmInputA::Unpacked(a), GemmInputB::Packed(weight), opts)).expect("shapes were checked above");
+        false
     }
 }
 
@@ -429,6 +419,13 @@ mod batch_invariance {
 mod timing {
     use super::*;
 
+    /// GFLOP/s of one call of `f` doing `flops` floating-point operations.
+    fn gflops(flops: f64, f: impl FnOnce()) -> f64 {
+        let t = std::time::Instant::now();
+        f();
+        flops / t.elapsed().as_secs_f64() / 1e9
+    }
+
     /// Our strips through the crate, one task per block and strip, against one crate call on
     /// the whole matrix in PyTorch's layout (rayon inside the crate, which then packs the
     /// activations once for all outputs), at bert-base's and the 610m's shapes:
@@ -451,12 +448,10 @@ mod timing {
                 let flops = 2.0 * (rows * inputs * outputs) as f64;
                 let (mut ours, mut whole) = (0f64, 0f64);
                 for _ in 0..5 {
-                    let t = std::time::Instant::now();
-                    lin.gemm_crate(Rows::dense(&x, inputs), packed.f32_strips().unwrap(), &mut out, false);
-                    ours = ours.max(flops / t.elapsed().as_secs_f64() / 1e9);
-                    let t = std::time::Instant::now();
+                    ours =
+                        ours.max(gflops(flops, || lin.gemm_crate(Rows::dense(&x, inputs), packed.f32_strips().unwrap(), &mut out, false)));
                     // SAFETY: x is rows × inputs, w outputs × inputs (read as its transpose), out rows × outputs.
-                    unsafe {
+                    whole = whole.max(gflops(flops, || unsafe {
                         gemm::gemm(
                             rows,
                             outputs,
@@ -478,8 +473,7 @@ mod timing {
                             false,
                             gemm::Parallelism::Rayon(0),
                         )
-                    };
-                    whole = whole.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    }));
                 }
                 eprintln!("{rows:5}×{inputs}×{outputs}: strips {ours:6.1}, whole matrix {whole:6.1} GFLOP/s");
             }
@@ -505,13 +499,10 @@ mod timing {
                 let flops = 2.0 * (rows * inputs * outputs) as f64;
                 let (mut ours, mut theirs) = (0f64, 0f64);
                 for _ in 0..9 {
-                    let t = std::time::Instant::now();
                     let a = super::super::half_gemm::Activations::F32 { data: &x, stride: inputs };
-                    super::super::half_gemm::gemm(a, rows, packed, &mut out, None, false);
-                    ours = ours.max(flops / t.elapsed().as_secs_f64() / 1e9);
-                    let t = std::time::Instant::now();
-                    lin.gemm_crate(Rows::dense(&x, inputs), packed.f32_strips().unwrap(), &mut out, false);
-                    theirs = theirs.max(flops / t.elapsed().as_secs_f64() / 1e9);
+                    ours = ours.max(gflops(flops, || super::super::half_gemm::gemm(a, rows, packed, &mut out, None, false)));
+                    theirs = theirs
+                        .max(gflops(flops, || lin.gemm_crate(Rows::dense(&x, inputs), packed.f32_strips().unwrap(), &mut out, false)));
                 }
                 eprintln!("{rows:4}×{inputs}×{outputs}: ours {ours:6.1}, gemm crate {theirs:6.1} GFLOP/s");
             }
