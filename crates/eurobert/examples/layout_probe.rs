@@ -14,9 +14,9 @@ mod probe {
     use super::common::{threads_and_pool, SHAPES_BERT};
     use rayon::prelude::*;
 
-    /// Inputs per sweep block, and how far ahead (in blocks) the weights are fetched.
+    /// Inputs per sweep block.
     const SWEEP: usize = 64;
-    /// Inputs ahead of the plain sweep's block that it fetches (64 rows of 256 bytes = 16 KB a strip).
+    /// Inputs ahead of a block whose weights it fetches (64 rows of 256 bytes: 16 KB a strip).
     const AHEAD_ROWS: usize = 64;
 
     #[derive(Clone, Copy)]
@@ -119,83 +119,65 @@ mod probe {
         }
     }
 
-    /// Strips: one task per strip, swept in blocks, its next 16 KB fetched ahead (contiguous).
-    fn strips(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
-        let o = Ptr(out.as_mut_ptr());
-        (0..n / 64).into_par_iter().for_each(|s| {
-            let mut part = vec![0f32; rows * 64];
-            // SAFETY: strip s of n / 64, each k × 64.
-            let base = unsafe { w.as_ptr().add(s * k * 64) };
-            let end = w.as_ptr_range().end;
-            let mut k0 = 0;
-            while k0 < k {
-                let k1 = (k0 + SWEEP).min(k);
-                // 16 KB ahead: this block's 64 steps of 256 bytes, 4 lines each, spread over the tiles.
-                let lines = (k1 - k0) * 4;
-                let tiles_n = rows.div_ceil(6);
+    /// The strips `ss` of one task swept in blocks of [`SWEEP`] inputs, each block over all of
+    /// them, the sums kept in `part` between blocks and then stored into `out` (`rows × n`). Strip
+    /// s's row of input kk (64 weights) is at `w[at(s) + kk·ld..]`; as the tiles run, they fetch
+    /// (one line a step, spread over the tiles) the strip's rows [`AHEAD_ROWS`] on, inside `w`.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep(
+        x: &[f32],
+        rows: usize,
+        k: usize,
+        w: &[f32],
+        at: impl Fn(usize) -> usize,
+        ld: usize,
+        ss: std::ops::Range<usize>,
+        out: Ptr,
+        n: usize,
+    ) {
+        let mut part = vec![0f32; ss.len() * rows * 64];
+        let (tiles_n, end) = (rows.div_ceil(6), w.as_ptr_range().end);
+        let mut k0 = 0;
+        while k0 < k {
+            let k1 = (k0 + SWEEP).min(k);
+            for s in ss.clone() {
+                let base = w[at(s)..].as_ptr();
                 let pf = |i: usize| {
-                    // Tile t's step s fetches lines t·L/T .. spread: map i to a line index.
-                    let l = i * lines / (tiles_n * (k1 - k0));
-                    let p = base.wrapping_add(k0 * 64 + 4096 + l * 16);
+                    // Step i of all the tiles' steps takes line i·4 / tiles of the 4 per row.
+                    let l = i * 4 / tiles_n;
+                    let p = base.wrapping_add((k0 + AHEAD_ROWS + l / 4) * ld + (l % 4) * 16);
                     if p < end {
                         p
                     } else {
                         base
                     }
                 };
-                // SAFETY: AVX-512 (asserted in main); the strip's rows k0..k1, rows × 64 of part.
-                unsafe { tiles(x, rows, k, base, 64, k0..k1, part.as_mut_ptr(), k0 == 0, pf) };
-                k0 = k1;
+                // SAFETY: AVX-512 (asserted in main); rows k0..k1 of strip s, and its rows × 64 of
+                // part.
+                unsafe { tiles(x, rows, k, base, ld, k0..k1, part.as_mut_ptr().add((s - ss.start) * rows * 64), k0 == 0, pf) };
             }
+            k0 = k1;
+        }
+        for s in ss.clone() {
             for r in 0..rows {
                 // SAFETY: row r, columns of strip s of the rows × n output: this task's alone.
-                unsafe { std::ptr::copy_nonoverlapping(part.as_ptr().add(r * 64), o.get().add(r * n + s * 64), 64) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(part.as_ptr().add(((s - ss.start) * rows + r) * 64), out.get().add(r * n + s * 64), 64)
+                };
             }
-        });
+        }
     }
 
-    /// Plain Wᵀ (`k × n`): `tasks` column ranges, each swept in blocks of inputs across all its
-    /// strips, the rows [`AHEAD_ROWS`] on fetched as it goes.
-    fn plain(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], tasks: usize) {
+    /// Strips: one task per strip, each `k × 64` and contiguous.
+    fn strips(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
         let o = Ptr(out.as_mut_ptr());
-        let strips = n / 64;
-        (0..tasks).into_par_iter().for_each(|t| {
-            let (s0, s1) = (strips * t / tasks, strips * (t + 1) / tasks);
-            let mut part = vec![0f32; (s1 - s0) * rows * 64];
-            let end = w.as_ptr_range().end;
-            let mut k0 = 0;
-            while k0 < k {
-                let k1 = (k0 + SWEEP).min(k);
-                let tiles_n = rows.div_ceil(6);
-                for s in s0..s1 {
-                    // The rows `ahead` steps on, this strip's 256 bytes of each, spread over the tiles.
-                    let steps = k1 - k0;
-                    let pf = |i: usize| {
-                        let l = i * steps * 4 / (tiles_n * steps);
-                        let p = w.as_ptr().wrapping_add((k0 + AHEAD_ROWS + l / 4) * n + s * 64 + (l % 4) * 16);
-                        if p < end {
-                            p
-                        } else {
-                            w.as_ptr()
-                        }
-                    };
-                    // SAFETY: AVX-512 (asserted in main); columns of strip s of rows k0..k1 of Wᵀ,
-                    // and this strip's rows × 64 of part.
-                    unsafe {
-                        tiles(x, rows, k, w.as_ptr().add(s * 64), n, k0..k1, part.as_mut_ptr().add((s - s0) * rows * 64), k0 == 0, pf)
-                    };
-                }
-                k0 = k1;
-            }
-            for s in s0..s1 {
-                for r in 0..rows {
-                    // SAFETY: row r, columns of strip s of the rows × n output: this task's alone.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(part.as_ptr().add(((s - s0) * rows + r) * 64), o.get().add(r * n + s * 64), 64)
-                    };
-                }
-            }
-        });
+        (0..n / 64).into_par_iter().for_each(|s| sweep(x, rows, k, w, |s| s * k * 64, 64, s..s + 1, o, n));
+    }
+
+    /// Plain Wᵀ (`k × n`): `tasks` column ranges of it, each swept across all its strips.
+    fn plain(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, out: &mut [f32], tasks: usize) {
+        let (o, strips) = (Ptr(out.as_mut_ptr()), n / 64);
+        (0..tasks).into_par_iter().for_each(|t| sweep(x, rows, k, w, |s| s * 64, n, strips * t / tasks..strips * (t + 1) / tasks, o, n));
     }
 
     pub fn main() {
